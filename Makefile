@@ -1,0 +1,32 @@
+# Everything installs itself: a venv from pyproject.toml, Go binaries built into ~/.cache/milvusops.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: test lint unit e2e testenv demo clean
+
+test: lint  ## the CI gate: lint, types, unit and e2e tests against a real API server and Milvus
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not e2e"
+
+e2e: $(VENV)/.installed
+	$(BIN)/python -m pytest -m e2e
+
+testenv: $(VENV)/.installed  ## build (or reuse) kube-apiserver, etcd, kubectl and helm
+	$(BIN)/python -m tests.testenv build
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

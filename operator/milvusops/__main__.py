@@ -1,0 +1,36 @@
+"""`python -m milvusops` / `milvusops`: configure from environment and flags, then run Kopf."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import kopf
+from prometheus_client import start_http_server
+
+from . import handlers, logs
+from .settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = Settings(_cli_parse_args=sys.argv[1:] if argv is None else argv)  # type: ignore[call-arg]
+    logs.configure(settings.log_format, settings.log_level)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    asyncio.run(
+        kopf.operator(
+            registry=kopf.get_default_registry(),
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            standalone=settings.standalone,
+            liveness_endpoint=liveness,
+            memo=kopf.Memo(settings=settings),
+        )
+    )
+
+
+assert handlers  # the import registers the handlers with Kopf's default registry
+
+if __name__ == "__main__":
+    main()

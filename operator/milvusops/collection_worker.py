@@ -1,0 +1,127 @@
+"""The per-MilvusCollection loop: reconcile, write status, post events, sleep until due or woken."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from . import COLLECTIONS, metrics
+from .connections import ClientPool, connection_key
+from .failures import FailureError, Reason
+from .kubeapi import KubeApi
+from .model import CollectionSpec, DeletionPolicy, ManagementPolicy, ResourceRef
+from .reconcile import Timing, finalize, reconcile
+from .settings import Settings
+from .worker import Worker
+
+log = logging.getLogger("milvusops")
+
+
+def conflict_key(body: Mapping[str, Any]) -> tuple[str, str, str]:
+    spec = CollectionSpec.from_body(body)
+    return (connection_key(body["metadata"]["namespace"], spec.connection_name), spec.database, spec.collection_name)
+
+
+def conflict_winner(body: Mapping[str, Any], owners: Mapping[Any, Iterable[tuple[str, str, str]]]) -> str | None:
+    """The namespace/name of an older resource managing the same collection, or None if this one wins."""
+    meta = body["metadata"]
+    me = (meta.get("creationTimestamp") or "", meta["namespace"], meta["name"])
+    claimants = sorted(set(owners.get(conflict_key(body), ())) | {me})
+    oldest = claimants[0]
+    return None if oldest == me else f"{oldest[1]}/{oldest[2]}"
+
+
+class CollectionWorker(Worker):
+    plural = COLLECTIONS
+
+    def __init__(self, settings: Settings, kube: KubeApi, pool: ClientPool) -> None:
+        super().__init__(settings, kube)
+        self.pool = pool
+        self.timing = Timing(settings.resync_seconds, settings.loading_recheck_seconds)
+        self.unavailable_streak = 0
+
+    async def run(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
+        while not stopped:
+            try:
+                delay = await self.sync(body, owners)
+            except Exception:
+                # a bug or an API-server hiccup must not end the loop: log it and try again soon
+                log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
+                metrics.RECONCILES.labels("exception").inc()
+                delay = self.timing.loading_recheck_seconds
+            await self.sleep(delay)
+
+    async def sync(self, body: kopf.Body, owners: Mapping[Any, Any]) -> float:
+        async with self.lock:
+            started = time.perf_counter()
+            ref = ResourceRef.from_body(body)
+            spec = CollectionSpec.from_body(body)
+            result = await reconcile(
+                spec,
+                ref,
+                self.previous_status(body),
+                self.pool,
+                self.timing,
+                datetime.now(UTC),
+                conflict_with=conflict_winner(body, owners),
+                unavailable_streak=self.unavailable_streak,
+            )
+            unavailable = result.verdict.reason == Reason.MILVUS_UNAVAILABLE
+            self.unavailable_streak = self.unavailable_streak + 1 if unavailable else 0
+            await self.write_status(body, result.status)
+            self.post(body, [(e.type, e.reason, e.message) for e in result.events])
+            elapsed = time.perf_counter() - started
+            for event in result.events:
+                log.info(
+                    "%s",
+                    event.message,
+                    extra={
+                        "resource": f"{ref.namespace}/{ref.name}",
+                        "collection": spec.collection_name,
+                        "action": event.reason,
+                        "outcome": event.type,
+                        "duration": round(elapsed, 3),
+                    },
+                )
+            outcome = "ready" if result.verdict.ready else "stalled" if result.verdict.stalled else "progressing"
+            metrics.RECONCILES.labels(outcome).inc()
+            metrics.RECONCILE_SECONDS.observe(elapsed)
+            metrics.READY_TALLY.set(ref.uid, str(result.verdict.ready), result.verdict.reason.value)
+            return result.delay
+
+
+async def finalize_collection(
+    body: kopf.Body, worker: CollectionWorker, owners: Mapping[Any, Any], runtime_seconds: float
+) -> None:
+    """deletionPolicy Release: release what this resource kept loaded; never wedge the namespace."""
+    ref = ResourceRef.from_body(body)
+    metrics.READY_TALLY.forget(ref.uid)
+    spec = CollectionSpec.from_body(body)
+    skip = (
+        spec.deletion_policy == DeletionPolicy.RETAIN
+        or spec.management_policy == ManagementPolicy.OBSERVE
+        or ref.paused
+        or conflict_winner(body, owners) is not None
+    )
+    if skip:
+        return
+    async with worker.lock:
+        try:
+            done = await finalize(spec, ref, worker.pool)
+        except FailureError as exc:
+            failure = exc.failure
+            timeout = worker.settings.deletion_timeout_seconds
+            if failure.reason == Reason.MILVUS_UNAVAILABLE and runtime_seconds < timeout:
+                raise kopf.TemporaryError(failure.message, delay=min(30.0, timeout - runtime_seconds)) from exc
+            message = f"finalizer removed without releasing: {failure.message}"
+            kopf.event(body, type="Warning", reason="ReleaseSkipped", message=message)
+            log.warning("%s", message, extra={"resource": f"{ref.namespace}/{ref.name}"})
+            return
+    for line in done:
+        kopf.event(body, type="Normal", reason="Released", message=line)
+        log.info("%s", line, extra={"resource": f"{ref.namespace}/{ref.name}", "collection": spec.collection_name})

@@ -1,0 +1,111 @@
+"""Resolve a resource's connection to an Endpoint, and keep one pooled client per connection."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .kubeapi import KubeApi
+from .milvus import Endpoint, MilvusClientPort
+from .model import ConnectionSpec
+from .settings import Settings
+
+DEFAULT = ""  # connection key of the operator's default connection
+
+
+def connection_key(namespace: str, name: str | None) -> str:
+    return DEFAULT if not name else f"{namespace}/{name}"
+
+
+@dataclass
+class _Pooled:
+    endpoint: Endpoint
+    executor: ThreadPoolExecutor
+    ports: dict[str, MilvusClientPort] = field(default_factory=dict)
+
+
+class ClientPool:
+    """One client per connection (and database), shared by every resource that uses it.
+
+    Each connection has its own executor whose size is the concurrent-call limit, so a slow or
+    unreachable Milvus only ever ties up its own threads.
+    """
+
+    def __init__(self, settings: Settings, kube: KubeApi, tls_dir: Path) -> None:
+        self._settings = settings
+        self._kube = kube
+        self._tls_dir = tls_dir
+        self._pooled: dict[str, _Pooled] = {}
+        self._resolved: dict[str, tuple[float, Endpoint]] = {}
+        self._lock = asyncio.Lock()
+
+    async def port(self, namespace: str, connection: str | None, database: str) -> MilvusClientPort:
+        key = connection_key(namespace, connection)
+        endpoint = await self.endpoint(namespace, connection)
+        async with self._lock:
+            pooled = self._pooled.get(key)
+            if pooled is not None and pooled.endpoint.fingerprint() != endpoint.fingerprint():
+                self._drop(key)  # the connection or its Secret changed: start afresh
+                pooled = None
+            if pooled is None:
+                executor = ThreadPoolExecutor(self._settings.max_concurrent_calls, thread_name_prefix="milvus")
+                pooled = self._pooled[key] = _Pooled(endpoint, executor)
+            port = pooled.ports.get(database)
+            if port is None:
+                port = pooled.ports[database] = MilvusClientPort(endpoint, database, pooled.executor)
+            return port
+
+    async def endpoint(self, namespace: str, connection: str | None) -> Endpoint:
+        key = connection_key(namespace, connection)
+        if not connection:
+            return Endpoint(
+                uri=self._settings.default_uri,
+                token=self._settings.default_token.get_secret_value(),
+                timeout=self._settings.default_timeout_seconds,
+            )
+        cached = self._resolved.get(key)
+        # connections and Secrets are re-read once per resync interval, not on every reconcile
+        if cached is not None and time.monotonic() - cached[0] < self._settings.resync_seconds:
+            return cached[1]
+        endpoint = await self._resolve(namespace, connection)
+        self._resolved[key] = (time.monotonic(), endpoint)
+        return endpoint
+
+    def forget(self, namespace: str, connection: str) -> None:
+        """Drop what is cached for a connection (it changed or was deleted)."""
+        self._resolved.pop(connection_key(namespace, connection), None)
+
+    async def _resolve(self, namespace: str, name: str) -> Endpoint:
+        spec = ConnectionSpec.from_body(await self._kube.read_connection(namespace, name))
+        token = ""
+        if spec.credentials_secret_ref is not None:
+            ref = spec.credentials_secret_ref
+            token = await self._kube.read_secret_value(namespace, ref.name, ref.key)
+        ca_path, server_name = "", ""
+        if spec.tls is not None:
+            server_name = spec.tls.server_name or ""
+            if spec.tls.ca_secret_ref is not None:
+                ref = spec.tls.ca_secret_ref
+                ca_path = self._write_ca(await self._kube.read_secret_value(namespace, ref.name, ref.key))
+        return Endpoint(spec.uri, token, spec.timeout_seconds, ca_path, server_name)
+
+    def _write_ca(self, pem: str) -> str:
+        self._tls_dir.mkdir(parents=True, exist_ok=True)
+        path = self._tls_dir / f"ca-{hashlib.sha256(pem.encode()).hexdigest()[:16]}.pem"
+        if not path.exists():
+            path.write_text(pem + "\n")
+        return str(path)
+
+    def _drop(self, key: str) -> None:
+        pooled = self._pooled.pop(key)
+        for port in pooled.ports.values():
+            port.close()
+        pooled.executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        for key in list(self._pooled):
+            self._drop(key)

@@ -1,0 +1,60 @@
+"""Why a reconcile could not reach the desired state: a reason of SPEC §3 and what to do about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    IN_SYNC = "InSync"
+    CONNECTED = "Connected"
+    LOADING = "Loading"
+    RELEASING = "Releasing"
+    COLLECTION_NOT_FOUND = "CollectionNotFound"
+    PARTITION_NOT_FOUND = "PartitionNotFound"
+    INDEX_NOT_FOUND = "IndexNotFound"
+    INSUFFICIENT_RESOURCES = "InsufficientResources"
+    INVALID_LOAD_OPTIONS = "InvalidLoadOptions"
+    UNSUPPORTED = "Unsupported"
+    MILVUS_UNAVAILABLE = "MilvusUnavailable"
+    MILVUS_ERROR = "MilvusError"
+    SECRET_NOT_FOUND = "SecretNotFound"
+    CONNECTION_NOT_FOUND = "ConnectionNotFound"
+    CONFLICT = "Conflict"
+    PAUSED = "Paused"
+    OBSERVING = "Observing"
+
+
+# Reasons that no retry can fix: a human or an infrastructure change is needed (kstatus Stalled).
+STALLED_REASONS = frozenset(
+    {
+        Reason.COLLECTION_NOT_FOUND,
+        Reason.PARTITION_NOT_FOUND,
+        Reason.INDEX_NOT_FOUND,
+        Reason.INSUFFICIENT_RESOURCES,
+        Reason.INVALID_LOAD_OPTIONS,
+        Reason.UNSUPPORTED,
+        Reason.SECRET_NOT_FOUND,
+        Reason.CONNECTION_NOT_FOUND,
+        Reason.CONFLICT,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: Reason
+    message: str
+
+    @property
+    def stalled(self) -> bool:
+        return self.reason in STALLED_REASONS
+
+
+class FailureError(Exception):
+    """Raised by the adapters (Milvus, Kubernetes) with an already classified failure."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure

@@ -1,0 +1,79 @@
+"""Kopf registrations only: each handler translates Kopf's arguments and calls one function."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from . import COLLECTIONS, CONNECTIONS, GROUP, VERSION
+from .collection_worker import CollectionWorker, conflict_key, finalize_collection
+from .connection_worker import ConnectionWorker
+from .connections import ClientPool
+from .kubeapi import KubeApi
+from .settings import Settings
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: Settings = memo.settings
+    # own finalizer and annotation prefix: the resource's group, not Kopf's defaults
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    # our own logger reports outcomes; Kopf's per-handler log lines are not worth an Event each
+    settings.posting.level = logging.WARNING
+    memo.kube = KubeApi()
+    memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.pool.close()
+    memo.kube.close()
+
+
+@kopf.index(GROUP, VERSION, COLLECTIONS)
+def collection_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+    """Who manages which collection, for the oldest-wins conflict rule."""
+    key = conflict_key(body)
+    meta = body["metadata"]
+    return {key: (meta.get("creationTimestamp") or "", meta["namespace"], meta["name"])}
+
+
+@kopf.on.event(GROUP, VERSION, COLLECTIONS)
+async def collection_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _worker(memo, CollectionWorker).notice(body)
+
+
+@kopf.daemon(GROUP, VERSION, COLLECTIONS, cancellation_timeout=5.0)
+async def collection_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
+    await _worker(memo, CollectionWorker).run(body, kwargs["collection_owners"], stopped)
+
+
+@kopf.on.delete(GROUP, VERSION, COLLECTIONS)
+async def collection_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelta, **kwargs: Any) -> None:
+    worker = _worker(memo, CollectionWorker)
+    await finalize_collection(body, worker, kwargs["collection_owners"], runtime.total_seconds())
+
+
+@kopf.on.event(GROUP, VERSION, CONNECTIONS)
+async def connection_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.pool.forget(body["metadata"]["namespace"], body["metadata"]["name"])
+    _worker(memo, ConnectionWorker).notice(body)
+
+
+@kopf.daemon(GROUP, VERSION, CONNECTIONS, cancellation_timeout=5.0)
+async def connection_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    await _worker(memo, ConnectionWorker).run(body, stopped)
+
+
+def _worker(memo: kopf.Memo, kind: Any) -> Any:
+    """The per-object worker lives in the per-object memo, shared by its event and daemon handlers."""
+    if "worker" not in memo:
+        memo.worker = kind(memo.settings, memo.kube, memo.pool)
+    return memo.worker

@@ -1,0 +1,85 @@
+"""The Kubernetes calls the operator makes itself (Kopf does the watching), run off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from . import COLLECTIONS, CONNECTIONS, GROUP, VERSION
+from .failures import Failure, FailureError, Reason
+
+
+class KubeApi:
+    def __init__(self) -> None:
+        # in a pod: the service account; elsewhere: KUBECONFIG or ~/.kube/config
+        config.load_config()  # type: ignore[no-untyped-call]
+        self._api = client.ApiClient()
+        self._core = client.CoreV1Api(self._api)
+        self._custom = client.CustomObjectsApi(self._api)
+
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        try:
+            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise FailureError(Failure(Reason.SECRET_NOT_FOUND, f"Secret {namespace}/{name} not found")) from exc
+            raise
+        data = secret.data or {}
+        if key not in data:
+            raise FailureError(Failure(Reason.SECRET_NOT_FOUND, f"Secret {namespace}/{name} has no key {key!r}"))
+        return base64.b64decode(data[key]).decode().strip()
+
+    async def read_connection(self, namespace: str, name: str) -> Mapping[str, Any]:
+        try:
+            body = await asyncio.to_thread(
+                self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, CONNECTIONS, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                message = f"MilvusConnection {namespace}/{name} not found"
+                raise FailureError(Failure(Reason.CONNECTION_NOT_FOUND, message)) from exc
+            raise
+        assert isinstance(body, Mapping)
+        return body
+
+    async def patch_status(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        try:
+            await asyncio.to_thread(
+                self._custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"status": dict(patch)},
+            )
+        except ApiException as exc:
+            if exc.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+
+
+def merge_patch(previous: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning previous into new (nulls delete keys that are gone)."""
+    patch: dict[str, Any] = {}
+    for key in previous.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        old = previous.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            inner = merge_patch(old, value)
+            if inner:
+                patch[key] = inner
+        elif value != old:
+            patch[key] = value
+    return patch
+
+
+__all__ = ["COLLECTIONS", "CONNECTIONS", "KubeApi", "merge_patch"]

@@ -1,0 +1,44 @@
+"""Prometheus metrics of SPEC §4; labels never carry secrets or URIs."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILES = Counter("milvusops_reconciles_total", "Reconciles of MilvusCollections by result", ["result"])
+RECONCILE_SECONDS = Histogram("milvusops_reconcile_duration_seconds", "Duration of one reconcile")
+MILVUS_CALL_SECONDS = Histogram(
+    "milvusops_milvus_call_duration_seconds", "Duration of Milvus calls", ["method", "outcome"]
+)
+RESOURCES_BY_REASON = Gauge("milvusops_resources", "MilvusCollections by Ready status and reason", ["ready", "reason"])
+DRIFT_CORRECTIONS = Counter("milvusops_drift_corrections_total", "Out-of-band changes reverted")
+LOAD_RELEASE_CALLS = Counter("milvusops_load_release_calls_total", "load/release calls made to Milvus", ["method"])
+
+
+def observe_milvus_call(method: str, outcome: str, seconds: float) -> None:
+    MILVUS_CALL_SECONDS.labels(method, outcome).observe(seconds)
+    if method.startswith(("load_", "release_")) and outcome == "ok":
+        LOAD_RELEASE_CALLS.labels(method).inc()
+
+
+class ReadyTally:
+    """Keeps the per-resource (ready, reason) so the gauge counts each resource once."""
+
+    def __init__(self) -> None:
+        self._by_uid: dict[str, tuple[str, str]] = {}
+
+    def set(self, uid: str, ready: str, reason: str) -> None:
+        previous = self._by_uid.get(uid)
+        if previous == (ready, reason):
+            return
+        if previous is not None:
+            RESOURCES_BY_REASON.labels(*previous).dec()
+        self._by_uid[uid] = (ready, reason)
+        RESOURCES_BY_REASON.labels(ready, reason).inc()
+
+    def forget(self, uid: str) -> None:
+        previous = self._by_uid.pop(uid, None)
+        if previous is not None:
+            RESOURCES_BY_REASON.labels(*previous).dec()
+
+
+READY_TALLY = ReadyTally()

@@ -1,0 +1,205 @@
+"""The only module that imports pymilvus: a small port over MilvusClient plus error classification."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import grpc
+from pymilvus import MilvusClient, MilvusException
+from pymilvus.client.types import LoadState as MilvusLoadState
+
+from . import metrics
+from .failures import Failure, FailureError, Reason
+from .model import LoadOptions, LoadState
+
+T = TypeVar("T")
+
+# pymilvus logs every failed RPC with a traceback; failures are reported once, by the operator.
+logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+
+_LOAD_STATES = {
+    MilvusLoadState.NotExist: LoadState.NOT_EXIST,
+    MilvusLoadState.NotLoad: LoadState.NOT_LOAD,
+    MilvusLoadState.Loading: LoadState.LOADING,
+    MilvusLoadState.Loaded: LoadState.LOADED,
+}
+
+
+@dataclass(frozen=True)
+class StateReport:
+    state: LoadState
+    progress: int | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to reach one Milvus; `token` never leaves this process."""
+
+    uri: str
+    token: str = ""
+    timeout: float = 10.0
+    ca_pem_path: str = ""
+    server_name: str = ""
+
+    def fingerprint(self) -> tuple[str, ...]:
+        return (self.uri, self.token, str(self.timeout), self.ca_pem_path, self.server_name)
+
+
+class MilvusPort(Protocol):
+    """What the operator needs from Milvus, for one connection and database."""
+
+    async def server_version(self) -> str: ...
+    async def list_partitions(self, collection: str) -> list[str]: ...
+    async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
+    async def load_collection(self, collection: str, options: LoadOptions) -> None: ...
+    async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None: ...
+    async def release_collection(self, collection: str) -> None: ...
+    async def release_partitions(self, collection: str, partitions: list[str]) -> None: ...
+
+
+def classify(exc: BaseException) -> Failure:
+    """Milvus error code -> reason, in one place (codes as seen on Milvus 2.3.5)."""
+    if isinstance(exc, FailureError):
+        return exc.failure
+    if isinstance(exc, MilvusException):
+        code, message = exc.code, exc.message
+        if code == 100:
+            return Failure(Reason.COLLECTION_NOT_FOUND, message)
+        if code == 200:
+            return Failure(Reason.PARTITION_NOT_FOUND, message)
+        if code == 700:
+            return Failure(Reason.INDEX_NOT_FOUND, f"{message}: create a vector index before loading")
+        if code == 1100:
+            return Failure(
+                Reason.INVALID_LOAD_OPTIONS,
+                f"{message}: to change load options (e.g. replicas) of loaded partitions, release them first",
+            )
+        if "nodes not enough" in message or "resource group" in message.lower():
+            return Failure(Reason.INSUFFICIENT_RESOURCES, message)
+        if "UNIMPLEMENTED" in message.upper() and "unimplemented" in message.lower():
+            return Failure(Reason.UNSUPPORTED, f"{message} (partition-level load is not supported by this server)")
+        if code == 2 or "Fail connecting" in message:
+            return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(message))
+        return Failure(Reason.MILVUS_ERROR, f"code {code}: {message}")
+    if isinstance(exc, grpc.RpcError):
+        status = exc.code()
+        if status == grpc.StatusCode.UNIMPLEMENTED:
+            return Failure(Reason.UNSUPPORTED, "the server does not implement this call (Milvus Lite?)")
+        return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(f"{status.name}: {exc.details()}"))
+    if isinstance(exc, (TimeoutError, ConnectionError, OSError)):
+        return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(f"{type(exc).__name__}: {exc}"))
+    return Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")
+
+
+def _unavailable(message: str) -> str:
+    return f"cannot reach Milvus ({message}); wrong credentials are reported by Milvus the same way"
+
+
+class MilvusClientPort:
+    """MilvusPort over the thread-safe sync MilvusClient, run on the connection's executor.
+
+    The sync client is used because it can start a load and return at once (`_async=True`), so no
+    call blocks for the length of a load; the executor's size is the connection's call limit.
+    """
+
+    def __init__(self, endpoint: Endpoint, database: str, executor: ThreadPoolExecutor) -> None:
+        self._endpoint = endpoint
+        self._database = database
+        self._executor = executor
+        self._client: MilvusClient | None = None
+        self._client_lock = threading.Lock()
+
+    async def _call(self, method: str, fn: Callable[[MilvusClient], T]) -> T:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            result = await loop.run_in_executor(self._executor, self._run, fn)
+        except Exception as exc:
+            metrics.observe_milvus_call(method, "error", time.perf_counter() - started)
+            raise FailureError(classify(exc)) from exc
+        metrics.observe_milvus_call(method, "ok", time.perf_counter() - started)
+        return result
+
+    def _run(self, fn: Callable[[MilvusClient], T]) -> T:
+        with self._client_lock:
+            client = self._client or self._connect()
+        return fn(client)
+
+    def _connect(self) -> MilvusClient:
+        kwargs: dict[str, Any] = {}
+        if self._endpoint.ca_pem_path:
+            kwargs.update(secure=True, server_pem_path=self._endpoint.ca_pem_path)
+        if self._endpoint.server_name:
+            kwargs["server_name"] = self._endpoint.server_name
+        self._client = MilvusClient(
+            uri=self._endpoint.uri,
+            token=self._endpoint.token,
+            db_name=self._database if self._database != "default" else "",
+            timeout=self._endpoint.timeout,
+            **kwargs,
+        )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def _timeout(self) -> float:
+        return self._endpoint.timeout
+
+    async def server_version(self) -> str:
+        return str(await self._call("get_server_version", lambda c: c.get_server_version(timeout=self._timeout)))
+
+    async def list_partitions(self, collection: str) -> list[str]:
+        names = await self._call("list_partitions", lambda c: c.list_partitions(collection, timeout=self._timeout))
+        return [str(name) for name in names]
+
+    async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
+        report = await self._call(
+            "get_load_state", lambda c: c.get_load_state(collection, partition or "", timeout=self._timeout)
+        )
+        state = _LOAD_STATES.get(report["state"], LoadState.UNKNOWN)
+        progress = report.get("progress")
+        return StateReport(state, int(progress) if progress is not None else None)
+
+    async def load_collection(self, collection: str, options: LoadOptions) -> None:
+        kwargs = _load_kwargs(options)
+        await self._call(
+            "load_collection", lambda c: c.load_collection(collection, timeout=self._timeout, _async=True, **kwargs)
+        )
+
+    async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None:
+        kwargs = _load_kwargs(options)
+        await self._call(
+            "load_partitions",
+            lambda c: c.load_partitions(collection, partitions, timeout=self._timeout, _async=True, **kwargs),
+        )
+
+    async def release_collection(self, collection: str) -> None:
+        await self._call("release_collection", lambda c: c.release_collection(collection, timeout=self._timeout))
+
+    async def release_partitions(self, collection: str, partitions: list[str]) -> None:
+        await self._call(
+            "release_partitions", lambda c: c.release_partitions(collection, partitions, timeout=self._timeout)
+        )
+
+
+def _load_kwargs(options: LoadOptions) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"replica_number": options.replicas}
+    # only send what was asked for, so servers without these options still accept plain loads
+    if options.resource_groups:
+        kwargs["resource_groups"] = list(options.resource_groups)
+    if options.load_fields:
+        kwargs["load_fields"] = list(options.load_fields)
+    if options.skip_load_dynamic_field:
+        kwargs["skip_load_dynamic_field"] = True
+    return kwargs

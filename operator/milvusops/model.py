@@ -1,0 +1,134 @@
+"""Typed views of MilvusCollection / MilvusConnection bodies, parsed once at the edge."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from . import PAUSED_ANNOTATION
+
+
+class Desired(StrEnum):
+    LOADED = "Loaded"
+    RELEASED = "Released"
+
+
+class LoadState(StrEnum):
+    """What Milvus's get_load_state reports (plus Unknown when it could not be asked)."""
+
+    NOT_EXIST = "NotExist"
+    NOT_LOAD = "NotLoad"
+    LOADING = "Loading"
+    LOADED = "Loaded"
+    UNKNOWN = "Unknown"
+
+
+class ManagementPolicy(StrEnum):
+    MANAGE = "Manage"
+    OBSERVE = "Observe"
+
+
+class DeletionPolicy(StrEnum):
+    RETAIN = "Retain"
+    RELEASE = "Release"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+
+
+class LoadOptions(_Model):
+    replicas: int = 1
+    resource_groups: tuple[str, ...] = ()
+    load_fields: tuple[str, ...] = ()
+    skip_load_dynamic_field: bool = False
+
+
+class PartitionSpec(_Model):
+    name: str
+    state: Desired
+
+
+class CollectionSpec(_Model):
+    collection_name: str
+    database: str = "default"
+    connection_name: str | None = None
+    state: Desired = Desired.RELEASED
+    partitions: tuple[PartitionSpec, ...] = ()
+    load: LoadOptions = LoadOptions()
+    management_policy: ManagementPolicy = ManagementPolicy.MANAGE
+    deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> CollectionSpec:
+        spec = dict(body.get("spec") or {})
+        spec.setdefault("collectionName", body["metadata"]["name"])
+        ref = spec.pop("connectionRef", None) or {}
+        return cls.model_validate({**spec, "connectionName": ref.get("name")})
+
+    def desired_for(self, partition: str) -> Desired:
+        for listed in self.partitions:
+            if listed.name == partition:
+                return listed.state
+        return self.state
+
+    @property
+    def named_partitions(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.partitions)
+
+
+class ResourceRef(_Model):
+    """Identity and bookkeeping of one resource, independent of its spec."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    generation: int = 0
+    created: str = ""
+    paused: bool = False
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ResourceRef:
+        meta = body["metadata"]
+        annotations = meta.get("annotations") or {}
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation") or 0),
+            created=meta.get("creationTimestamp") or "",
+            paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
+        )
+
+
+class SecretKeyRef(_Model):
+    name: str
+    key: str
+
+
+class TLSSpec(_Model):
+    ca_secret_ref: SecretKeyRef | None = None
+    server_name: str | None = None
+    insecure_skip_verify: bool = False
+
+
+class ConnectionSpec(_Model):
+    uri: str
+    credentials_secret_ref: SecretKeyRef | None = None
+    tls: TLSSpec | None = None
+    timeout_seconds: float = Field(10.0, gt=0)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ConnectionSpec:
+        spec = dict(body.get("spec") or {})
+        creds = spec.get("credentialsSecretRef")
+        if creds is not None:
+            spec["credentialsSecretRef"] = {"key": "token", **creds}
+        tls = spec.get("tls")
+        if tls and tls.get("caSecretRef") is not None:
+            spec["tls"] = {**tls, "caSecretRef": {"key": "ca.crt", **tls["caSecretRef"]}}
+        return cls.model_validate(spec)

@@ -1,0 +1,33 @@
+"""Operator configuration from environment variables (MILVUSOPS_*), built once at startup."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MILVUSOPS_", env_nested_delimiter="__", cli_kebab_case=True, cli_prog_name="milvusops"
+    )
+
+    namespaces: list[str] = Field(default_factory=list, description="watched namespaces; empty = all")
+    default_uri: str = Field("http://127.0.0.1:19530", description="Milvus URI of the default connection")
+    default_token: SecretStr = Field(
+        SecretStr(""), description="token (user:password or API key) of the default connection"
+    )
+    default_timeout_seconds: float = Field(10.0, gt=0)
+    resync_seconds: float = Field(30.0, gt=0, description="how often every resource is re-observed")
+    status_heartbeat_seconds: float = Field(
+        0.0, ge=0, description="refresh lastSyncTime at most this often even when nothing changed; 0 = only on change"
+    )
+    loading_recheck_seconds: float = Field(2.0, gt=0, description="re-check interval while something is Loading")
+    deletion_timeout_seconds: float = Field(300.0, gt=0, description="give up releasing on delete after this")
+    max_concurrent_calls: int = Field(8, ge=1, description="concurrent Milvus calls per connection")
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_port: int = Field(8080, ge=0, le=65535, description="0 disables the metrics endpoint")
+    liveness_port: int = Field(8081, ge=0, le=65535, description="0 disables the liveness endpoint")
+    standalone: bool = Field(False, description="no peering (one replica); otherwise Kopf peering is used")

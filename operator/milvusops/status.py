@@ -1,0 +1,163 @@
+"""Pure status builder: (spec, outcome of one reconcile, previous status) -> the new status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .failures import Failure, Reason
+from .model import CollectionSpec, Desired, LoadState, ResourceRef
+from .observe import Observed
+from .plan import Plan
+
+TRUE, FALSE = "True", "False"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything one reconcile learned; `failure` wins over what the plan says."""
+
+    observed: Observed | None = None
+    plan: Plan | None = None
+    failure: Failure | None = None
+    observing: bool = False
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ready: bool
+    reason: Reason
+    message: str
+    reconciling: bool
+    stalled: bool
+
+
+def verdict(spec: CollectionSpec, outcome: Outcome) -> Verdict:
+    if outcome.paused:
+        return Verdict(False, Reason.PAUSED, "paused by annotation: no Milvus calls are made", False, False)
+    if outcome.failure is not None:
+        failure = outcome.failure
+        return Verdict(False, failure.reason, failure.message, not failure.stalled, failure.stalled)
+    observed, plan = outcome.observed, outcome.plan
+    assert observed is not None and plan is not None
+    loaded, total = counts(observed)
+    if outcome.observing:
+        message = f"observing only (desired state not enforced): {loaded}/{total} partitions loaded"
+        return Verdict(True, Reason.OBSERVING, message, False, False)
+    mismatched = [name for name, want in plan.desired.items() if not _matches(want, observed.partitions[name].state)]
+    if not mismatched:
+        return Verdict(True, Reason.IN_SYNC, f"{loaded}/{total} partitions loaded, as desired", False, False)
+    reason = Reason.RELEASING if plan.releasing else Reason.LOADING
+    return Verdict(False, reason, f"{reason.value.lower()}: {', '.join(mismatched)}", True, False)
+
+
+def _matches(want: Desired, state: LoadState) -> bool:
+    return state == LoadState.LOADED if want == Desired.LOADED else state == LoadState.NOT_LOAD
+
+
+def counts(observed: Observed) -> tuple[int, int]:
+    loaded = sum(1 for report in observed.partitions.values() if report.state == LoadState.LOADED)
+    return loaded, len(observed.partitions)
+
+
+def build_status(
+    spec: CollectionSpec,
+    ref: ResourceRef,
+    outcome: Outcome,
+    previous: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The whole status except lastSyncTime (see `stamp`)."""
+    result = verdict(spec, outcome)
+    status: dict[str, Any] = {
+        "observedGeneration": ref.generation,
+        "collection": {"name": spec.collection_name, "database": spec.database},
+    }
+    observed = outcome.observed
+    if observed is not None:
+        status["collection"].update(_state(observed.collection.state, observed.collection.progress))
+        desired = outcome.plan.desired if outcome.plan else {n: spec.desired_for(n) for n in observed.partitions}
+        status["partitions"] = [
+            {"name": name, "desired": want.value, **_partition_state(observed, name)} for name, want in desired.items()
+        ]
+        loaded, total = counts(observed)
+        status.update(loadedPartitions=loaded, totalPartitions=total, loaded=f"{loaded}/{total}")
+    else:
+        # nothing observed this time (Milvus down, paused, ...): keep the last known picture
+        for key in ("partitions", "loadedPartitions", "totalPartitions", "loaded"):
+            if key in previous:
+                status[key] = previous[key]
+        previous_collection = previous.get("collection") or {}
+        for key in ("state", "progress"):
+            if key in previous_collection:
+                status["collection"][key] = previous_collection[key]
+    status["conditions"] = conditions(result, ref.generation, previous.get("conditions") or [], now)
+    return status
+
+
+def _partition_state(observed: Observed, name: str) -> dict[str, Any]:
+    report = observed.partitions.get(name)
+    if report is None:
+        return {"state": LoadState.NOT_EXIST.value}
+    return _state(report.state, report.progress)
+
+
+def _state(state: LoadState, progress: int | None) -> dict[str, Any]:
+    if state == LoadState.LOADED:
+        progress = 100
+    return {"state": state.value} if progress is None else {"state": state.value, "progress": progress}
+
+
+def conditions(
+    result: Verdict, generation: int, previous: list[Mapping[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    reconciling_reason = result.reason if result.reconciling else Reason.IN_SYNC if result.ready else result.reason
+    wanted = [
+        ("Ready", result.ready, result.reason, result.message),
+        ("Reconciling", result.reconciling, reconciling_reason, result.message if result.reconciling else ""),
+        (
+            "Stalled",
+            result.stalled,
+            result.reason if result.stalled else reconciling_reason,
+            result.message if result.stalled else "",
+        ),
+    ]
+    before = {c.get("type"): c for c in previous}
+    out = []
+    for kind, value, reason, message in wanted:
+        status = TRUE if value else FALSE
+        old = before.get(kind) or {}
+        since = old.get("lastTransitionTime") if old.get("status") == status else None
+        out.append(
+            {
+                "type": kind,
+                "status": status,
+                "observedGeneration": generation,
+                "lastTransitionTime": since or _timestamp(now),
+                "reason": reason.value,
+                "message": message,
+            }
+        )
+    return out
+
+
+def needs_patch(previous: Mapping[str, Any], new: Mapping[str, Any], now: datetime, resync_seconds: float) -> bool:
+    """Patch when anything but lastSyncTime changed, or lastSyncTime is a resync interval old."""
+    if {k: v for k, v in previous.items() if k != "lastSyncTime"} != new:
+        return True
+    last = previous.get("lastSyncTime")
+    if not last:
+        return True
+    age = (now - datetime.fromisoformat(str(last).replace("Z", "+00:00"))).total_seconds()
+    return age >= resync_seconds
+
+
+def stamp(new: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {**new, "lastSyncTime": _timestamp(now)}
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,65 @@
+"""What every per-object worker shares: wake-ups, status patched only on change, deduplicated events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Hashable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from .kubeapi import KubeApi, merge_patch
+from .settings import Settings
+from .status import needs_patch, stamp
+
+log = logging.getLogger("milvusops")
+
+
+class Worker:
+    plural: str = ""
+
+    def __init__(self, settings: Settings, kube: KubeApi) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.wakeup = asyncio.Event()
+        self.lock = asyncio.Lock()
+        self.last_status: dict[str, Any] | None = None
+        self.seen: Hashable = None
+        self.posted: set[tuple[str, str, str]] = set()
+
+    def notice(self, body: kopf.Body) -> None:
+        """Wake the daemon when something it acts on changed (not on our own status writes)."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("generation"), tuple(sorted((meta.get("annotations") or {}).items())))
+        if key != self.seen:
+            self.seen = key
+            self.wakeup.set()
+
+    async def sleep(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), delay)
+        self.wakeup.clear()
+
+    def previous_status(self, body: kopf.Body) -> Mapping[str, Any]:
+        # what we wrote last: the watch may not have delivered it yet
+        return self.last_status if self.last_status is not None else dict(body.get("status") or {})
+
+    async def write_status(self, body: kopf.Body, new: dict[str, Any]) -> None:
+        previous = self.previous_status(body)
+        now = datetime.now(UTC)
+        if not needs_patch(previous, new, now, self.settings.status_heartbeat_seconds):
+            return
+        stamped = stamp(new, now)
+        meta = body["metadata"]
+        await self.kube.patch_status(self.plural, meta["namespace"], meta["name"], merge_patch(previous, stamped))
+        self.last_status = stamped
+
+    def post(self, body: kopf.Body, events: list[tuple[str, str, str]]) -> None:
+        """Post events not posted by the previous pass, so a lasting condition is reported once."""
+        for event in events:
+            if event not in self.posted:
+                kopf.event(body, type=event[0], reason=event[1], message=event[2])
+        self.posted = set(events)

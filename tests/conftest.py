@@ -1,0 +1,78 @@
+"""Session-wide real control plane and Milvus for tests/e2e; unit tests never touch these fixtures."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.testenv import gobins
+from tests.testenv.kube import ControlPlane
+from tests.testenv.milvus import MilvusServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call" and report.failed:
+        for operator in getattr(item, "operators", []):
+            report.sections.append((f"operator log {operator.log_path.name}", operator.log()[-30000:]))
+    return report
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("testenv")
+
+
+@pytest.fixture(scope="session")
+def binaries() -> gobins.Binaries:
+    return gobins.ensure_all()
+
+
+@pytest.fixture(scope="session")
+def control_plane(binaries: gobins.Binaries, workdir: Path) -> Iterator[ControlPlane]:
+    plane = ControlPlane(binaries, workdir / "kube")
+    try:
+        plane.start()
+        plane.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus(workdir: Path) -> Iterator[MilvusServer]:
+    server = MilvusServer(workdir / "milvus")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane) -> str:
+    # no controller-manager runs, so namespaces never finish deleting: use a fresh one per test
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    control_plane.kubectl("create", "namespace", name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def env_for_operator() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MILVUSOPS_")}

@@ -1,0 +1,44 @@
+"""Per-test operator process and clients for the e2e suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.e2e.helpers import Kube, OperatorProcess
+from tests.testenv.kube import ControlPlane
+from tests.testenv.milvus import MilvusServer
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: ControlPlane) -> Kube:
+    return Kube(control_plane)
+
+
+@pytest.fixture
+def start_operator(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    milvus: MilvusServer,
+    namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start `python -m milvusops` watching the test's namespace; its log is shown if the test fails."""
+    started: list[OperatorProcess] = []
+    request.node.operators = started  # read by pytest_runtest_makereport to show logs of a failed test
+    logdir = tmp_path_factory.mktemp("operator")
+
+    def start(**env: str) -> OperatorProcess:
+        operator = OperatorProcess(control_plane, milvus, namespace, logdir, **env).start()
+        started.append(operator)
+        return operator
+
+    yield start
+    for operator in started:
+        operator.stop()
+
+
+@pytest.fixture
+def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
+    return start_operator()

@@ -1,0 +1,190 @@
+"""Helpers for e2e tests: the operator as a process, Kubernetes and Milvus shortcuts, polling."""
+
+from __future__ import annotations
+
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from kubernetes import client, config
+from pymilvus import DataType, MilvusClient
+
+from tests.testenv.kube import ControlPlane
+from tests.testenv.milvus import MilvusServer
+from tests.testenv.processes import Process, free_port
+
+T = TypeVar("T")
+GROUP, VERSION, PLURAL = "milvusops.dev", "v1alpha1", "milvuscollections"
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 60, what: str = "condition", interval: float = 0.25) -> T:
+    """Poll until check() returns something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout}s; last value: {last!r}")
+
+
+class OperatorProcess:
+    """The operator run as in production: `python -m milvusops` against the test API server."""
+
+    def __init__(self, plane: ControlPlane, milvus: MilvusServer, namespace: str, logdir: Path, **env: str) -> None:
+        self.metrics_port = free_port()
+        self.environment = {
+            "KUBECONFIG": str(plane.kubeconfig),
+            "MILVUSOPS_DEFAULT_URI": milvus.uri,
+            "MILVUSOPS_NAMESPACES": f'["{namespace}"]',
+            "MILVUSOPS_STANDALONE": "true",
+            "MILVUSOPS_RESYNC_SECONDS": "5",
+            "MILVUSOPS_LOADING_RECHECK_SECONDS": "1",
+            "MILVUSOPS_METRICS_PORT": str(self.metrics_port),
+            "MILVUSOPS_LIVENESS_PORT": str(free_port()),
+            "MILVUSOPS_DELETION_TIMEOUT_SECONDS": "20",
+            "PATH": "/usr/bin:/bin",
+            **env,
+        }
+        self.log_path = logdir / f"operator-{uuid.uuid4().hex[:6]}.log"
+        self.process: Process | None = None
+
+    def start(self) -> OperatorProcess:
+        self.process = Process("operator", [sys.executable, "-m", "milvusops"], self.log_path, env=self.environment)
+        wait_for(self._metrics_up, 30, "operator metrics endpoint")
+        return self
+
+    def _metrics_up(self) -> bool:
+        if self.process is not None and not self.process.alive():
+            raise AssertionError(f"operator exited:\n{self.log()}")
+        try:
+            self.metrics()
+        except OSError:
+            return False
+        return True
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of one metric whose labels include the given ones."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(grace=15)
+            self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process = None
+
+
+class Kube:
+    """The official Python client against the test API server."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        self.api = config.new_client_from_config(str(plane.kubeconfig))  # type: ignore[no-untyped-call]
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+
+    def create(self, namespace: str, name: str, spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "MilvusCollection",
+            "metadata": {"name": name, **metadata},
+            "spec": spec,
+        }
+        return cast(
+            dict[str, Any], self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        )
+
+    def get(self, namespace: str, name: str, plural: str = PLURAL) -> dict[str, Any]:
+        return cast(dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name))
+
+    def patch(self, namespace: str, name: str, patch: dict[str, Any], plural: str = PLURAL) -> dict[str, Any]:
+        return cast(
+            dict[str, Any], self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, patch)
+        )
+
+    def delete(self, namespace: str, name: str, plural: str = PLURAL) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+
+    def exists(self, namespace: str, name: str, plural: str = PLURAL) -> bool:
+        try:
+            self.get(namespace, name, plural)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def condition(self, namespace: str, name: str, kind: str = "Ready", plural: str = PLURAL) -> dict[str, Any]:
+        status = self.get(namespace, name, plural).get("status") or {}
+        for item in status.get("conditions") or []:
+            if item["type"] == kind:
+                return dict(item)
+        return {}
+
+    def wait_reason(
+        self, namespace: str, name: str, reason: str, timeout: float = 60, plural: str = PLURAL
+    ) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            ready = self.condition(namespace, name, plural=plural)
+            return ready if ready.get("reason") == reason else None
+
+        return wait_for(check, timeout, f"{name} Ready reason {reason}")
+
+    def events(self, namespace: str, name: str) -> list[Any]:
+        items = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+        return list(items)
+
+
+def new_collection(milvus: MilvusServer, partitions: list[str], index: bool = True, rows: int = 200) -> str:
+    """A real collection with partitions, a vector index and some rows in each partition."""
+    name = f"c_{uuid.uuid4().hex[:10]}"
+    milvus_client = MilvusClient(uri=milvus.uri)
+    try:
+        schema = MilvusClient.create_schema(auto_id=True)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=8)
+        milvus_client.create_collection(name, schema=schema)
+        for partition in partitions:
+            milvus_client.create_partition(name, partition)
+            rows_data = [{"vector": [float((i + j) % 7) for j in range(8)]} for i in range(rows)]
+            milvus_client.insert(name, rows_data, partition_name=partition)
+        if index:
+            params = MilvusClient.prepare_index_params()
+            params.add_index("vector", index_type="FLAT", metric_type="L2")
+            milvus_client.create_index(name, params)
+    finally:
+        milvus_client.close()
+    return name
+
+
+def load_states(milvus: MilvusServer, collection: str) -> dict[str, str]:
+    """Partition -> get_load_state name, asked directly of Milvus."""
+    milvus_client = MilvusClient(uri=milvus.uri)
+    try:
+        names = milvus_client.list_partitions(collection)
+        return {name: milvus_client.get_load_state(collection, name)["state"].name for name in names}
+    finally:
+        milvus_client.close()

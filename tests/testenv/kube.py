@@ -1,0 +1,138 @@
+"""A real control plane: etcd + kube-apiserver on free loopback ports, RBAC on, static admin token."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import ssl
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from .gobins import Binaries
+from .processes import Process, free_port, wait_until
+
+ADMIN_USER = "admin"
+
+
+class ControlPlane:
+    def __init__(self, binaries: Binaries, workdir: Path) -> None:
+        self.binaries = binaries
+        self.workdir = workdir
+        self.token = secrets.token_hex(16)
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.kubeconfig = workdir / "kubeconfig"
+        self.etcd: Process | None = None
+        self.apiserver: Process | None = None
+        self.etcd_url = ""
+
+    def start(self, timeout: float = 120) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.start_etcd(timeout)
+        self.start_apiserver(timeout)
+
+    def start_etcd(self, timeout: float = 60) -> None:
+        client_port, peer_port = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client_port}"
+        self.etcd = Process(
+            "etcd",
+            [
+                str(self.binaries.etcd),
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync=true",
+            ],
+            self.workdir / "etcd.log",
+        )
+        wait_until(lambda: _http_ok(f"{self.etcd_url}/health"), timeout, "etcd")
+
+    def start_apiserver(self, timeout: float = 120) -> None:
+        sa_key = self.workdir / "sa.key"
+        if not sa_key.exists():
+            subprocess.run(["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True, capture_output=True)
+        tokens = self.workdir / "tokens.csv"
+        tokens.write_text(f'{self.token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
+        self.apiserver = Process(
+            "kube-apiserver",
+            [
+                str(self.binaries.kube_apiserver),
+                f"--etcd-servers={self.etcd_url}",
+                f"--cert-dir={self.workdir / 'pki'}",
+                f"--secure-port={self.port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                f"--service-account-issuer={self.url}",
+                f"--service-account-key-file={sa_key}",
+                f"--service-account-signing-key-file={sa_key}",
+                "--authorization-mode=RBAC",
+                "--disable-admission-plugins=ServiceAccount",
+                f"--token-auth-file={tokens}",
+            ],
+            self.workdir / "kube-apiserver.log",
+        )
+        wait_until(self._ready, timeout, "kube-apiserver /readyz")
+        self._write_kubeconfig()
+
+    def _ca_file(self) -> Path:
+        return self.workdir / "pki" / "apiserver.crt"
+
+    def _ready(self) -> bool:
+        if self.apiserver is not None and not self.apiserver.alive():
+            raise RuntimeError(f"kube-apiserver exited:\n{self.apiserver.log_tail()}")
+        context = ssl.create_default_context(cafile=str(self._ca_file()))
+        headers = {"Authorization": f"Bearer {self.token}"}
+        request = urllib.request.Request(f"{self.url}/readyz", headers=headers)  # noqa: S310
+        with urllib.request.urlopen(request, context=context, timeout=5) as response:  # noqa: S310
+            return bool(response.read().decode() == "ok")
+
+    def _write_kubeconfig(self) -> None:
+        ca_data = base64.b64encode(self._ca_file().read_bytes()).decode()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "testenv", "cluster": {"server": self.url, "certificate-authority-data": ca_data}}],
+            "users": [{"name": ADMIN_USER, "user": {"token": self.token}}],
+            "contexts": [{"name": "testenv", "context": {"cluster": "testenv", "user": ADMIN_USER}}],
+            "current-context": "testenv",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+
+    def stop_apiserver(self) -> None:
+        if self.apiserver is not None:
+            self.apiserver.stop()
+            self.apiserver = None
+
+    def stop(self) -> None:
+        errors = []
+        for proc in (self.apiserver, self.etcd):
+            if proc is not None:
+                try:
+                    proc.stop()
+                except RuntimeError as exc:
+                    errors.append(str(exc))
+        self.apiserver = self.etcd = None
+        if errors:
+            raise RuntimeError("; ".join(errors))
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.binaries.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+        return bool(response.status == 200)
