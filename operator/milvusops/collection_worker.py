@@ -54,7 +54,7 @@ class CollectionWorker(Worker):
                 log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
                 metrics.RECONCILES.labels("exception").inc()
                 delay = self.timing.loading_recheck_seconds
-            await self.sleep(delay)
+            await self.sleep(delay, stopped)
 
     async def sync(self, body: kopf.Body, owners: Mapping[Any, Any]) -> float:
         async with self.lock:

@@ -35,7 +35,7 @@ class ConnectionWorker(Worker):
                 log.exception(
                     "check of connection %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"]
                 )
-            await self.sleep(self.settings.resync_seconds)
+            await self.sleep(self.settings.resync_seconds, stopped)
 
     async def sync(self, body: kopf.Body) -> None:
         ref = ResourceRef.from_body(body)

@@ -27,6 +27,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     # our own logger reports outcomes; Kopf's per-handler log lines are not worth an Event each
     settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "milvusops"
     memo.kube = KubeApi()
     memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
 

@@ -6,7 +6,8 @@ import json
 import logging
 from typing import Any
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# the structured fields our own log lines carry; Kopf's extras (settings, k8s refs) are left out
+FIELDS = ("resource", "collection", "partition", "action", "outcome", "duration")
 
 
 class JsonFormatter(logging.Formatter):
@@ -17,7 +18,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        entry.update({k: getattr(record, k) for k in FIELDS if hasattr(record, k)})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -26,8 +27,7 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
-        return line + "".join(f" {k}={v}" for k, v in extras.items())
+        return line + "".join(f" {k}={getattr(record, k)}" for k in FIELDS if hasattr(record, k))
 
 
 def configure(log_format: str, level: str) -> None:
@@ -39,3 +39,5 @@ def configure(log_format: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Kopf reports every handled watch event at INFO; our own lines already say what happened
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, root.level))

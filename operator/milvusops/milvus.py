@@ -58,6 +58,7 @@ class MilvusPort(Protocol):
     async def server_version(self) -> str: ...
     async def list_partitions(self, collection: str) -> list[str]: ...
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
+    async def replica_count(self, collection: str) -> int: ...
     async def load_collection(self, collection: str, options: LoadOptions) -> None: ...
     async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None: ...
     async def release_collection(self, collection: str) -> None: ...
@@ -81,7 +82,10 @@ def classify(exc: BaseException) -> Failure:
                 Reason.INVALID_LOAD_OPTIONS,
                 f"{message}: to change load options (e.g. replicas) of loaded partitions, release them first",
             )
-        if "nodes not enough" in message or "resource group" in message.lower():
+        lowered = message.lower()
+        if "resource group" in lowered and ("not found" in lowered or "not exist" in lowered):
+            return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: check spec.load.resourceGroups")
+        if "nodes not enough" in lowered or "resource group" in lowered:
             return Failure(Reason.INSUFFICIENT_RESOURCES, message)
         if "UNIMPLEMENTED" in message.upper() and "unimplemented" in message.lower():
             return Failure(Reason.UNSUPPORTED, f"{message} (partition-level load is not supported by this server)")
@@ -171,17 +175,19 @@ class MilvusClientPort:
         progress = report.get("progress")
         return StateReport(state, int(progress) if progress is not None else None)
 
+    async def replica_count(self, collection: str) -> int:
+        replicas = await self._call("describe_replica", lambda c: c.describe_replica(collection, timeout=self._timeout))
+        return len(replicas)
+
     async def load_collection(self, collection: str, options: LoadOptions) -> None:
         kwargs = _load_kwargs(options)
-        await self._call(
-            "load_collection", lambda c: c.load_collection(collection, timeout=self._timeout, _async=True, **kwargs)
-        )
+        await self._call("load_collection", lambda c: c.load_collection(collection, timeout=self._timeout, **kwargs))
 
     async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None:
         kwargs = _load_kwargs(options)
         await self._call(
             "load_partitions",
-            lambda c: c.load_partitions(collection, partitions, timeout=self._timeout, _async=True, **kwargs),
+            lambda c: c.load_partitions(collection, partitions, timeout=self._timeout, **kwargs),
         )
 
     async def release_collection(self, collection: str) -> None:
@@ -194,7 +200,8 @@ class MilvusClientPort:
 
 
 def _load_kwargs(options: LoadOptions) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"replica_number": options.replicas}
+    # return once Milvus accepted the load (pymilvus needs both flags for partitions); progress is observed
+    kwargs: dict[str, Any] = {"replica_number": options.replicas, "_async": True, "sync": False}
     # only send what was asked for, so servers without these options still accept plain loads
     if options.resource_groups:
         kwargs["resource_groups"] = list(options.resource_groups)

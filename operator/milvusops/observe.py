@@ -15,6 +15,7 @@ class Observed:
 
     collection: StateReport
     partitions: dict[str, StateReport] = field(default_factory=dict)
+    replicas: int | None = None  # how many replicas the loaded partitions have; None when nothing is loaded
 
     @property
     def exists(self) -> bool:
@@ -32,4 +33,8 @@ async def observe(port: MilvusPort, collection: str) -> Observed:
         return Observed(whole)
     names = await port.list_partitions(collection)
     reports = await asyncio.gather(*(port.load_state(collection, name) for name in names))
-    return Observed(whole, dict(zip(names, reports, strict=True)))
+    partitions = dict(zip(names, reports, strict=True))
+    replicas = None
+    if any(report.state == LoadState.LOADED for report in reports):
+        replicas = await port.replica_count(collection)
+    return Observed(whole, partitions, replicas)

@@ -38,6 +38,8 @@ class Plan:
     desired: dict[str, Desired]
     missing: tuple[str, ...]
     actions: tuple[Action, ...]
+    # (loaded with, asked for) when partitions that stay loaded have another replica number than spec
+    replica_mismatch: tuple[int, int] | None = None
 
     @property
     def releasing(self) -> bool:
@@ -57,7 +59,13 @@ def plan(spec: CollectionSpec, observed: Observed) -> Plan:
         return Plan(desired, missing, ())
     existing = {name: want for name, want in desired.items() if name in observed.partitions}
     state = {name: report.state for name, report in observed.partitions.items()}
-    return Plan(desired, missing, _actions(spec, existing, state, missing))
+    actions = _actions(spec, existing, state, missing)
+    kept = any(want == Desired.LOADED and state[name] in _HELD for name, want in existing.items())
+    if kept and observed.replicas is not None and observed.replicas != spec.load.replicas:
+        # Milvus cannot change replicas of loaded partitions: do only the releases, report the rest
+        releases = tuple(a for a in actions if isinstance(a, ReleasePartitions | ReleaseCollection))
+        return Plan(desired, missing, releases, (observed.replicas, spec.load.replicas))
+    return Plan(desired, missing, actions)
 
 
 def _actions(

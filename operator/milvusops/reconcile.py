@@ -81,9 +81,20 @@ async def _run(
         if observing:
             return Outcome(observed, planned, observing=True), []
         done = await apply(port, spec, planned.actions)
-        return Outcome(observed, planned, failure=_missing(planned)), done
+        return Outcome(observed, planned, failure=_replicas(planned) or _missing(planned)), done
     except FailureError as exc:
         return Outcome(observed, planned, failure=exc.failure), done
+
+
+def _replicas(planned: Plan) -> Failure | None:
+    if planned.replica_mismatch is None:
+        return None
+    loaded_with, wanted = planned.replica_mismatch
+    message = (
+        f"partitions are loaded with {loaded_with} replica(s) but spec.load.replicas is {wanted}; Milvus cannot "
+        "change the replica number of loaded partitions: release them first (set state Released, wait, then Loaded)"
+    )
+    return Failure(Reason.INVALID_LOAD_OPTIONS, message)
 
 
 def _missing(planned: Plan) -> Failure | None:

@@ -47,7 +47,10 @@ def verdict(spec: CollectionSpec, outcome: Outcome) -> Verdict:
     if outcome.observing:
         message = f"observing only (desired state not enforced): {loaded}/{total} partitions loaded"
         return Verdict(True, Reason.OBSERVING, message, False, False)
-    mismatched = [name for name, want in plan.desired.items() if not _matches(want, observed.partitions[name].state)]
+    states = {name: report.state for name, report in observed.partitions.items()}
+    mismatched = [
+        name for name, want in plan.desired.items() if not _matches(want, states.get(name, LoadState.NOT_EXIST))
+    ]
     if not mismatched:
         return Verdict(True, Reason.IN_SYNC, f"{loaded}/{total} partitions loaded, as desired", False, False)
     reason = Reason.RELEASING if plan.releasing else Reason.LOADING
@@ -144,15 +147,17 @@ def conditions(
     return out
 
 
-def needs_patch(previous: Mapping[str, Any], new: Mapping[str, Any], now: datetime, resync_seconds: float) -> bool:
-    """Patch when anything but lastSyncTime changed, or lastSyncTime is a resync interval old."""
+def needs_patch(previous: Mapping[str, Any], new: Mapping[str, Any], now: datetime, heartbeat_seconds: float) -> bool:
+    """Patch when anything but lastSyncTime changed; with a heartbeat, also when lastSyncTime is that old."""
     if {k: v for k, v in previous.items() if k != "lastSyncTime"} != new:
         return True
     last = previous.get("lastSyncTime")
     if not last:
         return True
+    if heartbeat_seconds <= 0:
+        return False
     age = (now - datetime.fromisoformat(str(last).replace("Z", "+00:00"))).total_seconds()
-    return age >= resync_seconds
+    return age >= heartbeat_seconds
 
 
 def stamp(new: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime
@@ -38,9 +37,14 @@ class Worker:
             self.seen = key
             self.wakeup.set()
 
-    async def sleep(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wakeup.wait(), delay)
+    async def sleep(self, delay: float, stopped: kopf.DaemonStopped) -> None:
+        """Until the delay is over, the object changed, or the daemon is asked to stop."""
+        waits = [asyncio.ensure_future(self.wakeup.wait()), asyncio.ensure_future(stopped.wait())]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
         self.wakeup.clear()
 
     def previous_status(self, body: kopf.Body) -> Mapping[str, Any]:

@@ -1,0 +1,145 @@
+"""The core loop against the real API server and real Milvus: apply -> Ready -> Milvus matches spec."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from pymilvus import MilvusClient
+
+from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
+from tests.testenv.kube import ControlPlane
+from tests.testenv.milvus import MilvusServer
+
+
+def _calls(operator: OperatorProcess, method: str) -> float:
+    return operator.metric("milvusops_load_release_calls_total", method=method)
+
+
+def test_kubectl_apply_and_wait_ready(
+    control_plane: ControlPlane, kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["hot", "cold"])
+    manifest = textwrap.dedent(f"""\
+        apiVersion: milvusops.dev/v1alpha1
+        kind: MilvusCollection
+        metadata: {{name: catalog, namespace: {namespace}}}
+        spec:
+          collectionName: {collection}
+          state: Released
+          partitions:
+            - {{name: hot, state: Loaded}}
+        """)
+    control_plane.kubectl("apply", "-f", "-", input=manifest)
+    control_plane.kubectl("wait", "--for=condition=Ready", "--timeout=90s", "-n", namespace, "mcol/catalog")
+    assert load_states(milvus, collection) == {"_default": "NotLoad", "hot": "Loaded", "cold": "NotLoad"}
+    status = kube.get(namespace, "catalog")["status"]
+    assert status["observedGeneration"] == 1
+    assert (status["loadedPartitions"], status["totalPartitions"], status["loaded"]) == (1, 3, "1/3")
+    assert {p["name"]: (p["desired"], p["state"]) for p in status["partitions"]} == {
+        "_default": ("Released", "NotLoad"),
+        "cold": ("Released", "NotLoad"),
+        "hot": ("Loaded", "Loaded"),
+    }
+    row = control_plane.kubectl("get", "mcol", "-n", namespace, "--no-headers").stdout.split()
+    assert row[:6] == ["catalog", collection, "Released", "1/3", "True", "InSync"]
+    assert _calls(operator, "load_partitions") == 1
+
+
+def test_flip_partitions_both_ways(kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess) -> None:
+    collection = new_collection(milvus, ["a", "b"])
+    kube.create(namespace, "flip", {"collectionName": collection, "partitions": [{"name": "a", "state": "Loaded"}]})
+    kube.wait_reason(namespace, "flip", "InSync", timeout=90)
+    assert load_states(milvus, collection) == {"_default": "NotLoad", "a": "Loaded", "b": "NotLoad"}
+
+    kube.patch(
+        namespace,
+        "flip",
+        {"spec": {"partitions": [{"name": "a", "state": "Released"}, {"name": "b", "state": "Loaded"}]}},
+    )
+    wait_for(lambda: kube.condition(namespace, "flip").get("observedGeneration") == 2, 30, "generation 2 observed")
+    kube.wait_reason(namespace, "flip", "InSync", timeout=90)
+    assert load_states(milvus, collection) == {"_default": "NotLoad", "a": "NotLoad", "b": "Loaded"}
+    assert kube.get(namespace, "flip")["status"]["observedGeneration"] == 2
+
+    kube.patch(namespace, "flip", {"spec": {"partitions": None, "state": "Released"}})
+    wait_for(lambda: kube.condition(namespace, "flip").get("observedGeneration") == 3, 30, "generation 3 observed")
+    kube.wait_reason(namespace, "flip", "InSync", timeout=90)
+    assert set(load_states(milvus, collection).values()) == {"NotLoad"}
+    reasons = [event.reason for event in kube.events(namespace, "flip")]
+    assert "Releasing" in reasons and "Loading" in reasons
+
+
+def test_all_loaded_uses_collection_load_and_covers_new_partitions(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a", "b"])
+    kube.create(namespace, "everything", {"collectionName": collection, "state": "Loaded"})
+    kube.wait_reason(namespace, "everything", "InSync", timeout=90)
+    assert set(load_states(milvus, collection).values()) == {"Loaded"}
+    assert _calls(operator, "load_collection") == 1
+    assert _calls(operator, "load_partitions") == 0
+
+    milvus_client = MilvusClient(uri=milvus.uri)
+    try:
+        milvus_client.create_partition(collection, "later")
+    finally:
+        milvus_client.close()
+    # collection-level load makes Milvus load partitions created afterwards by itself
+    wait_for(lambda: load_states(milvus, collection).get("later") == "Loaded", 30, "new partition loaded")
+    wait_for(lambda: kube.get(namespace, "everything")["status"].get("loaded") == "4/4", 30, "status shows 4/4")
+    assert _calls(operator, "load_collection") == 1
+    assert _calls(operator, "load_partitions") == 0
+
+
+def test_drift_is_reverted_and_reported(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a", "b"])
+    kube.create(namespace, "drifty", {"collectionName": collection, "partitions": [{"name": "a", "state": "Loaded"}]})
+    kube.wait_reason(namespace, "drifty", "InSync", timeout=90)
+    milvus_client = MilvusClient(uri=milvus.uri)
+    try:
+        milvus_client.release_partitions(collection, ["a"])  # behind the operator's back
+        milvus_client.load_partitions(collection, ["b"])
+    finally:
+        milvus_client.close()
+    # the operator's resync interval is 5 s in tests: reverted within one interval plus the load time
+    wait_for(
+        lambda: load_states(milvus, collection) == {"_default": "NotLoad", "a": "Loaded", "b": "NotLoad"},
+        20,
+        "drift reverted",
+    )
+    kube.wait_reason(namespace, "drifty", "InSync", timeout=30)
+    drift = [e for e in kube.events(namespace, "drifty") if e.reason == "DriftCorrected"]
+    assert len(drift) == 1 and "released partitions b" in drift[0].message
+    assert operator.metric("milvusops_drift_corrections_total") == 1
+
+
+def test_restarted_operator_in_sync_makes_no_calls(
+    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: object
+) -> None:
+    assert callable(start_operator)
+    collection = new_collection(milvus, ["a", "b"])
+    first = start_operator()
+    kube.create(namespace, "steady", {"collectionName": collection, "partitions": [{"name": "b", "state": "Loaded"}]})
+    kube.create(namespace, "whole", {"collectionName": new_collection(milvus, ["x"]), "state": "Loaded"})
+    kube.wait_reason(namespace, "steady", "InSync", timeout=90)
+    kube.wait_reason(namespace, "whole", "InSync", timeout=90)
+    first.stop()
+    before = kube.get(namespace, "steady")
+    version = before["metadata"]["resourceVersion"]
+
+    second = start_operator()
+    # wait until the new process has observed both resources at least once
+    wait_for(lambda: second.metric("milvusops_reconciles_total", result="ready") >= 2, 30, "both observed")
+    calls = second.metric("milvusops_load_release_calls_total")
+    assert calls == 0
+    assert second.metric("milvusops_milvus_call_duration_seconds_count", method="get_load_state") >= 2
+    # nothing changed, so nothing was written either
+    after = kube.get(namespace, "steady")
+    changed = {k: (before.get(k), after.get(k)) for k in ("status", "spec") if before.get(k) != after.get(k)}
+    changed.update(
+        {k: (before["metadata"].get(k), v) for k, v in after["metadata"].items() if before["metadata"].get(k) != v}
+    )
+    assert after["metadata"]["resourceVersion"] == version, json.dumps(changed, indent=1)

@@ -1,0 +1,405 @@
+"""observe -> plan -> apply -> status against an in-memory Milvus (the MilvusPort protocol)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from milvusops.failures import Failure, FailureError, Reason
+from milvusops.milvus import MilvusPort, StateReport
+from milvusops.model import CollectionSpec, Desired, LoadOptions, LoadState, ResourceRef
+from milvusops.reconcile import Event, Result, Timing, finalize, reconcile
+from milvusops.status import stamp
+
+NOT_LOAD, LOADING, LOADED = LoadState.NOT_LOAD, LoadState.LOADING, LoadState.LOADED
+NOW = datetime(2026, 11, 25, 16, 0, 0, tzinfo=UTC)
+TIMING = Timing(resync_seconds=30.0, loading_recheck_seconds=2.0)
+MUTATING = {"load_collection", "load_partitions", "release_collection", "release_partitions"}
+
+
+class FakeMilvus:
+    """One collection in one database; loads go to Loading, as with _async=True on a real server."""
+
+    def __init__(self, partitions: Mapping[str, LoadState] | None) -> None:
+        """`partitions` None: the collection does not exist."""
+        self.partitions = dict(partitions) if partitions is not None else None
+        self.replicas = 1
+        self.calls: list[tuple[Any, ...]] = []
+        self.failures: dict[str, Failure] = {}
+
+    def fail(self, method: str, reason: Reason, message: str) -> None:
+        self.failures[method] = Failure(reason, message)
+
+    @property
+    def mutating_calls(self) -> list[tuple[Any, ...]]:
+        return [call for call in self.calls if call[0] in MUTATING]
+
+    def _call(self, method: str, *args: Any) -> dict[str, LoadState]:
+        self.calls.append((method, *args))
+        if method in self.failures:
+            raise FailureError(self.failures[method])
+        if self.partitions is None:
+            raise FailureError(Failure(Reason.COLLECTION_NOT_FOUND, "collection not found"))
+        return self.partitions
+
+    async def server_version(self) -> str:
+        self._call("server_version")
+        return "v2.3.5"
+
+    async def list_partitions(self, collection: str) -> list[str]:
+        return list(self._call("list_partitions", collection))
+
+    async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
+        if self.partitions is None and "load_state" not in self.failures:
+            self.calls.append(("load_state", collection, partition))
+            return StateReport(LoadState.NOT_EXIST)
+        states = self._call("load_state", collection, partition)
+        if partition is not None:
+            if partition not in states:
+                raise FailureError(Failure(Reason.PARTITION_NOT_FOUND, "partition not found"))
+            state = states[partition]
+            return StateReport(state, 50 if state == LOADING else None)
+        # like Milvus 2.3.5: Loaded as soon as some partition is
+        for whole in (LOADED, LOADING):
+            if whole in states.values():
+                return StateReport(whole)
+        return StateReport(NOT_LOAD)
+
+    async def replica_count(self, collection: str) -> int:
+        self._call("replica_count", collection)
+        return self.replicas
+
+    def _check_replicas(self, states: dict[str, LoadState], options: LoadOptions) -> None:
+        if options.replicas != self.replicas and any(state in (LOADED, LOADING) for state in states.values()):
+            raise FailureError(Failure(Reason.INVALID_LOAD_OPTIONS, "can't change the replica number"))
+        self.replicas = options.replicas
+
+    async def load_collection(self, collection: str, options: LoadOptions) -> None:
+        states = self._call("load_collection", collection, options.replicas)
+        self._check_replicas(states, options)
+        states.update({name: LOADING for name, state in states.items() if state == NOT_LOAD})
+
+    async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None:
+        states = self._call("load_partitions", collection, tuple(partitions), options.replicas)
+        self._check_replicas(states, options)
+        states.update({name: LOADING for name in partitions if states[name] == NOT_LOAD})
+
+    async def release_collection(self, collection: str) -> None:
+        states = self._call("release_collection", collection)
+        states.update(dict.fromkeys(states, NOT_LOAD))
+
+    async def release_partitions(self, collection: str, partitions: list[str]) -> None:
+        states = self._call("release_partitions", collection, tuple(partitions))
+        states.update(dict.fromkeys(partitions, NOT_LOAD))
+
+
+class FakePorts:
+    """The PortSource: hands out the fake, or fails the way a missing Secret/connection does."""
+
+    def __init__(self, milvus: FakeMilvus, failure: Failure | None = None) -> None:
+        self.milvus = milvus
+        self.failure = failure
+        self.requests: list[tuple[str, str | None, str]] = []
+
+    async def port(self, namespace: str, connection: str | None, database: str) -> MilvusPort:
+        self.requests.append((namespace, connection, database))
+        if self.failure is not None:
+            raise FailureError(self.failure)
+        return self.milvus
+
+
+def make_spec(state: str = "Released", partitions: dict[str, str] | None = None, **extra: Any) -> CollectionSpec:
+    listed = [{"name": name, "state": want} for name, want in (partitions or {}).items()]
+    body = {"metadata": {"name": "products"}, "spec": {"state": state, "partitions": listed, **extra}}
+    return CollectionSpec.from_body(body)
+
+
+def make_ref(generation: int = 3, paused: bool = False) -> ResourceRef:
+    return ResourceRef(namespace="shop", name="products", generation=generation, paused=paused)
+
+
+HOT_SPEC = make_spec("Released", {"hot": "Loaded"})
+IN_SYNC = {"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": LOADED}
+
+
+async def run(
+    milvus: FakeMilvus,
+    spec: CollectionSpec = HOT_SPEC,
+    previous: Mapping[str, Any] | None = None,
+    ref: ResourceRef | None = None,
+    **kwargs: Any,
+) -> Result:
+    return await reconcile(spec, ref or make_ref(), previous or {}, FakePorts(milvus), TIMING, NOW, **kwargs)
+
+
+def ready(result: Result) -> tuple[bool, Reason, bool, bool]:
+    return result.verdict.ready, result.verdict.reason, result.verdict.reconciling, result.verdict.stalled
+
+
+def drift_count() -> float:
+    return REGISTRY.get_sample_value("milvusops_drift_corrections_total") or 0.0
+
+
+# --- reconcile ----------------------------------------------------------------------------------------
+
+
+async def test_in_sync_makes_no_load_or_release_calls() -> None:
+    milvus = FakeMilvus(IN_SYNC)
+    result = await run(milvus)  # e.g. a restarted operator: no previous status in memory
+    assert milvus.mutating_calls == []
+    assert {call[0] for call in milvus.calls} == {"load_state", "list_partitions", "replica_count"}
+    assert ready(result) == (True, Reason.IN_SYNC, False, False)
+    assert result.delay == TIMING.resync_seconds
+    assert result.events == (Event("Normal", "InSync", "1/3 partitions loaded, as desired"),)
+    assert "lastSyncTime" not in result.status
+
+
+async def test_in_sync_again_posts_no_event() -> None:
+    milvus = FakeMilvus(IN_SYNC)
+    first = await run(milvus)
+    second = await run(milvus, previous=stamp(first.status, NOW))
+    assert second.events == ()
+    assert second.status == first.status
+    assert milvus.mutating_calls == []
+
+
+async def test_out_of_sync_applies_the_plan() -> None:
+    milvus = FakeMilvus({"_default": LOADED, "cold": NOT_LOAD, "hot": NOT_LOAD})
+    result = await run(milvus)
+    assert milvus.mutating_calls == [
+        ("release_partitions", "products", ("_default",)),
+        ("load_partitions", "products", ("hot",), 1),
+    ]
+    assert milvus.partitions == {"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": LOADING}
+    assert ready(result) == (False, Reason.RELEASING, True, False)
+    assert [(e.type, e.reason) for e in result.events] == [("Normal", "Releasing")]
+    assert "released partitions _default" in result.events[0].message
+    assert "load of partitions hot started (replicas=1)" in result.events[0].message
+    assert result.delay == TIMING.loading_recheck_seconds
+
+
+async def test_loading_is_rechecked_quickly_without_new_calls() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": LOADING})
+    result = await run(milvus)
+    assert milvus.mutating_calls == []
+    assert ready(result) == (False, Reason.LOADING, True, False)
+    assert result.delay == TIMING.loading_recheck_seconds
+    assert {"name": "hot", "desired": "Loaded", "state": "Loading", "progress": 50} in result.status["partitions"]
+
+
+async def test_every_partition_loaded_uses_load_collection() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "a": LOADED})
+    milvus.replicas = 2
+    spec = make_spec("Loaded", load={"replicas": 2})
+    await run(milvus, spec)
+    assert milvus.mutating_calls == [("load_collection", "products", 2)]
+
+
+async def test_replica_change_of_loaded_partitions_is_refused_before_calling_milvus() -> None:
+    milvus = FakeMilvus({"_default": LOADED, "cold": NOT_LOAD, "hot": LOADED})
+    spec = make_spec("Released", {"hot": "Loaded", "cold": "Loaded"}, load={"replicas": 2})
+    result = await run(milvus, spec)
+    # the release is still done; the load (which Milvus would reject) is not attempted
+    assert milvus.mutating_calls == [("release_partitions", "products", ("_default",))]
+    assert ready(result) == (False, Reason.INVALID_LOAD_OPTIONS, False, True)
+    assert "release them first" in result.verdict.message
+    assert "1 replica" in result.verdict.message and "2" in result.verdict.message
+
+
+async def test_replica_change_with_nothing_loaded_is_just_a_load() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": NOT_LOAD})
+    result = await run(milvus, make_spec("Released", {"hot": "Loaded"}, load={"replicas": 2}))
+    assert milvus.mutating_calls == [("load_partitions", "products", ("hot",), 2)]
+    assert ready(result) == (False, Reason.LOADING, True, False)
+
+
+async def test_drift_is_corrected_with_an_event() -> None:
+    milvus = FakeMilvus(IN_SYNC)
+    in_sync = await run(milvus)
+    previous = stamp(in_sync.status, NOW)
+    milvus.partitions = {"_default": LOADED, "cold": NOT_LOAD, "hot": NOT_LOAD}  # someone used Attu
+    before = drift_count()
+    result = await run(milvus, previous=previous)
+    assert [(e.type, e.reason) for e in result.events] == [("Normal", "DriftCorrected")]
+    assert "released partitions _default" in result.events[0].message
+    assert drift_count() == before + 1
+    assert milvus.partitions == {"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": LOADING}
+
+
+async def test_spec_change_is_not_drift() -> None:
+    milvus = FakeMilvus(IN_SYNC)
+    previous = stamp((await run(milvus, ref=make_ref(generation=3))).status, NOW)
+    before = drift_count()
+    result = await run(milvus, make_spec("Loaded"), previous=previous, ref=make_ref(generation=4))
+    assert [(e.type, e.reason) for e in result.events] == [("Normal", "Loading")]
+    assert drift_count() == before
+    assert milvus.mutating_calls == [("load_collection", "products", 1)]
+
+
+async def test_index_not_found_is_a_warning_and_stalled() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "hot": NOT_LOAD})
+    milvus.fail("load_partitions", Reason.INDEX_NOT_FOUND, "index not found: create a vector index before loading")
+    result = await run(milvus)
+    assert milvus.mutating_calls == [("load_partitions", "products", ("hot",), 1)]
+    assert ready(result) == (False, Reason.INDEX_NOT_FOUND, False, True)
+    assert result.events == (
+        Event("Warning", "IndexNotFound", "index not found: create a vector index before loading"),
+    )
+    stalled = {c["type"]: c for c in result.status["conditions"]}["Stalled"]
+    assert (stalled["status"], stalled["reason"]) == ("True", "IndexNotFound")
+    # the picture observed before the failure is still reported
+    assert result.status["loaded"] == "0/2"
+
+
+@pytest.mark.parametrize(("streak", "delay"), [(0, 2.0), (1, 4.0), (2, 8.0), (3, 16.0), (4, 30.0), (10, 30.0)])
+async def test_unavailable_backs_off_up_to_the_resync_interval(streak: int, delay: float) -> None:
+    milvus = FakeMilvus(IN_SYNC)
+    milvus.fail("load_state", Reason.MILVUS_UNAVAILABLE, "cannot reach Milvus")
+    result = await run(milvus, unavailable_streak=streak)
+    assert result.delay == delay
+    assert ready(result) == (False, Reason.MILVUS_UNAVAILABLE, True, False)
+    assert result.events == (Event("Warning", "MilvusUnavailable", "cannot reach Milvus"),)
+    assert milvus.mutating_calls == []
+
+
+async def test_unavailable_keeps_the_last_known_picture() -> None:
+    milvus = FakeMilvus(IN_SYNC)
+    previous = stamp((await run(milvus)).status, NOW)
+    milvus.fail("load_state", Reason.MILVUS_UNAVAILABLE, "cannot reach Milvus")
+    result = await run(milvus, previous=previous)
+    for key in ("partitions", "loadedPartitions", "totalPartitions", "loaded", "collection"):
+        assert result.status[key] == previous[key], key
+
+
+async def test_paused_makes_no_calls_at_all() -> None:
+    milvus = FakeMilvus({"_default": LOADED, "hot": NOT_LOAD})
+    ports = FakePorts(milvus)
+    result = await reconcile(HOT_SPEC, make_ref(paused=True), {}, ports, TIMING, NOW)
+    assert ports.requests == []
+    assert milvus.calls == []
+    assert ready(result) == (False, Reason.PAUSED, False, False)
+    assert result.delay == TIMING.resync_seconds
+
+
+async def test_observe_policy_makes_no_load_or_release_calls() -> None:
+    milvus = FakeMilvus({"_default": LOADED, "cold": NOT_LOAD, "hot": NOT_LOAD})
+    spec = make_spec("Released", {"hot": "Loaded"}, managementPolicy="Observe")
+    result = await run(milvus, spec)
+    assert milvus.mutating_calls == []
+    assert milvus.calls  # it did observe
+    assert ready(result) == (True, Reason.OBSERVING, False, False)
+    assert result.status["loaded"] == "1/3"
+
+
+async def test_conflict_makes_no_calls() -> None:
+    milvus = FakeMilvus({"_default": LOADED, "hot": NOT_LOAD})
+    ports = FakePorts(milvus)
+    result = await reconcile(HOT_SPEC, make_ref(), {}, ports, TIMING, NOW, conflict_with="team-a/products")
+    assert ports.requests == []
+    assert milvus.calls == []
+    assert ready(result)[:2] == (False, Reason.CONFLICT)
+    assert result.verdict.stalled
+    assert [(e.type, e.reason) for e in result.events] == [("Warning", "Conflict")]
+    assert "team-a/products" in result.events[0].message
+
+
+async def test_collection_not_found_is_stalled() -> None:
+    milvus = FakeMilvus(None)
+    result = await run(milvus)
+    assert milvus.mutating_calls == []
+    assert ready(result) == (False, Reason.COLLECTION_NOT_FOUND, False, True)
+    assert result.status["collection"]["state"] == "NotExist"
+
+
+async def test_missing_partition_is_stalled_but_the_rest_is_applied() -> None:
+    milvus = FakeMilvus({"_default": LOADED, "hot": NOT_LOAD})
+    spec = make_spec("Released", {"hot": "Loaded", "ghost": "Loaded"})
+    result = await run(milvus, spec)
+    assert milvus.mutating_calls == [
+        ("release_partitions", "products", ("_default",)),
+        ("load_partitions", "products", ("hot",), 1),
+    ]
+    assert ready(result) == (False, Reason.PARTITION_NOT_FOUND, False, True)
+    assert "ghost" in result.verdict.message
+    assert {"name": "ghost", "desired": "Loaded", "state": "NotExist"} in result.status["partitions"]
+
+
+@pytest.mark.parametrize("reason", [Reason.CONNECTION_NOT_FOUND, Reason.SECRET_NOT_FOUND])
+async def test_connection_problems_make_no_milvus_calls(reason: Reason) -> None:
+    milvus = FakeMilvus(IN_SYNC)
+    ports = FakePorts(milvus, Failure(reason, "missing"))
+    result = await reconcile(make_spec(connectionRef={"name": "main"}), make_ref(), {}, ports, TIMING, NOW)
+    assert ports.requests == [("shop", "main", "default")]
+    assert milvus.calls == []
+    assert ready(result) == (False, reason, False, True)
+
+
+# --- finalize -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "states", "calls"),
+    [
+        pytest.param(
+            HOT_SPEC,
+            {"_default": LOADED, "cold": NOT_LOAD, "hot": LOADED},
+            [("release_partitions", "products", ("hot",))],
+            id="only-ours-among-others",
+        ),
+        pytest.param(
+            HOT_SPEC,
+            {"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": LOADED},
+            [("release_collection", "products")],
+            id="ours-is-everything-held",
+        ),
+        pytest.param(
+            HOT_SPEC,
+            {"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": LOADING},
+            [("release_collection", "products")],
+            id="loading-counts-as-held",
+        ),
+        pytest.param(
+            make_spec("Loaded"),
+            {"_default": LOADED, "a": LOADED, "b": NOT_LOAD},
+            [("release_collection", "products")],
+            id="all-loaded",
+        ),
+        pytest.param(
+            make_spec("Loaded", {"b": "Released"}),
+            {"_default": LOADED, "a": LOADING, "b": LOADED},
+            [("release_partitions", "products", ("_default", "a"))],
+            id="several-ours-sorted",
+        ),
+        pytest.param(HOT_SPEC, {"_default": LOADED, "hot": NOT_LOAD}, [], id="nothing-of-ours-held"),
+        pytest.param(make_spec("Released"), {"_default": LOADED}, [], id="nothing-wanted"),
+    ],
+)
+async def test_finalize_releases_only_what_the_spec_wanted_loaded(
+    spec: CollectionSpec, states: dict[str, LoadState], calls: list[tuple[Any, ...]]
+) -> None:
+    milvus = FakeMilvus(states)
+    done = await finalize(spec, make_ref(), FakePorts(milvus))
+    assert milvus.mutating_calls == calls
+    assert len(done) == len(calls)
+    # what the spec wanted released (loaded by someone else) is left as it was
+    others = {name: state for name, state in states.items() if spec.desired_for(name) == Desired.RELEASED}
+    assert milvus.partitions is not None
+    assert {name: milvus.partitions[name] for name in others} == others
+
+
+async def test_finalize_collection_gone() -> None:
+    milvus = FakeMilvus(None)
+    assert await finalize(HOT_SPEC, make_ref(), FakePorts(milvus)) == []
+    assert milvus.mutating_calls == []
+
+
+async def test_finalize_unavailable_raises_for_the_caller_to_retry() -> None:
+    milvus = FakeMilvus(IN_SYNC)
+    milvus.fail("release_collection", Reason.MILVUS_UNAVAILABLE, "cannot reach Milvus")
+    with pytest.raises(FailureError) as caught:
+        await finalize(HOT_SPEC, make_ref(), FakePorts(milvus))
+    assert caught.value.failure.reason == Reason.MILVUS_UNAVAILABLE
