@@ -41,6 +41,7 @@ class OperatorProcess:
         self.environment = {
             "KUBECONFIG": str(plane.kubeconfig),
             "MILVUSOPS_DEFAULT_URI": milvus.uri,
+            "MILVUSOPS_DEFAULT_TOKEN": milvus.root_token,
             "MILVUSOPS_NAMESPACES": f'["{namespace}"]',
             "MILVUSOPS_STANDALONE": "true",
             "MILVUSOPS_RESYNC_SECONDS": "5",
@@ -117,6 +118,19 @@ class Kube:
             dict[str, Any], self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
         )
 
+    def create_connection(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "MilvusConnection",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "milvusconnections", body)
+
+    def create_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        secret = client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)
+        self.core.create_namespaced_secret(namespace, secret)
+
     def get(self, namespace: str, name: str, plural: str = PLURAL) -> dict[str, Any]:
         return cast(dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name))
 
@@ -161,7 +175,7 @@ class Kube:
 def new_collection(milvus: MilvusServer, partitions: list[str], index: bool = True, rows: int = 200) -> str:
     """A real collection with partitions, a vector index and some rows in each partition."""
     name = f"c_{uuid.uuid4().hex[:10]}"
-    milvus_client = MilvusClient(uri=milvus.uri)
+    milvus_client = milvus.client()
     try:
         schema = MilvusClient.create_schema(auto_id=True)
         schema.add_field("id", DataType.INT64, is_primary=True)
@@ -182,7 +196,7 @@ def new_collection(milvus: MilvusServer, partitions: list[str], index: bool = Tr
 
 def load_states(milvus: MilvusServer, collection: str) -> dict[str, str]:
     """Partition -> get_load_state name, asked directly of Milvus."""
-    milvus_client = MilvusClient(uri=milvus.uri)
+    milvus_client = milvus.client()
     try:
         names = milvus_client.list_partitions(collection)
         return {name: milvus_client.get_load_state(collection, name)["state"].name for name in names}

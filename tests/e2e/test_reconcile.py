@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import textwrap
 
-from pymilvus import MilvusClient
-
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
@@ -80,7 +78,7 @@ def test_all_loaded_uses_collection_load_and_covers_new_partitions(
     assert _calls(operator, "load_collection") == 1
     assert _calls(operator, "load_partitions") == 0
 
-    milvus_client = MilvusClient(uri=milvus.uri)
+    milvus_client = milvus.client()
     try:
         milvus_client.create_partition(collection, "later")
     finally:
@@ -98,7 +96,7 @@ def test_drift_is_reverted_and_reported(
     collection = new_collection(milvus, ["a", "b"])
     kube.create(namespace, "drifty", {"collectionName": collection, "partitions": [{"name": "a", "state": "Loaded"}]})
     kube.wait_reason(namespace, "drifty", "InSync", timeout=90)
-    milvus_client = MilvusClient(uri=milvus.uri)
+    milvus_client = milvus.client()
     try:
         milvus_client.release_partitions(collection, ["a"])  # behind the operator's back
         milvus_client.load_partitions(collection, ["b"])

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, watch
-from pymilvus import MilvusClient
 
 from tests.e2e.helpers import Kube, new_collection, wait_for
 from tests.testenv.kube import ControlPlane
@@ -76,7 +75,7 @@ def test_watch_sees_an_update(kube: Kube, namespace: str) -> None:
 
 def test_milvus_partition_load_and_release_change_load_state(milvus: MilvusServer) -> None:
     collection = new_collection(milvus, ["first", "second"])
-    milvus_client = MilvusClient(uri=milvus.uri)
+    milvus_client = milvus.client()
     try:
         assert milvus_client.get_load_state(collection)["state"].name == "NotLoad"
         milvus_client.load_partitions(collection, ["first"])

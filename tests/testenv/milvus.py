@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pymilvus import MilvusClient
+
 from .cache import cache_root
 from .processes import Process, free_port, wait_until
 
@@ -26,7 +28,7 @@ def ensure_server_command() -> Path:
 
 
 class MilvusServer:
-    def __init__(self, workdir: Path, authorization: bool = False) -> None:
+    def __init__(self, workdir: Path, authorization: bool = True) -> None:
         self.workdir = workdir
         self.authorization = authorization
         self.port = free_port()
@@ -54,12 +56,14 @@ class MilvusServer:
         self.process = Process("milvus", argv, self.workdir / "milvus.log")
         wait_until(self._ready, timeout, "milvus", interval=0.5)
 
-    def _ready(self) -> bool:
-        from pymilvus import MilvusClient
+    def client(self, timeout: float = 10) -> MilvusClient:
+        """A pymilvus client with the root credentials (when authorization is on)."""
+        return MilvusClient(uri=self.uri, token=self.root_token if self.authorization else "", timeout=timeout)
 
+    def _ready(self) -> bool:
         if self.process is not None and not self.process.alive():
             raise RuntimeError(f"milvus exited:\n{self.process.log_tail()}")
-        client = MilvusClient(uri=self.uri, token=self.root_token if self.authorization else "", timeout=3)
+        client = self.client(timeout=3)
         try:
             client.list_collections()
         finally:

@@ -1,0 +1,49 @@
+"""Deletion policies: Retain leaves Milvus alone, Release releases; Milvus down never wedges deletion."""
+
+from __future__ import annotations
+
+from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
+from tests.testenv.milvus import MilvusServer
+from tests.testenv.processes import free_port
+
+
+def test_retain_leaves_milvus_loaded(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a"])
+    kube.create(namespace, "kept", {"collectionName": collection, "state": "Loaded"})
+    kube.wait_reason(namespace, "kept", "InSync", timeout=90)
+    kube.delete(namespace, "kept")
+    wait_for(lambda: not kube.exists(namespace, "kept"), 30, "resource gone")
+    assert set(load_states(milvus, collection).values()) == {"Loaded"}
+
+
+def test_release_releases_only_what_this_resource_loaded(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["mine", "theirs"])
+    spec = {
+        "collectionName": collection,
+        "deletionPolicy": "Release",
+        "partitions": [{"name": "mine", "state": "Loaded"}],
+    }
+    kube.create(namespace, "tidy", spec)
+    kube.wait_reason(namespace, "tidy", "InSync", timeout=90)
+    kube.delete(namespace, "tidy")
+    wait_for(lambda: not kube.exists(namespace, "tidy"), 30, "resource gone")
+    assert load_states(milvus, collection)["mine"] == "NotLoad"
+    assert any(e.reason == "Released" for e in kube.events(namespace, "tidy"))
+
+
+def test_release_with_milvus_unreachable_gives_up_after_the_timeout(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    kube.create_connection(namespace, "gone", {"uri": f"http://127.0.0.1:{free_port()}", "timeoutSeconds": 1})
+    spec = {"collectionName": "c", "state": "Loaded", "deletionPolicy": "Release", "connectionRef": {"name": "gone"}}
+    kube.create(namespace, "orphan", spec)
+    kube.wait_reason(namespace, "orphan", "MilvusUnavailable")
+    kube.delete(namespace, "orphan")
+    # the test operator's deletion timeout is 20 s
+    wait_for(lambda: not kube.exists(namespace, "orphan"), 60, "finalizer removed")
+    warnings = [e for e in kube.events(namespace, "orphan") if e.reason == "ReleaseSkipped"]
+    assert len(warnings) == 1 and "cannot reach Milvus" in warnings[0].message

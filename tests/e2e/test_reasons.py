@@ -1,0 +1,134 @@
+"""Every Ready reason of SPEC §3, each produced by its real cause on the real Milvus."""
+
+from __future__ import annotations
+
+from pymilvus import MilvusClient
+
+from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
+from tests.testenv.milvus import MilvusServer
+
+
+def _assert_stalled(kube: Kube, namespace: str, name: str) -> None:
+    assert kube.condition(namespace, name, "Stalled")["status"] == "True"
+    assert kube.condition(namespace, name, "Reconciling")["status"] == "False"
+
+
+def test_collection_not_found(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
+    kube.create(namespace, "ghost", {"collectionName": "no_such_collection", "state": "Loaded"})
+    ready = kube.wait_reason(namespace, "ghost", "CollectionNotFound")
+    assert ready["status"] == "False"
+    assert "no_such_collection" in ready["message"]
+    _assert_stalled(kube, namespace, "ghost")
+
+
+def test_partition_not_found_still_manages_the_others(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a"])
+    partitions = [{"name": "a", "state": "Loaded"}, {"name": "nope", "state": "Loaded"}]
+    kube.create(namespace, "partial", {"collectionName": collection, "partitions": partitions})
+    ready = kube.wait_reason(namespace, "partial", "PartitionNotFound")
+    assert "nope" in ready["message"]
+    _assert_stalled(kube, namespace, "partial")
+    wait_for(lambda: load_states(milvus, collection)["a"] == "Loaded", 30, "partition a loaded")
+    status_partitions = {p["name"]: p for p in kube.get(namespace, "partial")["status"]["partitions"]}
+    assert status_partitions["nope"]["state"] == "NotExist"
+
+
+def test_index_not_found_clears_once_the_index_exists(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a"], index=False)
+    kube.create(namespace, "unindexed", {"collectionName": collection, "state": "Loaded"})
+    ready = kube.wait_reason(namespace, "unindexed", "IndexNotFound")
+    assert "index" in ready["message"]
+    _assert_stalled(kube, namespace, "unindexed")
+    milvus_client = milvus.client()
+    try:
+        params = MilvusClient.prepare_index_params()
+        params.add_index("vector", index_type="FLAT", metric_type="L2")
+        milvus_client.create_index(collection, params)
+    finally:
+        milvus_client.close()
+    # no spec change: the resync notices that loading can now succeed
+    kube.wait_reason(namespace, "unindexed", "InSync", timeout=60)
+    assert set(load_states(milvus, collection).values()) == {"Loaded"}
+
+
+def test_insufficient_resources_for_replicas(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a"])
+    kube.create(namespace, "greedy", {"collectionName": collection, "state": "Loaded", "load": {"replicas": 3}})
+    ready = kube.wait_reason(namespace, "greedy", "InsufficientResources")
+    assert "nodes not enough" in ready["message"]
+    _assert_stalled(kube, namespace, "greedy")
+
+
+def test_replica_change_on_loaded_partitions_is_invalid(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a", "b"])
+    kube.create(namespace, "replicas", {"collectionName": collection, "partitions": [{"name": "a", "state": "Loaded"}]})
+    kube.wait_reason(namespace, "replicas", "InSync", timeout=90)
+    kube.patch(namespace, "replicas", {"spec": {"load": {"replicas": 2}}})
+    ready = kube.wait_reason(namespace, "replicas", "InvalidLoadOptions")
+    assert "release them first" in ready["message"]
+    _assert_stalled(kube, namespace, "replicas")
+    assert load_states(milvus, collection)["a"] == "Loaded"  # nothing was released to "fix" it
+
+
+def test_conflict_oldest_wins_and_the_next_takes_over(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a"])
+    kube.create(namespace, "first", {"collectionName": collection, "state": "Loaded"})
+    kube.wait_reason(namespace, "first", "InSync", timeout=90)
+    kube.create(namespace, "second", {"collectionName": collection, "state": "Released"})
+    ready = kube.wait_reason(namespace, "second", "Conflict")
+    assert f"{namespace}/first" in ready["message"]
+    _assert_stalled(kube, namespace, "second")
+    assert set(load_states(milvus, collection).values()) == {"Loaded"}  # the loser changed nothing
+
+    kube.delete(namespace, "first")
+    kube.wait_reason(namespace, "second", "InSync", timeout=60)
+    assert set(load_states(milvus, collection).values()) == {"NotLoad"}
+
+
+def test_paused_makes_no_calls_until_resumed(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a"])
+    kube.create(
+        namespace,
+        "sleepy",
+        {"collectionName": collection, "state": "Loaded"},
+        annotations={"milvusops.dev/paused": "true"},
+    )
+    ready = kube.wait_reason(namespace, "sleepy", "Paused")
+    assert ready["status"] == "False"
+    assert kube.condition(namespace, "sleepy", "Stalled")["status"] == "False"
+    assert operator.metric("milvusops_milvus_call_duration_seconds_count") == 0
+    assert set(load_states(milvus, collection).values()) == {"NotLoad"}
+
+    kube.patch(namespace, "sleepy", {"metadata": {"annotations": {"milvusops.dev/paused": None}}})
+    kube.wait_reason(namespace, "sleepy", "InSync", timeout=60)
+    assert set(load_states(milvus, collection).values()) == {"Loaded"}
+
+
+def test_observe_reports_without_acting(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a", "b"])
+    kube.create(namespace, "watcher", {"collectionName": collection, "state": "Loaded", "managementPolicy": "Observe"})
+    ready = kube.wait_reason(namespace, "watcher", "Observing")
+    assert ready["status"] == "True"
+    assert "0/3" in ready["message"]
+    milvus_client = milvus.client()
+    try:
+        milvus_client.load_partitions(collection, ["b"])
+    finally:
+        milvus_client.close()
+    wait_for(lambda: kube.get(namespace, "watcher")["status"].get("loaded") == "1/3", 30, "status follows Milvus")
+    assert operator.metric("milvusops_load_release_calls_total") == 0
+    assert load_states(milvus, collection)["a"] == "NotLoad"
