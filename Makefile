@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: test lint unit e2e testenv demo clean
 
-test: lint  ## the CI gate: lint, types, unit and e2e tests against a real API server and Milvus
+test: lint testenv  ## the CI gate: lint, types, unit and e2e tests against a real API server and Milvus
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
@@ -18,6 +18,9 @@ unit: $(VENV)/.installed
 
 e2e: $(VENV)/.installed
 	$(BIN)/python -m pytest -m e2e
+
+demo: $(VENV)/.installed  ## local control plane + Milvus + operator + examples, status printed
+	$(BIN)/python -m tests.testenv demo
 
 testenv: $(VENV)/.installed  ## build (or reuse) kube-apiserver, etcd, kubectl and helm
 	$(BIN)/python -m tests.testenv build

@@ -58,7 +58,7 @@ class MilvusPort(Protocol):
     async def server_version(self) -> str: ...
     async def list_partitions(self, collection: str) -> list[str]: ...
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
-    async def replica_count(self, collection: str) -> int: ...
+    async def replica_count(self, collection: str) -> int | None: ...
     async def load_collection(self, collection: str, options: LoadOptions) -> None: ...
     async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None: ...
     async def release_collection(self, collection: str) -> None: ...
@@ -175,8 +175,16 @@ class MilvusClientPort:
         progress = report.get("progress")
         return StateReport(state, int(progress) if progress is not None else None)
 
-    async def replica_count(self, collection: str) -> int:
-        replicas = await self._call("describe_replica", lambda c: c.describe_replica(collection, timeout=self._timeout))
+    async def replica_count(self, collection: str) -> int | None:
+        """None when the server cannot tell (Milvus Lite does not implement describe_replica)."""
+        try:
+            replicas = await self._call(
+                "describe_replica", lambda c: c.describe_replica(collection, timeout=self._timeout)
+            )
+        except FailureError as exc:
+            if exc.failure.reason == Reason.UNSUPPORTED:
+                return None
+            raise
         return len(replicas)
 
     async def load_collection(self, collection: str, options: LoadOptions) -> None:

@@ -113,7 +113,6 @@ class SecretKeyRef(_Model):
 class TLSSpec(_Model):
     ca_secret_ref: SecretKeyRef | None = None
     server_name: str | None = None
-    insecure_skip_verify: bool = False
 
 
 class ConnectionSpec(_Model):

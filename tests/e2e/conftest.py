@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.helpers import Kube, OperatorProcess
 from tests.testenv.kube import ControlPlane
-from tests.testenv.milvus import MilvusServer
+from tests.testenv.milvus import MilvusLiteServer, MilvusServer
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +42,13 @@ def start_operator(
 @pytest.fixture
 def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
     return start_operator()
+
+
+@pytest.fixture(scope="session")
+def milvus_lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusLiteServer]:
+    server = MilvusLiteServer(tmp_path_factory.mktemp("milvus-lite"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

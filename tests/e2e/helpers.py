@@ -14,7 +14,7 @@ from kubernetes import client, config
 from pymilvus import DataType, MilvusClient
 
 from tests.testenv.kube import ControlPlane
-from tests.testenv.milvus import MilvusServer
+from tests.testenv.milvus import MilvusLiteServer, MilvusServer
 from tests.testenv.processes import Process, free_port
 
 T = TypeVar("T")
@@ -172,7 +172,9 @@ class Kube:
         return list(items)
 
 
-def new_collection(milvus: MilvusServer, partitions: list[str], index: bool = True, rows: int = 200) -> str:
+def new_collection(
+    milvus: MilvusServer | MilvusLiteServer, partitions: list[str], index: bool = True, rows: int = 200
+) -> str:
     """A real collection with partitions, a vector index and some rows in each partition."""
     name = f"c_{uuid.uuid4().hex[:10]}"
     milvus_client = milvus.client()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pymilvus import MilvusClient
 
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
-from tests.testenv.milvus import MilvusServer
+from tests.testenv.milvus import MilvusLiteServer, MilvusServer
 
 
 def _assert_stalled(kube: Kube, namespace: str, name: str) -> None:
@@ -132,3 +132,20 @@ def test_observe_reports_without_acting(
     wait_for(lambda: kube.get(namespace, "watcher")["status"].get("loaded") == "1/3", 30, "status follows Milvus")
     assert operator.metric("milvusops_load_release_calls_total") == 0
     assert load_states(milvus, collection)["a"] == "NotLoad"
+
+
+def test_partition_level_load_on_milvus_lite_is_unsupported(
+    kube: Kube, namespace: str, milvus_lite: MilvusLiteServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus_lite, ["p"])  # Milvus Lite loads an indexed collection at once
+    kube.create_connection(namespace, "lite", {"uri": milvus_lite.uri})
+    connection = {"name": "lite"}
+    kube.create(namespace, "whole", {"collectionName": collection, "state": "Loaded", "connectionRef": connection})
+    kube.wait_reason(namespace, "whole", "InSync")  # collection level works on Lite
+    kube.delete(namespace, "whole")
+    wait_for(lambda: not kube.exists(namespace, "whole"), 30, "first resource gone")
+    spec = {"collectionName": collection, "partitions": [{"name": "p", "state": "Loaded"}], "connectionRef": connection}
+    kube.create(namespace, "split", spec)
+    ready = kube.wait_reason(namespace, "split", "Unsupported")
+    assert "partition-level" in ready["message"] or "does not implement" in ready["message"]
+    assert kube.condition(namespace, "split", "Stalled")["status"] == "True"

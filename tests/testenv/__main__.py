@@ -1,4 +1,4 @@
-"""`python -m tests.testenv build`: build or reuse the cached Go binaries and print their paths."""
+"""`python -m tests.testenv build|demo`: build (or reuse) the Go binaries, or run the local demo."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from . import gobins
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["demo"]:
+        from . import demo
+
+        return demo.main()
     if argv[:1] != ["build"]:
-        print("usage: python -m tests.testenv build", file=sys.stderr)
+        print("usage: python -m tests.testenv build|demo", file=sys.stderr)
         return 2
     for name, path in vars(gobins.ensure_all()).items():
         print(f"{name}: {path}")

@@ -14,23 +14,34 @@ from .processes import Process, free_port, wait_until
 MILVUS_VERSION = "2.3.5"
 
 
+MILVUS_LITE_VERSION = "3.2.2"
+PYMILVUS_VERSION = "3.0.2"
+
+
+def _venv(name: str, *requirements: str) -> Path:
+    """A virtualenv of its own in the cache, made once per set of pinned requirements."""
+    venv = cache_root() / name / "venv"
+    ready = venv / ".installed"
+    if not ready.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *requirements], check=True)
+        ready.touch()
+    return venv
+
+
 def ensure_server_command() -> Path:
-    """The `milvus-server` wrapper, installed once per version into a venv of its own."""
-    venv = cache_root() / f"milvus-{MILVUS_VERSION}" / "venv"
-    command = venv / "bin" / "milvus-server"
-    if not command.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "--quiet", f"milvus=={MILVUS_VERSION}"],
-            check=True,
-        )
-    return command
+    """The `milvus-server` wrapper of the PyPI package `milvus`."""
+    return _venv(f"milvus-{MILVUS_VERSION}", f"milvus=={MILVUS_VERSION}") / "bin" / "milvus-server"
 
 
-class MilvusServer:
-    def __init__(self, workdir: Path, authorization: bool = True) -> None:
+class _Server:
+    """A Milvus-speaking server process on a free loopback port; ready when a real client call answers."""
+
+    name = "milvus"
+    authorization = False
+
+    def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.authorization = authorization
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process: Process | None = None
@@ -39,30 +50,18 @@ class MilvusServer:
     def root_token(self) -> str:
         return "root:Milvus"
 
-    def start(self, timeout: float = 180) -> None:
-        command = ensure_server_command()
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            str(command),
-            "--data",
-            str(self.workdir / "data"),
-            "--proxy-port",
-            str(self.port),
-            "--etcd-port",
-            str(free_port()),
-        ]
-        if self.authorization:
-            argv += ["--authorization-enabled", "true"]
-        self.process = Process("milvus", argv, self.workdir / "milvus.log")
-        wait_until(self._ready, timeout, "milvus", interval=0.5)
-
     def client(self, timeout: float = 10) -> MilvusClient:
         """A pymilvus client with the root credentials (when authorization is on)."""
         return MilvusClient(uri=self.uri, token=self.root_token if self.authorization else "", timeout=timeout)
 
+    def _launch(self, argv: list[str], timeout: float) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process = Process(self.name, argv, self.workdir / f"{self.name}.log")
+        wait_until(self._ready, timeout, self.name, interval=0.5)
+
     def _ready(self) -> bool:
         if self.process is not None and not self.process.alive():
-            raise RuntimeError(f"milvus exited:\n{self.process.log_tail()}")
+            raise RuntimeError(f"{self.name} exited:\n{self.process.log_tail()}")
         client = self.client(timeout=3)
         try:
             client.list_collections()
@@ -79,3 +78,30 @@ class MilvusServer:
         if self.process is not None:
             self.process.kill()
             self.process = None
+
+
+class MilvusServer(_Server):
+    """Milvus 2.3.5 standalone; its embedded etcd's peer port 2380 is fixed, so one runs at a time."""
+
+    def __init__(self, workdir: Path, authorization: bool = True) -> None:
+        super().__init__(workdir)
+        self.authorization = authorization
+
+    def start(self, timeout: float = 180) -> None:
+        argv = [str(ensure_server_command()), "--data", str(self.workdir / "data")]
+        argv += ["--proxy-port", str(self.port), "--etcd-port", str(free_port())]
+        if self.authorization:
+            argv += ["--authorization-enabled", "true"]
+        self._launch(argv, timeout)
+
+
+class MilvusLiteServer(_Server):
+    """Milvus Lite's gRPC server: a different engine that rejects partition-level load/release."""
+
+    name = "milvus-lite"
+
+    def start(self, timeout: float = 120) -> None:
+        requirements = (f"milvus-lite=={MILVUS_LITE_VERSION}", f"pymilvus=={PYMILVUS_VERSION}")
+        python = _venv(f"milvus-lite-{MILVUS_LITE_VERSION}", *requirements) / "bin" / "python"
+        argv = [str(python), "-m", "milvus_lite", "server", "--data-dir", str(self.workdir / "data")]
+        self._launch([*argv, "--host", "127.0.0.1", "--port", str(self.port)], timeout)
