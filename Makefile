@@ -9,8 +9,8 @@ test: lint testenv  ## the CI gate: lint, types, unit and e2e tests against a re
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
 
 unit: $(VENV)/.installed

@@ -43,7 +43,7 @@ class CollectionWorker(Worker):
         super().__init__(settings, kube)
         self.pool = pool
         self.timing = Timing(settings.resync_seconds, settings.loading_recheck_seconds)
-        self.unavailable_streak = 0
+        self.streak = 0  # passes in a row that asked for an early re-check
 
     async def run(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
         while not stopped:
@@ -69,10 +69,9 @@ class CollectionWorker(Worker):
                 self.timing,
                 datetime.now(UTC),
                 conflict_with=conflict_winner(body, owners),
-                unavailable_streak=self.unavailable_streak,
+                streak=self.streak,
             )
-            unavailable = result.verdict.reason == Reason.MILVUS_UNAVAILABLE
-            self.unavailable_streak = self.unavailable_streak + 1 if unavailable else 0
+            self.streak = self.streak + 1 if result.delay < self.timing.resync_seconds else 0
             await self.write_status(body, result.status)
             self.post(body, [(e.type, e.reason, e.message) for e in result.events])
             elapsed = time.perf_counter() - started

@@ -32,6 +32,7 @@ class Event:
 class Timing:
     resync_seconds: float
     loading_recheck_seconds: float
+    first_recheck_seconds: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,13 @@ async def reconcile(
     timing: Timing,
     now: datetime,
     conflict_with: str | None = None,
-    unavailable_streak: int = 0,
+    streak: int = 0,
 ) -> Result:
     outcome, done = await _run(spec, ref, ports, conflict_with)
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
     events = _events(ref, previous, outcome, result, done)
-    return Result(status, result, events, _delay(outcome, result, done, timing, unavailable_streak))
+    return Result(status, result, events, _delay(outcome, result, done, timing, streak))
 
 
 async def _run(
@@ -134,12 +135,14 @@ def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
-def _delay(outcome: Outcome, result: Verdict, done: list[str], timing: Timing, unavailable_streak: int) -> float:
+def _delay(outcome: Outcome, result: Verdict, done: list[str], timing: Timing, streak: int) -> float:
+    """`streak` counts the passes in a row that asked for an early re-check."""
     if outcome.failure is not None and outcome.failure.reason == Reason.MILVUS_UNAVAILABLE:
         # exponential backoff, capped at the resync interval
-        return float(min(timing.resync_seconds, timing.loading_recheck_seconds * 2**unavailable_streak))
+        return float(min(timing.resync_seconds, timing.loading_recheck_seconds * 2**streak))
     if done or result.reconciling or (outcome.observed is not None and outcome.observed.loading):
-        return timing.loading_recheck_seconds
+        # short loads are seen finished soon (0.5, 0.5, 1, 1, 2 s ...); long ones every loading_recheck
+        return float(min(timing.loading_recheck_seconds, timing.first_recheck_seconds * 2 ** (streak // 2)))
     return timing.resync_seconds
 
 

@@ -179,7 +179,7 @@ async def test_out_of_sync_applies_the_plan() -> None:
     assert [(e.type, e.reason) for e in result.events] == [("Normal", "Releasing")]
     assert "released partitions _default" in result.events[0].message
     assert "load of partitions hot started (replicas=1)" in result.events[0].message
-    assert result.delay == TIMING.loading_recheck_seconds
+    assert result.delay == TIMING.first_recheck_seconds
 
 
 async def test_loading_is_rechecked_quickly_without_new_calls() -> None:
@@ -187,8 +187,15 @@ async def test_loading_is_rechecked_quickly_without_new_calls() -> None:
     result = await run(milvus)
     assert milvus.mutating_calls == []
     assert ready(result) == (False, Reason.LOADING, True, False)
-    assert result.delay == TIMING.loading_recheck_seconds
+    assert result.delay == TIMING.first_recheck_seconds
     assert {"name": "hot", "desired": "Loaded", "state": "Loading", "progress": 50} in result.status["partitions"]
+
+
+@pytest.mark.parametrize(("streak", "delay"), [(0, 0.5), (1, 0.5), (2, 1.0), (3, 1.0), (4, 2.0), (9, 2.0)])
+async def test_loading_rechecks_start_fast_and_settle_at_the_loading_interval(streak: int, delay: float) -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": LOADING})
+    result = await run(milvus, streak=streak)
+    assert result.delay == delay
 
 
 async def test_every_partition_loaded_uses_load_collection() -> None:
@@ -259,7 +266,7 @@ async def test_index_not_found_is_a_warning_and_stalled() -> None:
 async def test_unavailable_backs_off_up_to_the_resync_interval(streak: int, delay: float) -> None:
     milvus = FakeMilvus(IN_SYNC)
     milvus.fail("load_state", Reason.MILVUS_UNAVAILABLE, "cannot reach Milvus")
-    result = await run(milvus, unavailable_streak=streak)
+    result = await run(milvus, streak=streak)
     assert result.delay == delay
     assert ready(result) == (False, Reason.MILVUS_UNAVAILABLE, True, False)
     assert result.events == (Event("Warning", "MilvusUnavailable", "cannot reach Milvus"),)

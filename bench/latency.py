@@ -1,0 +1,97 @@
+"""One-partition load: kubectl-style create -> Ready=True through the operator, against a direct
+pymilvus load-and-confirm of the same kind of partition, interleaved A B A B in the same run.
+
+    .venv/bin/python -m bench.latency [--rounds 10]
+
+Starts its own control plane, Milvus and operator (as `make test` does) and stops them at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.e2e.helpers import Kube, OperatorProcess, new_collection
+from tests.testenv import gobins
+from tests.testenv.kube import ControlPlane
+from tests.testenv.milvus import MilvusServer
+
+NAMESPACE = "bench"
+
+
+def through_operator(kube: Kube, milvus: MilvusServer, index: int) -> float:
+    collection = new_collection(milvus, ["hot", "cold"], rows=2000)
+    name = f"lat-{index}"
+    started = time.perf_counter()
+    kube.create(NAMESPACE, name, {"collectionName": collection, "partitions": [{"name": "hot", "state": "Loaded"}]})
+    while True:
+        ready = kube.condition(NAMESPACE, name)
+        if ready.get("status") == "True" and ready.get("observedGeneration") == 1:
+            return time.perf_counter() - started
+        time.sleep(0.02)
+
+
+def direct(milvus: MilvusServer) -> float:
+    collection = new_collection(milvus, ["hot", "cold"], rows=2000)
+    client = milvus.client()
+    try:
+        started = time.perf_counter()
+        client.load_partitions(collection, ["hot"])  # blocks until pymilvus sees progress 100
+        while client.get_load_state(collection, "hot")["state"].name != "Loaded":
+            time.sleep(0.02)
+        return time.perf_counter() - started
+    finally:
+        client.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="milvusops-bench-"))
+    plane = ControlPlane(gobins.ensure_all(), workdir / "kube")
+    milvus = MilvusServer(workdir / "milvus")
+    operator = None
+    try:
+        plane.start()
+        plane.kubectl("apply", "--server-side", "-f", "crds")
+        plane.kubectl("wait", "--for=condition=Established", "-f", "crds")
+        plane.kubectl("create", "namespace", NAMESPACE)
+        milvus.start()
+        operator = OperatorProcess(
+            plane, milvus, NAMESPACE, workdir, MILVUSOPS_RESYNC_SECONDS="30", MILVUSOPS_LOADING_RECHECK_SECONDS="2"
+        ).start()
+        kube = Kube(plane)
+        direct(milvus)  # warm-up: first load in a fresh Milvus is slower
+        ops, dirs = [], []
+        for index in range(args.rounds):
+            ops.append(through_operator(kube, milvus, index))
+            dirs.append(direct(milvus))
+            print(f"round {index}: operator {ops[-1]:.2f}s  direct {dirs[-1]:.2f}s", flush=True)
+        diffs = [o - d for o, d in zip(ops, dirs, strict=True)]
+        ratios = [o / d for o, d in zip(ops, dirs, strict=True)]
+        print(
+            f"latency: operator p50 {statistics.median(ops):.2f}s p95 {percentile(ops, 0.95):.2f}s | "
+            f"direct p50 {statistics.median(dirs):.2f}s p95 {percentile(dirs, 0.95):.2f}s | "
+            f"difference p50 {statistics.median(diffs):.2f}s p95 {percentile(diffs, 0.95):.2f}s | "
+            f"ratio p50 {statistics.median(ratios):.2f} p95 {percentile(ratios, 0.95):.2f} (n={args.rounds})"
+        )
+        return 0
+    finally:
+        if operator is not None:
+            operator.stop()
+        milvus.stop()
+        plane.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
