@@ -76,17 +76,17 @@ class CollectionWorker(Worker):
             self.post(body, [(e.type, e.reason, e.message) for e in result.events])
             elapsed = time.perf_counter() - started
             for event in result.events:
-                log.info(
-                    "%s",
-                    event.message,
-                    extra={
-                        "resource": f"{ref.namespace}/{ref.name}",
-                        "collection": spec.collection_name,
-                        "action": event.reason,
-                        "outcome": event.type,
-                        "duration": round(elapsed, 3),
-                    },
-                )
+                fields = {
+                    "resource": f"{ref.namespace}/{ref.name}",
+                    "collection": spec.collection_name,
+                    "action": event.reason,
+                    "outcome": "error" if event.type == "Warning" else "ok",
+                    "duration": round(elapsed, 3),
+                }
+                if event.partitions:
+                    fields["partition"] = ",".join(event.partitions)
+                level = logging.WARNING if event.type == "Warning" else logging.INFO
+                log.log(level, "%s", event.message, extra=fields)
             outcome = "ready" if result.verdict.ready else "stalled" if result.verdict.stalled else "progressing"
             metrics.RECONCILES.labels(outcome).inc()
             metrics.RECONCILE_SECONDS.observe(elapsed)

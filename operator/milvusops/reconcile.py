@@ -13,7 +13,7 @@ from .failures import Failure, FailureError, Reason
 from .milvus import MilvusPort
 from .model import CollectionSpec, Desired, LoadState, ManagementPolicy, ResourceRef
 from .observe import observe
-from .plan import Plan, ReleaseCollection, ReleasePartitions, plan
+from .plan import Action, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions, plan
 from .status import Outcome, Verdict, build_status, verdict
 
 
@@ -26,6 +26,7 @@ class Event:
     type: str  # Normal | Warning
     reason: str
     message: str
+    partitions: tuple[str, ...] = ()  # what the calls behind this event touched ("*" = whole collection)
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,20 @@ def _events(
         if drift:
             metrics.DRIFT_CORRECTIONS.inc()
         reason = "DriftCorrected" if drift else ("Releasing" if outcome.plan and outcome.plan.releasing else "Loading")
-        events.append(Event("Normal", reason, "; ".join(done)))
+        touched = _touched(outcome.plan.actions) if outcome.plan else ()
+        events.append(Event("Normal", reason, "; ".join(done), touched))
     if outcome.failure is not None:
         events.append(Event("Warning", outcome.failure.reason.value, outcome.failure.message))
     elif result.ready and before.get("reason") != result.reason.value:
         events.append(Event("Normal", result.reason.value, result.message))
     return tuple(events)
+
+
+def _touched(actions: tuple[Action, ...]) -> tuple[str, ...]:
+    names: list[str] = []
+    for action in actions:
+        names.extend(action.partitions if isinstance(action, LoadPartitions | ReleasePartitions) else ("*",))
+    return tuple(names)
 
 
 def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:

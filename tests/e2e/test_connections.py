@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.e2e.health import gitops_verdicts
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusServer
 from tests.testenv.processes import free_port
@@ -23,6 +24,8 @@ def test_connection_with_credentials_from_a_secret(
     connection = kube.wait_reason(namespace, "secured", "Connected", plural=CONNECTIONS)
     assert connection["status"] == "True"
     assert kube.get(namespace, "secured", CONNECTIONS)["status"]["serverVersion"].startswith("v2.3.5")
+    assert gitops_verdicts(kube, namespace, "secured", CONNECTIONS) == ("Current", "Healthy")
+    assert gitops_verdicts(kube, namespace, "guarded") == ("Current", "Healthy")
 
 
 def test_wrong_credentials_show_as_unavailable_with_a_hint(
@@ -36,7 +39,10 @@ def test_wrong_credentials_show_as_unavailable_with_a_hint(
     assert "wrong-password" not in ready["message"]
     assert kube.condition(namespace, "locked-out", "Reconciling")["status"] == "True"
     assert kube.condition(namespace, "locked-out", "Stalled")["status"] == "False"
+    # a retry under way: not a failure for Flux or Argo CD (a blip must not fail a sync)
+    assert gitops_verdicts(kube, namespace, "locked-out") == ("InProgress", "Progressing")
     kube.wait_reason(namespace, "wrong", "MilvusUnavailable", plural=CONNECTIONS)
+    assert gitops_verdicts(kube, namespace, "wrong", CONNECTIONS) == ("InProgress", "Progressing")
     assert "wrong-password" not in operator.log()
 
 
@@ -68,6 +74,7 @@ def test_missing_secret_and_missing_connection(kube: Kube, namespace: str, opera
     assert f"{namespace}/absent" in connection["message"]
     for name in ("needs-secret", "needs-connection"):
         assert kube.condition(namespace, name, "Stalled")["status"] == "True"
+        assert gitops_verdicts(kube, namespace, name) == ("Failed", "Degraded")
 
 
 def test_a_lasting_failure_is_reported_once(kube: Kube, namespace: str, operator: OperatorProcess) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.e2e.health import gitops_verdicts
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusServer
 from tests.testenv.processes import free_port
@@ -43,6 +44,7 @@ def test_release_with_milvus_unreachable_gives_up_after_the_timeout(
     kube.create(namespace, "orphan", spec)
     kube.wait_reason(namespace, "orphan", "MilvusUnavailable")
     kube.delete(namespace, "orphan")
+    assert gitops_verdicts(kube, namespace, "orphan") == ("Terminating", "Progressing")
     # the test operator's deletion timeout is 20 s
     wait_for(lambda: not kube.exists(namespace, "orphan"), 60, "finalizer removed")
     warnings = [e for e in kube.events(namespace, "orphan") if e.reason == "ReleaseSkipped"]

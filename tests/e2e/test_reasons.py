@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pymilvus import MilvusClient
 
+from tests.e2e.health import gitops_verdicts
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusLiteServer, MilvusServer
 
@@ -11,6 +12,7 @@ from tests.testenv.milvus import MilvusLiteServer, MilvusServer
 def _assert_stalled(kube: Kube, namespace: str, name: str) -> None:
     assert kube.condition(namespace, name, "Stalled")["status"] == "True"
     assert kube.condition(namespace, name, "Reconciling")["status"] == "False"
+    assert gitops_verdicts(kube, namespace, name) == ("Failed", "Degraded")
 
 
 def test_collection_not_found(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
@@ -53,6 +55,7 @@ def test_index_not_found_clears_once_the_index_exists(
     # no spec change: the resync notices that loading can now succeed
     kube.wait_reason(namespace, "unindexed", "InSync", timeout=60)
     assert set(load_states(milvus, collection).values()) == {"Loaded"}
+    assert gitops_verdicts(kube, namespace, "unindexed") == ("Current", "Healthy")
 
 
 def test_insufficient_resources_for_replicas(
@@ -110,6 +113,8 @@ def test_paused_makes_no_calls_until_resumed(
     assert kube.condition(namespace, "sleepy", "Stalled")["status"] == "False"
     assert operator.metric("milvusops_milvus_call_duration_seconds_count") == 0
     assert set(load_states(milvus, collection).values()) == {"NotLoad"}
+    # Flux reads Ready=False as not done yet; Argo CD has a state for exactly this
+    assert gitops_verdicts(kube, namespace, "sleepy") == ("InProgress", "Suspended")
 
     kube.patch(namespace, "sleepy", {"metadata": {"annotations": {"milvusops.dev/paused": None}}})
     kube.wait_reason(namespace, "sleepy", "InSync", timeout=60)
@@ -132,6 +137,7 @@ def test_observe_reports_without_acting(
     wait_for(lambda: kube.get(namespace, "watcher")["status"].get("loaded") == "1/3", 30, "status follows Milvus")
     assert operator.metric("milvusops_load_release_calls_total") == 0
     assert load_states(milvus, collection)["a"] == "NotLoad"
+    assert gitops_verdicts(kube, namespace, "watcher") == ("Current", "Healthy")
 
 
 def test_partition_level_load_on_milvus_lite_is_unsupported(
@@ -148,4 +154,4 @@ def test_partition_level_load_on_milvus_lite_is_unsupported(
     kube.create(namespace, "split", spec)
     ready = kube.wait_reason(namespace, "split", "Unsupported")
     assert "partition-level" in ready["message"] or "does not implement" in ready["message"]
-    assert kube.condition(namespace, "split", "Stalled")["status"] == "True"
+    _assert_stalled(kube, namespace, "split")

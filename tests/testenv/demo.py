@@ -110,9 +110,11 @@ def _watch(plane: ControlPlane, started: float, timeout: float = 180) -> None:
     last = ""
     while time.monotonic() - started < timeout:
         table = plane.kubectl("get", "milvuscollections", "-A", check=False).stdout
-        if table != last:
+        # reprint only when something other than the AGE column changed
+        content = "\n".join(line.rsplit(None, 1)[0] for line in table.splitlines() if line.strip())
+        if content != last:
             print(f"\n[{time.monotonic() - started:5.1f}s] kubectl get milvuscollections -A\n{table}", end="")
-            last = table
+            last = content
         ready = plane.kubectl(
             "get",
             "mcol",

@@ -20,6 +20,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "kube-apiserver": ("kube", "k8s.io/kubernetes/cmd/kube-apiserver"),
     "kubectl": ("kube", "k8s.io/kubernetes/cmd/kubectl"),
     "helm": ("helm", "helm.sh/helm/v3/cmd/helm"),
+    "kstatus": ("kstatus", "milvus-operator.testenv/kstatus"),
 }
 
 
@@ -29,6 +30,7 @@ class Binaries:
     kube_apiserver: Path
     kubectl: Path
     helm: Path
+    kstatus: Path
 
 
 def _go_version() -> bytes:
@@ -66,7 +68,8 @@ def _ldflags(name: str) -> str:
 
 def _module_dir(module: str) -> Path:
     folder = cache_root() / "bin" / module
-    inputs = [(GOTOOLS / module / name).read_bytes() for name in ("go.mod", "go.sum")]
+    folder_inputs = sorted((GOTOOLS / module).glob("*.go")) + [GOTOOLS / module / n for n in ("go.mod", "go.sum")]
+    inputs = [path.read_bytes() for path in folder_inputs]
     recipe = "".join(_ldflags(name) for name, (m, _) in sorted(TARGETS.items()) if m == module).encode()
     return folder / digest(_go_version(), recipe, *inputs)
 
@@ -100,6 +103,7 @@ def ensure_all() -> Binaries:
         kube_apiserver=build("kube-apiserver"),
         kubectl=build("kubectl"),
         helm=build("helm"),
+        kstatus=build("kstatus"),
     )
 
 
