@@ -12,6 +12,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 unit: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not e2e"

@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 from kubernetes import client, config
 from pymilvus import DataType, MilvusClient
 
+from tests.testenv.image import ulimits
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusLiteServer, MilvusServer
 from tests.testenv.processes import Process, free_port
@@ -36,8 +37,13 @@ def wait_for(check: Callable[[], T | None], timeout: float = 60, what: str = "co
 class OperatorProcess:
     """The operator run as in production: `python -m milvusops` against the test API server."""
 
-    def __init__(self, plane: ControlPlane, milvus: MilvusServer, namespace: str, logdir: Path, **env: str) -> None:
+    def __init__(
+        self, plane: ControlPlane, milvus: MilvusServer, namespace: str, logdir: Path, image: str = "", **env: str
+    ) -> None:
         self.metrics_port = free_port()
+        self.liveness_port = free_port()
+        self.image = image
+        self.logdir = logdir
         self.environment = {
             "KUBECONFIG": str(plane.kubeconfig),
             "MILVUSOPS_DEFAULT_URI": milvus.uri,
@@ -47,7 +53,7 @@ class OperatorProcess:
             "MILVUSOPS_RESYNC_SECONDS": "5",
             "MILVUSOPS_LOADING_RECHECK_SECONDS": "1",
             "MILVUSOPS_METRICS_PORT": str(self.metrics_port),
-            "MILVUSOPS_LIVENESS_PORT": str(free_port()),
+            "MILVUSOPS_LIVENESS_PORT": str(self.liveness_port),
             "MILVUSOPS_DELETION_TIMEOUT_SECONDS": "20",
             "PATH": "/usr/bin:/bin",
             **env,
@@ -56,9 +62,34 @@ class OperatorProcess:
         self.process: Process | None = None
 
     def start(self) -> OperatorProcess:
-        self.process = Process("operator", [sys.executable, "-m", "milvusops"], self.log_path, env=self.environment)
-        wait_for(self._metrics_up, 30, "operator metrics endpoint")
+        argv = self._container_argv() if self.image else [sys.executable, "-m", "milvusops"]
+        self.process = Process("operator", argv, self.log_path, env=self.environment)
+        wait_for(self._metrics_up, 60, "operator metrics endpoint")
         return self
+
+    def _container_argv(self) -> list[str]:
+        """The image run as the chart runs it: non-root, read-only root, no capabilities, host network."""
+        kubeconfig = self.logdir / f"kubeconfig-{uuid.uuid4().hex[:6]}"
+        kubeconfig.write_bytes(Path(self.environment["KUBECONFIG"]).read_bytes())
+        kubeconfig.chmod(0o644)  # read by uid 65532 inside the container
+        env = {k: v for k, v in self.environment.items() if k.startswith("MILVUSOPS_")}
+        env["KUBECONFIG"] = "/etc/milvusops/kubeconfig"
+        argv = ["podman", "run", "--rm", "--name", f"milvusops-{uuid.uuid4().hex[:8]}", "--network=host"]
+        argv += ["--runtime", "runc", *ulimits(), "--read-only", "--tmpfs", "/tmp", "--user", "65532:65532"]  # noqa: S108
+        argv += [
+            "--cap-drop=ALL",
+            "--security-opt=no-new-privileges",
+            "-v",
+            f"{kubeconfig}:/etc/milvusops/kubeconfig:ro",
+        ]
+        for key, value in env.items():
+            argv += ["-e", f"{key}={value}"]
+        return [*argv, self.image]
+
+    def liveness(self) -> int:
+        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
 
     def _metrics_up(self) -> bool:
         if self.process is not None and not self.process.alive():

@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# The operator image: a wheel built in one stage, installed into a slim runtime without compilers.
+ARG BASE=debian:bookworm-slim
+
+FROM ${BASE} AS build
+# pip trusts the system store (which carries any CA the base image was given), not only its own bundle
+ARG PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator ./operator
+RUN python3 -m venv /opt/milvusops \
+ && /opt/milvusops/bin/pip install --no-cache-dir --upgrade pip \
+ && /opt/milvusops/bin/pip wheel --no-cache-dir --wheel-dir /wheels . \
+ && /opt/milvusops/bin/pip install --no-cache-dir /wheels/*.whl \
+ && /opt/milvusops/bin/pip uninstall --yes pip setuptools
+
+FROM ${BASE}
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 ca-certificates \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*
+COPY --from=build /opt/milvusops /opt/milvusops
+ENV PATH=/opt/milvusops/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MILVUSOPS_LIVENESS_PORT=8081 \
+    MILVUSOPS_METRICS_PORT=8080
+# numeric, so runAsNonRoot can verify it without a passwd lookup
+USER 65532:65532
+EXPOSE 8080 8081
+ENTRYPOINT ["milvusops"]

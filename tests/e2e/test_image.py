@@ -1,0 +1,78 @@
+"""The container image, built with podman from the Dockerfile, runs as the operator for real."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
+from tests.testenv import image
+from tests.testenv.kube import ControlPlane
+from tests.testenv.milvus import MilvusServer
+
+
+@pytest.fixture(scope="session")
+def operator_image() -> str:
+    return image.build_image()
+
+
+def _alive(operator: OperatorProcess) -> bool:
+    try:
+        return operator.liveness() == 200
+    except OSError:
+        return False
+
+
+def test_image_runs_non_root_without_compilers(operator_image: str) -> None:
+    config = json.loads(
+        subprocess.run(
+            ["podman", "image", "inspect", operator_image], capture_output=True, text=True, check=True
+        ).stdout
+    )[0]["Config"]
+    assert config["User"] == "65532:65532"
+    assert config["Entrypoint"] == ["milvusops"]
+    probe = subprocess.run(
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            *image.ulimits(),
+            "--entrypoint",
+            "sh",
+            operator_image,
+            "-c",
+            "command -v gcc cc pip || true; id -u",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.split() == ["65532"]  # no compiler, no pip, numeric non-root user
+
+
+def test_image_as_the_operator_reaches_ready(
+    control_plane: ControlPlane,
+    kube: Kube,
+    namespace: str,
+    milvus: MilvusServer,
+    operator_image: str,
+    tmp_path: Path,
+) -> None:
+    collection = new_collection(milvus, ["a", "b"])
+    operator = OperatorProcess(control_plane, milvus, namespace, tmp_path, image=operator_image).start()
+    try:
+        wait_for(lambda: _alive(operator), 30, "liveness endpoint answers 200")
+        kube.create(
+            namespace, "contained", {"collectionName": collection, "partitions": [{"name": "b", "state": "Loaded"}]}
+        )
+        kube.wait_reason(namespace, "contained", "InSync", timeout=90)
+        assert load_states(milvus, collection) == {"_default": "NotLoad", "a": "NotLoad", "b": "Loaded"}
+        wait_for(lambda: operator.metric("milvusops_load_release_calls_total", method="load_partitions") == 1, 10)
+    finally:
+        operator.stop()
+    assert "Traceback" not in operator.log()
