@@ -27,8 +27,15 @@ def conflict_key(body: Mapping[str, Any]) -> tuple[str, str, str]:
     return (connection_key(body["metadata"]["namespace"], spec.connection_name), spec.database, spec.collection_name)
 
 
+def claims_collection(body: Mapping[str, Any]) -> bool:
+    """Observe-only resources never act, so they neither win nor lose conflicts."""
+    return CollectionSpec.from_body(body).management_policy == ManagementPolicy.MANAGE
+
+
 def conflict_winner(body: Mapping[str, Any], owners: Mapping[Any, Iterable[tuple[str, str, str]]]) -> str | None:
     """The namespace/name of an older resource managing the same collection, or None if this one wins."""
+    if not claims_collection(body):
+        return None
     meta = body["metadata"]
     me = (meta.get("creationTimestamp") or "", meta["namespace"], meta["name"])
     claimants = sorted(set(owners.get(conflict_key(body), ())) | {me})

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from . import COLLECTIONS, CONNECTIONS, GROUP, VERSION
-from .collection_worker import CollectionWorker, conflict_key, finalize_collection
+from .collection_worker import CollectionWorker, claims_collection, conflict_key, finalize_collection
 from .connection_worker import ConnectionWorker
 from .connections import ClientPool
 from .kubeapi import KubeApi
@@ -41,6 +41,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.index(GROUP, VERSION, COLLECTIONS)
 def collection_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], tuple[str, str, str]]:
     """Who manages which collection, for the oldest-wins conflict rule."""
+    if not claims_collection(body):
+        return {}
     key = conflict_key(body)
     meta = body["metadata"]
     return {key: (meta.get("creationTimestamp") or "", meta["namespace"], meta["name"])}

@@ -86,7 +86,8 @@ def classify(exc: BaseException) -> Failure:
         if "resource group" in lowered and ("not found" in lowered or "not exist" in lowered):
             return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: check spec.load.resourceGroups")
         if "nodes not enough" in lowered or "resource group" in lowered:
-            return Failure(Reason.INSUFFICIENT_RESOURCES, message)
+            hint = "spec.load.replicas asks for more replicas than there are query nodes (or resource group capacity)"
+            return Failure(Reason.INSUFFICIENT_RESOURCES, f"{message}: {hint}")
         if "UNIMPLEMENTED" in message.upper() and "unimplemented" in message.lower():
             return Failure(Reason.UNSUPPORTED, f"{message} (partition-level load is not supported by this server)")
         if code == 2 or "Fail connecting" in message:

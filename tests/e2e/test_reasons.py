@@ -93,6 +93,9 @@ def test_conflict_oldest_wins_and_the_next_takes_over(
     _assert_stalled(kube, namespace, "second")
     assert set(load_states(milvus, collection).values()) == {"Loaded"}  # the loser changed nothing
 
+    # an observer of the same collection takes no part in the conflict
+    kube.create(namespace, "onlooker", {"collectionName": collection, "managementPolicy": "Observe"})
+    kube.wait_reason(namespace, "onlooker", "Observing")
     kube.delete(namespace, "first")
     kube.wait_reason(namespace, "second", "InSync", timeout=60)
     assert set(load_states(milvus, collection).values()) == {"NotLoad"}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from milvusops.collection_worker import conflict_key, conflict_winner
+from milvusops.collection_worker import claims_collection, conflict_key, conflict_winner
 from milvusops.kubeapi import merge_patch
 from milvusops.model import (
     CollectionSpec,
@@ -303,3 +303,13 @@ def test_default_connection_is_shared_across_namespaces() -> None:
     named_a = collection_body("team-a", "p", "t", connectionRef={"name": "main"})
     named_b = collection_body("team-b", "p", "t", connectionRef={"name": "main"})
     assert conflict_key(named_a) != conflict_key(named_b)  # same name, different MilvusConnections
+
+
+def test_observers_neither_win_nor_lose() -> None:
+    observer = collection_body("team-c", "watch", "2025-01-01T00:00:00Z", managementPolicy="Observe")
+    assert not claims_collection(observer)
+    assert claims_collection(NEW)
+    # an older observer is not in the index, so it cannot make a manager lose
+    owners = index_of(NEW)
+    assert conflict_winner(NEW, owners) is None
+    assert conflict_winner(observer, index_of(OLD, NEW)) is None
