@@ -51,6 +51,14 @@ class CollectionWorker(Worker):
         self.pool = pool
         self.timing = Timing(settings.resync_seconds, settings.loading_recheck_seconds)
         self.streak = 0  # passes in a row that asked for an early re-check
+        self.connection: tuple[str, str | None] = ("", None)  # (namespace, connectionRef name)
+
+    def notice(self, body: kopf.Body) -> None:
+        self.connection = (body["metadata"]["namespace"], (body.get("spec") or {}).get("connectionRef", {}).get("name"))
+        super().notice(body)
+
+    def uses_connection(self, namespace: str, name: str) -> bool:
+        return self.connection == (namespace, name)
 
     async def run(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
         while not stopped:

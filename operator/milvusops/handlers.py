@@ -29,6 +29,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "milvusops"
     memo.kube = KubeApi()
+    memo.workers = {}  # uid -> worker; shared by every per-object memo (they are shallow copies)
     memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
 
 
@@ -49,8 +50,13 @@ def collection_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], t
 
 
 @kopf.on.event(GROUP, VERSION, COLLECTIONS)
-async def collection_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _worker(memo, CollectionWorker).notice(body)
+async def collection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
+    worker = _worker(memo, CollectionWorker)
+    if event.get("type") == "DELETED":
+        memo.workers.pop(body["metadata"]["uid"], None)
+        return
+    _register(memo, body, worker)
+    worker.notice(body)
 
 
 @kopf.daemon(GROUP, VERSION, COLLECTIONS, cancellation_timeout=5.0)
@@ -66,8 +72,13 @@ async def collection_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelt
 
 @kopf.on.event(GROUP, VERSION, CONNECTIONS)
 async def connection_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.pool.forget(body["metadata"]["namespace"], body["metadata"]["name"])
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    memo.pool.forget(namespace, name)
     _worker(memo, ConnectionWorker).notice(body)
+    # a new or fixed connection should not wait for the next resync of the collections using it
+    for worker in memo.workers.values():
+        if isinstance(worker, CollectionWorker) and worker.uses_connection(namespace, name):
+            worker.wakeup.set()
 
 
 @kopf.daemon(GROUP, VERSION, CONNECTIONS, cancellation_timeout=5.0)
@@ -80,3 +91,7 @@ def _worker(memo: kopf.Memo, kind: Any) -> Any:
     if "worker" not in memo:
         memo.worker = kind(memo.settings, memo.kube, memo.pool)
     return memo.worker
+
+
+def _register(memo: kopf.Memo, body: kopf.Body, worker: Any) -> None:
+    memo.workers[body["metadata"]["uid"]] = worker

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tests.e2e.health import gitops_verdicts
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusServer
@@ -59,6 +61,20 @@ def test_unreachable_milvus_recovers_when_the_connection_is_fixed(
     kube.wait_reason(namespace, "stranded", "MilvusUnavailable")
     kube.patch(namespace, "elsewhere", {"spec": {"uri": milvus.uri}}, plural=CONNECTIONS)
     kube.wait_reason(namespace, "stranded", "InSync", timeout=60)
+
+
+def test_a_connection_created_late_wakes_its_collections(
+    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    start_operator(MILVUSOPS_RESYNC_SECONDS="300")  # so only the wake-up can explain a quick recovery
+    collection = new_collection(milvus, ["a"])
+    kube.create(
+        namespace, "early", {"collectionName": collection, "state": "Loaded", "connectionRef": {"name": "late"}}
+    )
+    kube.wait_reason(namespace, "early", "ConnectionNotFound")
+    kube.create_secret(namespace, "token", {"token": milvus.root_token})
+    kube.create_connection(namespace, "late", {"uri": milvus.uri, "credentialsSecretRef": {"name": "token"}})
+    kube.wait_reason(namespace, "early", "InSync", timeout=30)
     assert set(load_states(milvus, collection).values()) == {"Loaded"}
 
 

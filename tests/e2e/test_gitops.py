@@ -115,3 +115,12 @@ def test_json_logs_one_line_per_action_without_secrets(
     assert action["outcome"] == "ok"
     assert isinstance(action["duration"], float)
     assert milvus.root_token not in operator.log()
+
+
+def test_a_resource_not_yet_seen_by_the_operator_is_in_progress(kube: Kube, namespace: str) -> None:
+    # no operator runs here: the CRD's status defaults make the object read as not observed yet
+    kube.create(namespace, "unseen", {"collectionName": "anything"})
+    assert kube.get(namespace, "unseen")["status"] == {"observedGeneration": 0}
+    assert gitops_verdicts(kube, namespace, "unseen") == ("InProgress", "Progressing")
+    kube.create_connection(namespace, "unseen", {"uri": "http://127.0.0.1:1"})
+    assert gitops_verdicts(kube, namespace, "unseen", "milvusconnections") == ("InProgress", "Progressing")
