@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint unit e2e testenv demo clean
+.PHONY: test lint unit e2e testenv demo manifests clean
 
 test: lint testenv  ## the CI gate: lint, types, unit and e2e tests against a real API server and Milvus
 	$(BIN)/python -m pytest
@@ -22,6 +22,9 @@ e2e: $(VENV)/.installed
 
 demo: $(VENV)/.installed  ## local control plane + Milvus + operator + examples, status printed
 	$(BIN)/python -m tests.testenv demo
+
+manifests: $(VENV)/.installed  ## regenerate deploy/install.yaml from the chart
+	$(BIN)/python -m tests.testenv manifests
 
 testenv: $(VENV)/.installed  ## build (or reuse) kube-apiserver, etcd, kubectl and helm
 	$(BIN)/python -m tests.testenv build

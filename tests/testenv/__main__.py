@@ -8,12 +8,17 @@ from . import gobins
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["manifests"]:
+        from . import manifests
+
+        print(f"wrote {manifests.write()}")
+        return 0
     if argv[:1] == ["demo"]:
         from . import demo
 
         return demo.main()
     if argv[:1] != ["build"]:
-        print("usage: python -m tests.testenv build|demo", file=sys.stderr)
+        print("usage: python -m tests.testenv build|demo|manifests", file=sys.stderr)
         return 2
     for name, path in vars(gobins.ensure_all()).items():
         print(f"{name}: {path}")

@@ -63,6 +63,10 @@ def _ldflags(name: str) -> str:
     elif name == "helm":
         version = required_version("helm", "helm.sh/helm/v3")
         flags += [f"-X helm.sh/helm/v3/internal/version.version={version}"]
+        # the Kubernetes version helm assumes without a cluster (template, lint), as its release builds set it
+        k8s_minor = required_version("helm", "k8s.io/client-go").lstrip("v").split(".")[1]
+        for package in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+            flags += [f"-X {package}.k8sVersionMajor=1", f"-X {package}.k8sVersionMinor={k8s_minor}"]
     return " ".join(flags)
 
 

@@ -1,0 +1,132 @@
+{{/*
+Chart name, overridable with nameOverride.
+*/}}
+{{- define "milvusops.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name used for every resource: fullnameOverride, or <release>-<name> (just <release> when it
+already contains the name).
+*/}}
+{{- define "milvusops.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart label value: <name>-<version>.
+*/}}
+{{- define "milvusops.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels (stable across upgrades: never add version-dependent labels here).
+*/}}
+{{- define "milvusops.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "milvusops.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- end }}
+
+{{/*
+Standard labels of every resource.
+*/}}
+{{- define "milvusops.labels" -}}
+helm.sh/chart: {{ include "milvusops.chart" . | quote }}
+{{ include "milvusops.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: milvusops
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
+{{- end }}
+
+{{/*
+Image tag: image.tag, or the chart's appVersion.
+*/}}
+{{- define "milvusops.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{/*
+ServiceAccount name.
+*/}}
+{{- define "milvusops.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "milvusops.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks of value combinations that the schema alone cannot explain well. Included by the Deployment,
+so that `helm template` and `helm install` fail early with a clear message.
+*/}}
+{{- define "milvusops.validate" -}}
+{{- if eq .Values.rbac.scope "namespaces" }}
+{{- if not .Values.watchNamespaces }}
+{{- fail "rbac.scope=namespaces needs at least one namespace in watchNamespaces (e.g. --set watchNamespaces={team-a,team-b})" }}
+{{- end }}
+{{- else if .Values.watchNamespaces }}
+{{- fail "watchNamespaces is only used with rbac.scope=namespaces; with rbac.scope=cluster every namespace is watched (leave watchNamespaces empty)" }}
+{{- end }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- fail "replicaCount > 1 is not supported: every replica would get the same Kopf peering priority, and Kopf then pauses all of them" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The rules an operator instance needs in every namespace it serves (cluster-wide in the cluster
+scope). Everything the operator itself calls is in kubeapi.py: Secrets are only read by name (get),
+MilvusConnections are read by name, and status is patched through the /status subresource. Kopf
+watches both kinds (list, watch), patches them (finalizer, annotations) and posts core v1 Events.
+*/}}
+{{- define "milvusops.namespacedRules" -}}
+- apiGroups: ["milvusops.dev"]
+  resources: ["milvuscollections", "milvusconnections"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["milvusops.dev"]
+  resources: ["milvuscollections/status", "milvusconnections/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
+Cluster-wide rules of both scopes, all for Kopf itself: it watches CustomResourceDefinitions to
+notice ours being (re)installed, and Namespaces to follow the namespaces it serves.
+*/}}
+{{- define "milvusops.clusterRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{/*
+The peering objects are Helm hooks, created after the release's other resources: on a first install
+their kind does not exist yet when Helm checks the release's manifest (the peering CRDs are created
+by this same release), and Helm refuses to install a manifest with an unknown kind.
+*/}}
+{{- define "milvusops.peeringHook" -}}
+helm.sh/hook: post-install,post-upgrade
+helm.sh/hook-delete-policy: before-hook-creation
+{{- end }}
