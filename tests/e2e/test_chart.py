@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -47,46 +48,32 @@ def test_values_schema_rejects_a_typo() -> None:
     assert "resyncSecond" in result.stderr
 
 
+def _operator_container(plane: ControlPlane, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(Deployment spec, its container) as the API server stored them."""
+    spec = yaml.safe_load(plane.kubectl("get", "deployment", "-n", namespace, "-o", "yaml").stdout)["items"][0]["spec"]
+    return spec, spec["template"]["spec"]["containers"][0]
+
+
 def test_helm_install_and_upgrade(control_plane: ControlPlane, namespace: str) -> None:
-    release = f"op-{uuid.uuid4().hex[:6]}"
-    install = helm(
-        control_plane,
-        "install",
-        release,
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--set",
-        "defaultConnection.uri=http://milvus.example:19530",
-    )
+    # runs before the dry-run test below, so this is the default path: the chart installs Kopf's peering CRDs
+    release = ["--namespace", namespace, f"op-{uuid.uuid4().hex[:6]}", str(CHART)]
+    values = ["--set", "defaultConnection.uri=http://milvus.example:19530"]
+    install = helm(control_plane, "install", *release, *values)
     assert "STATUS: deployed" in install.stdout
-    deployment = control_plane.kubectl("get", "deployment", "-n", namespace, "-o", "yaml").stdout
-    spec = yaml.safe_load(deployment)["items"][0]["spec"]
+    spec, container = _operator_container(control_plane, namespace)
     pod = spec["template"]["spec"]
-    container = pod["containers"][0]
     assert spec["strategy"]["type"] == "Recreate"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["MILVUSOPS_DEFAULT_URI"] == "http://milvus.example:19530"
+    assert {e["name"]: e.get("value") for e in container["env"]}[
+        "MILVUSOPS_DEFAULT_URI"
+    ] == "http://milvus.example:19530"
 
-    upgrade = helm(
-        control_plane,
-        "upgrade",
-        release,
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--set",
-        "defaultConnection.uri=http://milvus.example:19530",
-        "--set",
-        "resyncSeconds=60",
-    )
+    upgrade = helm(control_plane, "upgrade", *release, *values, "--set", "resyncSeconds=60")
     assert "STATUS: deployed" in upgrade.stdout and "REVISION: 2" in upgrade.stdout
-    deployment = yaml.safe_load(control_plane.kubectl("get", "deployment", "-n", namespace, "-o", "yaml").stdout)
-    container = deployment["items"][0]["spec"]["template"]["spec"]["containers"][0]
+    _, container = _operator_container(control_plane, namespace)
     assert {e["name"]: e.get("value") for e in container["env"]}["MILVUSOPS_RESYNC_SECONDS"] == "60"
 
 
