@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 
+from . import PAUSED_ANNOTATION
 from .kubeapi import KubeApi, merge_patch
 from .settings import Settings
 from .status import needs_patch, stamp
@@ -32,7 +33,8 @@ class Worker:
     def notice(self, body: kopf.Body) -> None:
         """Wake the daemon when something it acts on changed (not on our own status writes)."""
         meta = body.get("metadata") or {}
-        key = (meta.get("generation"), tuple(sorted((meta.get("annotations") or {}).items())))
+        # only what changes behaviour: Kopf's own bookkeeping annotations must not cause extra passes
+        key = (meta.get("generation"), (meta.get("annotations") or {}).get(PAUSED_ANNOTATION))
         if key != self.seen:
             self.seen = key
             self.wakeup.set()

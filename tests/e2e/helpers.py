@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from pymilvus import DataType, MilvusClient
 
 from tests.testenv.image import ulimits
@@ -197,6 +197,30 @@ class Kube:
             return ready if ready.get("reason") == reason else None
 
         return wait_for(check, timeout, f"{name} Ready reason {reason}")
+
+    def watch_for(
+        self, namespace: str, name: str, since: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60
+    ) -> dict[str, Any]:
+        """The first version after resourceVersion `since` that satisfies predicate (a watch misses none)."""
+        stream = watch.Watch()  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + timeout
+        for event in stream.stream(  # type: ignore[no-untyped-call]
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            field_selector=f"metadata.name={name}",
+            resource_version=since,
+            timeout_seconds=int(timeout),
+        ):
+            obj = cast(dict[str, Any], event["object"])
+            if predicate(obj):
+                stream.stop()  # type: ignore[no-untyped-call]
+                return obj
+            if time.monotonic() > deadline:
+                break
+        raise AssertionError(f"no version of {namespace}/{name} matched within {timeout}s")
 
     def events(self, namespace: str, name: str) -> list[Any]:
         items = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items

@@ -12,6 +12,11 @@ from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 
 
+def _ready_reason(obj: dict[str, Any]) -> str:
+    reasons = {c["type"]: c["reason"] for c in (obj.get("status") or {}).get("conditions") or []}
+    return str(reasons.get("Ready", ""))
+
+
 def test_spec_change_is_in_progress_until_the_new_generation_is_observed(
     kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess]
 ) -> None:
@@ -35,18 +40,43 @@ def test_loading_is_in_progress_then_current(
     kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
 ) -> None:
     collection = new_collection(milvus, ["a"], rows=5000)
-    kube.create(namespace, "busy", {"collectionName": collection, "state": "Loaded"})
+    since = kube.create(namespace, "busy", {"collectionName": collection, "state": "Loaded"})["metadata"][
+        "resourceVersion"
+    ]
 
-    def loading_object() -> dict[str, Any] | None:
-        obj = kube.get(namespace, "busy")
-        reasons = {c["type"]: c["reason"] for c in (obj.get("status") or {}).get("conditions") or []}
-        return obj if reasons.get("Ready") == "Loading" else None
-
-    captured = wait_for(loading_object, 30, "Loading observed", interval=0.05)
+    captured = kube.watch_for(namespace, "busy", since, lambda obj: _ready_reason(obj) == "Loading")
     assert captured["status"]["loaded"] == "0/2"
     assert (kstatus_of(captured), argocd_health(captured)) == ("InProgress", "Progressing")
     kube.wait_reason(namespace, "busy", "InSync", timeout=60)
     assert gitops_verdicts(kube, namespace, "busy") == ("Current", "Healthy")
+
+
+def test_releasing_is_in_progress_then_current(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a"])
+    kube.create(namespace, "shrink", {"collectionName": collection, "state": "Loaded"})
+    kube.wait_reason(namespace, "shrink", "InSync", timeout=90)
+    since = kube.patch(namespace, "shrink", {"spec": {"state": "Released"}})["metadata"]["resourceVersion"]
+
+    captured = kube.watch_for(namespace, "shrink", since, lambda obj: _ready_reason(obj) == "Releasing")
+    assert (kstatus_of(captured), argocd_health(captured)) == ("InProgress", "Progressing")
+    wait_for(lambda: kube.get(namespace, "shrink")["status"]["observedGeneration"] == 2, 30, "generation 2")
+    kube.wait_reason(namespace, "shrink", "InSync", timeout=60)
+    assert gitops_verdicts(kube, namespace, "shrink") == ("Current", "Healthy")
+
+
+def test_kubectl_describe_tells_what_happened(
+    control_plane: ControlPlane, kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a"], index=False)
+    kube.create(namespace, "explained", {"collectionName": collection, "state": "Loaded"})
+    kube.wait_reason(namespace, "explained", "IndexNotFound")
+    wait_for(lambda: kube.events(namespace, "explained"), 10, "event posted")
+    described = control_plane.kubectl("describe", "mcol", "-n", namespace, "explained").stdout
+    assert "Reason:                IndexNotFound" in described
+    events = described[described.index("Events:") :]
+    assert "Warning  IndexNotFound" in events and "create a vector index before loading" in events
 
 
 def test_kubectl_explain_documents_the_fields(control_plane: ControlPlane) -> None:
