@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 import urllib.request
@@ -43,6 +44,7 @@ class OperatorProcess:
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         self.image = image
+        self.container = ""
         self.logdir = logdir
         self.environment = {
             "KUBECONFIG": str(plane.kubeconfig),
@@ -74,7 +76,8 @@ class OperatorProcess:
         kubeconfig.chmod(0o644)  # read by uid 65532 inside the container
         env = {k: v for k, v in self.environment.items() if k.startswith("MILVUSOPS_")}
         env["KUBECONFIG"] = "/etc/milvusops/kubeconfig"
-        argv = ["podman", "run", "--rm", "--name", f"milvusops-{uuid.uuid4().hex[:8]}", "--network=host"]
+        self.container = f"milvusops-{uuid.uuid4().hex[:8]}"
+        argv = ["podman", "run", "--rm", "--name", self.container, "--network=host"]
         argv += ["--runtime", "runc", *ulimits(), "--read-only", "--tmpfs", "/tmp", "--user", "65532:65532"]  # noqa: S108
         argv += [
             "--cap-drop=ALL",
@@ -122,6 +125,11 @@ class OperatorProcess:
         if self.process is not None:
             self.process.stop(grace=15)
             self.process = None
+        if self.container:
+            # conmon keeps a container alive outside our process group if podman died before forwarding
+            subprocess.run(
+                ["podman", "rm", "--force", "--time", "10", self.container], capture_output=True, check=False
+            )
 
     def kill(self) -> None:
         if self.process is not None:

@@ -76,3 +76,7 @@ def test_image_as_the_operator_reaches_ready(
     finally:
         operator.stop()
     assert "Traceback" not in operator.log()
+    left = subprocess.run(
+        ["podman", "ps", "-q", "--filter", f"name={operator.container}"], capture_output=True, text=True
+    )
+    assert left.stdout.strip() == ""
