@@ -125,7 +125,10 @@ def _watch(plane: ControlPlane, started: float, timeout: float = 180) -> None:
             check=False,
         ).stdout.split()
         if ready and len(ready) == len(EXAMPLE_COLLECTIONS) and set(ready) == {"True"}:
-            print(f"\ndemo: every resource Ready after {time.monotonic() - started:.1f}s")
+            elapsed = time.monotonic() - started
+            print(f"\n[{elapsed:5.1f}s] kubectl get milvuscollections -A")
+            print(plane.kubectl("get", "milvuscollections", "-A").stdout, end="")
+            print(f"\ndemo: every resource Ready after {elapsed:.1f}s")
             return
         time.sleep(0.5)
     print("demo: not every resource became Ready; see the operator log", file=sys.stderr)
