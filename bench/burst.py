@@ -9,17 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, cast
 
 from pymilvus import AsyncMilvusClient
-from tests.e2e.helpers import GROUP, PLURAL, VERSION, Kube, OperatorProcess, new_collection
-from tests.testenv import gobins
-from tests.testenv.kube import ControlPlane
+from tests.e2e.helpers import GROUP, PLURAL, VERSION, Kube, new_collection
 from tests.testenv.milvus import MilvusServer
+
+from bench.environment import environment
 
 NAMESPACE = "burst"
 
@@ -84,31 +82,15 @@ def main() -> int:
     parser.add_argument("--resources", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="milvusops-burst-"))
-    plane = ControlPlane(gobins.ensure_all(), workdir / "kube")
-    milvus = MilvusServer(workdir / "milvus")
-    operator = None
-    try:
-        plane.start()
-        plane.kubectl("apply", "--server-side", "-f", "crds")
-        plane.kubectl("wait", "--for=condition=Established", "-f", "crds")
-        plane.kubectl("create", "namespace", NAMESPACE)
-        milvus.start()
+    with environment(NAMESPACE) as env:
+        milvus = env.milvus
         started = time.perf_counter()
         ours = [new_collection(milvus, ["p"], rows=100) for _ in range(args.resources)]
         theirs = [new_collection(milvus, ["p"], rows=100) for _ in range(args.resources)]
         floor = [new_collection(milvus, ["p"], rows=100) for _ in range(args.resources)]
         print(f"setup: {3 * args.resources} collections in {time.perf_counter() - started:.0f}s", flush=True)
-        operator = OperatorProcess(
-            plane,
-            milvus,
-            NAMESPACE,
-            workdir,
-            MILVUSOPS_RESYNC_SECONDS="30",
-            MILVUSOPS_LOADING_RECHECK_SECONDS="2",
-            MILVUSOPS_MAX_CONCURRENT_CALLS=str(args.concurrency),
-        ).start()
-        kube = Kube(plane)
+        env.start_operator(MILVUSOPS_MAX_CONCURRENT_CALLS=str(args.concurrency))
+        kube = env.kube
         operator_seconds = through_operator(kube, ours)
         direct_seconds = asyncio.run(direct(milvus, theirs, args.concurrency))
         floor_seconds = direct_started(milvus, floor, args.concurrency)
@@ -119,11 +101,6 @@ def main() -> int:
             f"direct starting all loads then polling {floor_seconds:.1f}s (ratio {floor_ratio:.2f})"
         )
         return 0
-    finally:
-        if operator is not None:
-            operator.stop()
-        milvus.stop()
-        plane.stop()
 
 
 if __name__ == "__main__":

@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from tests.e2e.helpers import Kube, OperatorProcess, new_collection
-from tests.testenv import gobins
-from tests.testenv.kube import ControlPlane
+from tests.e2e.helpers import Kube, new_collection
 from tests.testenv.milvus import MilvusServer
+
+from bench.environment import environment
 
 NAMESPACE = "bench"
 
@@ -57,20 +55,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="milvusops-bench-"))
-    plane = ControlPlane(gobins.ensure_all(), workdir / "kube")
-    milvus = MilvusServer(workdir / "milvus")
-    operator = None
-    try:
-        plane.start()
-        plane.kubectl("apply", "--server-side", "-f", "crds")
-        plane.kubectl("wait", "--for=condition=Established", "-f", "crds")
-        plane.kubectl("create", "namespace", NAMESPACE)
-        milvus.start()
-        operator = OperatorProcess(
-            plane, milvus, NAMESPACE, workdir, MILVUSOPS_RESYNC_SECONDS="30", MILVUSOPS_LOADING_RECHECK_SECONDS="2"
-        ).start()
-        kube = Kube(plane)
+    with environment(NAMESPACE) as env:
+        env.start_operator()
+        kube, milvus = env.kube, env.milvus
         direct(milvus)  # warm-up: first load in a fresh Milvus is slower
         ops, dirs = [], []
         for index in range(args.rounds):
@@ -86,11 +73,6 @@ def main() -> int:
             f"ratio p50 {statistics.median(ratios):.2f} p95 {percentile(ratios, 0.95):.2f} (n={args.rounds})"
         )
         return 0
-    finally:
-        if operator is not None:
-            operator.stop()
-        milvus.stop()
-        plane.stop()
 
 
 if __name__ == "__main__":
