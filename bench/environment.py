@@ -42,6 +42,6 @@ def environment(namespace: str) -> Iterator[Environment]:
         plane.kubectl("apply", "--server-side", "-f", "crds")
         plane.kubectl("wait", "--for=condition=Established", "-f", "crds")
         plane.kubectl("create", "namespace", namespace)
-        stack.callback(milvus.stop)
+        stack.callback(milvus.release)
         milvus.start()
         yield Environment(workdir, plane, milvus, Kube(plane), namespace, stack)

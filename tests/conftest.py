@@ -62,7 +62,7 @@ def milvus(workdir: Path) -> Iterator[MilvusServer]:
         server.start()
         yield server
     finally:
-        server.stop()
+        server.release()
 
 
 @pytest.fixture

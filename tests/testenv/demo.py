@@ -101,7 +101,7 @@ def main() -> int:
         print("demo: stopping ...")
         if operator is not None:
             operator.stop()
-        milvus.stop()
+        milvus.release()
         plane.stop()
 
 

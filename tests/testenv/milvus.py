@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 from pymilvus import MilvusClient
 
@@ -86,13 +88,38 @@ class MilvusServer(_Server):
     def __init__(self, workdir: Path, authorization: bool = True) -> None:
         super().__init__(workdir)
         self.authorization = authorization
+        self.etcd_port = free_port()
+        self._slot: IO[bytes] | None = None
 
     def start(self, timeout: float = 180) -> None:
+        """Start (or restart, on the same port and data) once this process holds the machine's Milvus slot."""
+        self._take_slot()
         argv = [str(ensure_server_command()), "--data", str(self.workdir / "data")]
-        argv += ["--proxy-port", str(self.port), "--etcd-port", str(free_port())]
+        argv += ["--proxy-port", str(self.port), "--etcd-port", str(self.etcd_port)]
         if self.authorization:
             argv += ["--authorization-enabled", "true"]
         self._launch(argv, timeout)
+
+    def _take_slot(self) -> None:
+        """Wait for any other Milvus 2.3.5 of this machine (tests, demo, bench) to stop: port 2380 is fixed."""
+        if self._slot is not None:
+            return
+        path = cache_root() / "milvus-2380.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        slot = open(path, "wb")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another Milvus 2.3.5 on this machine to stop ({path})", file=sys.stderr, flush=True)
+            fcntl.flock(slot, fcntl.LOCK_EX)
+        self._slot = slot
+
+    def release(self) -> None:
+        """Stop the server and give the machine's Milvus slot to whoever waits for it."""
+        self.stop()
+        if self._slot is not None:
+            self._slot.close()
+            self._slot = None
 
 
 class MilvusLiteServer(_Server):
