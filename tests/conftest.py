@@ -33,6 +33,31 @@ def pytest_runtest_makereport(
     return report
 
 
+class Figures:
+    """Numbers measured by tests (recovery times, counts), printed at the end of the run for the docs."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str]] = []
+
+    def record(self, name: str, value: str) -> None:
+        self.rows.append((name, value))
+
+
+FIGURES = Figures()
+
+
+@pytest.fixture(scope="session")
+def figures() -> Figures:
+    return FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES.rows:
+        terminalreporter.section("figures measured in this run")
+        for name, value in FIGURES.rows:
+            terminalreporter.write_line(f"{name}: {value}")
+
+
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("testenv")

@@ -20,6 +20,7 @@ class Reason(StrEnum):
     MILVUS_UNAVAILABLE = "MilvusUnavailable"
     MILVUS_ERROR = "MilvusError"
     SECRET_NOT_FOUND = "SecretNotFound"
+    SECRET_INVALID = "SecretInvalid"
     CONNECTION_NOT_FOUND = "ConnectionNotFound"
     CONFLICT = "Conflict"
     PAUSED = "Paused"
@@ -36,6 +37,7 @@ STALLED_REASONS = frozenset(
         Reason.INVALID_LOAD_OPTIONS,
         Reason.UNSUPPORTED,
         Reason.SECRET_NOT_FOUND,
+        Reason.SECRET_INVALID,
         Reason.CONNECTION_NOT_FOUND,
         Reason.CONFLICT,
     }

@@ -35,7 +35,15 @@ class KubeApi:
         data = secret.data or {}
         if key not in data:
             raise FailureError(Failure(Reason.SECRET_NOT_FOUND, f"Secret {namespace}/{name} has no key {key!r}"))
-        return base64.b64decode(data[key]).decode().strip()
+        try:
+            value = base64.b64decode(data[key]).decode().strip()
+        except UnicodeDecodeError as exc:
+            raise FailureError(
+                Failure(Reason.SECRET_INVALID, f"Secret {namespace}/{name} key {key!r} is not UTF-8 text")
+            ) from exc
+        if not value:
+            raise FailureError(Failure(Reason.SECRET_INVALID, f"Secret {namespace}/{name} key {key!r} is empty"))
+        return value
 
     async def read_connection(self, namespace: str, name: str) -> Mapping[str, Any]:
         try:

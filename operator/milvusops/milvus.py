@@ -128,9 +128,18 @@ class MilvusClientPort:
             result = await loop.run_in_executor(self._executor, self._run, fn)
         except Exception as exc:
             metrics.observe_milvus_call(method, "error", time.perf_counter() - started)
-            raise FailureError(classify(exc)) from exc
+            raise FailureError(self._explain(classify(exc))) from exc
         metrics.observe_milvus_call(method, "ok", time.perf_counter() - started)
         return result
+
+    def _explain(self, failure: Failure) -> Failure:
+        """A failed TLS handshake looks like any unreachable server: say what to check."""
+        tls = self._endpoint.ca_pem_path or self._endpoint.uri.startswith("https://")
+        if failure.reason != Reason.MILVUS_UNAVAILABLE or not tls:
+            return failure
+        hint = "with TLS, check that tls.caSecretRef holds the CA that signed the server's certificate"
+        hint += ", that tls.serverName matches the certificate, and that the server speaks TLS"
+        return Failure(failure.reason, f"{failure.message}; {hint}")
 
     def _run(self, fn: Callable[[MilvusClient], T]) -> T:
         with self._client_lock:

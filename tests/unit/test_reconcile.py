@@ -335,7 +335,7 @@ async def test_missing_partition_is_stalled_but_the_rest_is_applied() -> None:
     assert {"name": "ghost", "desired": "Loaded", "state": "NotExist"} in result.status["partitions"]
 
 
-@pytest.mark.parametrize("reason", [Reason.CONNECTION_NOT_FOUND, Reason.SECRET_NOT_FOUND])
+@pytest.mark.parametrize("reason", [Reason.CONNECTION_NOT_FOUND, Reason.SECRET_NOT_FOUND, Reason.SECRET_INVALID])
 async def test_connection_problems_make_no_milvus_calls(reason: Reason) -> None:
     milvus = FakeMilvus(IN_SYNC)
     ports = FakePorts(milvus, Failure(reason, "missing"))

@@ -134,6 +134,7 @@ def test_stalled_reasons_are_those_of_the_spec() -> None:
         "InvalidLoadOptions",
         "Unsupported",
         "SecretNotFound",
+        "SecretInvalid",
         "ConnectionNotFound",
         "Conflict",
     }
