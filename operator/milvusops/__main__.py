@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 import kopf
@@ -18,12 +19,23 @@ def main(argv: list[str] | None = None) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    if not settings.standalone:
+        logging.getLogger(__name__).info(
+            "Kopf peering %r as priority %d, lifetime %d s: this replica acts only while no live peer has a higher"
+            " priority, and waits while the peering object or its CRD is missing",
+            settings.peering_name,
+            settings.peering_priority,
+            settings.peering_lifetime_seconds,
+        )
     asyncio.run(
         kopf.operator(
             registry=kopf.get_default_registry(),
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             standalone=settings.standalone,
+            priority=settings.peering_priority,
+            # a name makes peering mandatory: a replica starts paused and acts only after it has seen its peers
+            peering_name=None if settings.standalone else settings.peering_name,
             liveness_endpoint=liveness,
             memo=kopf.Memo(settings=settings),
         )

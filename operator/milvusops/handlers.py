@@ -28,6 +28,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # our own logger reports outcomes; Kopf's per-handler log lines are not worth an Event each
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "milvusops"
+    # how long a crashed replica blocks the others; set before Kopf's peering starts (it waits for startup)
+    settings.peering.lifetime = config.peering_lifetime_seconds
     memo.kube = KubeApi()
     memo.workers = {}  # uid -> worker; shared by every per-object memo (they are shallow copies)
     memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")

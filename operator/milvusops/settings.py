@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# an explicit priority at or above this wins over every replica with a random one (e.g. a debugging run)
+PRIORITY_CEILING = 1_000_000_000
+
+
+def random_priority() -> int:
+    return random.randint(1, PRIORITY_CEILING - 1)  # noqa: S311 - a tie-breaker, not a secret
 
 
 class Settings(BaseSettings):
@@ -31,3 +39,20 @@ class Settings(BaseSettings):
     metrics_port: int = Field(8080, ge=0, le=65535, description="0 disables the metrics endpoint")
     liveness_port: int = Field(8081, ge=0, le=65535, description="0 disables the liveness endpoint")
     standalone: bool = Field(False, description="no peering (one replica); otherwise Kopf peering is used")
+    # random per process: a Deployment's replicas share one environment, and Kopf pauses all peers of equal priority
+    peering_priority: int = Field(
+        default_factory=random_priority,
+        description="Kopf peering priority: the live peer with the highest one acts; default: random, below 10^9",
+    )
+    peering_name: str = Field(
+        "default",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+        description="name of the (Cluster)KopfPeering object shared by the replicas",
+    )
+    # like the 30 s resync: a crash delays reconciling by at most one resync, at one PATCH per replica per 20-25 s
+    peering_lifetime_seconds: int = Field(
+        30,
+        ge=10,  # Kopf renews 5-10 s before expiry: a shorter lifetime leaves no margin for a slow API server
+        description="how long a replica that stopped renewing its peering record (crashed) still blocks the others",
+    )

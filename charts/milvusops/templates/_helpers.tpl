@@ -79,8 +79,8 @@ so that `helm template` and `helm install` fail early with a clear message.
 {{- else if .Values.watchNamespaces }}
 {{- fail "watchNamespaces is only used with rbac.scope=namespaces; with rbac.scope=cluster every namespace is watched (leave watchNamespaces empty)" }}
 {{- end }}
-{{- if gt (int .Values.replicaCount) 1 }}
-{{- fail "replicaCount > 1 is not supported: every replica would get the same Kopf peering priority, and Kopf then pauses all of them" }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
+{{- fail "replicaCount > 1 needs peering.enabled=true: without Kopf peering every replica would act on every resource" }}
 {{- end }}
 {{- end }}
 
