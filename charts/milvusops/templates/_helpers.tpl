@@ -86,39 +86,44 @@ so that `helm template` and `helm install` fail early with a clear message.
 
 {{/*
 The rules an operator instance needs in every namespace it serves (cluster-wide in the cluster
-scope). Everything the operator itself calls is in kubeapi.py: Secrets are only read by name (get),
-MilvusConnections are read by name, and status is patched through the /status subresource. Kopf
-watches both kinds (list, watch), patches them (finalizer, annotations) and posts core v1 Events.
+scope), and no more: docs/security.md has one line per rule and tests/e2e/test_security.py runs the
+operator with exactly these. Kopf watches both kinds (list, watch) and only ever merge-patches them
+(finalizer, annotations), never updates; the operator reads MilvusConnections and Secrets by name
+(get), patches status through the /status subresource, and posts core v1 Events (create only: Kopf
+never patches an Event, nor uses events.k8s.io).
 */}}
 {{- define "milvusops.namespacedRules" -}}
 - apiGroups: ["milvusops.dev"]
-  resources: ["milvuscollections", "milvusconnections"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  resources: ["milvuscollections"]
+  verbs: ["list", "watch", "patch"]
+- apiGroups: ["milvusops.dev"]
+  resources: ["milvusconnections"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["milvusops.dev"]
   resources: ["milvuscollections/status", "milvusconnections/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{/*
-Cluster-wide rules of both scopes, all for Kopf itself: it watches CustomResourceDefinitions to
-notice ours being (re)installed, and Namespaces to follow the namespaces it serves.
+Cluster-wide rules, all for Kopf itself: it lists and watches CustomResourceDefinitions to notice
+ours being (re)installed, and, only when it serves a list of namespaces (rbac.scope=namespaces),
+Namespaces to follow them appearing and going (a cluster-wide Kopf never looks at Namespaces).
 */}}
 {{- define "milvusops.clusterRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
+{{- if eq .Values.rbac.scope "namespaces" }}
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
+{{- end }}
 {{- end }}
 
 {{/*
