@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint unit e2e testenv demo manifests clean
+.PHONY: test lint unit e2e testenv demo manifests bench clean
 
 test: lint testenv  ## the CI gate: lint, types, unit and e2e tests against a real API server and Milvus
 	$(BIN)/python -m pytest
@@ -22,6 +22,9 @@ e2e: $(VENV)/.installed
 
 demo: $(VENV)/.installed  ## local control plane + Milvus + operator + examples, status printed
 	$(BIN)/python -m tests.testenv demo
+
+bench: $(VENV)/.installed  ## every benchmark in one environment, e.g. make bench BENCH_ARGS="--resources 20"
+	$(BIN)/python -m bench.all $(BENCH_ARGS)
 
 manifests: $(VENV)/.installed  ## regenerate deploy/install.yaml from the chart
 	$(BIN)/python -m tests.testenv manifests

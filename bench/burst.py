@@ -1,7 +1,12 @@
-"""Burst: N MilvusCollections created at once until all are Ready, against a direct asyncio
-pymilvus script issuing the same loads with the same concurrency limit, in the same run.
+"""Burst: N MilvusCollections created at once until all are Ready, against direct pymilvus scripts
+issuing the same loads with the same concurrency limit, in the same run.
 
-    .venv/bin/python -m bench.burst [--resources 100] [--concurrency 8]
+    .venv/bin/python -m bench.burst [--resources 100] [--partitions 1] [--concurrency 8]
+
+--partitions 1: each collection has one partition (plus `_default`) and its resource says
+`state: Loaded`, so the operator and the scripts make one load_collection each. --partitions 5:
+each resource lists its 5 partitions Loaded in spec.partitions (`_default` stays Released), so
+everyone makes one load_partitions of those 5. --resources counts collections.
 """
 
 from __future__ import annotations
@@ -11,47 +16,59 @@ import asyncio
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from dataclasses import dataclass
 
 from pymilvus import AsyncMilvusClient
-from tests.e2e.helpers import GROUP, PLURAL, VERSION, Kube, new_collection
 from tests.testenv.milvus import MilvusServer
 
-from bench.environment import environment
+from bench.environment import Environment, environment
+from bench.report import Result, Row
+from bench.resources import create_all, delete_all, desired, wait_ready
+from bench.setup import create_collections, drop_collections, partition_names
 
-NAMESPACE = "burst"
+LOAD_TIMEOUT = 600.0  # seconds one load may take in the direct scripts before they give up
 
 
-def through_operator(kube: Kube, collections: list[str]) -> float:
+@dataclass(frozen=True)
+class Shape:
+    collections: int
+    partitions: int
+
+    @property
+    def listed(self) -> list[str] | None:
+        """The partitions named in each spec; None: the whole collection (`state: Loaded`)."""
+        return None if self.partitions == 1 else partition_names(self.partitions)
+
+    def __str__(self) -> str:
+        if self.partitions == 1:
+            return f"{self.collections} collections (state Loaded)"
+        return f"{self.collections} collections x {self.partitions} partitions (spec.partitions Loaded)"
+
+    def timeout(self) -> float:
+        """Generous but bounded: 100 loads took 6 s through the operator on 2 cores."""
+        return 120 + 0.5 * self.collections * self.partitions
+
+
+def through_operator(env: Environment, shape: Shape, collections: list[str]) -> tuple[float, list[str]]:
+    specs = {f"b{shape.partitions}-{index}": desired(name, shape.listed) for index, name in enumerate(collections)}
     started = time.perf_counter()
-    with ThreadPoolExecutor(16) as pool:  # the API creates themselves, as a GitOps apply sends them
-        list(
-            pool.map(
-                lambda item: kube.create(NAMESPACE, f"b-{item[0]}", {"collectionName": item[1], "state": "Loaded"}),
-                enumerate(collections),
-            )
-        )
-    while True:
-        listing = cast(dict[str, Any], kube.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL))
-        items = listing["items"]
-        ready = sum(
-            1
-            for item in items
-            for c in (item.get("status") or {}).get("conditions") or []
-            if c["type"] == "Ready" and c["status"] == "True"
-        )
-        if ready == len(collections):
-            return time.perf_counter() - started
-        time.sleep(0.25)
+    create_all(env.kube, env.namespace, specs)
+    wait_ready(env.kube, env.namespace, specs, shape.timeout())
+    return time.perf_counter() - started, list(specs)
 
 
-async def direct(milvus: MilvusServer, collections: list[str], concurrency: int) -> float:
+async def direct(milvus: MilvusServer, shape: Shape, collections: list[str], concurrency: int) -> float:
+    """How a plain asyncio script loads: AsyncMilvusClient, `concurrency` loads at a time, each awaited to its end."""
     client = AsyncMilvusClient(uri=milvus.uri, token=milvus.root_token)
     limit = asyncio.Semaphore(concurrency)
+    listed = shape.listed
 
     async def load(name: str) -> None:
         async with limit:
-            await client.load_collection(name)  # awaits the end of the load
+            if listed is None:
+                await client.load_collection(name, timeout=LOAD_TIMEOUT)
+            else:
+                await client.load_partitions(name, listed, timeout=LOAD_TIMEOUT)
 
     started = time.perf_counter()
     await asyncio.gather(*(load(name) for name in collections))
@@ -60,16 +77,25 @@ async def direct(milvus: MilvusServer, collections: list[str], concurrency: int)
     return elapsed
 
 
-def direct_started(milvus: MilvusServer, collections: list[str], concurrency: int) -> float:
+def direct_started(milvus: MilvusServer, shape: Shape, collections: list[str], concurrency: int) -> float:
     """The operator's own strategy without the operator: start every load, then poll until all are Loaded."""
-    client = milvus.client()
+    client = milvus.client(timeout=60)
+    listed = shape.listed
+    # whole collections: the collection's state; listed partitions: each one's (the collection says
+    # Loaded as soon as some partition is)
+    pending = [(name, "") for name in collections] if listed is None else [(n, p) for n in collections for p in listed]
     started = time.perf_counter()
+    deadline = time.monotonic() + shape.timeout()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(lambda name: client.load_collection(name, _async=True), collections))
-        pending = list(collections)
+        if listed is None:
+            list(pool.map(lambda name: client.load_collection(name, _async=True, sync=False), collections))
+        else:
+            list(pool.map(lambda name: client.load_partitions(name, listed, _async=True, sync=False), collections))
         while pending:
-            states = list(pool.map(lambda name: client.get_load_state(name)["state"].name, pending))
-            pending = [name for name, state in zip(pending, states, strict=True) if state != "Loaded"]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"direct loads: {len(pending)} partitions not Loaded, e.g. {pending[:5]}")
+            states = list(pool.map(lambda item: client.get_load_state(*item)["state"].name, pending))
+            pending = [item for item, state in zip(pending, states, strict=True) if state != "Loaded"]
             if pending:
                 time.sleep(0.25)
     elapsed = time.perf_counter() - started
@@ -77,29 +103,47 @@ def direct_started(milvus: MilvusServer, collections: list[str], concurrency: in
     return elapsed
 
 
+def run(env: Environment, shape: Shape, concurrency: int, keep: bool = False) -> tuple[Result, list[str]]:
+    """Needs a running operator limited to `concurrency` calls; `keep` leaves the resources (and their
+    collections, loaded) for later benchmarks and returns their names."""
+    milvus, parts = env.milvus, partition_names(shape.partitions)
+    with env.setup.measure(f"3 x {shape}"):
+        ours, theirs, floor = (create_collections(milvus, shape.collections, parts) for _ in range(3))
+    operator_seconds, names = through_operator(env, shape, ours)
+    print(f"burst {shape}: operator {operator_seconds:.1f}s", flush=True)
+    direct_seconds = asyncio.run(direct(milvus, shape, theirs, concurrency))
+    with env.setup.measure("dropped the first baseline's collections"):
+        drop_collections(milvus, theirs)  # so both baselines find the same number of collections loaded
+    floor_seconds = direct_started(milvus, shape, floor, concurrency)
+    with env.setup.measure(f"cleanup after burst of {shape}"):
+        drop_collections(milvus, floor)
+        if not keep:
+            delete_all(env.kube, env.namespace, shape.timeout())
+            drop_collections(milvus, ours)
+    ratio, floor_ratio = operator_seconds / direct_seconds, operator_seconds / floor_seconds
+    summary = (
+        f"burst: {shape}, concurrency {concurrency}: operator {operator_seconds:.1f}s | "
+        f"direct asyncio awaiting each load {direct_seconds:.1f}s (ratio {ratio:.2f}) | "
+        f"direct starting all loads then polling {floor_seconds:.1f}s (ratio {floor_ratio:.2f})"
+    )
+    what, measured = f"burst, {shape}: create → all Ready", f"{operator_seconds:.1f} s"
+    rows = (
+        Row(what, measured, f"{direct_seconds:.1f} s asyncio, each load awaited", f"{ratio:.2f}"),
+        Row(what, measured, f"{floor_seconds:.1f} s all loads started, then polled", f"{floor_ratio:.2f}"),
+    )
+    return Result(summary, rows), names if keep else []
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--resources", type=int, default=100)
+    parser.add_argument("--resources", type=int, default=100, help="collections (one MilvusCollection each)")
+    parser.add_argument("--partitions", type=int, default=1, help="partitions per collection, all Loaded")
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    with environment(NAMESPACE) as env:
-        milvus = env.milvus
-        started = time.perf_counter()
-        ours = [new_collection(milvus, ["p"], rows=100) for _ in range(args.resources)]
-        theirs = [new_collection(milvus, ["p"], rows=100) for _ in range(args.resources)]
-        floor = [new_collection(milvus, ["p"], rows=100) for _ in range(args.resources)]
-        print(f"setup: {3 * args.resources} collections in {time.perf_counter() - started:.0f}s", flush=True)
+    with environment("burst") as env:
         env.start_operator(MILVUSOPS_MAX_CONCURRENT_CALLS=str(args.concurrency))
-        kube = env.kube
-        operator_seconds = through_operator(kube, ours)
-        direct_seconds = asyncio.run(direct(milvus, theirs, args.concurrency))
-        floor_seconds = direct_started(milvus, floor, args.concurrency)
-        ratio, floor_ratio = operator_seconds / direct_seconds, operator_seconds / floor_seconds
-        print(
-            f"burst: {args.resources} resources, concurrency {args.concurrency}: operator {operator_seconds:.1f}s | "
-            f"direct awaiting each load {direct_seconds:.1f}s (ratio {ratio:.2f}) | "
-            f"direct starting all loads then polling {floor_seconds:.1f}s (ratio {floor_ratio:.2f})"
-        )
+        result, _ = run(env, Shape(args.resources, args.partitions), args.concurrency)
+        print(result.summary)
         return 0
 
 

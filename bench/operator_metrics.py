@@ -1,0 +1,39 @@
+"""Readings of the operator's own Prometheus metrics (operator/milvusops/metrics.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from tests.e2e.helpers import OperatorProcess
+
+from bench.scrape import by_label
+
+CALLS = "milvusops_milvus_call_duration_seconds_count"  # every Milvus call, by method and outcome
+RECONCILES = "milvusops_reconciles_total"
+RESOURCES = "milvusops_resources"  # each resource counted once, from the end of its first reconcile on
+
+
+def calls_by_method(text: str) -> Counter[str]:
+    return by_label(text, CALLS, "method")
+
+
+def load_release_calls(calls: Counter[str]) -> int:
+    """Attempts, failed ones included (milvusops_load_release_calls_total only counts successes)."""
+    return sum(count for method, count in calls.items() if method.startswith(("load_", "release_")))
+
+
+def reconciles(text: str) -> float:
+    return sum(by_label(text, RECONCILES, "result").values())
+
+
+def resources_seen(text: str) -> int:
+    return sum(by_label(text, RESOURCES, "ready").values())
+
+
+def describe_calls(calls: Counter[str], per: float) -> str:
+    return ", ".join(f"{method} {count / per:.2f}" for method, count in sorted(calls.items()))
+
+
+def operator_group(operator: OperatorProcess) -> int:
+    assert operator.process is not None, "the operator is not running"
+    return int(operator.process.pgid)  # the operator and anything it starts

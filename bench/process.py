@@ -1,0 +1,34 @@
+"""CPU time and peak memory of a process group, read from /proc."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.testenv.processes import group_members
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_seconds: float  # user + system, every thread of every member
+    peak_rss_bytes: int  # the largest VmHWM among the members
+
+
+def usage(pgid: int) -> Usage:
+    cpu, peak = 0.0, 0
+    for pid in group_members(pgid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue  # exited between the listing and the read
+        # the command name may contain spaces: utime and stime are fields 14 and 15, counted after ')'
+        fields = stat[stat.rfind(")") + 2 :].split()
+        cpu += (int(fields[11]) + int(fields[12])) / _TICKS
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]) * 1024)
+    return Usage(cpu, peak)

@@ -1,0 +1,104 @@
+"""Steady state: resources in sync, left alone for a window: Kubernetes writes per minute, Milvus
+calls per resource per resync interval, operator CPU and peak memory.
+
+    .venv/bin/python -m bench.steady [--resources 20] [--seconds 300]
+
+Writes are counted by the API server (apiserver_request_total, so nobody's write is missed), Milvus
+calls by the operator (milvusops_milvus_call_duration_seconds by method), CPU from /proc/<pid>/stat
+(user + system), peak memory from VmHWM in /proc/<pid>/status (the whole life of the process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from tests.e2e.helpers import OperatorProcess
+
+from bench.apiwrites import describe, split_writes, write_counts
+from bench.environment import Environment, environment
+from bench.operator_metrics import calls_by_method, describe_calls, operator_group, reconciles
+from bench.process import Usage, usage
+from bench.report import Result, Row
+from bench.resources import listing, total_partitions, wait_ready
+from bench.setup import resources_in_sync
+
+
+@dataclass(frozen=True)
+class Reading:
+    at: float
+    writes: Counter[str]
+    calls: Counter[str]
+    reconciles: float
+    usage: Usage
+
+
+def reading(env: Environment, operator: OperatorProcess) -> Reading:
+    text = operator.metrics()
+    process = usage(operator_group(operator))
+    return Reading(time.perf_counter(), write_counts(env.kube), calls_by_method(text), reconciles(text), process)
+
+
+def run(env: Environment, operator: OperatorProcess, resync: float, seconds: float) -> Result:
+    """Measures every MilvusCollection of the namespace; they must all be in sync already."""
+    items = listing(env.kube, env.namespace)
+    count, partitions = len(items), total_partitions(items)
+    names = [item["metadata"]["name"] for item in items]
+    wait_ready(env.kube, env.namespace, names, timeout=60)
+    print(f"steady: settling for one resync interval ({resync:.0f}s), then measuring {seconds:.0f}s", flush=True)
+    time.sleep(resync)  # passes scheduled by the loads just finished end within one interval; steady is after
+    before = reading(env, operator)
+    time.sleep(seconds)  # the window itself: nothing but the operator touches the API server or Milvus
+    after = reading(env, operator)
+    wait_ready(env.kube, env.namespace, names, timeout=60)  # still in sync at the end
+    window = after.at - before.at
+    intervals = window / resync
+    ours, theirs = split_writes(before.writes, after.writes)
+    calls = after.calls - before.calls
+    writes_per_minute = sum(ours.values()) / (window / 60)
+    calls_per_resource = sum(calls.values()) / count / intervals
+    states_per_partition = calls["get_load_state"] / partitions / intervals
+    passes = (after.reconciles - before.reconciles) / count / intervals
+    cpu = (after.usage.cpu_seconds - before.usage.cpu_seconds) / window * 100
+    peak = after.usage.peak_rss_bytes / 2**20
+    print(f"steady: the control plane's own writes in the window (not counted): {describe(theirs)}", flush=True)
+    summary = (
+        f"steady: {count} resources ({partitions} partitions) for {window:.0f}s, resync {resync:.0f}s: "
+        f"Kubernetes writes {writes_per_minute:.1f}/min (target 0; {describe(ours)}) | "
+        f"Milvus calls {calls_per_resource:.2f} per resource per resync ({describe_calls(calls, count * intervals)}); "
+        f"get_load_state {states_per_partition:.2f} per partition per resync (target <= 1) | "
+        f"reconciles {passes:.2f} per resource per resync | operator CPU {cpu:.1f}% of one core | "
+        f"peak RSS {peak:.0f} MB (target <= 200)"
+    )
+    what = f"steady, {count} resources in sync, {window:.0f} s"
+    rows = (
+        Row(f"{what}: Kubernetes writes", f"{writes_per_minute:.1f} / min", ratio="target 0"),
+        Row(
+            f"{what}: Milvus calls per resource per resync",
+            f"{calls_per_resource:.2f} ({describe_calls(calls, count * intervals)})",
+            ratio=f"get_load_state {states_per_partition:.2f} per partition; target ≤ 1",
+        ),
+        Row(f"{what}: operator CPU", f"{cpu:.1f} % of one core"),
+        Row("operator peak RSS (VmHWM, whole run)", f"{peak:.0f} MB", ratio="target ≤ 200 MB"),
+    )
+    return Result(summary, rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--resources", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--resync-seconds", type=float, default=30)
+    args = parser.parse_args()
+    with environment("steady") as env:
+        operator = env.start_operator(MILVUSOPS_RESYNC_SECONDS=str(args.resync_seconds))
+        resources_in_sync(env, args.resources)
+        print(run(env, operator, args.resync_seconds, args.seconds).summary)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
