@@ -22,6 +22,7 @@ class Reason(StrEnum):
     SECRET_NOT_FOUND = "SecretNotFound"
     SECRET_INVALID = "SecretInvalid"
     CONNECTION_NOT_FOUND = "ConnectionNotFound"
+    FORBIDDEN = "Forbidden"
     CONFLICT = "Conflict"
     PAUSED = "Paused"
     OBSERVING = "Observing"
@@ -39,6 +40,7 @@ STALLED_REASONS = frozenset(
         Reason.SECRET_NOT_FOUND,
         Reason.SECRET_INVALID,
         Reason.CONNECTION_NOT_FOUND,
+        Reason.FORBIDDEN,
         Reason.CONFLICT,
     }
 )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import tempfile
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,13 @@ from .kubeapi import KubeApi
 from .settings import Settings
 
 
+class RetryForever:
+    """Kopf's first backoffs, then every 10 s without end (as client-go does); unsized, so Kopf never escalates."""
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain((1, 1, 2, 3, 5, 8), itertools.repeat(10))
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: Settings = memo.settings
@@ -28,6 +37,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # our own logger reports outcomes; Kopf's per-handler log lines are not worth an Event each
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "milvusops"
+    # an API server away for longer than Kopf's ~54 s of retries would end the watch streams for good
+    settings.networking.error_backoffs = RetryForever()
     # how long a crashed replica blocks the others; set before Kopf's peering starts (it waits for startup)
     settings.peering.lifetime = config.peering_lifetime_seconds
     memo.kube = KubeApi()

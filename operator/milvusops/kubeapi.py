@@ -31,7 +31,7 @@ class KubeApi:
         except ApiException as exc:
             if exc.status == 404:
                 raise FailureError(Failure(Reason.SECRET_NOT_FOUND, f"Secret {namespace}/{name} not found")) from exc
-            raise
+            raise _forbidden(exc, "secrets", namespace, name) from exc
         data = secret.data or {}
         if key not in data:
             raise FailureError(Failure(Reason.SECRET_NOT_FOUND, f"Secret {namespace}/{name} has no key {key!r}"))
@@ -54,7 +54,7 @@ class KubeApi:
             if exc.status == 404:
                 message = f"MilvusConnection {namespace}/{name} not found"
                 raise FailureError(Failure(Reason.CONNECTION_NOT_FOUND, message)) from exc
-            raise
+            raise _forbidden(exc, "milvusconnections", namespace, name) from exc
         assert isinstance(body, Mapping)
         return body
 
@@ -91,3 +91,12 @@ def merge_patch(previous: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str
 
 
 __all__ = ["COLLECTIONS", "CONNECTIONS", "KubeApi", "merge_patch"]
+
+
+def _forbidden(exc: ApiException, resource: str, namespace: str, name: str) -> Exception:
+    """A 403 needs an RBAC change, not a retry: say which permission is missing."""
+    if exc.status != 403:
+        return exc
+    message = f"the operator may not get {resource} {namespace}/{name} (403 Forbidden): grant it get on {resource}"
+    message += f" in namespace {namespace} (see docs/security.md)"
+    return FailureError(Failure(Reason.FORBIDDEN, message))

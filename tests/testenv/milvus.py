@@ -94,7 +94,15 @@ class MilvusServer(_Server):
     def start(self, timeout: float = 180) -> None:
         """Start (or restart, on the same port and data) once this process holds the machine's Milvus slot."""
         self._take_slot()
-        argv = [str(ensure_server_command()), "--data", str(self.workdir / "data")]
+        python = ensure_server_command().parent / "python"
+        # -P: the launcher's folder holds our own milvus.py, which must not shadow the wrapper package
+        argv = [
+            str(python),
+            "-P",
+            str(Path(__file__).with_name("milvus_launcher.py")),
+            "--data",
+            str(self.workdir / "data"),
+        ]
         argv += ["--proxy-port", str(self.port), "--etcd-port", str(self.etcd_port)]
         if self.authorization:
             argv += ["--authorization-enabled", "true"]

@@ -136,6 +136,7 @@ def test_stalled_reasons_are_those_of_the_spec() -> None:
         "SecretNotFound",
         "SecretInvalid",
         "ConnectionNotFound",
+        "Forbidden",
         "Conflict",
     }
     assert Reason.MILVUS_UNAVAILABLE not in STALLED_REASONS
