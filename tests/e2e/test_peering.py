@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from milvusops.settings import Settings
+from tests.conftest import Figures
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv import gobins
 from tests.testenv.kube import ControlPlane
@@ -88,7 +89,11 @@ def _wait_resumed(standby: OperatorProcess, timeout: float) -> None:
 
 
 def test_one_replica_acts_and_the_standby_takes_over_after_a_crash(
-    kube: Kube, namespace: str, milvus: MilvusServer, replicas: tuple[OperatorProcess, OperatorProcess]
+    kube: Kube,
+    namespace: str,
+    milvus: MilvusServer,
+    replicas: tuple[OperatorProcess, OperatorProcess],
+    figures: Figures,
 ) -> None:
     active, standby = replicas
     partitioned, whole = _create_flip(kube, namespace, milvus), new_collection(milvus, ["x"])
@@ -114,11 +119,15 @@ def test_one_replica_acts_and_the_standby_takes_over_after_a_crash(
     assert standby.metric("milvusops_load_release_calls_total") == 2  # release a, load b: nothing else redone
     assert 4 <= resumed <= LIFETIME + 5, resumed
     figure = f"standby resumed {resumed:.1f} s, change applied {converged:.1f} s after SIGKILL (lifetime {LIFETIME} s)"
-    print(f"\ntakeover after SIGKILL: {figure}")
+    figures.record("two replicas, active one SIGKILLed", figure)
 
 
 def test_graceful_stop_hands_over_at_once(
-    kube: Kube, namespace: str, milvus: MilvusServer, replicas: tuple[OperatorProcess, OperatorProcess]
+    kube: Kube,
+    namespace: str,
+    milvus: MilvusServer,
+    replicas: tuple[OperatorProcess, OperatorProcess],
+    figures: Figures,
 ) -> None:
     active, standby = replicas
     collection = _create_flip(kube, namespace, milvus)
@@ -145,7 +154,7 @@ def test_graceful_stop_hands_over_at_once(
         f"standby resumed {resumed:.1f} s after SIGTERM, the change made then was applied at {converged:.1f} s"
         f" (the stopped replica exited after {exited:.1f} s)"
     )
-    print(f"\nhandover after SIGTERM: {figure}")
+    figures.record("two replicas, active one stopped (SIGTERM)", figure)
 
 
 def test_chart_runs_several_replicas_only_with_peering() -> None:
