@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -56,6 +58,8 @@ class Environment:
 @contextmanager
 def environment(namespace: str, profile: bool = False) -> Iterator[Environment]:
     profiler = Profiler() if profile else None  # before anything starts: py-spy may be missing
+    # a SIGTERM (e.g. `kill`, a CI timeout) must unwind the stack below, or the servers outlive the run
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix=f"milvusops-{namespace}-"))
     plane = ControlPlane(gobins.ensure_all(), workdir / "kube")
     milvus = MilvusServer(workdir / "milvus")
