@@ -74,8 +74,9 @@ def main() -> int:
             f"{time.perf_counter() - started:.1f}s (wait {seconds:.1f}s)",
             flush=True,
         )
-        results = [steady.run(env, operator, args.resync_seconds, args.steady_seconds)]
-        print(results[-1].summary, flush=True)
+        results = [steady.run(env, operator, args.resync_seconds, args.steady_seconds)] if args.steady_seconds else []
+        if results:
+            print(results[-1].summary, flush=True)
         restarted, operator = restart.run(env, operator, settings, args.concurrency)
         results.append(restarted)
         print(restarted.summary, flush=True)
