@@ -31,9 +31,9 @@ def _venv(name: str, *requirements: str) -> Path:
     return venv
 
 
-def ensure_server_command() -> Path:
-    """The `milvus-server` wrapper of the PyPI package `milvus`."""
-    return _venv(f"milvus-{MILVUS_VERSION}", f"milvus=={MILVUS_VERSION}") / "bin" / "milvus-server"
+def ensure_server_python() -> Path:
+    """The Python of the venv that holds the PyPI package `milvus` (its `milvus-server` wrapper)."""
+    return _venv(f"milvus-{MILVUS_VERSION}", f"milvus=={MILVUS_VERSION}") / "bin" / "python"
 
 
 class _Server:
@@ -94,7 +94,7 @@ class MilvusServer(_Server):
     def start(self, timeout: float = 180) -> None:
         """Start (or restart, on the same port and data) once this process holds the machine's Milvus slot."""
         self._take_slot()
-        python = ensure_server_command().parent / "python"
+        python = ensure_server_python()
         # -P: the launcher's folder holds our own milvus.py, which must not shadow the wrapper package
         argv = [
             str(python),
