@@ -15,6 +15,7 @@ from .connections import ClientPool, connection_key
 from .failures import FailureError, Reason
 from .kubeapi import KubeApi
 from .model import CollectionSpec, DeletionPolicy, ManagementPolicy, ResourceRef
+from .observe import Observed
 from .reconcile import Timing, finalize, reconcile
 from .settings import Settings
 from .worker import Worker
@@ -52,6 +53,8 @@ class CollectionWorker(Worker):
         self.timing = Timing(settings.resync_seconds, settings.loading_recheck_seconds)
         self.streak = 0  # passes in a row that asked for an early re-check
         self.connection: tuple[str, str | None] = ("", None)  # (namespace, connectionRef name)
+        self.urgent = True  # the next pass follows a change (or is the first): it goes before timer passes
+        self.observed: Observed | None = None  # what the last pass saw
 
     def notice(self, body: kopf.Body) -> None:
         self.connection = (body["metadata"]["namespace"], (body.get("spec") or {}).get("connectionRef", {}).get("name"))
@@ -69,7 +72,7 @@ class CollectionWorker(Worker):
                 log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
                 metrics.RECONCILES.labels("exception").inc()
                 delay = self.timing.loading_recheck_seconds
-            await self.sleep(delay, stopped)
+            self.urgent = await self.sleep(delay, stopped)
 
     async def sync(self, body: kopf.Body, owners: Mapping[Any, Any]) -> float:
         async with self.lock:
@@ -85,7 +88,10 @@ class CollectionWorker(Worker):
                 datetime.now(UTC),
                 conflict_with=conflict_winner(body, owners),
                 streak=self.streak,
+                urgent=self.urgent,
+                before=None if self.urgent else self.observed,
             )
+            self.observed = result.observed
             self.streak = self.streak + 1 if result.delay < self.timing.resync_seconds else 0
             await self.write_status(body, result.status)
             self.post(body, [(e.type, e.reason, e.message) for e in result.events])

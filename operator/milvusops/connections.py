@@ -13,6 +13,7 @@ from .kubeapi import KubeApi
 from .milvus import Endpoint, MilvusClientPort
 from .model import ConnectionSpec
 from .settings import Settings
+from .slots import Slots
 
 DEFAULT = ""  # connection key of the operator's default connection
 
@@ -25,14 +26,15 @@ def connection_key(namespace: str, name: str | None) -> str:
 class _Pooled:
     endpoint: Endpoint
     executor: ThreadPoolExecutor
+    slots: Slots
     ports: dict[str, MilvusClientPort] = field(default_factory=dict)
 
 
 class ClientPool:
     """One client per connection (and database), shared by every resource that uses it.
 
-    Each connection has its own executor whose size is the concurrent-call limit, so a slow or
-    unreachable Milvus only ever ties up its own threads.
+    Each connection has its own executor and slots, sized by the concurrent-call limit, so a slow or
+    unreachable Milvus only ever ties up its own threads, and its backlog never delays a load elsewhere.
     """
 
     def __init__(self, settings: Settings, kube: KubeApi, tls_dir: Path) -> None:
@@ -52,11 +54,12 @@ class ClientPool:
                 self._drop(key)  # the connection or its Secret changed: start afresh
                 pooled = None
             if pooled is None:
-                executor = ThreadPoolExecutor(self._settings.max_concurrent_calls, thread_name_prefix="milvus")
-                pooled = self._pooled[key] = _Pooled(endpoint, executor)
+                size = self._settings.max_concurrent_calls
+                executor = ThreadPoolExecutor(size, thread_name_prefix="milvus")
+                pooled = self._pooled[key] = _Pooled(endpoint, executor, Slots(size))
             port = pooled.ports.get(database)
             if port is None:
-                port = pooled.ports[database] = MilvusClientPort(endpoint, database, pooled.executor)
+                port = pooled.ports[database] = MilvusClientPort(endpoint, database, pooled.executor, pooled.slots)
             return port
 
     async def endpoint(self, namespace: str, connection: str | None) -> Endpoint:

@@ -18,6 +18,7 @@ from pymilvus.client.types import LoadState as MilvusLoadState
 from . import metrics
 from .failures import Failure, FailureError, Reason
 from .model import LoadOptions, LoadState
+from .slots import Slots, current
 
 T = TypeVar("T")
 
@@ -111,13 +112,15 @@ class MilvusClientPort:
     """MilvusPort over the thread-safe sync MilvusClient, run on the connection's executor.
 
     The sync client is used because it can start a load and return at once (`_async=True`), so no
-    call blocks for the length of a load; the executor's size is the connection's call limit.
+    call blocks for the length of a load. The connection's slots (as many as its executor has
+    threads) decide which waiting call runs next: by the priority of the task that makes it.
     """
 
-    def __init__(self, endpoint: Endpoint, database: str, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, endpoint: Endpoint, database: str, executor: ThreadPoolExecutor, slots: Slots) -> None:
         self._endpoint = endpoint
         self._database = database
         self._executor = executor
+        self._slots = slots
         self._client: MilvusClient | None = None
         self._client_lock = threading.Lock()
 
@@ -125,7 +128,8 @@ class MilvusClientPort:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            result = await loop.run_in_executor(self._executor, self._run, fn)
+            async with self._slots.take(current()):
+                result = await loop.run_in_executor(self._executor, self._run, fn)
         except Exception as exc:
             metrics.observe_milvus_call(method, "error", time.perf_counter() - started)
             raise FailureError(self._explain(classify(exc))) from exc

@@ -12,8 +12,9 @@ from .apply import apply
 from .failures import Failure, FailureError, Reason
 from .milvus import MilvusPort
 from .model import CollectionSpec, Desired, LoadState, ManagementPolicy, ResourceRef
-from .observe import observe
+from .observe import Observed, observe, recheck
 from .plan import Action, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions, plan
+from .slots import Priority, prioritized
 from .status import Outcome, Verdict, build_status, verdict
 
 
@@ -42,6 +43,7 @@ class Result:
     verdict: Verdict
     events: tuple[Event, ...]
     delay: float  # seconds until this resource should be reconciled again
+    observed: Observed | None = None  # what this pass saw, for a light re-check while loading
 
 
 async def reconcile(
@@ -53,16 +55,25 @@ async def reconcile(
     now: datetime,
     conflict_with: str | None = None,
     streak: int = 0,
+    urgent: bool = True,
+    before: Observed | None = None,
 ) -> Result:
-    outcome, done = await _run(spec, ref, ports, conflict_with)
+    """`urgent`: the first pass, or one after a change; `before`: what the previous pass saw (timer passes)."""
+    outcome, done = await _run(spec, ref, ports, conflict_with, urgent, before)
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
     events = _events(ref, previous, outcome, result, done)
-    return Result(status, result, events, _delay(outcome, result, done, timing, streak))
+    delay = _delay(outcome, result, done, timing, streak)
+    return Result(status, result, events, delay, outcome.observed)
 
 
 async def _run(
-    spec: CollectionSpec, ref: ResourceRef, ports: PortSource, conflict_with: str | None
+    spec: CollectionSpec,
+    ref: ResourceRef,
+    ports: PortSource,
+    conflict_with: str | None,
+    urgent: bool,
+    before: Observed | None,
 ) -> tuple[Outcome, list[str]]:
     if ref.paused:
         return Outcome(paused=True), []
@@ -74,7 +85,12 @@ async def _run(
     observed, planned, done = None, None, []
     try:
         port = await ports.port(ref.namespace, spec.connection_name, spec.database)
-        observed = await observe(port, spec.collection_name)
+        # timer passes wait behind new resources and spec changes for a call slot
+        with prioritized(Priority.CHANGE if urgent else Priority.BACKGROUND):
+            if before is not None and before.loading:
+                observed = await recheck(port, spec.collection_name, before)
+            else:
+                observed = await observe(port, spec.collection_name)
         if not observed.exists:
             message = f"collection {spec.collection_name!r} not found in database {spec.database!r}"
             return Outcome(observed, failure=Failure(Reason.COLLECTION_NOT_FOUND, message)), []
@@ -82,7 +98,8 @@ async def _run(
         observing = spec.management_policy == ManagementPolicy.OBSERVE
         if observing:
             return Outcome(observed, planned, observing=True), []
-        done = await apply(port, spec, planned.actions)
+        with prioritized(Priority.ACT):
+            done = await apply(port, spec, planned.actions)
         return Outcome(observed, planned, failure=_replicas(planned) or _missing(planned)), done
     except FailureError as exc:
         return Outcome(observed, planned, failure=exc.failure), done
@@ -158,7 +175,8 @@ def _delay(outcome: Outcome, result: Verdict, done: list[str], timing: Timing, s
 async def finalize(spec: CollectionSpec, ref: ResourceRef, ports: PortSource) -> list[str]:
     """Deletion with deletionPolicy Release: release what this resource kept loaded."""
     port = await ports.port(ref.namespace, spec.connection_name, spec.database)
-    observed = await observe(port, spec.collection_name)
+    with prioritized(Priority.ACT):  # someone is waiting for the deletion
+        observed = await observe(port, spec.collection_name)
     if not observed.exists:
         return []
     held = {name for name, r in observed.partitions.items() if r.state in (LoadState.LOADED, LoadState.LOADING)}

@@ -39,15 +39,17 @@ class Worker:
             self.seen = key
             self.wakeup.set()
 
-    async def sleep(self, delay: float, stopped: kopf.DaemonStopped) -> None:
-        """Until the delay is over, the object changed, or the daemon is asked to stop."""
+    async def sleep(self, delay: float, stopped: kopf.DaemonStopped) -> bool:
+        """Until the delay is over, the object changed, or the daemon is asked to stop; True if it changed."""
         waits = [asyncio.ensure_future(self.wakeup.wait()), asyncio.ensure_future(stopped.wait())]
         try:
             await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiting in waits:
                 waiting.cancel()
+        woken = self.wakeup.is_set()
         self.wakeup.clear()
+        return woken
 
     def previous_status(self, body: kopf.Body) -> Mapping[str, Any]:
         # what we wrote last: the watch may not have delivered it yet

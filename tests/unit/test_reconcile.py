@@ -10,106 +10,14 @@ import pytest
 from prometheus_client import REGISTRY
 
 from milvusops.failures import Failure, FailureError, Reason
-from milvusops.milvus import MilvusPort, StateReport
-from milvusops.model import CollectionSpec, Desired, LoadOptions, LoadState, ResourceRef
+from milvusops.model import CollectionSpec, Desired, LoadState, ResourceRef
 from milvusops.reconcile import Event, Result, Timing, finalize, reconcile
+from milvusops.slots import Priority
 from milvusops.status import stamp
+from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus, FakePorts
 
-NOT_LOAD, LOADING, LOADED = LoadState.NOT_LOAD, LoadState.LOADING, LoadState.LOADED
 NOW = datetime(2026, 11, 25, 16, 0, 0, tzinfo=UTC)
 TIMING = Timing(resync_seconds=30.0, loading_recheck_seconds=2.0)
-MUTATING = {"load_collection", "load_partitions", "release_collection", "release_partitions"}
-
-
-class FakeMilvus:
-    """One collection in one database; loads go to Loading, as with _async=True on a real server."""
-
-    def __init__(self, partitions: Mapping[str, LoadState] | None) -> None:
-        """`partitions` None: the collection does not exist."""
-        self.partitions = dict(partitions) if partitions is not None else None
-        self.replicas = 1
-        self.calls: list[tuple[Any, ...]] = []
-        self.failures: dict[str, Failure] = {}
-
-    def fail(self, method: str, reason: Reason, message: str) -> None:
-        self.failures[method] = Failure(reason, message)
-
-    @property
-    def mutating_calls(self) -> list[tuple[Any, ...]]:
-        return [call for call in self.calls if call[0] in MUTATING]
-
-    def _call(self, method: str, *args: Any) -> dict[str, LoadState]:
-        self.calls.append((method, *args))
-        if method in self.failures:
-            raise FailureError(self.failures[method])
-        if self.partitions is None:
-            raise FailureError(Failure(Reason.COLLECTION_NOT_FOUND, "collection not found"))
-        return self.partitions
-
-    async def server_version(self) -> str:
-        self._call("server_version")
-        return "v2.3.5"
-
-    async def list_partitions(self, collection: str) -> list[str]:
-        return list(self._call("list_partitions", collection))
-
-    async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
-        if self.partitions is None and "load_state" not in self.failures:
-            self.calls.append(("load_state", collection, partition))
-            return StateReport(LoadState.NOT_EXIST)
-        states = self._call("load_state", collection, partition)
-        if partition is not None:
-            if partition not in states:
-                raise FailureError(Failure(Reason.PARTITION_NOT_FOUND, "partition not found"))
-            state = states[partition]
-            return StateReport(state, 50 if state == LOADING else None)
-        # like Milvus 2.3.5: Loaded as soon as some partition is
-        for whole in (LOADED, LOADING):
-            if whole in states.values():
-                return StateReport(whole)
-        return StateReport(NOT_LOAD)
-
-    async def replica_count(self, collection: str) -> int:
-        self._call("replica_count", collection)
-        return self.replicas
-
-    def _check_replicas(self, states: dict[str, LoadState], options: LoadOptions) -> None:
-        if options.replicas != self.replicas and any(state in (LOADED, LOADING) for state in states.values()):
-            raise FailureError(Failure(Reason.INVALID_LOAD_OPTIONS, "can't change the replica number"))
-        self.replicas = options.replicas
-
-    async def load_collection(self, collection: str, options: LoadOptions) -> None:
-        states = self._call("load_collection", collection, options.replicas)
-        self._check_replicas(states, options)
-        states.update({name: LOADING for name, state in states.items() if state == NOT_LOAD})
-
-    async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None:
-        states = self._call("load_partitions", collection, tuple(partitions), options.replicas)
-        self._check_replicas(states, options)
-        states.update({name: LOADING for name in partitions if states[name] == NOT_LOAD})
-
-    async def release_collection(self, collection: str) -> None:
-        states = self._call("release_collection", collection)
-        states.update(dict.fromkeys(states, NOT_LOAD))
-
-    async def release_partitions(self, collection: str, partitions: list[str]) -> None:
-        states = self._call("release_partitions", collection, tuple(partitions))
-        states.update(dict.fromkeys(partitions, NOT_LOAD))
-
-
-class FakePorts:
-    """The PortSource: hands out the fake, or fails the way a missing Secret/connection does."""
-
-    def __init__(self, milvus: FakeMilvus, failure: Failure | None = None) -> None:
-        self.milvus = milvus
-        self.failure = failure
-        self.requests: list[tuple[str, str | None, str]] = []
-
-    async def port(self, namespace: str, connection: str | None, database: str) -> MilvusPort:
-        self.requests.append((namespace, connection, database))
-        if self.failure is not None:
-            raise FailureError(self.failure)
-        return self.milvus
 
 
 def make_spec(state: str = "Released", partitions: dict[str, str] | None = None, **extra: Any) -> CollectionSpec:
@@ -189,6 +97,41 @@ async def test_loading_is_rechecked_quickly_without_new_calls() -> None:
     assert ready(result) == (False, Reason.LOADING, True, False)
     assert result.delay == TIMING.first_recheck_seconds
     assert {"name": "hot", "desired": "Loaded", "state": "Loading", "progress": 50} in result.status["partitions"]
+
+
+async def test_observation_waits_behind_loads_and_timer_passes_behind_changes() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": NOT_LOAD})
+    await run(milvus)  # the first pass: urgent
+    assert {priority for method, priority in milvus.priorities if method != "load_partitions"} == {Priority.CHANGE}
+    assert ("load_partitions", Priority.ACT) in milvus.priorities
+    milvus.priorities.clear()
+    await run(milvus, urgent=False)
+    assert {priority for _, priority in milvus.priorities} == {Priority.BACKGROUND}
+
+
+async def test_a_timer_pass_while_loading_asks_only_about_what_is_loading() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": NOT_LOAD})
+    started = await run(milvus)  # starts the load: what it observed is from before the load
+    loading = await run(milvus, previous=stamp(started.status, NOW), urgent=False, before=started.observed)
+    assert loading.observed is not None and loading.observed.partitions["hot"].state == LOADING
+    milvus.calls.clear()
+    still = await run(milvus, previous=stamp(loading.status, NOW), urgent=False, before=loading.observed)
+    assert milvus.calls == [("load_state", "products", None)]  # the collection says Loading: enough
+    assert ready(still) == (False, Reason.LOADING, True, False)
+    milvus.states["hot"] = LOADED
+    milvus.calls.clear()
+    done = await run(milvus, previous=stamp(still.status, NOW), urgent=False, before=still.observed)
+    assert ("list_partitions", "products") in milvus.calls  # done loading: observed in full again
+    assert ready(done) == (True, Reason.IN_SYNC, False, False)
+    assert done.delay == TIMING.resync_seconds
+
+
+async def test_a_pass_after_a_change_observes_in_full_even_while_loading() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": NOT_LOAD})
+    first = await run(milvus)
+    milvus.calls.clear()
+    await run(milvus, previous=stamp(first.status, NOW), urgent=True, before=None)
+    assert ("list_partitions", "products") in milvus.calls
 
 
 @pytest.mark.parametrize(("streak", "delay"), [(0, 0.5), (1, 0.5), (2, 1.0), (3, 1.0), (4, 2.0), (9, 2.0)])

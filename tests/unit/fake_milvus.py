@@ -1,0 +1,114 @@
+"""An in-memory Milvus (the MilvusPort protocol) and PortSource, for the pure-logic tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from milvusops.failures import Failure, FailureError, Reason
+from milvusops.milvus import MilvusPort, StateReport
+from milvusops.model import LoadOptions, LoadState
+from milvusops.slots import Priority, current
+
+NOT_LOAD, LOADING, LOADED = LoadState.NOT_LOAD, LoadState.LOADING, LoadState.LOADED
+MUTATING = {"load_collection", "load_partitions", "release_collection", "release_partitions"}
+
+
+class FakeMilvus:
+    """One collection in one database; loads go to Loading, as with _async=True on a real server."""
+
+    def __init__(self, partitions: Mapping[str, LoadState] | None) -> None:
+        """`partitions` None: the collection does not exist."""
+        self.partitions = dict(partitions) if partitions is not None else None
+        self.replicas = 1
+        self.calls: list[tuple[Any, ...]] = []
+        self.priorities: list[tuple[str, Priority]] = []  # (method, the priority its slot would be taken at)
+        self.failures: dict[str, Failure] = {}
+
+    @property
+    def states(self) -> dict[str, LoadState]:
+        """The partitions of an existing collection, to change behind the operator's back."""
+        assert self.partitions is not None
+        return self.partitions
+
+    def fail(self, method: str, reason: Reason, message: str) -> None:
+        self.failures[method] = Failure(reason, message)
+
+    @property
+    def mutating_calls(self) -> list[tuple[Any, ...]]:
+        return [call for call in self.calls if call[0] in MUTATING]
+
+    def _call(self, method: str, *args: Any) -> dict[str, LoadState]:
+        self.calls.append((method, *args))
+        self.priorities.append((method, current()))
+        if method in self.failures:
+            raise FailureError(self.failures[method])
+        if self.partitions is None:
+            raise FailureError(Failure(Reason.COLLECTION_NOT_FOUND, "collection not found"))
+        return self.partitions
+
+    async def server_version(self) -> str:
+        self._call("server_version")
+        return "v2.3.5"
+
+    async def list_partitions(self, collection: str) -> list[str]:
+        return list(self._call("list_partitions", collection))
+
+    async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
+        if self.partitions is None and "load_state" not in self.failures:
+            self.calls.append(("load_state", collection, partition))
+            self.priorities.append(("load_state", current()))
+            return StateReport(LoadState.NOT_EXIST)
+        states = self._call("load_state", collection, partition)
+        if partition is not None:
+            if partition not in states:
+                raise FailureError(Failure(Reason.PARTITION_NOT_FOUND, "partition not found"))
+            state = states[partition]
+            return StateReport(state, 50 if state == LOADING else None)
+        # like Milvus 2.3.5: Loaded as soon as some partition is
+        for whole in (LOADED, LOADING):
+            if whole in states.values():
+                return StateReport(whole)
+        return StateReport(NOT_LOAD)
+
+    async def replica_count(self, collection: str) -> int:
+        self._call("replica_count", collection)
+        return self.replicas
+
+    def _check_replicas(self, states: dict[str, LoadState], options: LoadOptions) -> None:
+        if options.replicas != self.replicas and any(state in (LOADED, LOADING) for state in states.values()):
+            raise FailureError(Failure(Reason.INVALID_LOAD_OPTIONS, "can't change the replica number"))
+        self.replicas = options.replicas
+
+    async def load_collection(self, collection: str, options: LoadOptions) -> None:
+        states = self._call("load_collection", collection, options.replicas)
+        self._check_replicas(states, options)
+        states.update({name: LOADING for name, state in states.items() if state == NOT_LOAD})
+
+    async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None:
+        states = self._call("load_partitions", collection, tuple(partitions), options.replicas)
+        self._check_replicas(states, options)
+        states.update({name: LOADING for name in partitions if states[name] == NOT_LOAD})
+
+    async def release_collection(self, collection: str) -> None:
+        states = self._call("release_collection", collection)
+        states.update(dict.fromkeys(states, NOT_LOAD))
+
+    async def release_partitions(self, collection: str, partitions: list[str]) -> None:
+        states = self._call("release_partitions", collection, tuple(partitions))
+        states.update(dict.fromkeys(partitions, NOT_LOAD))
+
+
+class FakePorts:
+    """The PortSource: hands out the fake, or fails the way a missing Secret/connection does."""
+
+    def __init__(self, milvus: FakeMilvus, failure: Failure | None = None) -> None:
+        self.milvus = milvus
+        self.failure = failure
+        self.requests: list[tuple[str, str | None, str]] = []
+
+    async def port(self, namespace: str, connection: str | None, database: str) -> MilvusPort:
+        self.requests.append((namespace, connection, database))
+        if self.failure is not None:
+            raise FailureError(self.failure)
+        return self.milvus
