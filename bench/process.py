@@ -15,10 +15,11 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 class Usage:
     cpu_seconds: float  # user + system, every thread of every member
     peak_rss_bytes: int  # the largest VmHWM among the members
+    rss_bytes: int = 0  # the largest VmRSS among the members, now
 
 
 def usage(pgid: int) -> Usage:
-    cpu, peak = 0.0, 0
+    cpu, peak, now = 0.0, 0, 0
     for pid in group_members(pgid):
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
@@ -31,4 +32,6 @@ def usage(pgid: int) -> Usage:
         for line in status.splitlines():
             if line.startswith("VmHWM:"):
                 peak = max(peak, int(line.split()[1]) * 1024)
-    return Usage(cpu, peak)
+            elif line.startswith("VmRSS:"):
+                now = max(now, int(line.split()[1]) * 1024)
+    return Usage(cpu, peak, now)
