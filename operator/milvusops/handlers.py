@@ -41,12 +41,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.error_backoffs = RetryForever()
     # how long a crashed replica blocks the others; set before Kopf's peering starts (it waits for startup)
     settings.peering.lifetime = config.peering_lifetime_seconds
-    # Kopf's API client has no connection limit: 1,000 resources arriving at once (a burst, a restart)
-    # meant ~1,000 object workers and event posts in flight, each on its own TLS connection (+60 MB peak
-    # RSS at 1,000). Bounded like controller-runtime's workers; a short idle time keeps the throughput.
-    settings.queueing.worker_limit = 50
-    settings.queueing.idle_timeout = 0.1
+    # Kopf's API client has no connection limit: at a burst, each event in flight held its own TLS connection
     settings.posting.worker_limit = 10  # events are fire-and-forget: they can wait for a connection
+    # not settings.queueing.worker_limit: Kopf sleeps a handler's retry delay inside its worker, so a few
+    # dozen objects retrying a deletion would hold every worker and stall all the others
     memo.kube = KubeApi()
     memo.workers = {}  # uid -> worker; shared by every per-object memo (they are shallow copies)
     memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
