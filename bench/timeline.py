@@ -1,0 +1,91 @@
+"""Operator-only burst with a timeline: where the time of a burst goes, not a ratio.
+
+Creates N collections and N MilvusCollections at once, then every few seconds prints how many
+resources have a status and how many are Ready, their Ready reasons, the CPU share of Milvus, the
+API server, etcd and the operator since the last line, and the operator's Milvus calls by method.
+Ends with the operator's RSS. No baseline: use `bench.burst` or `bench.all` for ratios.
+
+    .venv/bin/python -m bench.timeline [--resources 1000] [--partitions 1] [--every 10] [--timeout 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.burst import Shape
+from bench.environment import environment
+from bench.operator_metrics import calls_by_method, operator_group
+from bench.process import usage
+from bench.resources import create_all, desired, in_sync, listing, ready_condition
+from bench.setup import create_collections, partition_names
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+# the processes worth watching, by a piece of their command line
+WATCHED = {"milvus run": "milvus", "kube-apiserver": "apiserver", "etcd": "etcd", "milvusops": "operator"}
+
+
+def cpu_ticks() -> Counter[str]:
+    ticks: Counter[str] = Counter()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        fields = stat[stat.rfind(")") + 2 :].split()
+        for needle, name in WATCHED.items():
+            if needle in command:
+                ticks[name] += int(fields[11]) + int(fields[12])
+                break
+    return ticks
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--resources", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=1, help="as in bench.burst")
+    parser.add_argument("--every", type=float, default=10, help="seconds between lines")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+    shape = Shape(args.resources, args.partitions)
+    with environment("timeline") as env:
+        operator = env.start_operator()
+        with env.setup.measure(str(shape)):
+            names = create_collections(env.milvus, shape.collections, partition_names(shape.partitions))
+        specs = {f"t-{index}": desired(name, shape.listed) for index, name in enumerate(names)}
+        started = time.perf_counter()
+        last, last_at = cpu_ticks(), time.monotonic()
+        create_all(env.kube, env.namespace, specs)
+        print(f"timeline {shape}: created in {time.perf_counter() - started:.1f}s", flush=True)
+        ready = 0
+        while ready < len(specs) and time.perf_counter() - started < args.timeout:
+            time.sleep(args.every)
+            items = listing(env.kube, env.namespace)
+            ready = sum(in_sync(item) for item in items)
+            with_status = sum(bool(item.get("status")) for item in items)
+            reasons = Counter(ready_condition(item).get("reason", "none") for item in items)
+            now, now_at = cpu_ticks(), time.monotonic()
+            share = {name: round(100 * (now[name] - last[name]) / _TICKS / (now_at - last_at)) for name in now}
+            last, last_at = now, now_at
+            calls = dict(sorted(calls_by_method(operator.metrics()).items()))
+            print(
+                f"{time.perf_counter() - started:6.1f}s: status {with_status}, Ready {ready} of {len(specs)}; "
+                f"reasons {dict(reasons)}; CPU % {share}; Milvus calls {calls}",
+                flush=True,
+            )
+        peak = usage(operator_group(operator))
+        print(
+            f"timeline {shape}: {ready}/{len(specs)} Ready after {time.perf_counter() - started:.1f}s; "
+            f"operator RSS {peak.rss_bytes / 2**20:.0f} MB, peak {peak.peak_rss_bytes / 2**20:.0f} MB",
+            flush=True,
+        )
+        return 0 if ready == len(specs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
