@@ -22,6 +22,7 @@ from pymilvus import AsyncMilvusClient
 from tests.testenv.milvus import MilvusServer
 
 from bench.environment import Environment, environment
+from bench.quiet import milvus_idle
 from bench.report import Result, Row
 from bench.resources import create_all, delete_all, desired, wait_ready
 from bench.setup import create_collections, drop_collections, partition_names
@@ -108,19 +109,23 @@ def run(env: Environment, shape: Shape, concurrency: int, keep: bool = False) ->
     collections, loaded) for later benchmarks and returns their names."""
     milvus, parts = env.milvus, partition_names(shape.partitions)
     # each side creates its collections just before it runs and drops them after: Milvus 2.3.5 slows
-    # down with every collection it holds (1,000 loads: 82 s with 1,000 held, unfinished after 620 s with 3,000)
+    # down with every collection it holds (1,000 loads: 82 s with 1,000 held, unfinished after 620 s with 3,000);
+    # and each starts once Milvus is idle again, not while it still cleans up after the one before
     with env.setup.measure(f"{shape} for the asyncio baseline"):
         theirs = create_collections(milvus, shape.collections, parts)
+        milvus_idle()
     direct_seconds = asyncio.run(direct(milvus, shape, theirs, concurrency))
     print(f"burst {shape}: direct asyncio {direct_seconds:.1f}s", flush=True)
     with env.setup.measure(f"{shape} for the started-then-polled baseline"):
         drop_collections(milvus, theirs)
         floor = create_collections(milvus, shape.collections, parts)
+        milvus_idle()
     floor_seconds = direct_started(milvus, shape, floor, concurrency)
     print(f"burst {shape}: direct started then polled {floor_seconds:.1f}s", flush=True)
     with env.setup.measure(f"{shape} for the operator"):
         drop_collections(milvus, floor)
         ours = create_collections(milvus, shape.collections, parts)
+        milvus_idle()
     operator_seconds, names = through_operator(env, shape, ours)
     print(f"burst {shape}: operator {operator_seconds:.1f}s", flush=True)
     if not keep:

@@ -1,14 +1,15 @@
-"""CPU time and peak memory of a process group, read from /proc."""
+"""CPU time and memory of processes, read from /proc."""
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.testenv.processes import group_members
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,31 @@ def usage(pgid: int) -> Usage:
             continue  # exited between the listing and the read
         # the command name may contain spaces: utime and stime are fields 14 and 15, counted after ')'
         fields = stat[stat.rfind(")") + 2 :].split()
-        cpu += (int(fields[11]) + int(fields[12])) / _TICKS
+        cpu += (int(fields[11]) + int(fields[12])) / TICKS
         for line in status.splitlines():
             if line.startswith("VmHWM:"):
                 peak = max(peak, int(line.split()[1]) * 1024)
             elif line.startswith("VmRSS:"):
                 now = max(now, int(line.split()[1]) * 1024)
     return Usage(cpu, peak, now)
+
+
+# the processes worth watching, by a piece of their command line
+WATCHED = {"milvus run": "milvus", "kube-apiserver": "apiserver", "etcd": "etcd", "milvusops": "operator"}
+
+
+def cpu_ticks() -> Counter[str]:
+    """CPU ticks (user + system) used so far by each watched kind of process."""
+    ticks: Counter[str] = Counter()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        fields = stat[stat.rfind(")") + 2 :].split()
+        for needle, name in WATCHED.items():
+            if needle in command:
+                ticks[name] += int(fields[11]) + int(fields[12])
+                break
+    return ticks

@@ -11,38 +11,16 @@ Ends with the operator's RSS. No baseline: use `bench.burst` or `bench.all` for 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 from bench.burst import Shape
 from bench.environment import environment
 from bench.operator_metrics import calls_by_method, operator_group
-from bench.process import usage
+from bench.process import TICKS, cpu_ticks, usage
 from bench.resources import create_all, desired, in_sync, listing, ready_condition
 from bench.setup import create_collections, partition_names
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-# the processes worth watching, by a piece of their command line
-WATCHED = {"milvus run": "milvus", "kube-apiserver": "apiserver", "etcd": "etcd", "milvusops": "operator"}
-
-
-def cpu_ticks() -> Counter[str]:
-    ticks: Counter[str] = Counter()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue  # exited meanwhile
-        fields = stat[stat.rfind(")") + 2 :].split()
-        for needle, name in WATCHED.items():
-            if needle in command:
-                ticks[name] += int(fields[11]) + int(fields[12])
-                break
-    return ticks
 
 
 def main() -> int:
@@ -70,7 +48,7 @@ def main() -> int:
             with_status = sum(bool(item.get("status")) for item in items)
             reasons = Counter(ready_condition(item).get("reason", "none") for item in items)
             now, now_at = cpu_ticks(), time.monotonic()
-            share = {name: round(100 * (now[name] - last[name]) / _TICKS / (now_at - last_at)) for name in now}
+            share = {name: round(100 * (now[name] - last[name]) / TICKS / (now_at - last_at)) for name in now}
             last, last_at = now, now_at
             calls = dict(sorted(calls_by_method(operator.metrics()).items()))
             print(
