@@ -15,6 +15,8 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from tests.e2e.helpers import OperatorProcess
 
@@ -23,7 +25,7 @@ from bench.environment import Environment, environment
 from bench.operator_metrics import calls_by_method, describe_calls, operator_group, reconciles
 from bench.process import Usage, usage
 from bench.report import Result, Row
-from bench.resources import listing, total_partitions, wait_ready
+from bench.resources import listing, ready_condition, total_partitions, wait_ready
 from bench.setup import resources_in_sync
 
 
@@ -42,6 +44,29 @@ def reading(env: Environment, operator: OperatorProcess) -> Reading:
     return Reading(time.perf_counter(), write_counts(env.kube), calls_by_method(text), reconciles(text), process)
 
 
+def status_changes(before: list[dict[str, Any]], after: list[dict[str, Any]], shown: int = 10) -> list[str]:
+    """Which resources were written in the window, and what in their status changed (a write is a miss)."""
+    old = {item["metadata"]["name"]: item for item in before}
+    lines = []
+    for item in after:
+        name, previous = item["metadata"]["name"], old.get(item["metadata"]["name"], {})
+        if previous.get("metadata", {}).get("resourceVersion") == item["metadata"]["resourceVersion"]:
+            continue
+        was, now = previous.get("status") or {}, item.get("status") or {}
+        fields = sorted(key for key in set(was) | set(now) if was.get(key) != now.get(key))
+        reasons = f"{ready_condition(previous).get('reason')} -> {ready_condition(item).get('reason')}"
+        lines.append(f"{name}: status fields {', '.join(fields) or 'none'}; Ready reason {reasons}")
+    return lines[:shown] + ([f"and {len(lines) - shown} more"] if len(lines) > shown else [])
+
+
+def events_since(env: Environment, opened: datetime) -> Counter[str]:
+    """Events the operator posted (or repeated) since `opened`, by reason: a flap shows here even if undone."""
+    events = env.kube.core.list_namespaced_event(env.namespace).items
+    cutoff = opened.replace(microsecond=0)  # event times have whole seconds
+    stamps = ((str(event.reason), event.last_timestamp or event.event_time) for event in events)
+    return Counter(reason for reason, stamp in stamps if stamp is not None and stamp >= cutoff)
+
+
 def run(env: Environment, operator: OperatorProcess, resync: float, seconds: float) -> Result:
     """Measures every MilvusCollection of the namespace; they must all be in sync already."""
     items = listing(env.kube, env.namespace)
@@ -50,7 +75,7 @@ def run(env: Environment, operator: OperatorProcess, resync: float, seconds: flo
     wait_ready(env.kube, env.namespace, names, timeout=60)
     print(f"steady: settling for one resync interval ({resync:.0f}s), then measuring {seconds:.0f}s", flush=True)
     time.sleep(resync)  # passes scheduled by the loads just finished end within one interval; steady is after
-    before = reading(env, operator)
+    before, bodies, opened = reading(env, operator), listing(env.kube, env.namespace), datetime.now(UTC)
     time.sleep(seconds)  # the window itself: nothing but the operator touches the API server or Milvus
     after = reading(env, operator)
     wait_ready(env.kube, env.namespace, names, timeout=60)  # still in sync at the end
@@ -66,6 +91,9 @@ def run(env: Environment, operator: OperatorProcess, resync: float, seconds: flo
     cpu = (after.usage.cpu_seconds - before.usage.cpu_seconds) / window * 100
     peak, now = after.usage.peak_rss_bytes / 2**20, after.usage.rss_bytes / 2**20
     print(f"steady: the control plane's own writes in the window (not counted): {describe(theirs)}", flush=True)
+    for line in status_changes(bodies, listing(env.kube, env.namespace)):
+        print(f"steady: changed in the window: {line}", flush=True)
+    print(f"steady: events in the window, by reason: {dict(events_since(env, opened))}", flush=True)
     summary = (
         f"steady: {count} resources ({partitions} partitions) for {window:.0f}s, resync {resync:.0f}s: "
         f"Kubernetes writes {writes_per_minute:.1f}/min (target 0; {describe(ours)}) | "

@@ -41,10 +41,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.error_backoffs = RetryForever()
     # how long a crashed replica blocks the others; set before Kopf's peering starts (it waits for startup)
     settings.peering.lifetime = config.peering_lifetime_seconds
-    # Kopf's API client has no connection limit: at a burst, each event in flight held its own TLS connection
-    settings.posting.worker_limit = 10  # events are fire-and-forget: they can wait for a connection
-    # not settings.queueing.worker_limit: Kopf sleeps a handler's retry delay inside its worker, so a few
-    # dozen objects retrying a deletion would hold every worker and stall all the others
+    # no settings.queueing/posting.worker_limit, though they cut peak RSS: Kopf sleeps retry delays inside
+    # its workers, so a few dozen objects retrying (a deletion, an event to a terminating namespace) stall the rest
     memo.kube = KubeApi()
     memo.workers = {}  # uid -> worker; shared by every per-object memo (they are shallow copies)
     memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
