@@ -1,10 +1,10 @@
 """Steady state and restart at N resources that start in sync, then Milvus's own capacity for N loads.
 
-A burst of 1,000 whole-collection loads did not finish on Milvus 2.3.5 standalone on 2 cores (none
-Ready after 620 s), which ended `bench.all` before its steady-state and restart figures. This runs
-those two at N with resources whose desired state Milvus already has (every collection Released),
-and then asks Milvus directly for the same N loads (all started, then polled), printing how many
-are Loaded as time goes by, to tell whether the limit is Milvus or the operator.
+Written when a 1,000-collection burst in `bench.all` did not finish (Milvus then held 3,000
+collections; bursts now create each side's collections just before it runs). This runs steady
+state and restart at N in a fresh Milvus, with resources whose desired state Milvus already has
+(every collection Released), and then asks Milvus directly for the same N loads (all started, then
+polled), printing how many are Loaded as time goes by, to tell whether the limit is Milvus or the operator.
 
     .venv/bin/python -m bench.scale [--resources 1000] [--steady-seconds 300] [--load-seconds 600]
 """
