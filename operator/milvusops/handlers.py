@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from . import COLLECTIONS, CONNECTIONS, GROUP, VERSION
+from . import COLLECTIONS, CONNECTIONS, GROUP, VERSION, kubesession
 from .collection_worker import CollectionWorker, claims_collection, conflict_key, finalize_collection
 from .connection_worker import ConnectionWorker
 from .connections import ClientPool
@@ -46,6 +46,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.kube = KubeApi()
     memo.workers = {}  # uid -> worker; shared by every per-object memo (they are shallow copies)
     memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
+
+
+@kopf.on.login()
+async def login(memo: kopf.Memo, **kwargs: Any) -> kopf.AiohttpSession | None:
+    """Kopf's usual login (in-cluster, else kubeconfig), in a session with a bounded connection pool."""
+    config: Settings = memo.settings
+    info = kopf.login_via_client(**kwargs)  # async: the aiohttp session must be made on the event loop
+    limit = kubesession.connection_limit(config.api_connections, config.namespaces, peering=not config.standalone)
+    return None if info is None else kubesession.session(info, limit)
 
 
 @kopf.on.cleanup()

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     loading_recheck_seconds: float = Field(2.0, gt=0, description="re-check interval while something is Loading")
     deletion_timeout_seconds: float = Field(300.0, gt=0, description="give up releasing on delete after this")
     max_concurrent_calls: int = Field(8, ge=1, description="concurrent Milvus calls per connection")
+    # each connection costs a TLS handshake and buffers on both ends; a burst of 1,000 new resources opened ~270
+    api_connections: int = Field(
+        32, ge=0, description="concurrent API server requests of Kopf, besides its watch streams; 0 = unbounded"
+    )
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_port: int = Field(8080, ge=0, le=65535, description="0 disables the metrics endpoint")
