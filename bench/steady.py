@@ -54,8 +54,9 @@ def status_changes(before: list[dict[str, Any]], after: list[dict[str, Any]], sh
             continue
         was, now = previous.get("status") or {}, item.get("status") or {}
         fields = sorted(key for key in set(was) | set(now) if was.get(key) != now.get(key))
+        values = "; ".join(f"{key} {was.get(key)} -> {now.get(key)}" for key in fields if key != "lastSyncTime")
         reasons = f"{ready_condition(previous).get('reason')} -> {ready_condition(item).get('reason')}"
-        lines.append(f"{name}: status fields {', '.join(fields) or 'none'}; Ready reason {reasons}")
+        lines.append(f"{name}: status fields {', '.join(fields) or 'none'} ({values}); Ready reason {reasons}")
     return lines[:shown] + ([f"and {len(lines) - shown} more"] if len(lines) > shown else [])
 
 

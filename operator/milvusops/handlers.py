@@ -50,9 +50,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.login()
 async def login(memo: kopf.Memo, **kwargs: Any) -> kopf.AiohttpSession | None:
-    """Kopf's usual login (in-cluster, else kubeconfig), in a session with a bounded connection pool."""
+    """Kopf's usual login (in-cluster, else kubeconfig), in a session with a bounded connection pool.
+
+    Async because Kopf runs sync handlers in threads, and the aiohttp session must be made on the event loop.
+    """
     config: Settings = memo.settings
-    info = kopf.login_via_client(**kwargs)  # async: the aiohttp session must be made on the event loop
+    info = kopf.login_via_client(**kwargs)
     limit = kubesession.connection_limit(config.api_connections, config.namespaces, peering=not config.standalone)
     return None if info is None else kubesession.session(info, limit)
 
