@@ -27,9 +27,7 @@ def usage(pgid: int) -> Usage:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue  # exited between the listing and the read
-        # the command name may contain spaces: utime and stime are fields 14 and 15, counted after ')'
-        fields = stat[stat.rfind(")") + 2 :].split()
-        cpu += (int(fields[11]) + int(fields[12])) / TICKS
+        cpu += _ticks(stat) / TICKS
         for line in status.splitlines():
             if line.startswith("VmHWM:"):
                 peak = max(peak, int(line.split()[1]) * 1024)
@@ -51,9 +49,15 @@ def cpu_ticks() -> Counter[str]:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue  # exited meanwhile
-        fields = stat[stat.rfind(")") + 2 :].split()
         for needle, name in WATCHED.items():
             if needle in command:
-                ticks[name] += int(fields[11]) + int(fields[12])
+                ticks[name] += _ticks(stat)
                 break
     return ticks
+
+
+def _ticks(stat: str) -> int:
+    """utime + stime of a /proc/<pid>/stat line."""
+    # the command name may contain spaces: utime and stime are fields 14 and 15, counted after ')'
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])

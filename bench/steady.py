@@ -87,9 +87,10 @@ def run(env: Environment, operator: OperatorProcess, resync: float, seconds: flo
     writes_per_minute = sum(ours.values()) / (window / 60)
     calls_per_resource = sum(calls.values()) / count / intervals
     states_per_partition = calls["get_load_state"] / partitions / intervals
-    passes = (after.reconciles - before.reconciles) / count / intervals
+    reconciled = after.reconciles - before.reconciles
+    passes = reconciled / count / intervals
     # in sync, every pass is a full observation: one get_load_state for the collection (SPEC §3), then the partitions
-    partition_states = (calls["get_load_state"] - (after.reconciles - before.reconciles)) / partitions / intervals
+    partition_states = (calls["get_load_state"] - reconciled) / partitions / intervals
     calls_per_partition = sum(calls.values()) / partitions / intervals
     cpu = (after.usage.cpu_seconds - before.usage.cpu_seconds) / window * 100
     peak, now = after.usage.peak_rss_bytes / 2**20, after.usage.rss_bytes / 2**20
