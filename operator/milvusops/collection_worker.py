@@ -63,8 +63,14 @@ class CollectionWorker(Worker):
     def uses_connection(self, namespace: str, name: str) -> bool:
         return self.connection == (namespace, name)
 
+    def retire(self, body: kopf.Body) -> None:
+        metrics.READY_TALLY.forget(body["metadata"]["uid"])
+        super().retire(body)
+
     async def run(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
-        while not stopped:
+        if not await self.admitted(body, stopped):
+            return
+        while self.running(stopped):
             try:
                 delay = await self.sync(body, owners)
             except Exception:
@@ -120,7 +126,6 @@ async def finalize_collection(
 ) -> None:
     """deletionPolicy Release: release what this resource kept loaded; never wedge the namespace."""
     ref = ResourceRef.from_body(body)
-    metrics.READY_TALLY.forget(ref.uid)
     spec = CollectionSpec.from_body(body)
     skip = (
         spec.deletion_policy == DeletionPolicy.RETAIN

@@ -28,7 +28,9 @@ class ConnectionWorker(Worker):
         self.pool = pool
 
     async def run(self, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
-        while not stopped:
+        if not await self.admitted(body, stopped):
+            return
+        while self.running(stopped):
             try:
                 await self.sync(body)
             except Exception:

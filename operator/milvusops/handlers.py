@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from . import COLLECTIONS, CONNECTIONS, GROUP, VERSION, kubesession
+from . import COLLECTIONS, CONNECTIONS, FINALIZER, GROUP, VERSION, kubesession
 from .collection_worker import CollectionWorker, claims_collection, conflict_key, finalize_collection
 from .connection_worker import ConnectionWorker
 from .connections import ClientPool
@@ -31,7 +31,7 @@ class RetryForever:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: Settings = memo.settings
     # own finalizer and annotation prefix: the resource's group, not Kopf's defaults
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     # our own logger reports outcomes; Kopf's per-handler log lines are not worth an Event each
@@ -81,6 +81,7 @@ async def collection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEv
     worker = _worker(memo, CollectionWorker)
     if event.get("type") == "DELETED":
         memo.workers.pop(body["metadata"]["uid"], None)
+        worker.retire(body)
         return
     _register(memo, body, worker)
     worker.notice(body)
@@ -98,10 +99,14 @@ async def collection_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelt
 
 
 @kopf.on.event(GROUP, VERSION, CONNECTIONS)
-async def connection_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def connection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     memo.pool.forget(namespace, name)
-    _worker(memo, ConnectionWorker).notice(body)
+    connection = _worker(memo, ConnectionWorker)
+    if event.get("type") == "DELETED":
+        connection.retire(body)
+    else:
+        connection.notice(body)
     # a new or fixed connection should not wait for the next resync of the collections using it
     for worker in memo.workers.values():
         if isinstance(worker, CollectionWorker) and worker.uses_connection(namespace, name):

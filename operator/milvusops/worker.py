@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from . import PAUSED_ANNOTATION
+from . import FINALIZER, PAUSED_ANNOTATION
 from .kubeapi import KubeApi, merge_patch
 from .settings import Settings
 from .status import needs_patch, stamp
@@ -29,15 +29,30 @@ class Worker:
         self.last_status: dict[str, Any] | None = None
         self.seen: Hashable = None
         self.posted: set[tuple[str, str, str]] = set()
+        self.gone = False
 
     def notice(self, body: kopf.Body) -> None:
         """Wake the daemon when something it acts on changed (not on our own status writes)."""
         meta = body.get("metadata") or {}
         # only what changes behaviour: Kopf's own bookkeeping annotations must not cause extra passes
-        key = (meta.get("generation"), (meta.get("annotations") or {}).get(PAUSED_ANNOTATION))
+        key = (meta.get("generation"), (meta.get("annotations") or {}).get(PAUSED_ANNOTATION), finalized(body))
         if key != self.seen:
             self.seen = key
             self.wakeup.set()
+
+    def retire(self, body: kopf.Body) -> None:
+        """The object is gone. Kopf stops a daemon only if its finalizer let it see the deletion coming."""
+        self.gone = True
+        self.wakeup.set()
+
+    async def admitted(self, body: kopf.Body, stopped: kopf.DaemonStopped) -> bool:
+        """Wait until the finalizer is on, so the object cannot vanish unseen; False if it went first."""
+        while not finalized(body) and not stopped and not self.gone:
+            await self.sleep(self.settings.resync_seconds, stopped)  # notice() wakes it when the finalizer lands
+        return self.running(stopped)
+
+    def running(self, stopped: kopf.DaemonStopped) -> bool:
+        return not stopped and not self.gone
 
     async def sleep(self, delay: float, stopped: kopf.DaemonStopped) -> bool:
         """Until the delay is over, the object changed, or the daemon is asked to stop; True if it changed."""
@@ -71,3 +86,7 @@ class Worker:
             if event not in self.posted:
                 kopf.event(body, type=event[0], reason=event[1], message=event[2])
         self.posted = set(events)
+
+
+def finalized(body: kopf.Body) -> bool:
+    return FINALIZER in ((body.get("metadata") or {}).get("finalizers") or ())

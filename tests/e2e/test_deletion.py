@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.e2e.health import gitops_verdicts
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusServer
@@ -49,3 +51,35 @@ def test_release_with_milvus_unreachable_gives_up_after_the_timeout(
     wait_for(lambda: not kube.exists(namespace, "orphan"), 60, "finalizer removed")
     warnings = [e for e in kube.events(namespace, "orphan") if e.reason == "ReleaseSkipped"]
     assert len(warnings) == 1 and "cannot reach Milvus" in warnings[0].message
+
+
+def test_deleted_before_the_finalizer_leaves_nothing_acting(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    """Deleted between Kopf's first look and its finalizer patch, a resource must take its worker with it.
+
+    Kopf starts a daemon in the same cycle that adds the finalizer; deleted before the patch lands, the
+    object goes at once and Kopf never stops that daemon. Left running, it would keep enforcing a spec
+    nobody holds any more, against the resource that replaced it.
+    """
+    collections = {f"flash{i}": new_collection(milvus, ["a"]) for i in range(6)}
+    for step in range(8):  # deletion delays across Kopf's 0.1 s batch window and its finalizer patch
+        for name, collection in collections.items():
+            kube.create(namespace, name, {"collectionName": collection, "state": "Loaded"})
+        time.sleep(0.05 + step * 0.03)  # the race's timing itself, not a wait for a condition
+        for name in collections:
+            kube.delete(namespace, name)
+        for name in collections:
+            wait_for(lambda name=name: not kube.exists(namespace, name), 30, f"{name} gone")  # type: ignore[misc]
+    for name, collection in collections.items():
+        kube.create(namespace, name, {"collectionName": collection, "state": "Released"})
+    for name in collections:
+        kube.wait_reason(namespace, name, "InSync", timeout=90)
+    passes = operator.metric("milvusops_reconciles_total")
+    # two more resyncs (5 s each): a worker left behind would have loaded its collection again by then
+    more = passes + 2 * len(collections)
+    wait_for(lambda: operator.metric("milvusops_reconciles_total") >= more, 60, "two more passes each")
+    for name, collection in collections.items():
+        assert load_states(milvus, collection) == {"_default": "NotLoad", "a": "NotLoad"}, name
+        assert kube.condition(namespace, name)["reason"] == "InSync", name
+    assert operator.metric("milvusops_resources") == len(collections)
