@@ -69,8 +69,7 @@ def test_deleted_before_the_finalizer_leaves_nothing_acting(
         time.sleep(0.05 + step * 0.03)  # the race's timing itself, not a wait for a condition
         for name in collections:
             kube.delete(namespace, name)
-        for name in collections:
-            wait_for(lambda name=name: not kube.exists(namespace, name), 30, f"{name} gone")  # type: ignore[misc]
+        wait_for(lambda: not any(kube.exists(namespace, name) for name in collections), 30, "all gone")
     for name, collection in collections.items():
         kube.create(namespace, name, {"collectionName": collection, "state": "Released"})
     for name in collections:
