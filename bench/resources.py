@@ -53,6 +53,30 @@ def in_sync(item: dict[str, Any]) -> bool:
     return ready_condition(item).get("status") == "True" and status.get("observedGeneration") == generation
 
 
+def wait_collections_loaded(kube: Kube, namespace: str, timeout: float) -> float:
+    """Seconds until no resource's `status.collection` says Loading any more.
+
+    Milvus's answer for a whole collection can lag its partitions' (all Loaded, so Ready) by a minute
+    under load; until it catches up each such resource has one real status change still to write.
+    """
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    while True:
+        items = listing(kube, namespace)
+        loading = [
+            i["metadata"]["name"]
+            for i in items
+            if (i.get("status") or {}).get("collection", {}).get("state") == "Loading"
+        ]
+        if not loading:
+            return time.perf_counter() - started
+        if time.monotonic() >= deadline:
+            raise NotReadyError(
+                f"{len(loading)} collections still Loading after {timeout:.0f}s: {', '.join(loading[:SHOWN])}"
+            )
+        time.sleep(poll_interval(len(items)))
+
+
 def poll_interval(count: int) -> float:
     """Fine-grained for small runs; a list of 1,000 resources costs the API server ~0.1 s, so not too often."""
     return 0.25 if count <= 200 else 0.5
