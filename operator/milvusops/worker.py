@@ -47,7 +47,7 @@ class Worker:
 
     async def admitted(self, body: kopf.Body, stopped: kopf.DaemonStopped) -> bool:
         """Wait until the finalizer is on, so the object cannot vanish unseen; False if it went first."""
-        while not finalized(body) and not stopped and not self.gone:
+        while not finalized(body) and self.running(stopped):
             await self.sleep(self.settings.resync_seconds, stopped)  # notice() wakes it when the finalizer lands
         return self.running(stopped)
 
