@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import random
 import re
 import time
@@ -54,6 +55,11 @@ def in_sync(kube: Kube, namespace: str, names: list[str]) -> Callable[[], bool]:
         return True
 
     return check
+
+
+def fault_seed() -> int:
+    """A random seed for fault timing, or TEST_FAULT_SEED's, to replay the one a failure printed."""
+    return int(os.environ.get("TEST_FAULT_SEED") or random.randrange(2**32))  # noqa: S311 - not cryptography
 
 
 def gone(kube: Kube, namespace: str, name: str) -> bool:
@@ -152,7 +158,7 @@ def load_lines(log: str) -> list[tuple[str, str]]:
 def test_operator_sigkilled_ten_times_converges_without_duplicate_loads(
     kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess], figures: Figures
 ) -> None:
-    seed = random.randrange(2**32)  # noqa: S311 - fault timing, not cryptography
+    seed = fault_seed()
     rng = random.Random(seed)  # noqa: S311
     partitions = ["a", "b", "c"]
     collections = [new_collection(milvus, partitions, rows=1000) for _ in range(4)]
@@ -271,7 +277,7 @@ def test_deletion_while_milvus_is_down_never_wedges(
 def test_churn_ends_with_milvus_matching_the_last_spec(
     kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess, figures: Figures
 ) -> None:
-    seed = random.randrange(2**32)  # noqa: S311 - fault timing, not cryptography
+    seed = fault_seed()
     rng = random.Random(seed)  # noqa: S311
     partitions = ["a", "b", "c"]
     collections = {f"m{i}": new_collection(milvus, partitions) for i in range(6)}
