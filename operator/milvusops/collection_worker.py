@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -12,11 +13,12 @@ import kopf
 
 from . import COLLECTIONS, metrics
 from .connections import ClientPool, connection_key
-from .failures import FailureError, Reason
+from .failures import Failure, FailureError, Reason
 from .kubeapi import KubeApi
 from .model import CollectionSpec, DeletionPolicy, ManagementPolicy, ResourceRef
 from .observe import Observed
-from .reconcile import Timing, finalize, reconcile
+from .passes import Mode, PassState, Timing, next_pass
+from .reconcile import Result, finalize, reconcile
 from .settings import Settings
 from .worker import Worker
 
@@ -51,10 +53,7 @@ class CollectionWorker(Worker):
         super().__init__(settings, kube)
         self.pool = pool
         self.timing = Timing(settings.resync_seconds, settings.loading_recheck_seconds)
-        self.streak = 0  # passes in a row that asked for an early re-check
         self.connection: tuple[str, str | None] = ("", None)  # (namespace, connectionRef name)
-        self.urgent = True  # the next pass follows a change (or is the first): it goes before timer passes
-        self.observed: Observed | None = None  # what the last pass saw
 
     def notice(self, body: kopf.Body) -> None:
         self.connection = (body["metadata"]["namespace"], (body.get("spec") or {}).get("connectionRef", {}).get("name"))
@@ -68,19 +67,41 @@ class CollectionWorker(Worker):
         super().retire(body)
 
     async def run(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
-        if not await self.admitted(body, stopped):
-            return
+        self.reset()
+        try:
+            if await self.admitted(body, stopped):
+                await self._loop(body, owners, stopped)
+        finally:
+            # a stopped daemon (peering pause, shutdown, deletion) no longer speaks for its resource
+            metrics.READY_TALLY.forget(body["metadata"]["uid"])
+
+    async def _loop(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
+        state, mode, urgent = PassState(), Mode.FULL, True  # the first pass goes before timer passes
         while self.running(stopped):
+            failure: Failure | None
             try:
-                delay = await self.sync(body, owners)
-            except Exception:
-                # a bug or an API-server hiccup must not end the loop: log it and try again soon
+                result = await self.sync(body, owners, urgent, state.observed if mode == Mode.RECHECK else None)
+                observed, acted, failure = result.observed, result.acted, result.failure
+            except Exception as exc:
+                # a bug or an API-server hiccup must not end the loop: log it and back off like any failure
                 log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
                 metrics.RECONCILES.labels("exception").inc()
-                delay = self.timing.loading_recheck_seconds
-            self.urgent = await self.sleep(delay, stopped)
+                observed, acted, failure = None, False, Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")
+            step = next_pass(
+                state,
+                observed=observed,
+                acted=acted,
+                failure=failure,
+                timing=self.timing,
+                draw=random.random(),  # noqa: S311 - jitter
+            )
+            state = step.state
+            urgent = await self.sleep(step.delay, stopped)
+            mode = Mode.FULL if urgent else step.mode
 
-    async def sync(self, body: kopf.Body, owners: Mapping[Any, Any]) -> float:
+    async def sync(
+        self, body: kopf.Body, owners: Mapping[Any, Any], urgent: bool, recheck_from: Observed | None
+    ) -> Result:
         async with self.lock:
             started = time.perf_counter()
             ref = ResourceRef.from_body(body)
@@ -90,16 +111,13 @@ class CollectionWorker(Worker):
                 ref,
                 self.previous_status(body),
                 self.pool,
-                self.timing,
                 datetime.now(UTC),
                 conflict_with=conflict_winner(body, owners),
-                streak=self.streak,
-                urgent=self.urgent,
-                before=None if self.urgent else self.observed,
+                urgent=urgent,
+                recheck_from=recheck_from,
             )
-            self.observed = result.observed
-            self.streak = self.streak + 1 if result.delay < self.timing.resync_seconds else 0
-            await self.write_status(body, result.status)
+            full = result.observed is not None and not result.observed.partial
+            await self.write_status(body, result.status, observed_in_full=full)
             self.post(body, [(e.type, e.reason, e.message) for e in result.events])
             elapsed = time.perf_counter() - started
             for event in result.events:
@@ -118,7 +136,7 @@ class CollectionWorker(Worker):
             metrics.RECONCILES.labels(outcome).inc()
             metrics.RECONCILE_SECONDS.observe(elapsed)
             metrics.READY_TALLY.set(ref.uid, str(result.verdict.ready), result.verdict.reason.value)
-            return result.delay
+            return result
 
 
 async def finalize_collection(

@@ -28,6 +28,7 @@ class ConnectionWorker(Worker):
         self.pool = pool
 
     async def run(self, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
+        self.reset()
         if not await self.admitted(body, stopped):
             return
         while self.running(stopped):
@@ -55,6 +56,6 @@ class ConnectionWorker(Worker):
             if "serverVersion" in previous:
                 status["serverVersion"] = previous["serverVersion"]
         status["conditions"] = conditions(result, ref.generation, previous.get("conditions") or [], datetime.now(UTC))
-        await self.write_status(body, status)
+        await self.write_status(body, status, observed_in_full=result.ready)
         kind = "Normal" if result.ready else "Warning"
         self.post(body, [(kind, result.reason.value, result.message)])

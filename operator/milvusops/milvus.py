@@ -58,6 +58,7 @@ class MilvusPort(Protocol):
 
     async def server_version(self) -> str: ...
     async def list_partitions(self, collection: str) -> list[str]: ...
+    async def collection_id(self, collection: str) -> str: ...
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
     async def replica_count(self, collection: str) -> int | None: ...
     async def load_collection(self, collection: str, options: LoadOptions) -> None: ...
@@ -180,6 +181,13 @@ class MilvusClientPort:
     async def list_partitions(self, collection: str) -> list[str]:
         names = await self._call("list_partitions", lambda c: c.list_partitions(collection, timeout=self._timeout))
         return [str(name) for name in names]
+
+    async def collection_id(self, collection: str) -> str:
+        """Milvus's id of the collection: a dropped and recreated collection has a new one."""
+        info = await self._call(
+            "describe_collection", lambda c: c.describe_collection(collection, timeout=self._timeout)
+        )
+        return str(info["collection_id"])
 
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
         report = await self._call(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from .failures import FailureError, Reason
 from .milvus import MilvusPort, StateReport
 from .model import LoadState
 
@@ -16,6 +17,8 @@ class Observed:
     collection: StateReport
     partitions: dict[str, StateReport] = field(default_factory=dict)
     replicas: int | None = None  # how many replicas the loaded partitions have; None when nothing is loaded
+    collection_id: str | None = None  # Milvus's id of this incarnation of the collection
+    partial: bool = False  # a re-check: only what was Loading was asked, so nothing may be planned from it
 
     @property
     def exists(self) -> bool:
@@ -32,32 +35,46 @@ async def observe(port: MilvusPort, collection: str) -> Observed:
     whole = await port.load_state(collection)
     if whole.state == LoadState.NOT_EXIST:
         return Observed(whole)
-    names = await port.list_partitions(collection)
+    names, collection_id = await asyncio.gather(port.list_partitions(collection), port.collection_id(collection))
     if whole.state == LoadState.NOT_LOAD:
         # Milvus answers NotLoad for a collection only when nothing of it is loaded or loading
-        return Observed(whole, {name: StateReport(LoadState.NOT_LOAD) for name in names})
-    reports = await asyncio.gather(*(port.load_state(collection, name) for name in names))
-    partitions = dict(zip(names, reports, strict=True))
+        return Observed(whole, {name: StateReport(LoadState.NOT_LOAD) for name in names}, None, collection_id)
+    partitions = await _partition_states(port, collection, names)
     replicas = None
-    if any(report.state == LoadState.LOADED for report in reports):
+    if any(report.state == LoadState.LOADED for report in partitions.values()):
         replicas = await port.replica_count(collection)
-    return Observed(whole, partitions, replicas)
+    return Observed(whole, partitions, replicas, collection_id)
 
 
 async def recheck(port: MilvusPort, collection: str, before: Observed) -> Observed:
-    """While loading, ask only about what was Loading; observe in full once it is not.
+    """While loading, ask only about what was Loading; observe in full once nothing is.
 
     The collection when it was Loading (one call, however many partitions load with it), otherwise
-    the partitions that were. What was not asked keeps its last report until the full observation.
+    the partitions that were. What was not asked keeps its last report, so the result is `partial`.
     """
     if before.collection.state == LoadState.LOADING:
         whole = await port.load_state(collection)
         if whole.state == LoadState.LOADING:
-            return Observed(whole, before.partitions, before.replicas)
+            return Observed(whole, before.partitions, before.replicas, before.collection_id, partial=True)
         return await observe(port, collection)
     loading = [name for name, report in before.partitions.items() if report.state == LoadState.LOADING]
-    reports = await asyncio.gather(*(port.load_state(collection, name) for name in loading))
-    if not any(report.state == LoadState.LOADING for report in reports):
-        return await observe(port, collection)
-    partitions = {**before.partitions, **dict(zip(loading, reports, strict=True))}
-    return Observed(before.collection, partitions, before.replicas)
+    reports = await _partition_states(port, collection, loading)
+    if len(reports) < len(loading) or not any(report.state == LoadState.LOADING for report in reports.values()):
+        return await observe(port, collection)  # done loading, or a partition was dropped meanwhile
+    partitions = {**before.partitions, **reports}
+    return Observed(before.collection, partitions, before.replicas, before.collection_id, partial=True)
+
+
+async def _partition_states(port: MilvusPort, collection: str, names: list[str]) -> dict[str, StateReport]:
+    """get_load_state of each partition; one dropped since it was listed is left out, as it no longer exists."""
+    reports = await asyncio.gather(*(_partition_state(port, collection, name) for name in names))
+    return {name: report for name, report in zip(names, reports, strict=True) if report is not None}
+
+
+async def _partition_state(port: MilvusPort, collection: str, name: str) -> StateReport | None:
+    try:
+        return await port.load_state(collection, name)
+    except FailureError as exc:
+        if exc.failure.reason == Reason.PARTITION_NOT_FOUND:
+            return None
+        raise

@@ -31,19 +31,13 @@ class Event:
 
 
 @dataclass(frozen=True)
-class Timing:
-    resync_seconds: float
-    loading_recheck_seconds: float
-    first_recheck_seconds: float = 0.5
-
-
-@dataclass(frozen=True)
 class Result:
     status: dict[str, Any]  # without lastSyncTime
     verdict: Verdict
     events: tuple[Event, ...]
-    delay: float  # seconds until this resource should be reconciled again
-    observed: Observed | None = None  # what this pass saw, for a light re-check while loading
+    observed: Observed | None = None  # what this pass saw
+    acted: bool = False  # load or release calls were made: what was observed is out of date
+    failure: Failure | None = None
 
 
 async def reconcile(
@@ -51,20 +45,17 @@ async def reconcile(
     ref: ResourceRef,
     previous: Mapping[str, Any],
     ports: PortSource,
-    timing: Timing,
     now: datetime,
     conflict_with: str | None = None,
-    streak: int = 0,
     urgent: bool = True,
-    before: Observed | None = None,
+    recheck_from: Observed | None = None,
 ) -> Result:
-    """`urgent`: the first pass, or one after a change; `before`: what the previous pass saw (timer passes)."""
-    outcome, done = await _run(spec, ref, ports, conflict_with, urgent, before)
+    """`urgent`: the first pass, or one after a change; `recheck_from`: ask only what was Loading in it."""
+    outcome, done = await _run(spec, ref, ports, conflict_with, urgent, recheck_from)
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
     events = _events(ref, previous, outcome, result, done)
-    delay = _delay(outcome, result, done, timing, streak)
-    return Result(status, result, events, delay, outcome.observed)
+    return Result(status, result, events, outcome.observed, bool(done), outcome.failure)
 
 
 async def _run(
@@ -73,7 +64,7 @@ async def _run(
     ports: PortSource,
     conflict_with: str | None,
     urgent: bool,
-    before: Observed | None,
+    recheck_from: Observed | None,
 ) -> tuple[Outcome, list[str]]:
     if ref.paused:
         return Outcome(paused=True), []
@@ -82,25 +73,32 @@ async def _run(
             f"{conflict_with} already manages collection {spec.database}.{spec.collection_name} on this connection"
         )
         return Outcome(failure=Failure(Reason.CONFLICT, message)), []
-    observed, planned, done = None, None, []
+    observed, planned, done = None, None, list[str]()
     try:
         port = await ports.port(ref.namespace, spec.connection_name, spec.database)
-        # timer passes wait behind new resources and spec changes for a call slot
-        with prioritized(Priority.CHANGE if urgent else Priority.BACKGROUND):
-            if before is not None and before.loading:
-                observed = await recheck(port, spec.collection_name, before)
-            else:
-                observed = await observe(port, spec.collection_name)
-        if not observed.exists:
-            message = f"collection {spec.collection_name!r} not found in database {spec.database!r}"
-            return Outcome(observed, failure=Failure(Reason.COLLECTION_NOT_FOUND, message)), []
-        planned = plan(spec, observed)
-        observing = spec.management_policy == ManagementPolicy.OBSERVE
-        if observing:
-            return Outcome(observed, planned, observing=True), []
-        with prioritized(Priority.ACT):
-            done = await apply(port, spec, planned.actions)
-        return Outcome(observed, planned, failure=_replicas(planned) or _missing(planned)), done
+        for attempt in (1, 2):
+            # timer passes wait behind new resources and spec changes for a call slot
+            with prioritized(Priority.CHANGE if urgent else Priority.BACKGROUND):
+                if recheck_from is not None and attempt == 1:
+                    observed = await recheck(port, spec.collection_name, recheck_from)
+                else:
+                    observed = await observe(port, spec.collection_name)
+            if not observed.exists:
+                message = f"collection {spec.collection_name!r} not found in database {spec.database!r}"
+                return Outcome(observed, failure=Failure(Reason.COLLECTION_NOT_FOUND, message)), done
+            planned = plan(spec, observed)
+            if spec.management_policy == ManagementPolicy.OBSERVE:
+                return Outcome(observed, planned, observing=True), done
+            if not observed.partial:
+                try:
+                    with prioritized(Priority.ACT):
+                        done += await apply(port, spec, planned.actions)
+                except FailureError as exc:
+                    if exc.failure.reason == Reason.PARTITION_NOT_FOUND and attempt == 1:
+                        continue  # a partition was dropped since it was observed: look again, once
+                    raise
+            return Outcome(observed, planned, failure=_replicas(planned) or _missing(planned)), done
+        raise AssertionError("unreachable: the second attempt returns or raises")
     except FailureError as exc:
         return Outcome(observed, planned, failure=exc.failure), done
 
@@ -128,10 +126,14 @@ def _events(
 ) -> tuple[Event, ...]:
     events: list[Event] = []
     before = _ready_condition(previous)
+    recreated = _recreated(previous, outcome.observed)
+    if recreated:
+        events.append(Event("Normal", "CollectionRecreated", recreated))
     if done:
         # an unchanged spec that was in sync and now needs calls means someone changed Milvus behind our back
         drift = (
-            before.get("status") == "True"
+            not recreated
+            and before.get("status") == "True"
             and before.get("reason") == Reason.IN_SYNC
             and previous.get("observedGeneration") == ref.generation
         )
@@ -147,6 +149,15 @@ def _events(
     return tuple(events)
 
 
+def _recreated(previous: Mapping[str, Any], observed: Observed | None) -> str:
+    """A message when the collection now has another id than the one in status: dropped and created again."""
+    known = (previous.get("collection") or {}).get("id")
+    current = observed.collection_id if observed is not None else None
+    if not known or not current or known == current:
+        return ""
+    return f"collection was dropped and recreated (id {known} is now {current}): bringing the new one to the spec"
+
+
 def _touched(actions: tuple[Action, ...]) -> tuple[str, ...]:
     names: list[str] = []
     for action in actions:
@@ -159,17 +170,6 @@ def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
         if condition.get("type") == "Ready":
             return dict(condition)
     return {}
-
-
-def _delay(outcome: Outcome, result: Verdict, done: list[str], timing: Timing, streak: int) -> float:
-    """`streak` counts the passes in a row that asked for an early re-check."""
-    if outcome.failure is not None and outcome.failure.reason == Reason.MILVUS_UNAVAILABLE:
-        # exponential backoff, capped at the resync interval
-        return float(min(timing.resync_seconds, timing.loading_recheck_seconds * 2**streak))
-    if done or result.reconciling or (outcome.observed is not None and outcome.observed.loading):
-        # short loads are seen finished soon (0.5, 0.5, 1, 1, 2 s ...); long ones every loading_recheck
-        return float(min(timing.loading_recheck_seconds, timing.first_recheck_seconds * 2 ** (streak // 2)))
-    return timing.resync_seconds
 
 
 async def finalize(spec: CollectionSpec, ref: ResourceRef, ports: PortSource) -> list[str]:

@@ -53,7 +53,8 @@ def verdict(spec: CollectionSpec, outcome: Outcome) -> Verdict:
     ]
     if not mismatched:
         return Verdict(True, Reason.IN_SYNC, f"{loaded}/{total} partitions loaded, as desired", False, False)
-    reason = Reason.RELEASING if plan.releasing else Reason.LOADING
+    releasing = any(plan.desired.get(name) == Desired.RELEASED for name in mismatched)
+    reason = Reason.RELEASING if releasing else Reason.LOADING
     return Verdict(False, reason, f"{reason.value.lower()}: {', '.join(mismatched)}", True, False)
 
 
@@ -81,20 +82,28 @@ def build_status(
     }
     observed = outcome.observed
     if observed is not None:
+        if observed.collection_id is not None:
+            status["collection"]["id"] = observed.collection_id
         status["collection"].update(_state(observed.collection.state, observed.collection.progress))
         desired = outcome.plan.desired if outcome.plan else {n: spec.desired_for(n) for n in observed.partitions}
         status["partitions"] = [
             {"name": name, "desired": want.value, **_partition_state(observed, name)} for name, want in desired.items()
         ]
         loaded, total = counts(observed)
-        status.update(loadedPartitions=loaded, totalPartitions=total, loaded=f"{loaded}/{total}")
+        wanted = sum(1 for name, want in desired.items() if want == Desired.LOADED and name in observed.partitions)
+        status.update(
+            loadedPartitions=loaded,
+            totalPartitions=total,
+            loaded=f"{loaded}/{total}",
+            desiredLoaded=f"{wanted}/{total}",
+        )
     else:
         # nothing observed this time (Milvus down, paused, ...): keep the last known picture
-        for key in ("partitions", "loadedPartitions", "totalPartitions", "loaded"):
+        for key in ("partitions", "loadedPartitions", "totalPartitions", "loaded", "desiredLoaded"):
             if key in previous:
                 status[key] = previous[key]
         previous_collection = previous.get("collection") or {}
-        for key in ("state", "progress"):
+        for key in ("id", "state", "progress"):
             if key in previous_collection:
                 status["collection"][key] = previous_collection[key]
     status["conditions"] = conditions(result, ref.generation, previous.get("conditions") or [], now)
@@ -156,12 +165,24 @@ def needs_patch(previous: Mapping[str, Any], new: Mapping[str, Any], now: dateti
         return True
     if heartbeat_seconds <= 0:
         return False
-    age = (now - datetime.fromisoformat(str(last).replace("Z", "+00:00"))).total_seconds()
-    return age >= heartbeat_seconds
+    return _age_seconds(str(last), now) >= heartbeat_seconds
 
 
-def stamp(new: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {**new, "lastSyncTime": _timestamp(now)}
+def _age_seconds(timestamp: str, now: datetime) -> float:
+    return (now - datetime.fromisoformat(timestamp.replace("Z", "+00:00"))).total_seconds()
+
+
+def stamp(
+    new: dict[str, Any], previous: Mapping[str, Any], now: datetime, observed_in_full: bool, interval: float
+) -> dict[str, Any]:
+    """Set lastSyncTime: the time of a full observation of Milvus, moved at most once per `interval`.
+
+    Progress re-checks while loading, and passes that could not ask Milvus, keep the time already there.
+    """
+    last = previous.get("lastSyncTime")
+    if observed_in_full and (not last or _age_seconds(str(last), now) >= interval):
+        return {**new, "lastSyncTime": _timestamp(now)}
+    return {**new, "lastSyncTime": last} if last else dict(new)
 
 
 def _timestamp(moment: datetime) -> str:

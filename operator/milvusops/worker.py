@@ -26,10 +26,15 @@ class Worker:
         self.kube = kube
         self.wakeup = asyncio.Event()
         self.lock = asyncio.Lock()
-        self.last_status: dict[str, Any] | None = None
         self.seen: Hashable = None
-        self.posted: set[tuple[str, str, str]] = set()
         self.gone = False
+        self.written: tuple[str, dict[str, Any]] | None = None
+        self.posted: set[tuple[str, str, str]] = set()
+
+    def reset(self) -> None:
+        """A daemon (re)starts, e.g. after a peering pause: what it remembered may no longer be true."""
+        self.written = None  # (resourceVersion the object had when we patched it, the status we wrote)
+        self.posted = set()
 
     def notice(self, body: kopf.Body) -> None:
         """Wake the daemon when something it acts on changed (not on our own status writes)."""
@@ -67,18 +72,25 @@ class Worker:
         return woken
 
     def previous_status(self, body: kopf.Body) -> Mapping[str, Any]:
-        # what we wrote last: the watch may not have delivered it yet
-        return self.last_status if self.last_status is not None else dict(body.get("status") or {})
+        """The status of the object as read; our own last write instead while the watch has not delivered it."""
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        if self.written is not None and self.written[0] == version:
+            return self.written[1]  # the object is still the one we patched: our write is on its way
+        return dict(body.get("status") or {})
 
-    async def write_status(self, body: kopf.Body, new: dict[str, Any]) -> None:
+    async def write_status(self, body: kopf.Body, new: dict[str, Any], observed_in_full: bool) -> None:
         previous = self.previous_status(body)
         now = datetime.now(UTC)
         if not needs_patch(previous, new, now, self.settings.status_heartbeat_seconds):
             return
-        stamped = stamp(new, now)
+        stamped = stamp(new, previous, now, observed_in_full, self.settings.resync_seconds)
+        patch = merge_patch(previous, stamped)
+        if not patch:
+            return
         meta = body["metadata"]
-        await self.kube.patch_status(self.plural, meta["namespace"], meta["name"], merge_patch(previous, stamped))
-        self.last_status = stamped
+        version = meta.get("resourceVersion")
+        await self.kube.patch_status(self.plural, meta["namespace"], meta["name"], patch)
+        self.written = (version, stamped)
 
     def post(self, body: kopf.Body, events: list[tuple[str, str, str]]) -> None:
         """Post events not posted by the previous pass, so a lasting condition is reported once."""

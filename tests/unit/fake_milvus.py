@@ -21,6 +21,7 @@ class FakeMilvus:
         """`partitions` None: the collection does not exist."""
         self.partitions = dict(partitions) if partitions is not None else None
         self.replicas = 1
+        self.id = "4507"  # changes when the collection is "dropped and recreated"
         self.calls: list[tuple[Any, ...]] = []
         self.priorities: list[tuple[str, Priority]] = []  # (method, the priority its slot would be taken at)
         self.failures: dict[str, Failure] = {}
@@ -53,6 +54,10 @@ class FakeMilvus:
 
     async def list_partitions(self, collection: str) -> list[str]:
         return list(self._call("list_partitions", collection))
+
+    async def collection_id(self, collection: str) -> str:
+        self._call("collection_id", collection)
+        return self.id
 
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
         if self.partitions is None and "load_state" not in self.failures:

@@ -11,13 +11,12 @@ from prometheus_client import REGISTRY
 
 from milvusops.failures import Failure, FailureError, Reason
 from milvusops.model import CollectionSpec, Desired, LoadState, ResourceRef
-from milvusops.reconcile import Event, Result, Timing, finalize, reconcile
+from milvusops.reconcile import Event, Result, finalize, reconcile
 from milvusops.slots import Priority
 from milvusops.status import stamp
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus, FakePorts
 
 NOW = datetime(2026, 11, 25, 16, 0, 0, tzinfo=UTC)
-TIMING = Timing(resync_seconds=30.0, loading_recheck_seconds=2.0)
 
 
 def make_spec(state: str = "Released", partitions: dict[str, str] | None = None, **extra: Any) -> CollectionSpec:
@@ -41,11 +40,16 @@ async def run(
     ref: ResourceRef | None = None,
     **kwargs: Any,
 ) -> Result:
-    return await reconcile(spec, ref or make_ref(), previous or {}, FakePorts(milvus), TIMING, NOW, **kwargs)
+    return await reconcile(spec, ref or make_ref(), previous or {}, FakePorts(milvus), NOW, **kwargs)
 
 
 def ready(result: Result) -> tuple[bool, Reason, bool, bool]:
     return result.verdict.ready, result.verdict.reason, result.verdict.reconciling, result.verdict.stalled
+
+
+def written(status: dict[str, Any]) -> dict[str, Any]:
+    """The status as the worker writes it after a full observation."""
+    return stamp(status, {}, NOW, observed_in_full=True, interval=30.0)
 
 
 def drift_count() -> float:
@@ -59,9 +63,9 @@ async def test_in_sync_makes_no_load_or_release_calls() -> None:
     milvus = FakeMilvus(IN_SYNC)
     result = await run(milvus)  # e.g. a restarted operator: no previous status in memory
     assert milvus.mutating_calls == []
-    assert {call[0] for call in milvus.calls} == {"load_state", "list_partitions", "replica_count"}
+    assert {call[0] for call in milvus.calls} == {"load_state", "list_partitions", "collection_id", "replica_count"}
     assert ready(result) == (True, Reason.IN_SYNC, False, False)
-    assert result.delay == TIMING.resync_seconds
+    assert not result.acted and result.failure is None
     assert result.events == (Event("Normal", "InSync", "1/3 partitions loaded, as desired"),)
     assert "lastSyncTime" not in result.status
 
@@ -69,7 +73,7 @@ async def test_in_sync_makes_no_load_or_release_calls() -> None:
 async def test_in_sync_again_posts_no_event() -> None:
     milvus = FakeMilvus(IN_SYNC)
     first = await run(milvus)
-    second = await run(milvus, previous=stamp(first.status, NOW))
+    second = await run(milvus, previous=written(first.status))
     assert second.events == ()
     assert second.status == first.status
     assert milvus.mutating_calls == []
@@ -87,7 +91,7 @@ async def test_out_of_sync_applies_the_plan() -> None:
     assert [(e.type, e.reason) for e in result.events] == [("Normal", "Releasing")]
     assert "released partitions _default" in result.events[0].message
     assert "load of partitions hot started (replicas=1)" in result.events[0].message
-    assert result.delay == TIMING.first_recheck_seconds
+    assert result.acted
 
 
 async def test_loading_is_rechecked_quickly_without_new_calls() -> None:
@@ -95,7 +99,7 @@ async def test_loading_is_rechecked_quickly_without_new_calls() -> None:
     result = await run(milvus)
     assert milvus.mutating_calls == []
     assert ready(result) == (False, Reason.LOADING, True, False)
-    assert result.delay == TIMING.first_recheck_seconds
+    assert not result.acted and result.observed is not None and result.observed.loading
     assert {"name": "hot", "desired": "Loaded", "state": "Loading", "progress": 50} in result.status["partitions"]
 
 
@@ -112,33 +116,26 @@ async def test_observation_waits_behind_loads_and_timer_passes_behind_changes() 
 async def test_a_timer_pass_while_loading_asks_only_about_what_is_loading() -> None:
     milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": NOT_LOAD})
     started = await run(milvus)  # starts the load: what it observed is from before the load
-    loading = await run(milvus, previous=stamp(started.status, NOW), urgent=False, before=started.observed)
+    loading = await run(milvus, previous=written(started.status), urgent=False, recheck_from=started.observed)
     assert loading.observed is not None and loading.observed.partitions["hot"].state == LOADING
     milvus.calls.clear()
-    still = await run(milvus, previous=stamp(loading.status, NOW), urgent=False, before=loading.observed)
+    still = await run(milvus, previous=written(loading.status), urgent=False, recheck_from=loading.observed)
     assert milvus.calls == [("load_state", "products", None)]  # the collection says Loading: enough
     assert ready(still) == (False, Reason.LOADING, True, False)
     milvus.states["hot"] = LOADED
     milvus.calls.clear()
-    done = await run(milvus, previous=stamp(still.status, NOW), urgent=False, before=still.observed)
+    done = await run(milvus, previous=written(still.status), urgent=False, recheck_from=still.observed)
     assert ("list_partitions", "products") in milvus.calls  # done loading: observed in full again
     assert ready(done) == (True, Reason.IN_SYNC, False, False)
-    assert done.delay == TIMING.resync_seconds
+    assert done.observed is not None and not done.observed.partial
 
 
 async def test_a_pass_after_a_change_observes_in_full_even_while_loading() -> None:
     milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": NOT_LOAD})
     first = await run(milvus)
     milvus.calls.clear()
-    await run(milvus, previous=stamp(first.status, NOW), urgent=True, before=None)
+    await run(milvus, previous=written(first.status), urgent=True, recheck_from=None)
     assert ("list_partitions", "products") in milvus.calls
-
-
-@pytest.mark.parametrize(("streak", "delay"), [(0, 0.5), (1, 0.5), (2, 1.0), (3, 1.0), (4, 2.0), (9, 2.0)])
-async def test_loading_rechecks_start_fast_and_settle_at_the_loading_interval(streak: int, delay: float) -> None:
-    milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": LOADING})
-    result = await run(milvus, streak=streak)
-    assert result.delay == delay
 
 
 async def test_every_partition_loaded_uses_load_collection() -> None:
@@ -170,7 +167,7 @@ async def test_replica_change_with_nothing_loaded_is_just_a_load() -> None:
 async def test_drift_is_corrected_with_an_event() -> None:
     milvus = FakeMilvus(IN_SYNC)
     in_sync = await run(milvus)
-    previous = stamp(in_sync.status, NOW)
+    previous = written(in_sync.status)
     milvus.partitions = {"_default": LOADED, "cold": NOT_LOAD, "hot": NOT_LOAD}  # someone used Attu
     before = drift_count()
     result = await run(milvus, previous=previous)
@@ -182,7 +179,7 @@ async def test_drift_is_corrected_with_an_event() -> None:
 
 async def test_spec_change_is_not_drift() -> None:
     milvus = FakeMilvus(IN_SYNC)
-    previous = stamp((await run(milvus, ref=make_ref(generation=3))).status, NOW)
+    previous = written((await run(milvus, ref=make_ref(generation=3))).status)
     before = drift_count()
     result = await run(milvus, make_spec("Loaded"), previous=previous, ref=make_ref(generation=4))
     assert [(e.type, e.reason) for e in result.events] == [("Normal", "Loading")]
@@ -205,12 +202,11 @@ async def test_index_not_found_is_a_warning_and_stalled() -> None:
     assert result.status["loaded"] == "0/2"
 
 
-@pytest.mark.parametrize(("streak", "delay"), [(0, 2.0), (1, 4.0), (2, 8.0), (3, 16.0), (4, 30.0), (10, 30.0)])
-async def test_unavailable_backs_off_up_to_the_resync_interval(streak: int, delay: float) -> None:
+async def test_unavailable_is_a_failure_without_calls() -> None:
     milvus = FakeMilvus(IN_SYNC)
     milvus.fail("load_state", Reason.MILVUS_UNAVAILABLE, "cannot reach Milvus")
-    result = await run(milvus, streak=streak)
-    assert result.delay == delay
+    result = await run(milvus)
+    assert result.failure is not None and result.failure.reason == Reason.MILVUS_UNAVAILABLE
     assert ready(result) == (False, Reason.MILVUS_UNAVAILABLE, True, False)
     assert result.events == (Event("Warning", "MilvusUnavailable", "cannot reach Milvus"),)
     assert milvus.mutating_calls == []
@@ -218,7 +214,7 @@ async def test_unavailable_backs_off_up_to_the_resync_interval(streak: int, dela
 
 async def test_unavailable_keeps_the_last_known_picture() -> None:
     milvus = FakeMilvus(IN_SYNC)
-    previous = stamp((await run(milvus)).status, NOW)
+    previous = written((await run(milvus)).status)
     milvus.fail("load_state", Reason.MILVUS_UNAVAILABLE, "cannot reach Milvus")
     result = await run(milvus, previous=previous)
     for key in ("partitions", "loadedPartitions", "totalPartitions", "loaded", "collection"):
@@ -228,11 +224,11 @@ async def test_unavailable_keeps_the_last_known_picture() -> None:
 async def test_paused_makes_no_calls_at_all() -> None:
     milvus = FakeMilvus({"_default": LOADED, "hot": NOT_LOAD})
     ports = FakePorts(milvus)
-    result = await reconcile(HOT_SPEC, make_ref(paused=True), {}, ports, TIMING, NOW)
+    result = await reconcile(HOT_SPEC, make_ref(paused=True), {}, ports, NOW)
     assert ports.requests == []
     assert milvus.calls == []
     assert ready(result) == (False, Reason.PAUSED, False, False)
-    assert result.delay == TIMING.resync_seconds
+    assert not result.acted and result.failure is None
 
 
 async def test_observe_policy_makes_no_load_or_release_calls() -> None:
@@ -248,7 +244,7 @@ async def test_observe_policy_makes_no_load_or_release_calls() -> None:
 async def test_conflict_makes_no_calls() -> None:
     milvus = FakeMilvus({"_default": LOADED, "hot": NOT_LOAD})
     ports = FakePorts(milvus)
-    result = await reconcile(HOT_SPEC, make_ref(), {}, ports, TIMING, NOW, conflict_with="team-a/products")
+    result = await reconcile(HOT_SPEC, make_ref(), {}, ports, NOW, conflict_with="team-a/products")
     assert ports.requests == []
     assert milvus.calls == []
     assert ready(result)[:2] == (False, Reason.CONFLICT)
@@ -282,7 +278,7 @@ async def test_missing_partition_is_stalled_but_the_rest_is_applied() -> None:
 async def test_connection_problems_make_no_milvus_calls(reason: Reason) -> None:
     milvus = FakeMilvus(IN_SYNC)
     ports = FakePorts(milvus, Failure(reason, "missing"))
-    result = await reconcile(make_spec(connectionRef={"name": "main"}), make_ref(), {}, ports, TIMING, NOW)
+    result = await reconcile(make_spec(connectionRef={"name": "main"}), make_ref(), {}, ports, NOW)
     assert ports.requests == [("shop", "main", "default")]
     assert milvus.calls == []
     assert ready(result) == (False, reason, False, True)
@@ -353,3 +349,46 @@ async def test_finalize_unavailable_raises_for_the_caller_to_retry() -> None:
     with pytest.raises(FailureError) as caught:
         await finalize(HOT_SPEC, make_ref(), FakePorts(milvus))
     assert caught.value.failure.reason == Reason.MILVUS_UNAVAILABLE
+
+
+async def test_a_recreated_collection_is_an_event_of_its_own_not_drift() -> None:
+    milvus = FakeMilvus(IN_SYNC)
+    previous = written((await run(milvus)).status)
+    assert previous["collection"]["id"] == "4507"
+    milvus.id, milvus.partitions = "4999", {"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": NOT_LOAD}  # dropped, created
+    before = drift_count()
+    result = await run(milvus, previous=previous)
+    assert [(e.type, e.reason) for e in result.events] == [("Normal", "CollectionRecreated"), ("Normal", "Loading")]
+    assert "4507 is now 4999" in result.events[0].message
+    assert drift_count() == before
+    assert milvus.mutating_calls == [("load_partitions", "products", ("hot",), 1)]
+    assert result.status["collection"]["id"] == "4999"
+
+
+async def test_a_recheck_reports_progress_but_never_acts() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "a": LOADING, "b": NOT_LOAD})
+    spec = make_spec("Released", {"a": "Loaded", "b": "Loaded"})
+    first = await run(milvus, spec)
+    milvus.calls.clear()
+    milvus.states["b"] = NOT_LOAD  # as if the load of b had not been seen yet
+    again = await run(milvus, spec, urgent=False, recheck_from=first.observed)
+    assert again.observed is not None and again.observed.partial
+    assert milvus.mutating_calls == [] and not again.acted
+    assert ready(again) == (False, Reason.LOADING, True, False)
+
+
+async def test_a_partition_dropped_before_its_load_is_observed_again_once() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "hot": NOT_LOAD, "gone": NOT_LOAD})
+    real_load = milvus.load_partitions
+
+    async def dropped_meanwhile(collection: str, partitions: list[str], options: Any) -> None:
+        if "gone" in milvus.states:
+            del milvus.states["gone"]
+            raise FailureError(Failure(Reason.PARTITION_NOT_FOUND, "partition not found[partition=gone]"))
+        await real_load(collection, partitions, options)
+
+    milvus.load_partitions = dropped_meanwhile  # type: ignore[method-assign]
+    result = await run(milvus, make_spec("Released", {"hot": "Loaded", "gone": "Loaded"}))
+    assert milvus.states == {"_default": NOT_LOAD, "hot": LOADING}
+    # spec names it, so it is reported missing; never stalled on a partition nobody asked for
+    assert ready(result)[:2] == (False, Reason.PARTITION_NOT_FOUND)

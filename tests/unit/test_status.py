@@ -310,18 +310,38 @@ def in_sync_status() -> dict[str, Any]:
     return build_status(HOT_SPEC, REF, planned(HOT_SPEC, observed), {}, NOW)
 
 
+def stamped(new: dict[str, Any], at: datetime = NOW) -> dict[str, Any]:
+    return stamp(new, {}, at, observed_in_full=True, interval=30)
+
+
 def test_stamp_adds_last_sync_time_without_mutating() -> None:
     new = in_sync_status()
-    stamped = stamp(new, NOW + timedelta(seconds=5, microseconds=123))
-    assert stamped["lastSyncTime"] == "2026-11-25T16:00:05Z"
+    result = stamped(new, NOW + timedelta(seconds=5, microseconds=123))
+    assert result["lastSyncTime"] == "2026-11-25T16:00:05Z"
     assert "lastSyncTime" not in new
-    assert {k: v for k, v in stamped.items() if k != "lastSyncTime"} == new
+    assert {k: v for k, v in result.items() if k != "lastSyncTime"} == new
+
+
+@pytest.mark.parametrize(
+    ("age", "full", "moves"),
+    [(0.5, True, False), (29, True, False), (30, True, True), (600, True, True), (600, False, False)],
+)
+def test_last_sync_time_moves_at_most_once_per_resync_and_only_for_a_full_observation(
+    age: float, full: bool, moves: bool
+) -> None:
+    previous = stamped(in_sync_status())
+    result = stamp(in_sync_status(), previous, NOW + timedelta(seconds=age), observed_in_full=full, interval=30)
+    assert (result["lastSyncTime"] != previous["lastSyncTime"]) is moves
+
+
+def test_no_observation_and_no_earlier_sync_leaves_last_sync_time_out() -> None:
+    assert "lastSyncTime" not in stamp(in_sync_status(), {}, NOW, observed_in_full=False, interval=30)
 
 
 @pytest.mark.parametrize(("age", "expected"), [(0, False), (10, False), (29.5, False), (30, True), (3600, True)])
 def test_unchanged_status_patched_once_per_heartbeat(age: float, expected: bool) -> None:
     new = in_sync_status()
-    previous = stamp(new, NOW)
+    previous = stamped(new)
     assert needs_patch(previous, new, NOW + timedelta(seconds=age), 30) is expected
 
 
@@ -343,7 +363,7 @@ def test_no_last_sync_time_yet_needs_patch() -> None:
 )
 @pytest.mark.parametrize("heartbeat", [0, 30])
 def test_any_other_change_needs_patch(change: Any, heartbeat: float) -> None:
-    previous = stamp(in_sync_status(), NOW)
+    previous = stamped(in_sync_status())
     new = in_sync_status()
     change(new)
     assert needs_patch(previous, new, NOW, heartbeat) is True
@@ -353,5 +373,5 @@ def test_any_other_change_needs_patch(change: Any, heartbeat: float) -> None:
 def test_heartbeat_zero_never_patches_an_unchanged_status(age: float) -> None:
     # settings.status_heartbeat_seconds: "0 = only on change"
     new = in_sync_status()
-    previous = stamp(new, NOW)
+    previous = stamped(new)
     assert needs_patch(previous, new, NOW + timedelta(seconds=age), 0) is False

@@ -1,0 +1,185 @@
+"""The per-collection loop, pass after pass, against the in-memory Milvus: what it calls and when.
+
+The daemon's sleep is replaced by a recorder, so each pass's delay is seen and no time passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+import kopf
+import pytest
+from prometheus_client import REGISTRY
+
+from milvusops import FINALIZER
+from milvusops.collection_worker import CollectionWorker
+from milvusops.connections import ClientPool
+from milvusops.failures import Reason
+from milvusops.kubeapi import KubeApi
+from milvusops.settings import Settings
+from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus, FakePorts
+
+
+class FakeKube:
+    """Status patches land on the body at once, as the watch would deliver them."""
+
+    def __init__(self, live: dict[str, Any]) -> None:
+        self.live = live
+        self.patches: list[dict[str, Any]] = []
+
+    async def patch_status(self, plural: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append(patch)
+        status = self.live.setdefault("status", {})
+        _merge(status, patch)
+        self.live["metadata"]["resourceVersion"] = str(int(self.live["metadata"]["resourceVersion"]) + 1)
+        return {"metadata": dict(self.live["metadata"]), "status": dict(status)}
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+class Stopped:
+    def __init__(self) -> None:
+        self.flag = False
+
+    def __bool__(self) -> bool:
+        return self.flag
+
+    async def wait(self) -> None:  # never awaited: sleep is replaced
+        raise AssertionError
+
+
+def make_body(spec: dict[str, Any], uid: str = "u1") -> dict[str, Any]:
+    meta = {"name": "m", "namespace": "ns", "uid": uid, "generation": 1, "finalizers": [FINALIZER]}
+    return {"metadata": {**meta, "resourceVersion": "1"}, "spec": {"collectionName": "docs", **spec}}
+
+
+class Loop:
+    """Runs a CollectionWorker's daemon loop for a number of passes, calling `between` after each."""
+
+    def __init__(
+        self, milvus: FakeMilvus, spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch, uid: str = "u1"
+    ) -> None:
+        self.milvus = milvus
+        self.body = make_body(spec, uid)
+        self.kube = FakeKube(self.body)
+        settings = Settings(_cli_parse_args=[])  # type: ignore[call-arg]
+        self.worker = CollectionWorker(settings, cast(KubeApi, self.kube), cast(ClientPool, FakePorts(milvus)))
+        self.delays: list[float] = []
+        self.events: list[tuple[str, str, str]] = []
+        monkeypatch.setattr(
+            kopf, "event", lambda body, type, reason, message: self.events.append((type, reason, message))
+        )
+
+    async def run(self, passes: int, between: Callable[[int], bool | None] | None = None) -> None:
+        stopped = Stopped()
+
+        async def sleep(delay: float, _: Any) -> bool:
+            self.delays.append(delay)
+            woken = bool(between(len(self.delays))) if between else False
+            if len(self.delays) >= passes:
+                stopped.flag = True
+            return woken
+
+        self.worker.sleep = sleep  # type: ignore[method-assign,assignment]
+        self.worker.notice(cast(kopf.Body, self.body))
+        self.worker.wakeup.clear()
+        await self.worker.run(
+            cast(kopf.Body, self.body), cast(kopf.Index[Any, Any], {}), cast(kopf.DaemonStopped, stopped)
+        )
+
+    def mutating(self) -> list[str]:
+        return [call[0] for call in self.milvus.mutating_calls]
+
+
+async def test_a_load_started_while_another_partition_loads_is_not_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "a": LOADING, "b": NOT_LOAD})
+    loop = Loop(
+        milvus, {"partitions": [{"name": "a", "state": "Loaded"}, {"name": "b", "state": "Loaded"}]}, monkeypatch
+    )
+    await loop.run(6)  # `a` keeps loading all along
+    assert loop.mutating() == ["load_partitions"]
+    assert milvus.states == {"_default": NOT_LOAD, "a": LOADING, "b": LOADING}
+
+
+async def test_a_release_made_while_another_partition_loads_is_not_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "a": LOADING, "b": LOADED})
+    loop = Loop(
+        milvus, {"partitions": [{"name": "a", "state": "Loaded"}, {"name": "b", "state": "Released"}]}, monkeypatch
+    )
+    await loop.run(6)
+    assert loop.mutating() == ["release_partitions"]
+
+
+async def test_unreachable_milvus_backs_off_without_a_saw_tooth(monkeypatch: pytest.MonkeyPatch) -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD})
+    milvus.fail("load_state", Reason.MILVUS_UNAVAILABLE, "cannot reach Milvus")
+    loop = Loop(milvus, {"state": "Loaded"}, monkeypatch)
+    await loop.run(12)
+    resync = loop.worker.settings.resync_seconds
+    assert all(delay <= resync for delay in loop.delays)
+    assert loop.delays[:3] == sorted(loop.delays[:3])  # grows at first
+    # once at the cap it stays near it (jitter spreads 1,000 resources), never drops back to a few seconds
+    assert all(delay >= resync / 2 for delay in loop.delays[6:]), loop.delays
+    assert len(set(loop.delays[6:])) > 1, "jitter: not the same delay every time"
+
+
+async def test_an_unclassified_error_backs_off_instead_of_rechecking_every_two_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD})
+    milvus.fail("load_state", Reason.MILVUS_ERROR, "code 8: rate limit exceeded")
+    loop = Loop(milvus, {"state": "Loaded"}, monkeypatch)
+    await loop.run(8)
+    assert max(loop.delays) >= loop.worker.settings.resync_seconds / 2, loop.delays
+    assert len(milvus.calls) <= 8
+
+
+async def test_a_partition_dropped_during_the_observation_is_just_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    milvus = FakeMilvus({"_default": LOADED, "hot": LOADED})
+    real_list = milvus.list_partitions
+
+    async def list_with_a_dropped_one(collection: str) -> list[str]:
+        return [*await real_list(collection), "dropped"]  # listed, then dropped before its get_load_state
+
+    milvus.list_partitions = list_with_a_dropped_one  # type: ignore[method-assign]
+    loop = Loop(milvus, {"state": "Loaded"}, monkeypatch)
+    await loop.run(1)
+    ready = {c["type"]: c for c in loop.body["status"]["conditions"]}["Ready"]
+    assert (ready["status"], ready["reason"]) == ("True", "InSync"), ready
+    assert [name for _, name, _ in loop.events if name == "PartitionNotFound"] == []
+
+
+async def test_status_written_by_someone_else_is_corrected(monkeypatch: pytest.MonkeyPatch) -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "hot": LOADED})
+    loop = Loop(milvus, {"partitions": [{"name": "hot", "state": "Loaded"}]}, monkeypatch)
+    await loop.run(1)
+    assert loop.body["status"]["loaded"] == "1/2"
+    # paused by peering; meanwhile another replica (older code, say) wrote other values
+    loop.body["status"]["loaded"] = "0/2"
+    loop.body["status"]["loadedPartitions"] = 0
+    loop.body["metadata"]["resourceVersion"] = "99"
+    await loop.run(2)  # the daemon resumes
+    assert (loop.body["status"]["loaded"], loop.body["status"]["loadedPartitions"]) == ("1/2", 1)
+
+
+def _resources(ready: str, reason: str) -> float:
+    return REGISTRY.get_sample_value("milvusops_resources", {"ready": ready, "reason": reason}) or 0.0
+
+
+async def test_a_stopped_daemon_leaves_no_resource_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _resources("True", "InSync")
+    milvus = FakeMilvus({"_default": NOT_LOAD, "hot": LOADED})
+    loop = Loop(milvus, {"partitions": [{"name": "hot", "state": "Loaded"}]}, monkeypatch, uid="series")
+    counted: list[float] = []
+    await loop.run(1, between=lambda _: counted.append(_resources("True", "InSync")))
+    assert counted == [before + 1]  # counted while its daemon runs
+    assert _resources("True", "InSync") == before  # and forgotten when it stops (peering pause, shutdown)
