@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
+import uuid
+from typing import Any
 
+import numpy
+from pymilvus import DataType, MilvusClient
+
+from tests.conftest import Figures
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
+
+# rows of dim 128 in `big` (300,000 loaded in 4-5 s on 2 cores with Milvus 2.3.5); `big2` has twice as many,
+# since its load starts right after `big` was loaded once and went faster (2.2 s for 300,000)
+BIG_ROWS = 250_000
 
 
 def _calls(operator: OperatorProcess, method: str) -> float:
@@ -141,3 +152,70 @@ def test_restarted_operator_in_sync_makes_no_calls(
         {k: (before["metadata"].get(k), v) for k, v in after["metadata"].items() if before["metadata"].get(k) != v}
     )
     assert after["metadata"]["resourceVersion"] == version, json.dumps(changed, indent=1)
+
+
+def _big_collection(milvus: MilvusServer, rows: int, dim: int = 128) -> str:
+    """Partitions `big` and `big2` load for seconds (the first time), `small` at once: room for a change meanwhile."""
+    name = f"c_{uuid.uuid4().hex[:10]}"
+    client = milvus.client(timeout=120)
+    try:
+        schema = MilvusClient.create_schema(auto_id=True)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        client.create_collection(name, schema=schema)
+        generator = numpy.random.default_rng(7)
+        for partition, count in (("big", rows), ("big2", 2 * rows), ("small", 100)):
+            client.create_partition(name, partition)
+            for start in range(0, count, 20_000):
+                vectors = generator.random((min(20_000, count - start), dim), dtype=numpy.float32)
+                client.insert(name, [{"vector": vector} for vector in vectors], partition_name=partition)
+        client.flush(name)
+        params = MilvusClient.prepare_index_params()
+        params.add_index("vector", index_type="FLAT", metric_type="L2")
+        client.create_index(name, params)
+    finally:
+        client.close()
+    return name
+
+
+def _spec(collection: str, **partitions: str) -> dict[str, Any]:
+    return {"collectionName": collection, "partitions": [{"name": n, "state": s} for n, s in partitions.items()]}
+
+
+def _overlap(
+    milvus: MilvusServer, collection: str, loading: str, operator: OperatorProcess, method: str, calls: int
+) -> float:
+    """Seconds partition `loading` went on loading after the operator's `calls`-th call of `method`."""
+    wait_for(lambda: _calls(operator, method) >= calls, 30, f"{method} call {calls}", interval=0.05)
+    called = time.monotonic()
+    wait_for(lambda: load_states(milvus, collection)[loading] == "Loaded", 120, f"{loading} loaded", interval=0.1)
+    overlap = time.monotonic() - called
+    # re-checks every 0.5-1 s while it loads: the bug needs a few of them to show
+    assert overlap >= 1.5, f"{loading} loaded {overlap:.1f}s after the call: make BIG_ROWS larger than {BIG_ROWS}"
+    return overlap
+
+
+def test_a_partition_added_while_another_loads_is_loaded_once(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess, figures: Figures
+) -> None:
+    """Issue 13 (1): re-checks of a running load must not re-plan from the picture taken before the last call."""
+    collection = _big_collection(milvus, rows=BIG_ROWS)
+    kube.create(namespace, "slow", _spec(collection, big="Loaded"))
+    wait_for(lambda: load_states(milvus, collection)["big"] == "Loading", 60, "big loading", interval=0.1)
+    kube.patch(namespace, "slow", {"spec": _spec(collection, big="Loaded", small="Loaded")})
+    overlap = _overlap(milvus, collection, "big", operator, "load_partitions", 2)
+    kube.wait_reason(namespace, "slow", "InSync", timeout=60)
+    assert _calls(operator, "load_partitions") == 2  # big once, small once
+    figures.record("load asked for while another partition loaded: seconds of overlap", f"{overlap:.1f}")
+
+    # a partition loaded once loads fast from then on: the release is made while big2 loads for the first time
+    kube.patch(namespace, "slow", {"spec": _spec(collection, big="Loaded", small="Loaded", big2="Loaded")})
+    wait_for(lambda: load_states(milvus, collection)["big2"] == "Loading", 60, "big2 loading", interval=0.1)
+    kube.patch(namespace, "slow", {"spec": _spec(collection, big="Loaded", small="Released", big2="Loaded")})
+    overlap = _overlap(milvus, collection, "big2", operator, "release_partitions", 1)
+    kube.wait_reason(namespace, "slow", "InSync", timeout=60)
+    assert _calls(operator, "release_partitions") == 1
+    assert _calls(operator, "load_partitions") == 3
+    states = {"_default": "NotLoad", "big": "Loaded", "big2": "Loaded", "small": "NotLoad"}
+    assert load_states(milvus, collection) == states
+    figures.record("release asked for while another partition loaded: seconds of overlap", f"{overlap:.1f}")
