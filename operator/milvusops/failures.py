@@ -18,6 +18,9 @@ class Reason(StrEnum):
     INVALID_LOAD_OPTIONS = "InvalidLoadOptions"
     UNSUPPORTED = "Unsupported"
     MILVUS_UNAVAILABLE = "MilvusUnavailable"
+    UNAUTHENTICATED = "Unauthenticated"
+    PERMISSION_DENIED = "PermissionDenied"
+    RATE_LIMITED = "RateLimited"
     MILVUS_ERROR = "MilvusError"
     SECRET_NOT_FOUND = "SecretNotFound"
     SECRET_INVALID = "SecretInvalid"
@@ -37,6 +40,8 @@ STALLED_REASONS = frozenset(
         Reason.INSUFFICIENT_RESOURCES,
         Reason.INVALID_LOAD_OPTIONS,
         Reason.UNSUPPORTED,
+        Reason.UNAUTHENTICATED,
+        Reason.PERMISSION_DENIED,
         Reason.SECRET_NOT_FOUND,
         Reason.SECRET_INVALID,
         Reason.CONNECTION_NOT_FOUND,

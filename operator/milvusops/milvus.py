@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -66,46 +67,106 @@ class MilvusPort(Protocol):
     async def release_partitions(self, collection: str, partitions: list[str]) -> None: ...
 
 
-def classify(exc: BaseException) -> Failure:
-    """Milvus error code -> reason, in one place (codes as seen on Milvus 2.3.5)."""
+def classify(exc: BaseException, *, credentials: bool = False) -> Failure:
+    """Milvus error code / gRPC status -> reason, in one place (as seen on Milvus 2.3.5 with pymilvus 3.0.2).
+
+    `credentials`: the connection sends a token, so a failed connect of unknown cause may be a wrong one.
+    """
     if isinstance(exc, FailureError):
         return exc.failure
     if isinstance(exc, MilvusException):
-        code, message = exc.code, exc.message
-        if code == 100:
-            return Failure(Reason.COLLECTION_NOT_FOUND, message)
-        if code == 200:
-            return Failure(Reason.PARTITION_NOT_FOUND, message)
-        if code == 700:
-            return Failure(Reason.INDEX_NOT_FOUND, f"{message}: create a vector index before loading")
-        if code == 1100:
-            return Failure(
-                Reason.INVALID_LOAD_OPTIONS,
-                f"{message}: to change load options (e.g. replicas) of loaded partitions, release them first",
-            )
-        lowered = message.lower()
-        if "resource group" in lowered and ("not found" in lowered or "not exist" in lowered):
-            return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: check spec.load.resourceGroups")
-        if "nodes not enough" in lowered or "resource group" in lowered:
-            hint = "spec.load.replicas asks for more replicas than there are query nodes (or resource group capacity)"
-            return Failure(Reason.INSUFFICIENT_RESOURCES, f"{message}: {hint}")
-        if "UNIMPLEMENTED" in message.upper() and "unimplemented" in message.lower():
-            return Failure(Reason.UNSUPPORTED, f"{message} (partition-level load is not supported by this server)")
-        if code == 2 or "Fail connecting" in message:
-            return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(message))
-        return Failure(Reason.MILVUS_ERROR, f"code {code}: {message}")
+        return _milvus_exception(exc, credentials)
     if isinstance(exc, grpc.RpcError):
-        status = exc.code()
-        if status == grpc.StatusCode.UNIMPLEMENTED:
-            return Failure(Reason.UNSUPPORTED, "the server does not implement this call (Milvus Lite?)")
-        return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(f"{status.name}: {exc.details()}"))
+        return _grpc_status(exc.code(), exc.details())
     if isinstance(exc, (TimeoutError, ConnectionError, OSError)):
         return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(f"{type(exc).__name__}: {exc}"))
     return Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")
 
 
+def _milvus_exception(exc: MilvusException, credentials: bool) -> Failure:
+    code, message = exc.code, exc.message
+    if isinstance(code, grpc.StatusCode):  # pymilvus's retry loop gave up on this gRPC status
+        return _grpc_status(code, message)
+    if code == 100:
+        return Failure(Reason.COLLECTION_NOT_FOUND, message)
+    if code == 200:
+        return Failure(Reason.PARTITION_NOT_FOUND, message)
+    if code == 700:
+        return Failure(Reason.INDEX_NOT_FOUND, f"{message}: create a vector index before loading")
+    if code == 1100:
+        return Failure(
+            Reason.INVALID_LOAD_OPTIONS,
+            f"{message}: to change load options (e.g. replicas) of loaded partitions, release them first",
+        )
+    lowered = message.lower()
+    if "resource group" in lowered and ("not found" in lowered or "not exist" in lowered):
+        return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: check spec.load.resourceGroups")
+    if "nodes not enough" in lowered or "resource group" in lowered:
+        hint = "spec.load.replicas asks for more replicas than there are query nodes (or resource group capacity)"
+        return Failure(Reason.INSUFFICIENT_RESOURCES, f"{message}: {hint}")
+    if "UNIMPLEMENTED" in message.upper() and "unimplemented" in message.lower():
+        return Failure(Reason.UNSUPPORTED, f"{message} (partition-level load is not supported by this server)")
+    if code == 2 or "Fail connecting" in message:
+        return _connect_failure(exc, message, credentials)
+    if code == 8:
+        return Failure(Reason.RATE_LIMITED, f"Milvus rate-limits this call (code 8: {message}); retried later")
+    # pymilvus before 2.5 has no `retriable`; the server sets it where a plain retry can succeed
+    if getattr(exc, "retriable", False) is True:
+        return Failure(Reason.RATE_LIMITED, f"Milvus says a retry can succeed (code {code}: {message}); retried later")
+    return Failure(Reason.MILVUS_ERROR, f"code {code}: {message}")
+
+
+def _connect_failure(exc: MilvusException, message: str, credentials: bool) -> Failure:
+    """pymilvus reports every failed connect as code 2; the gRPC error that caused it says why."""
+    cause = _grpc_cause(exc)
+    if cause is not None:
+        status, details = cause
+        if status in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return _grpc_status(status, details)
+        return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(f"{message}: {status.name}: {details}"))
+    hint = "; if Milvus is up, check the credentials: a rejected connect can look like this" if credentials else ""
+    return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(message) + hint)
+
+
+def _grpc_cause(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    """The first gRPC error down the chain of causes (pymilvus wraps them, sometimes twice)."""
+    cause = exc.__cause__
+    for _ in range(8):  # `raise e from e` makes loops: a bounded walk
+        if cause is None:
+            return None
+        if isinstance(cause, grpc.RpcError) and callable(getattr(cause, "code", None)):
+            return cause.code(), str(cause.details())
+        cause = cause.__cause__
+    return None
+
+
+# "PrivilegeLoad: permission deny to alice", as Milvus 2.3.5's proxy words a missing privilege
+_DENIED = re.compile(r"Privilege(?P<privilege>\w+): permission deny to (?P<user>\S+)")
+
+
+def _grpc_status(status: grpc.StatusCode, details: str) -> Failure:
+    if status == grpc.StatusCode.UNIMPLEMENTED:
+        return Failure(Reason.UNSUPPORTED, "the server does not implement this call (Milvus Lite?)")
+    if status == grpc.StatusCode.PERMISSION_DENIED:
+        match = _DENIED.search(details)
+        advice = (
+            f"grant privilege {match['privilege']} to a role of user {match['user']}"
+            if match
+            else "grant the missing privilege to a role of the connection's user"
+        )
+        return Failure(Reason.PERMISSION_DENIED, f"Milvus denied the call ({details}): {advice}")
+    if status == grpc.StatusCode.UNAUTHENTICATED:
+        advice = "check the token (user:password or API key) in the connection's Secret"
+        return Failure(Reason.UNAUTHENTICATED, f"Milvus rejected the credentials ({details}): {advice}")
+    if status == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return Failure(Reason.RATE_LIMITED, f"Milvus is out of a resource or quota ({details}); retried later")
+    if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+        return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(f"{status.name}: {details}"))
+    return Failure(Reason.MILVUS_ERROR, f"{status.name}: {details}")
+
+
 def _unavailable(message: str) -> str:
-    return f"cannot reach Milvus ({message}); wrong credentials are reported by Milvus the same way"
+    return f"cannot reach Milvus ({message})"
 
 
 class MilvusClientPort:
@@ -132,12 +193,16 @@ class MilvusClientPort:
                 result = await loop.run_in_executor(self._executor, self._run, fn)
         except Exception as exc:
             metrics.observe_milvus_call(method, "error", time.perf_counter() - started)
-            raise FailureError(self._explain(classify(exc))) from exc
+            raise FailureError(self._explain(classify(exc, credentials=bool(self._endpoint.token)))) from exc
         metrics.observe_milvus_call(method, "ok", time.perf_counter() - started)
         return result
 
     def _explain(self, failure: Failure) -> Failure:
-        """A failed TLS handshake looks like any unreachable server: say what to check."""
+        """What only this connection knows: the user Milvus rejected, and what to check with TLS."""
+        if failure.reason == Reason.UNAUTHENTICATED and self._endpoint.token:
+            user, has_user, _ = self._endpoint.token.partition(":")  # never the password
+            who = f"user {user}" if has_user else "an API key"
+            return Failure(failure.reason, f"{failure.message}; the connection signs in as {who}")
         tls = self._endpoint.ca_pem_path or self._endpoint.uri.startswith("https://")
         if failure.reason != Reason.MILVUS_UNAVAILABLE or not tls:
             return failure

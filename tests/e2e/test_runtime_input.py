@@ -140,7 +140,7 @@ def test_no_secret_value_in_logs_events_status_or_metrics(
         {"collectionName": collection, "connectionRef": {"name": "bad"}, "managementPolicy": "Observe"},
     )
     kube.wait_reason(namespace, "good", "InSync", timeout=90)
-    kube.wait_reason(namespace, "bad", "MilvusUnavailable")
+    kube.wait_reason(namespace, "bad", "Unauthenticated")
     kube.delete(namespace, "good")
     wait_for(lambda: not kube.exists(namespace, "good"), 30, "deleted")
     outputs = {
