@@ -169,12 +169,25 @@ def _unavailable(message: str) -> str:
     return f"cannot reach Milvus ({message})"
 
 
+class _Connect:
+    """One connect attempt; callers that arrive while it runs wait for its outcome instead of starting their own."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.client: MilvusClient | None = None
+        self.error: BaseException | None = None
+
+
 class MilvusClientPort:
     """MilvusPort over the thread-safe sync MilvusClient, run on the connection's executor.
 
     The sync client is used because it can start a load and return at once (`_async=True`), so no
     call blocks for the length of a load. The connection's slots (as many as its executor has
     threads) decide which waiting call runs next: by the priority of the task that makes it.
+
+    One connect is in flight at a time: calls that need a client meanwhile wait for that attempt (at
+    most the connection's timeout) and share its outcome, so an unreachable Milvus costs one connect
+    timeout per round of calls, not one per call in turn. `close` waits for the calls in flight.
     """
 
     def __init__(self, endpoint: Endpoint, database: str, executor: ThreadPoolExecutor, slots: Slots) -> None:
@@ -183,7 +196,10 @@ class MilvusClientPort:
         self._executor = executor
         self._slots = slots
         self._client: MilvusClient | None = None
-        self._client_lock = threading.Lock()
+        self._connecting: _Connect | None = None
+        self._in_flight = 0
+        self._closing = False
+        self._state = threading.Lock()  # held only to read or change the fields above, never while connecting
 
     async def _call(self, method: str, fn: Callable[[MilvusClient], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -211,9 +227,43 @@ class MilvusClientPort:
         return Failure(failure.reason, f"{failure.message}; {hint}")
 
     def _run(self, fn: Callable[[MilvusClient], T]) -> T:
-        with self._client_lock:
-            client = self._client or self._connect()
-        return fn(client)
+        with self._state:
+            self._in_flight += 1
+        try:
+            return fn(self._connected())
+        finally:
+            with self._state:
+                self._in_flight -= 1
+                retired = self._take_client_if_idle()
+            if retired is not None:
+                retired.close()
+
+    def _connected(self) -> MilvusClient:
+        with self._state:
+            if self._client is not None:
+                return self._client
+            attempt = self._connecting
+            leader = attempt is None
+            if attempt is None:
+                attempt = self._connecting = _Connect()
+        if leader:
+            try:
+                attempt.client = self._connect()
+                return attempt.client
+            except Exception as exc:
+                attempt.error = exc
+                raise
+            finally:
+                with self._state:
+                    self._connecting = None
+                    self._client = attempt.client
+                attempt.done.set()  # always: the waiters must never outlive the attempt
+        if not attempt.done.wait(self._endpoint.timeout):
+            raise TimeoutError(f"no connection within {self._endpoint.timeout:g} s (a connect is still in flight)")
+        if attempt.error is not None:
+            raise attempt.error
+        assert attempt.client is not None
+        return attempt.client
 
     def _connect(self) -> MilvusClient:
         kwargs: dict[str, Any] = {}
@@ -221,19 +271,28 @@ class MilvusClientPort:
             kwargs.update(secure=True, server_pem_path=self._endpoint.ca_pem_path)
         if self._endpoint.server_name:
             kwargs["server_name"] = self._endpoint.server_name
-        self._client = MilvusClient(
+        return MilvusClient(
             uri=self._endpoint.uri,
             token=self._endpoint.token,
             db_name=self._database if self._database != "default" else "",
             timeout=self._endpoint.timeout,
             **kwargs,
         )
-        return self._client
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close the client now, or when the last call in flight ends; a later call connects afresh."""
+        with self._state:
+            self._closing = True
+            retired = self._take_client_if_idle()
+        if retired is not None:
+            retired.close()
+
+    def _take_client_if_idle(self) -> MilvusClient | None:
+        """With `_state` held: the client to close, if closing was asked and no call uses it."""
+        if not self._closing or self._in_flight or self._client is None:
+            return None
+        client, self._client = self._client, None
+        return client
 
     @property
     def _timeout(self) -> float:
