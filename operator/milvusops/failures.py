@@ -22,6 +22,7 @@ class Reason(StrEnum):
     PERMISSION_DENIED = "PermissionDenied"
     RATE_LIMITED = "RateLimited"
     MILVUS_ERROR = "MilvusError"
+    API_SERVER_UNAVAILABLE = "ApiServerUnavailable"
     SECRET_NOT_FOUND = "SecretNotFound"
     SECRET_INVALID = "SecretInvalid"
     CONNECTION_NOT_FOUND = "ConnectionNotFound"
