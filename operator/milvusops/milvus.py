@@ -276,6 +276,8 @@ class MilvusClientPort:
             token=self._endpoint.token,
             db_name=self._database if self._database != "default" else "",
             timeout=self._endpoint.timeout,
+            # a channel of its own: pymilvus shares one per address and token, ignoring this client's TLS settings
+            dedicated=True,
             **kwargs,
         )
 
