@@ -159,7 +159,8 @@ async def finalize_collection(
         except FailureError as exc:
             failure = exc.failure
             timeout = worker.settings.deletion_timeout_seconds
-            if failure.reason == Reason.MILVUS_UNAVAILABLE and runtime_seconds < timeout:
+            retried = (Reason.MILVUS_UNAVAILABLE, Reason.API_SERVER_UNAVAILABLE)  # both pass: wait, do not skip
+            if failure.reason in retried and runtime_seconds < timeout:
                 raise kopf.TemporaryError(failure.message, delay=min(30.0, timeout - runtime_seconds)) from exc
             message = f"finalizer removed without releasing: {failure.message}"
             kopf.event(body, type="Warning", reason="ReleaseSkipped", message=message)

@@ -106,8 +106,9 @@ class ClientPool:
     def _drop(self, key: str) -> None:
         pooled = self._pooled.pop(key)
         for port in pooled.ports.values():
-            port.close()
-        pooled.executor.shutdown(wait=False, cancel_futures=True)
+            port.close()  # each port closes its client once its calls in flight are done
+        # no cancel_futures: a cancelled call would raise CancelledError into the task that made it
+        pooled.executor.shutdown(wait=False)
 
     def close(self) -> None:
         for key in list(self._pooled):

@@ -18,7 +18,11 @@ class Reason(StrEnum):
     INVALID_LOAD_OPTIONS = "InvalidLoadOptions"
     UNSUPPORTED = "Unsupported"
     MILVUS_UNAVAILABLE = "MilvusUnavailable"
+    UNAUTHENTICATED = "Unauthenticated"
+    PERMISSION_DENIED = "PermissionDenied"
+    RATE_LIMITED = "RateLimited"
     MILVUS_ERROR = "MilvusError"
+    API_SERVER_UNAVAILABLE = "ApiServerUnavailable"
     SECRET_NOT_FOUND = "SecretNotFound"
     SECRET_INVALID = "SecretInvalid"
     CONNECTION_NOT_FOUND = "ConnectionNotFound"
@@ -37,6 +41,8 @@ STALLED_REASONS = frozenset(
         Reason.INSUFFICIENT_RESOURCES,
         Reason.INVALID_LOAD_OPTIONS,
         Reason.UNSUPPORTED,
+        Reason.UNAUTHENTICATED,
+        Reason.PERMISSION_DENIED,
         Reason.SECRET_NOT_FOUND,
         Reason.SECRET_INVALID,
         Reason.CONNECTION_NOT_FOUND,

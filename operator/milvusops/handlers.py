@@ -43,7 +43,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.peering.lifetime = config.peering_lifetime_seconds
     # no settings.queueing/posting.worker_limit, though they cut peak RSS: Kopf sleeps retry delays inside
     # its workers, so a few dozen objects retrying (a deletion, an event to a terminating namespace) stall the rest
-    memo.kube = KubeApi()
+    memo.kube = KubeApi(config.api_timeout_seconds)
     memo.workers = {}  # uid -> worker; shared by every per-object memo (they are shallow copies)
     memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
 

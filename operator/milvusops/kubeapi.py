@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -15,19 +16,34 @@ from .failures import Failure, FailureError, Reason
 
 
 class KubeApi:
-    def __init__(self) -> None:
+    def __init__(self, timeout_seconds: float = 10.0) -> None:
         # in a pod: the service account; elsewhere: KUBECONFIG or ~/.kube/config
         config.load_config()  # type: ignore[no-untyped-call]
-        self._api = client.ApiClient()
+        configuration = client.Configuration.get_default_copy()
+        # no urllib3 retries: each would add a timeout to the wait, and the next pass retries anyway
+        configuration.retries = False
+        self._api = client.ApiClient(configuration)
         self._core = client.CoreV1Api(self._api)
         self._custom = client.CustomObjectsApi(self._api)
+        self._timeout = timeout_seconds
 
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
 
+    async def _call(self, what: str, method: Callable[..., Any], *args: Any) -> Any:
+        """One API call off the event loop; a half-open connection or a silent server fails it, not hangs it."""
+        try:
+            return await asyncio.to_thread(method, *args, _request_timeout=(self._timeout, self._timeout))
+        except urllib3.exceptions.HTTPError as exc:
+            message = f"no answer from the Kubernetes API server to {what} within {self._timeout:g} s"
+            message += f" ({type(exc).__name__}); retried"
+            raise FailureError(Failure(Reason.API_SERVER_UNAVAILABLE, message)) from exc
+
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         try:
-            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
+            secret = await self._call(
+                f"get Secret {namespace}/{name}", self._core.read_namespaced_secret, name, namespace
+            )
         except ApiException as exc:
             if exc.status == 404:
                 raise FailureError(Failure(Reason.SECRET_NOT_FOUND, f"Secret {namespace}/{name} not found")) from exc
@@ -47,8 +63,14 @@ class KubeApi:
 
     async def read_connection(self, namespace: str, name: str) -> Mapping[str, Any]:
         try:
-            body = await asyncio.to_thread(
-                self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, CONNECTIONS, name
+            body = await self._call(
+                f"get MilvusConnection {namespace}/{name}",
+                self._custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                CONNECTIONS,
+                name,
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -60,7 +82,8 @@ class KubeApi:
 
     async def patch_status(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         try:
-            await asyncio.to_thread(
+            await self._call(
+                f"patch the status of {plural} {namespace}/{name}",
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,

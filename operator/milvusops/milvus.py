@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -67,46 +68,115 @@ class MilvusPort(Protocol):
     async def release_partitions(self, collection: str, partitions: list[str]) -> None: ...
 
 
-def classify(exc: BaseException) -> Failure:
-    """Milvus error code -> reason, in one place (codes as seen on Milvus 2.3.5)."""
+def classify(exc: BaseException, *, credentials: bool = False) -> Failure:
+    """Milvus error code / gRPC status -> reason, in one place (as seen on Milvus 2.3.5 with pymilvus 3.0.2).
+
+    `credentials`: the connection sends a token, so a failed connect of unknown cause may be a wrong one.
+    """
     if isinstance(exc, FailureError):
         return exc.failure
     if isinstance(exc, MilvusException):
-        code, message = exc.code, exc.message
-        if code == 100:
-            return Failure(Reason.COLLECTION_NOT_FOUND, message)
-        if code == 200:
-            return Failure(Reason.PARTITION_NOT_FOUND, message)
-        if code == 700:
-            return Failure(Reason.INDEX_NOT_FOUND, f"{message}: create a vector index before loading")
-        if code == 1100:
-            return Failure(
-                Reason.INVALID_LOAD_OPTIONS,
-                f"{message}: to change load options (e.g. replicas) of loaded partitions, release them first",
-            )
-        lowered = message.lower()
-        if "resource group" in lowered and ("not found" in lowered or "not exist" in lowered):
-            return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: check spec.load.resourceGroups")
-        if "nodes not enough" in lowered or "resource group" in lowered:
-            hint = "spec.load.replicas asks for more replicas than there are query nodes (or resource group capacity)"
-            return Failure(Reason.INSUFFICIENT_RESOURCES, f"{message}: {hint}")
-        if "UNIMPLEMENTED" in message.upper() and "unimplemented" in message.lower():
-            return Failure(Reason.UNSUPPORTED, f"{message} (partition-level load is not supported by this server)")
-        if code == 2 or "Fail connecting" in message:
-            return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(message))
-        return Failure(Reason.MILVUS_ERROR, f"code {code}: {message}")
+        return _milvus_exception(exc, credentials)
     if isinstance(exc, grpc.RpcError):
-        status = exc.code()
-        if status == grpc.StatusCode.UNIMPLEMENTED:
-            return Failure(Reason.UNSUPPORTED, "the server does not implement this call (Milvus Lite?)")
-        return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(f"{status.name}: {exc.details()}"))
+        return _grpc_status(exc.code(), exc.details())
     if isinstance(exc, (TimeoutError, ConnectionError, OSError)):
         return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(f"{type(exc).__name__}: {exc}"))
     return Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")
 
 
+def _milvus_exception(exc: MilvusException, credentials: bool) -> Failure:
+    code, message = exc.code, exc.message
+    if isinstance(code, grpc.StatusCode):  # pymilvus's retry loop gave up on this gRPC status
+        return _grpc_status(code, message)
+    if code == 100:
+        return Failure(Reason.COLLECTION_NOT_FOUND, message)
+    if code == 200:
+        return Failure(Reason.PARTITION_NOT_FOUND, message)
+    if code == 700:
+        return Failure(Reason.INDEX_NOT_FOUND, f"{message}: create a vector index before loading")
+    if code == 1100:
+        return Failure(
+            Reason.INVALID_LOAD_OPTIONS,
+            f"{message}: to change load options (e.g. replicas) of loaded partitions, release them first",
+        )
+    lowered = message.lower()
+    if "resource group" in lowered and ("not found" in lowered or "not exist" in lowered):
+        return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: check spec.load.resourceGroups")
+    if "nodes not enough" in lowered or "resource group" in lowered:
+        hint = "spec.load.replicas asks for more replicas than there are query nodes (or resource group capacity)"
+        return Failure(Reason.INSUFFICIENT_RESOURCES, f"{message}: {hint}")
+    if "UNIMPLEMENTED" in message.upper() and "unimplemented" in message.lower():
+        return Failure(Reason.UNSUPPORTED, f"{message} (partition-level load is not supported by this server)")
+    if code == 2 or "Fail connecting" in message:
+        return _connect_failure(exc, message, credentials)
+    if code == 8:
+        return Failure(Reason.RATE_LIMITED, f"Milvus rate-limits this call (code 8: {message}); retried later")
+    # pymilvus before 2.5 has no `retriable`; the server sets it where a plain retry can succeed
+    if getattr(exc, "retriable", False) is True:
+        return Failure(Reason.RATE_LIMITED, f"Milvus says a retry can succeed (code {code}: {message}); retried later")
+    return Failure(Reason.MILVUS_ERROR, f"code {code}: {message}")
+
+
+def _connect_failure(exc: MilvusException, message: str, credentials: bool) -> Failure:
+    """pymilvus reports every failed connect as code 2; the gRPC error that caused it says why."""
+    cause = _grpc_cause(exc)
+    if cause is not None:
+        status, details = cause
+        if status in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return _grpc_status(status, details)
+        return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(f"{message}: {status.name}: {details}"))
+    hint = "; if Milvus is up, check the credentials: a rejected connect can look like this" if credentials else ""
+    return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(message) + hint)
+
+
+def _grpc_cause(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    """The first gRPC error down the chain of causes (pymilvus wraps them, sometimes twice)."""
+    cause = exc.__cause__
+    for _ in range(8):  # `raise e from e` makes loops: a bounded walk
+        if cause is None:
+            return None
+        if isinstance(cause, grpc.RpcError) and callable(getattr(cause, "code", None)):
+            return cause.code(), str(cause.details())
+        cause = cause.__cause__
+    return None
+
+
+# "PrivilegeLoad: permission deny to alice", as Milvus 2.3.5's proxy words a missing privilege
+_DENIED = re.compile(r"Privilege(?P<privilege>\w+): permission deny to (?P<user>\S+)")
+
+
+def _grpc_status(status: grpc.StatusCode, details: str) -> Failure:
+    if status == grpc.StatusCode.UNIMPLEMENTED:
+        return Failure(Reason.UNSUPPORTED, "the server does not implement this call (Milvus Lite?)")
+    if status == grpc.StatusCode.PERMISSION_DENIED:
+        match = _DENIED.search(details)
+        advice = (
+            f"grant privilege {match['privilege']} to a role of user {match['user']}"
+            if match
+            else "grant the missing privilege to a role of the connection's user"
+        )
+        return Failure(Reason.PERMISSION_DENIED, f"Milvus denied the call ({details}): {advice}")
+    if status == grpc.StatusCode.UNAUTHENTICATED:
+        advice = "check the token (user:password or API key) in the connection's Secret"
+        return Failure(Reason.UNAUTHENTICATED, f"Milvus rejected the credentials ({details}): {advice}")
+    if status == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return Failure(Reason.RATE_LIMITED, f"Milvus is out of a resource or quota ({details}); retried later")
+    if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+        return Failure(Reason.MILVUS_UNAVAILABLE, _unavailable(f"{status.name}: {details}"))
+    return Failure(Reason.MILVUS_ERROR, f"{status.name}: {details}")
+
+
 def _unavailable(message: str) -> str:
-    return f"cannot reach Milvus ({message}); wrong credentials are reported by Milvus the same way"
+    return f"cannot reach Milvus ({message})"
+
+
+class _Connect:
+    """One connect attempt; callers that arrive while it runs wait for its outcome instead of starting their own."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.client: MilvusClient | None = None
+        self.error: BaseException | None = None
 
 
 class MilvusClientPort:
@@ -115,6 +185,10 @@ class MilvusClientPort:
     The sync client is used because it can start a load and return at once (`_async=True`), so no
     call blocks for the length of a load. The connection's slots (as many as its executor has
     threads) decide which waiting call runs next: by the priority of the task that makes it.
+
+    One connect is in flight at a time: calls that need a client meanwhile wait for that attempt (at
+    most the connection's timeout) and share its outcome, so an unreachable Milvus costs one connect
+    timeout per round of calls, not one per call in turn. `close` waits for the calls in flight.
     """
 
     def __init__(self, endpoint: Endpoint, database: str, executor: ThreadPoolExecutor, slots: Slots) -> None:
@@ -123,7 +197,10 @@ class MilvusClientPort:
         self._executor = executor
         self._slots = slots
         self._client: MilvusClient | None = None
-        self._client_lock = threading.Lock()
+        self._connecting: _Connect | None = None
+        self._in_flight = 0
+        self._closing = False
+        self._state = threading.Lock()  # held only to read or change the fields above, never while connecting
 
     async def _call(self, method: str, fn: Callable[[MilvusClient], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -133,12 +210,16 @@ class MilvusClientPort:
                 result = await loop.run_in_executor(self._executor, self._run, fn)
         except Exception as exc:
             metrics.observe_milvus_call(method, "error", time.perf_counter() - started)
-            raise FailureError(self._explain(classify(exc))) from exc
+            raise FailureError(self._explain(classify(exc, credentials=bool(self._endpoint.token)))) from exc
         metrics.observe_milvus_call(method, "ok", time.perf_counter() - started)
         return result
 
     def _explain(self, failure: Failure) -> Failure:
-        """A failed TLS handshake looks like any unreachable server: say what to check."""
+        """What only this connection knows: the user Milvus rejected, and what to check with TLS."""
+        if failure.reason == Reason.UNAUTHENTICATED and self._endpoint.token:
+            user, has_user, _ = self._endpoint.token.partition(":")  # never the password
+            who = f"user {user}" if has_user else "an API key"
+            return Failure(failure.reason, f"{failure.message}; the connection signs in as {who}")
         tls = self._endpoint.ca_pem_path or self._endpoint.uri.startswith("https://")
         if failure.reason != Reason.MILVUS_UNAVAILABLE or not tls:
             return failure
@@ -147,9 +228,43 @@ class MilvusClientPort:
         return Failure(failure.reason, f"{failure.message}; {hint}")
 
     def _run(self, fn: Callable[[MilvusClient], T]) -> T:
-        with self._client_lock:
-            client = self._client or self._connect()
-        return fn(client)
+        with self._state:
+            self._in_flight += 1
+        try:
+            return fn(self._connected())
+        finally:
+            with self._state:
+                self._in_flight -= 1
+                retired = self._take_client_if_idle()
+            if retired is not None:
+                retired.close()
+
+    def _connected(self) -> MilvusClient:
+        with self._state:
+            if self._client is not None:
+                return self._client
+            attempt = self._connecting
+            leader = attempt is None
+            if attempt is None:
+                attempt = self._connecting = _Connect()
+        if leader:
+            try:
+                attempt.client = self._connect()
+                return attempt.client
+            except Exception as exc:
+                attempt.error = exc
+                raise
+            finally:
+                with self._state:
+                    self._connecting = None
+                    self._client = attempt.client
+                attempt.done.set()  # always: the waiters must never outlive the attempt
+        if not attempt.done.wait(self._endpoint.timeout):
+            raise TimeoutError(f"no connection within {self._endpoint.timeout:g} s (a connect is still in flight)")
+        if attempt.error is not None:
+            raise attempt.error
+        assert attempt.client is not None
+        return attempt.client
 
     def _connect(self) -> MilvusClient:
         kwargs: dict[str, Any] = {}
@@ -157,19 +272,30 @@ class MilvusClientPort:
             kwargs.update(secure=True, server_pem_path=self._endpoint.ca_pem_path)
         if self._endpoint.server_name:
             kwargs["server_name"] = self._endpoint.server_name
-        self._client = MilvusClient(
+        return MilvusClient(
             uri=self._endpoint.uri,
             token=self._endpoint.token,
             db_name=self._database if self._database != "default" else "",
             timeout=self._endpoint.timeout,
+            # a channel of its own: pymilvus shares one per address and token, ignoring this client's TLS settings
+            dedicated=True,
             **kwargs,
         )
-        return self._client
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close the client now, or when the last call in flight ends; a later call connects afresh."""
+        with self._state:
+            self._closing = True
+            retired = self._take_client_if_idle()
+        if retired is not None:
+            retired.close()
+
+    def _take_client_if_idle(self) -> MilvusClient | None:
+        """With `_state` held: the client to close, if closing was asked and no call uses it."""
+        if not self._closing or self._in_flight or self._client is None:
+            return None
+        client, self._client = self._client, None
+        return client
 
     @property
     def _timeout(self) -> float:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     )
     loading_recheck_seconds: float = Field(2.0, gt=0, description="re-check interval while something is Loading")
     deletion_timeout_seconds: float = Field(300.0, gt=0, description="give up releasing on delete after this")
+    api_timeout_seconds: float = Field(
+        10.0, gt=0, description="connect and read timeout of each API server call the operator makes itself"
+    )
     max_concurrent_calls: int = Field(8, ge=1, description="concurrent Milvus calls per connection")
     # each connection costs a TLS handshake and buffers on both ends; a burst of 1,000 new resources opened ~270
     api_connections: int = Field(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from pymilvus import MilvusClient
 
 from tests.e2e.health import gitops_verdicts
@@ -158,3 +160,34 @@ def test_partition_level_load_on_milvus_lite_is_unsupported(
     ready = kube.wait_reason(namespace, "split", "Unsupported")
     assert "partition-level" in ready["message"] or "does not implement" in ready["message"]
     _assert_stalled(kube, namespace, "split")
+
+
+def test_permission_denied_names_the_privilege_and_clears_once_granted(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a"])
+    user, password = f"u{secrets.token_hex(4)}", secrets.token_hex(12)
+    root = milvus.client()
+    try:
+        root.create_user(user, password)  # no role: Milvus lets it connect but not load
+    finally:
+        root.close()
+    kube.create_secret(namespace, "weak", {"token": f"{user}:{password}"})
+    kube.create_connection(namespace, "weak", {"uri": milvus.uri, "credentialsSecretRef": {"name": "weak"}})
+    kube.create(
+        namespace, "denied", {"collectionName": collection, "state": "Loaded", "connectionRef": {"name": "weak"}}
+    )
+    ready = kube.wait_reason(namespace, "denied", "PermissionDenied")
+    assert "PrivilegeLoad" in ready["message"] and user in ready["message"], ready
+    assert "cannot reach" not in ready["message"] and "credentials" not in ready["message"], ready
+    _assert_stalled(kube, namespace, "denied")
+    assert set(load_states(milvus, collection).values()) == {"NotLoad"}
+
+    root = milvus.client()
+    try:
+        root.grant_role(user, "admin")
+    finally:
+        root.close()
+    # no spec change: a later pass finds the grant in effect (it can take seconds to spread)
+    kube.wait_reason(namespace, "denied", "InSync", timeout=90)
+    assert set(load_states(milvus, collection).values()) == {"Loaded"}

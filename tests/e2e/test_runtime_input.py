@@ -140,7 +140,7 @@ def test_no_secret_value_in_logs_events_status_or_metrics(
         {"collectionName": collection, "connectionRef": {"name": "bad"}, "managementPolicy": "Observe"},
     )
     kube.wait_reason(namespace, "good", "InSync", timeout=90)
-    kube.wait_reason(namespace, "bad", "MilvusUnavailable")
+    kube.wait_reason(namespace, "bad", "Unauthenticated")
     kube.delete(namespace, "good")
     wait_for(lambda: not kube.exists(namespace, "good"), 30, "deleted")
     outputs = {
@@ -156,3 +156,27 @@ def test_no_secret_value_in_logs_events_status_or_metrics(
         leaks = [where for where, text in outputs.items() if value in text]
         assert not leaks, f"a secret value appears in {leaks}"
     assert all(len(text) > 100 for text in outputs.values())  # there was something to look into
+
+
+def test_tls_is_not_skipped_for_a_server_already_reached_in_plaintext(
+    kube: Kube, namespace: str, operator: OperatorProcess, milvus: MilvusServer, tmp_path: Path
+) -> None:
+    # pymilvus shares one channel per address and token, whatever the TLS settings of the client asking
+    collection = new_collection(milvus, ["a"])
+    kube.create(namespace, "plain", {"collectionName": collection, "managementPolicy": "Observe"})
+    kube.wait_reason(namespace, "plain", "Observing")  # the default connection: plaintext, root token
+    ca, _ = self_signed(tmp_path, "ca")
+    kube.create_secret(namespace, "ca", {"ca.crt": ca.read_text()})
+    kube.create_secret(namespace, "token", {"token": milvus.root_token})
+    spec = {
+        "uri": f"https://127.0.0.1:{milvus.port}",  # the same address, with TLS that the server cannot speak
+        "tls": {"caSecretRef": {"name": "ca"}},
+        "credentialsSecretRef": {"name": "token"},
+        "timeoutSeconds": 2,
+    }
+    kube.create_connection(namespace, "tls", spec)
+    body = {"collectionName": collection, "managementPolicy": "Observe", "connectionRef": {"name": "tls"}}
+    kube.create(namespace, "secure", body)
+    ready = kube.wait_reason(namespace, "secure", "MilvusUnavailable", timeout=60)
+    assert "tls.caSecretRef" in ready["message"], ready
+    kube.wait_reason(namespace, "tls", "MilvusUnavailable", plural=CONNECTIONS)

@@ -55,7 +55,7 @@ class FakeRpcError(grpc.RpcError):  # type: ignore[misc]
             2,
             "Fail connecting to server on 127.0.0.1:19530, illegal connection params or server unavailable",
             Reason.MILVUS_UNAVAILABLE,
-            ["cannot reach Milvus", "credentials"],
+            ["cannot reach Milvus"],
             id="2-fail-connecting",
         ),
         pytest.param(
@@ -67,6 +67,13 @@ class FakeRpcError(grpc.RpcError):  # type: ignore[misc]
             id="unimplemented-message",
         ),
         pytest.param(4242, "something odd happened", Reason.MILVUS_ERROR, ["code 4242"], id="unknown-code"),
+        pytest.param(
+            8,
+            "[load_collection] Retry timeout: 10s, message=rate limit exceeded[rate=0.1]",
+            Reason.RATE_LIMITED,
+            ["retried later"],
+            id="8-rate-limit",
+        ),
     ],
 )
 def test_milvus_exception(code: int, message: str, reason: Reason, hints: list[str]) -> None:
@@ -85,7 +92,126 @@ def test_65535_without_capacity_words_is_a_plain_error() -> None:
 def test_fail_connecting_without_code_2() -> None:
     failure = classify(MilvusException(code=1, message="Fail connecting to server on milvus:19530, timeout"))
     assert failure.reason == Reason.MILVUS_UNAVAILABLE
-    assert "credentials" in failure.message
+
+
+FAIL_CONNECTING = "Fail connecting to server on 127.0.0.1:19530, illegal connection params or server unavailable"
+
+
+def connect_failure(cause: BaseException | None) -> MilvusException:
+    """How pymilvus 3.0.2 reports any failed connect: code 2, with the gRPC error as its cause."""
+    exc = MilvusException(code=2, message=FAIL_CONNECTING)
+    exc.__cause__ = cause
+    return exc
+
+
+def test_wrong_credentials_at_connect_are_unauthenticated() -> None:
+    # seen on Milvus 2.3.5: a wrong password or unknown user fails the connect with this cause
+    cause = FakeRpcError(grpc.StatusCode.UNAUTHENTICATED, "auth check failure, please check username and password")
+    failure = classify(connect_failure(cause), credentials=True)
+    assert failure.reason == Reason.UNAUTHENTICATED
+    assert failure.stalled
+    assert "auth check failure" in failure.message
+    assert "cannot reach" not in failure.message
+
+
+def test_unauthenticated_on_a_call_is_unauthenticated() -> None:
+    # seen on Milvus 2.3.5: the password changed while the client was connected
+    failure = classify(FakeRpcError(grpc.StatusCode.UNAUTHENTICATED, "auth check failure"))
+    assert failure.reason == Reason.UNAUTHENTICATED
+    assert failure.stalled
+
+
+@pytest.mark.parametrize(
+    ("details", "privilege", "user"),
+    [
+        ("PrivilegeLoad: permission deny to alice", "PrivilegeLoad", "alice"),
+        ("PrivilegeRelease: permission deny to bob", "PrivilegeRelease", "bob"),
+        ("PrivilegeShowPartitions: permission deny to carol", "PrivilegeShowPartitions", "carol"),
+    ],
+)
+def test_permission_denied_names_user_and_privilege(details: str, privilege: str, user: str) -> None:
+    failure = classify(FakeRpcError(grpc.StatusCode.PERMISSION_DENIED, details))
+    assert failure.reason == Reason.PERMISSION_DENIED
+    assert failure.stalled
+    assert details in failure.message
+    assert f"grant privilege {privilege.removeprefix('Privilege')} to a role of user {user}" in failure.message
+    assert "cannot reach" not in failure.message and "credentials" not in failure.message
+
+
+def test_permission_denied_in_other_words_is_still_denied() -> None:
+    failure = classify(FakeRpcError(grpc.StatusCode.PERMISSION_DENIED, "not allowed"))
+    assert failure.reason == Reason.PERMISSION_DENIED
+    assert "not allowed" in failure.message
+
+
+@pytest.mark.parametrize(
+    ("status", "details"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; last error: Connection refused"),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"),
+    ],
+)
+def test_connect_failure_by_the_network_has_no_credentials_hint(status: grpc.StatusCode, details: str) -> None:
+    failure = classify(connect_failure(FakeRpcError(status, details)), credentials=True)
+    assert failure.reason == Reason.MILVUS_UNAVAILABLE
+    assert details in failure.message
+    assert "credentials" not in failure.message
+
+
+def test_connect_failure_of_unknown_cause_hints_at_credentials_only_with_a_token() -> None:
+    assert "credentials" in classify(connect_failure(None), credentials=True).message
+    assert "credentials" not in classify(connect_failure(None)).message
+
+
+def test_connect_failure_found_through_a_chain_of_causes() -> None:
+    # seen after Milvus stopped: a code-2 failure caused by the reconnect's own code-2 failure
+    inner = connect_failure(FakeRpcError(grpc.StatusCode.UNAVAILABLE, "Connection refused"))
+    failure = classify(connect_failure(inner), credentials=True)
+    assert failure.reason == Reason.MILVUS_UNAVAILABLE
+    assert "Connection refused" in failure.message
+    assert "credentials" not in failure.message
+
+
+def test_retry_timeout_carrying_a_grpc_status_is_mapped_by_that_status() -> None:
+    # pymilvus's retry loop re-raises an exhausted gRPC error as MilvusException(code=<grpc status>)
+    exc = MilvusException(code=grpc.StatusCode.UNAVAILABLE, message="[get_load_state] Retry timeout: 10s, ...")
+    assert classify(exc).reason == Reason.MILVUS_UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (grpc.StatusCode.CANCELLED, Reason.MILVUS_UNAVAILABLE),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, Reason.RATE_LIMITED),
+        (grpc.StatusCode.INVALID_ARGUMENT, Reason.MILVUS_ERROR),
+        (grpc.StatusCode.INTERNAL, Reason.MILVUS_ERROR),
+    ],
+)
+def test_each_grpc_status_for_what_it_means(status: grpc.StatusCode, reason: Reason) -> None:
+    failure = classify(FakeRpcError(status, "details"))
+    assert failure.reason == reason
+    assert status.name in failure.message or "details" in failure.message
+
+
+def test_retriable_errors_are_rate_limited_not_stalled() -> None:
+    failure = classify(MilvusException(code=65535, message="busy, try later", retriable=True))
+    assert failure.reason == Reason.RATE_LIMITED
+    assert not failure.stalled
+    assert "busy, try later" in failure.message
+
+
+class LegacyMilvusException(MilvusException):  # type: ignore[misc]
+    """A pymilvus without the `retriable` attribute (before 2.5)."""
+
+    def __getattribute__(self, name: str) -> object:
+        if name == "retriable":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+def test_missing_retriable_attribute_is_not_retriable() -> None:
+    assert classify(LegacyMilvusException(code=4242, message="odd")).reason == Reason.MILVUS_ERROR
+    assert classify(LegacyMilvusException(code=8, message="rate limit")).reason == Reason.RATE_LIMITED
 
 
 def test_grpc_unimplemented_is_unsupported() -> None:
@@ -100,7 +226,7 @@ def test_grpc_other_statuses_are_unavailable(status: grpc.StatusCode) -> None:
     assert failure.reason == Reason.MILVUS_UNAVAILABLE
     assert status.name in failure.message
     assert "failed to connect to all addresses" in failure.message
-    assert "credentials" in failure.message
+    assert "credentials" not in failure.message  # a network failure: the hint would mislead
 
 
 @pytest.mark.parametrize(
@@ -116,7 +242,7 @@ def test_os_level_errors_are_unavailable(exc: BaseException) -> None:
     assert failure.reason == Reason.MILVUS_UNAVAILABLE
     assert type(exc).__name__ in failure.message
     assert str(exc) in failure.message
-    assert "credentials" in failure.message
+    assert "credentials" not in failure.message
 
 
 def test_already_classified_failure_passes_through() -> None:

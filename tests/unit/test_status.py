@@ -133,6 +133,8 @@ def test_stalled_reasons_are_those_of_the_spec() -> None:
         "InsufficientResources",
         "InvalidLoadOptions",
         "Unsupported",
+        "Unauthenticated",
+        "PermissionDenied",
         "SecretNotFound",
         "SecretInvalid",
         "ConnectionNotFound",
@@ -140,6 +142,7 @@ def test_stalled_reasons_are_those_of_the_spec() -> None:
         "Conflict",
     }
     assert Reason.MILVUS_UNAVAILABLE not in STALLED_REASONS
+    assert Reason.RATE_LIMITED not in STALLED_REASONS
 
 
 def test_paused_wins_over_everything() -> None:

@@ -1,0 +1,177 @@
+"""MilvusClientPort over a fake MilvusClient: one connect in flight, and no client closed under a call."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+import pytest
+from pymilvus import MilvusException
+from pymilvus.client.types import LoadState as MilvusLoadState
+
+from milvusops import milvus
+from milvusops.connections import ClientPool
+from milvusops.failures import FailureError, Reason
+from milvusops.kubeapi import KubeApi
+from milvusops.milvus import Endpoint, MilvusClientPort
+from milvusops.settings import Settings
+from milvusops.slots import Slots
+from tests.unit.test_milvus_errors import FakeRpcError
+
+CALLS = 8
+
+
+@dataclass
+class Fakes:
+    """What the fake MilvusClient class does, and what was done to it."""
+
+    connect_seconds: float = 0.0
+    connect_error: BaseException | None = None
+    connects: int = 0
+    clients: list[Any] = field(default_factory=list)
+    call_gate: threading.Event = field(default_factory=threading.Event)
+    in_call: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
+    state = Fakes()
+    state.call_gate.set()
+
+    class FakeMilvusClient:
+        def __init__(self, **_: Any) -> None:
+            state.connects += 1
+            time.sleep(state.connect_seconds)  # like pymilvus: the connect happens in the constructor
+            if state.connect_error is not None:
+                raise state.connect_error
+            self.closed = False
+            state.clients.append(self)
+
+        def get_load_state(self, collection: str, partition: str, timeout: float) -> dict[str, Any]:
+            state.in_call.set()
+            state.call_gate.wait(5)
+            if self.closed:  # what pymilvus raises once close() dropped the handler
+                raise MilvusException(message="should create connection first")
+            return {"state": MilvusLoadState.Loaded}
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(milvus, "MilvusClient", FakeMilvusClient)
+    return state
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(CALLS)
+    yield pool
+    pool.shutdown(wait=True)
+
+
+def port(executor: ThreadPoolExecutor, token: str = "", timeout: float = 10.0) -> MilvusClientPort:
+    return MilvusClientPort(Endpoint("http://milvus:19530", token, timeout), "default", executor, Slots(CALLS))
+
+
+async def outcomes(target: MilvusClientPort, calls: int = CALLS) -> tuple[list[Any], float]:
+    started = time.perf_counter()
+    results = await asyncio.gather(*(target.load_state("c") for _ in range(calls)), return_exceptions=True)
+    return results, time.perf_counter() - started
+
+
+async def test_concurrent_calls_share_one_slow_failing_connect(fakes: Fakes, executor: ThreadPoolExecutor) -> None:
+    # Milvus down: every connect takes 0.5 s to fail; 8 calls used to queue behind one lock, 4 s in all
+    fakes.connect_seconds = 0.5
+    fakes.connect_error = MilvusException(code=2, message="Fail connecting to server on milvus:19530")
+    results, elapsed = await outcomes(port(executor))
+    assert all(isinstance(r, FailureError) and r.failure.reason == Reason.MILVUS_UNAVAILABLE for r in results)
+    assert fakes.connects == 1
+    assert elapsed < 1.5, f"{CALLS} calls took {elapsed:.1f} s"
+
+
+async def test_concurrent_calls_share_one_client(fakes: Fakes, executor: ThreadPoolExecutor) -> None:
+    fakes.connect_seconds = 0.2
+    results, _ = await outcomes(port(executor))
+    assert all(r.state.value == "Loaded" for r in results), results
+    assert fakes.connects == 1
+
+
+async def test_waiters_give_up_after_their_own_timeout(fakes: Fakes, executor: ThreadPoolExecutor) -> None:
+    # a connect stuck past its timeout (pymilvus holds one process-wide lock while connecting)
+    fakes.connect_seconds = 3.0
+    fakes.connect_error = MilvusException(code=2, message="Fail connecting to server on milvus:19530")
+    target = port(executor, timeout=0.3)
+    leader = asyncio.ensure_future(target.load_state("c"))
+    await asyncio.sleep(0.1)
+    results, elapsed = await outcomes(target, CALLS - 1)
+    assert all(isinstance(r, FailureError) and r.failure.reason == Reason.MILVUS_UNAVAILABLE for r in results)
+    assert elapsed < 1.0, f"waiters took {elapsed:.1f} s"
+    with pytest.raises(FailureError):
+        await leader
+
+
+async def test_a_failed_connect_is_tried_again_by_the_next_call(fakes: Fakes, executor: ThreadPoolExecutor) -> None:
+    fakes.connect_error = MilvusException(code=2, message="Fail connecting to server on milvus:19530")
+    target = port(executor)
+    with pytest.raises(FailureError):
+        await target.load_state("c")
+    fakes.connect_error = None
+    assert (await target.load_state("c")).state.value == "Loaded"
+    assert fakes.connects == 2
+
+
+async def test_close_waits_for_the_call_in_flight(fakes: Fakes, executor: ThreadPoolExecutor) -> None:
+    target = port(executor)
+    await target.load_state("c")  # connected
+    fakes.call_gate.clear()
+    fakes.in_call.clear()
+    call = asyncio.ensure_future(target.load_state("c"))
+    await asyncio.to_thread(fakes.in_call.wait, 5)
+    target.close()  # the connection changed or the operator stops, while a call runs
+    assert not fakes.clients[0].closed
+    fakes.call_gate.set()
+    assert (await call).state.value == "Loaded"
+    assert fakes.clients[0].closed  # closed by the last call out
+
+
+async def test_dropped_pool_lets_the_call_in_flight_finish(fakes: Fakes, tmp_path: Path) -> None:
+    settings = Settings(_cli_parse_args=[])  # type: ignore[call-arg]
+    pool = ClientPool(settings, cast(KubeApi, None), tmp_path)
+    target = await pool.port("ns", None, "default")  # the default connection needs no API server
+    fakes.call_gate.clear()
+    call = asyncio.ensure_future(target.load_state("c"))
+    await asyncio.to_thread(fakes.in_call.wait, 5)
+    pool.close()
+    fakes.call_gate.set()
+    assert (await call).state.value == "Loaded"
+    assert fakes.clients[0].closed
+
+
+async def test_rejected_credentials_name_the_user_not_the_password(fakes: Fakes, executor: ThreadPoolExecutor) -> None:
+    # seen on Milvus 2.3.5: a wrong password fails the connect with code 2, caused by UNAUTHENTICATED
+    refused = MilvusException(code=2, message="Fail connecting to server on milvus:19530")
+    refused.__cause__ = FakeRpcError(grpc.StatusCode.UNAUTHENTICATED, "auth check failure")
+    fakes.connect_error = refused
+    with pytest.raises(FailureError) as caught:
+        await port(executor, token="alice:s3cret").load_state("c")
+    assert caught.value.failure.reason == Reason.UNAUTHENTICATED
+    assert "user alice" in caught.value.failure.message
+    assert "s3cret" not in caught.value.failure.message
+
+
+async def test_an_unreachable_server_with_a_token_gets_no_credentials_hint(
+    fakes: Fakes, executor: ThreadPoolExecutor
+) -> None:
+    refused = MilvusException(code=2, message="Fail connecting to server on milvus:19530")
+    refused.__cause__ = FakeRpcError(grpc.StatusCode.UNAVAILABLE, "Connection refused")
+    fakes.connect_error = refused
+    with pytest.raises(FailureError) as caught:
+        await port(executor, token="alice:s3cret").load_state("c")
+    assert caught.value.failure.reason == Reason.MILVUS_UNAVAILABLE
+    assert "credentials" not in caught.value.failure.message
