@@ -46,6 +46,23 @@ def create_example_collections(client: MilvusClient, rows: int = 1000) -> None:
         client.create_index(name, params)
 
 
+# load one partition and leave the others as they are: server-side apply merges spec.partitions by
+# name (list-type map), where a merge patch would replace the whole list
+LOAD_ONE_PARTITION = f"""\
+apiVersion: milvusops.dev/v1alpha1
+kind: MilvusCollection
+metadata: {{name: catalog, namespace: {NAMESPACE}}}
+spec:
+  partitions:
+    - {{name: archive, state: Loaded}}
+"""
+# --force-conflicts: archive's state was set by the examples' apply, and this manager takes it over
+LOAD_ONE_PARTITION_ARGS = ("apply", "--server-side", "--field-manager=demo-user", "--force-conflicts", "-f", "-")
+# server-side too: kubectl hands every field a client-side apply set to the next server-side applier,
+# and a partial manifest would then drop the partitions it leaves out
+EXAMPLES_APPLY_ARGS = ("apply", "--server-side", "--field-manager=examples")
+
+
 def example_manifests(milvus_uri: str) -> str:
     """examples/*.yaml, with the connection example pointed at this Milvus."""
     texts = [path.read_text() for path in sorted((ROOT / "examples").glob("*.yaml"))]
@@ -82,14 +99,14 @@ def main() -> int:
         }
         operator = Process("operator", [sys.executable, "-m", "milvusops"], workdir / "operator.log", env=env)
         print(f"demo: operator running, log in {workdir / 'operator.log'}")
-        plane.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=example_manifests(milvus.uri))
+        plane.kubectl(*EXAMPLES_APPLY_ARGS, "-n", NAMESPACE, "-f", "-", input=example_manifests(milvus.uri))
         started = time.monotonic()
         _watch(plane, started)
         print(
             f"\nTry it:\n  export KUBECONFIG={plane.kubeconfig}\n  kubectl={binaries.kubectl}\n"
             f"  $kubectl get milvuscollections -A\n  $kubectl describe mcol -n {NAMESPACE} catalog\n"
-            f"  $kubectl patch mcol -n {NAMESPACE} catalog --type merge -p "
-            '\'{"spec":{"partitions":[{"name":"archive","state":"Loaded"}]}}\'\n'
+            f"  # load partition archive of catalog, leaving recent as it is:\n"
+            f"  $kubectl {' '.join(LOAD_ONE_PARTITION_ARGS)} <<'EOF'\n{LOAD_ONE_PARTITION}EOF\n"
             f"  Milvus: {milvus.uri} (token root:Milvus)\n"
         )
         if os.environ.get("DEMO_EXIT") or not sys.stdin.isatty():
