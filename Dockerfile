@@ -5,6 +5,10 @@ ARG BASE=debian:bookworm-slim
 FROM ${BASE} AS build
 # pip trusts the system store (which carries any CA the base image was given), not only its own bundle
 ARG PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+# the package index the builder's own pip is configured with, when it names one (else pip's default)
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*

@@ -1,4 +1,5 @@
-"""`python -m tests.testenv build|demo`: build (or reuse) the Go binaries, or run the local demo."""
+"""`python -m tests.testenv build|demo|manifests`: build (or reuse) the Go binaries, run the local demo
+(`demo --control-plane-only`: etcd + kube-apiserver with the CRDs, no Milvus, no operator), or write deploy/."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["demo"]:
         from . import demo
 
-        return demo.main()
+        return demo.main(control_plane_only="--control-plane-only" in argv)
     if argv[:1] != ["build"]:
-        print("usage: python -m tests.testenv build|demo|manifests", file=sys.stderr)
+        print("usage: python -m tests.testenv build|demo [--control-plane-only]|manifests", file=sys.stderr)
         return 2
     for name, path in vars(gobins.ensure_all()).items():
         print(f"{name}: {path}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -14,7 +13,7 @@ from pymilvus import DataType, MilvusClient
 from . import gobins
 from .kube import ControlPlane
 from .milvus import MilvusServer
-from .processes import Process, free_port
+from .processes import Process, Session, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "demo"
@@ -46,66 +45,87 @@ def create_example_collections(client: MilvusClient, rows: int = 1000) -> None:
         client.create_index(name, params)
 
 
+# load one partition and leave the others as they are: server-side apply merges spec.partitions by
+# name (list-type map), where a merge patch would replace the whole list
+LOAD_ONE_PARTITION = f"""\
+apiVersion: milvusops.dev/v1alpha1
+kind: MilvusCollection
+metadata: {{name: catalog, namespace: {NAMESPACE}}}
+spec:
+  partitions:
+    - {{name: archive, state: Loaded}}
+"""
+# --force-conflicts: archive's state was set by the examples' apply, and this manager takes it over
+LOAD_ONE_PARTITION_ARGS = ("apply", "--server-side", "--field-manager=demo-user", "--force-conflicts", "-f", "-")
+# server-side too: kubectl hands every field a client-side apply set to the next server-side applier,
+# and a partial manifest would then drop the partitions it leaves out
+EXAMPLES_APPLY_ARGS = ("apply", "--server-side", "--field-manager=examples")
+
+
 def example_manifests(milvus_uri: str) -> str:
     """examples/*.yaml, with the connection example pointed at this Milvus."""
     texts = [path.read_text() for path in sorted((ROOT / "examples").glob("*.yaml"))]
     return "\n---\n".join(texts).replace("http://127.0.0.1:19530", milvus_uri)
 
 
-def main() -> int:
-    workdir = Path(os.environ.get("DEMO_DIR") or tempfile.mkdtemp(prefix="milvusops-demo-"))
-    print(f"demo: working in {workdir}")
-    binaries = gobins.ensure_all()
-    plane = ControlPlane(binaries, workdir / "kube")
-    milvus = MilvusServer(workdir / "milvus")
-    operator: Process | None = None
-    try:
-        print("demo: starting etcd + kube-apiserver ...")
+def main(control_plane_only: bool = False) -> int:
+    """Start everything and wait for Ctrl+C; with control_plane_only, only etcd + kube-apiserver with the CRDs."""
+    with Session(farewell="demo: stopping ...") as session:
+        workdir = Path(os.environ.get("DEMO_DIR") or tempfile.mkdtemp(prefix="milvusops-demo-"))
+        session.say(f"demo: working in {workdir}")
+        binaries = gobins.ensure_all()
+        plane = ControlPlane(binaries, workdir / "kube")
+        session.callback(plane.stop)
+        session.say("demo: starting etcd + kube-apiserver ...")
         plane.start()
         plane.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         plane.kubectl("wait", "--for=condition=Established", "-f", str(ROOT / "crds"))
         plane.kubectl("create", "namespace", NAMESPACE)
-        print("demo: starting Milvus 2.3.5 (authentication on, root:Milvus) ...")
-        milvus.start()
-        client = milvus.client()
-        create_example_collections(client)
-        client.close()
-        print(f"demo: Milvus at {milvus.uri} has collections {', '.join(EXAMPLE_COLLECTIONS)}")
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(plane.kubeconfig),
-            "MILVUSOPS_DEFAULT_URI": milvus.uri,
-            "MILVUSOPS_DEFAULT_TOKEN": milvus.root_token,
-            "MILVUSOPS_STANDALONE": "true",
-            "MILVUSOPS_METRICS_PORT": str(free_port()),
-            "MILVUSOPS_LIVENESS_PORT": str(free_port()),
-        }
-        operator = Process("operator", [sys.executable, "-m", "milvusops"], workdir / "operator.log", env=env)
-        print(f"demo: operator running, log in {workdir / 'operator.log'}")
-        plane.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=example_manifests(milvus.uri))
-        started = time.monotonic()
-        _watch(plane, started)
-        print(
-            f"\nTry it:\n  export KUBECONFIG={plane.kubeconfig}\n  kubectl={binaries.kubectl}\n"
-            f"  $kubectl get milvuscollections -A\n  $kubectl describe mcol -n {NAMESPACE} catalog\n"
-            f"  $kubectl patch mcol -n {NAMESPACE} catalog --type merge -p "
-            '\'{"spec":{"partitions":[{"name":"archive","state":"Loaded"}]}}\'\n'
-            f"  Milvus: {milvus.uri} (token root:Milvus)\n"
-        )
+        hint = f"\nTry it:\n  export KUBECONFIG={plane.kubeconfig}\n  kubectl={binaries.kubectl}\n"
+        if not control_plane_only:
+            hint += _start_milvus_and_operator(session, plane, workdir)
+        session.say(hint)
         if os.environ.get("DEMO_EXIT") or not sys.stdin.isatty():
             return 0
-        print("Press Ctrl+C to stop everything.")
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-        return 0
-    finally:
-        print("demo: stopping ...")
-        if operator is not None:
-            operator.stop()
-        milvus.release()
-        plane.stop()
+        session.say("Press Ctrl+C to stop everything.")
+        session.wait()
+    session.say(f"demo: stopped ({session.stopped_by})")
+    return 0
 
 
-def _watch(plane: ControlPlane, started: float, timeout: float = 180) -> None:
+def _start_milvus_and_operator(session: Session, plane: ControlPlane, workdir: Path) -> str:
+    """Milvus with the example collections, the operator, the examples applied; returns the rest of the hint."""
+    milvus = MilvusServer(workdir / "milvus")
+    session.callback(milvus.release)
+    session.say("demo: starting Milvus 2.3.5 (authentication on, root:Milvus) ...")
+    milvus.start()
+    client = milvus.client()
+    create_example_collections(client)
+    client.close()
+    session.say(f"demo: Milvus at {milvus.uri} has collections {', '.join(EXAMPLE_COLLECTIONS)}")
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(plane.kubeconfig),
+        "MILVUSOPS_DEFAULT_URI": milvus.uri,
+        "MILVUSOPS_DEFAULT_TOKEN": milvus.root_token,
+        "MILVUSOPS_STANDALONE": "true",
+        "MILVUSOPS_METRICS_PORT": str(free_port()),
+        "MILVUSOPS_LIVENESS_PORT": str(free_port()),
+    }
+    operator = Process("operator", [sys.executable, "-m", "milvusops"], workdir / "operator.log", env=env)
+    session.callback(operator.stop)
+    session.say(f"demo: operator running, log in {workdir / 'operator.log'}")
+    plane.kubectl(*EXAMPLES_APPLY_ARGS, "-n", NAMESPACE, "-f", "-", input=example_manifests(milvus.uri))
+    _watch(session, plane, time.monotonic())
+    return (
+        f"  $kubectl get milvuscollections -A\n  $kubectl describe mcol -n {NAMESPACE} catalog\n"
+        f"  # load partition archive of catalog, leaving recent as it is:\n"
+        f"  $kubectl {' '.join(LOAD_ONE_PARTITION_ARGS)} <<'EOF'\n{LOAD_ONE_PARTITION}EOF\n"
+        f"  Milvus: {milvus.uri} (token root:Milvus)\n"
+    )
+
+
+def _watch(session: Session, plane: ControlPlane, started: float, timeout: float = 180) -> None:
     """Print the table whenever it changes, until every resource is Ready."""
     last = ""
     while time.monotonic() - started < timeout:
@@ -113,7 +133,7 @@ def _watch(plane: ControlPlane, started: float, timeout: float = 180) -> None:
         # reprint only when something other than the AGE column changed
         content = "\n".join(line.rsplit(None, 1)[0] for line in table.splitlines() if line.strip())
         if content != last:
-            print(f"\n[{time.monotonic() - started:5.1f}s] kubectl get milvuscollections -A\n{table}", end="")
+            session.say(f"\n[{time.monotonic() - started:5.1f}s] kubectl get milvuscollections -A\n{table}", end="")
             last = content
         ready = plane.kubectl(
             "get",
@@ -126,9 +146,9 @@ def _watch(plane: ControlPlane, started: float, timeout: float = 180) -> None:
         ).stdout.split()
         if ready and len(ready) == len(EXAMPLE_COLLECTIONS) and set(ready) == {"True"}:
             elapsed = time.monotonic() - started
-            print(f"\n[{elapsed:5.1f}s] kubectl get milvuscollections -A")
-            print(plane.kubectl("get", "milvuscollections", "-A").stdout, end="")
-            print(f"\ndemo: every resource Ready after {elapsed:.1f}s")
+            session.say(f"\n[{elapsed:5.1f}s] kubectl get milvuscollections -A")
+            session.say(plane.kubectl("get", "milvuscollections", "-A").stdout, end="")
+            session.say(f"\ndemo: every resource Ready after {elapsed:.1f}s")
             return
         time.sleep(0.5)
     print("demo: not every resource became Ready; see the operator log", file=sys.stderr)

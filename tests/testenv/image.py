@@ -13,7 +13,8 @@ from .cache import cache_root
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/debian:bookworm-slim"
-MIRROR = "http://deb.debian.org/debian"
+SUITE = "bookworm"
+APT_SOURCES = Path("/etc/apt")
 PACKAGES = ["podman", "buildah", "runc", "fuse-overlayfs", "uidmap", "slirp4netns", "containers-storage", "debootstrap"]
 
 
@@ -22,6 +23,59 @@ def _run(*argv: str, timeout: float = 1800, **kwargs: object) -> subprocess.Comp
         list(argv), check=True, text=True, timeout=timeout, **kwargs
     )
     return result
+
+
+def apt_source_uris(text: str, suite: str) -> list[str]:
+    """The `deb` URIs that serve suite, from a sources.list (one-line) or a deb822 .sources text."""
+    uris: list[str] = []
+    if any(line.split(":", 1)[0].strip() == "Types" for line in text.splitlines()):
+        for stanza in text.split("\n\n"):
+            fields: dict[str, str] = {}
+            for line in stanza.splitlines():
+                if line.strip() and not line.lstrip().startswith("#") and ":" in line and not line[0].isspace():
+                    key, value = line.split(":", 1)
+                    fields[key.strip()] = value.strip()
+            enabled = fields.get("Enabled", "yes").lower() != "no"
+            if enabled and "deb" in fields.get("Types", "").split() and suite in fields.get("Suites", "").split():
+                uris += fields.get("URIs", "").split()
+        return uris
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words[:1] != ["deb"]:
+            continue
+        words = words[1:]
+        if words and words[0].startswith("["):  # options, e.g. [arch=amd64 signed-by=...]
+            while words and not words[0].endswith("]"):
+                words = words[1:]
+            words = words[1:]
+        if len(words) >= 2 and words[1] == suite:
+            uris.append(words[0])
+    return uris
+
+
+def debian_mirror(suite: str = SUITE, root: Path = APT_SOURCES) -> str:
+    """The Debian mirror this machine's apt uses for suite: the project names no package host of its own."""
+    files = [root / "sources.list"] if (root / "sources.list").is_file() else []
+    if (root / "sources.list.d").is_dir():
+        # apt reads only these two extensions; others (".disabled", ".save") are switched off
+        files += sorted(p for p in (root / "sources.list.d").iterdir() if p.suffix in (".list", ".sources"))
+    for path in files:
+        uris = apt_source_uris(path.read_text(errors="replace"), suite)
+        if uris:
+            return uris[0]
+    raise RuntimeError(f"no apt source for Debian {suite} in {root}/sources.list(.d): debootstrap needs a mirror")
+
+
+def pip_index_args() -> list[str]:
+    """--build-arg for the index pip uses on this machine (config or environment), when it names one."""
+    pip = [sys.executable, "-m", "pip", "config", "list"]
+    listed = subprocess.run(pip, capture_output=True, text=True, check=False).stdout.splitlines()
+    args: list[str] = []
+    for name in ("index-url", "extra-index-url", "trusted-host"):
+        values = [line.split("=", 1)[1].strip("'\"") for line in listed if line.split("=", 1)[0].endswith(f".{name}")]
+        if values:
+            args += ["--build-arg", f"PIP_{name.upper().replace('-', '_')}={values[-1]}"]
+    return args
 
 
 def ensure_podman() -> None:
@@ -60,7 +114,7 @@ def ensure_base_image() -> str:
     shutil.rmtree(rootfs, ignore_errors=True)
     started = time.monotonic()
     print("testenv: debootstrap bookworm minbase (a few minutes, once per machine)", file=sys.stderr)
-    _run("debootstrap", "--variant=minbase", "bookworm", str(rootfs), MIRROR, capture_output=True)
+    _run("debootstrap", "--variant=minbase", SUITE, str(rootfs), debian_mirror(), capture_output=True)
     # the host may reach registries through a proxy with its own CA: the image trusts what the host trusts
     extra_cas = Path("/usr/local/share/ca-certificates")
     if extra_cas.is_dir():
@@ -93,6 +147,7 @@ def build_image(tag: str = "localhost/milvusops:test") -> str:
         *ulimits(),
         "--build-arg",
         f"BASE={base}",
+        *pip_index_args(),
         "-t",
         tag,
         str(ROOT),

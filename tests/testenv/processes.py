@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import select
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType, TracebackType
+
+# the signals that end a session: Ctrl+C, kill or systemd, a terminal closed
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -35,8 +44,54 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a zombie holds no port and no memory)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
+
+
+def descendants(pid: int) -> list[int]:
+    """Live children of pid, their children, and so on, read from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields[0] != "Z":
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec that has the kernel SIGKILL the child when this process dies, even by SIGKILL (Linux)."""
+    # the kernel ties PDEATHSIG to the thread that forks: a worker thread's end would kill the child
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would stop this child
+            os._exit(1)
+
+    return preexec
+
+
 class Process:
-    """A child started with its own session; stop() signals the whole group."""
+    """A child started with its own session; stop() signals the whole group, and it dies with its parent."""
 
     def __init__(self, name: str, argv: Sequence[str], log_path: Path, **popen: object) -> None:
         self.name = name
@@ -48,6 +103,7 @@ class Process:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent(),  # only prctl runs in the child: no lock a thread could hold
             **popen,  # type: ignore[call-overload]
         )
         self.pgid = self.popen.pid
@@ -105,3 +161,80 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
             last_error = exc
         time.sleep(interval)
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s (last error: {last_error})")
+
+
+class Stopped(BaseException):
+    """A signal or a closed stdout ends the session; like KeyboardInterrupt, no `except Exception` stops it."""
+
+
+def _discard_stdout() -> None:
+    """Point fd 1 at /dev/null: later prints, and the flush at exit, must not fail on a closed pipe."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+class Session(contextlib.ExitStack):
+    """Runs every callback() on leaving, whatever ends it: a return, an error, SIGINT, SIGTERM, SIGHUP or a
+    closed stdout (`make demo | tee log` and Ctrl+C: tee dies first, then any print fails with EPIPE)."""
+
+    def __init__(self, farewell: str = "") -> None:
+        super().__init__()
+        self.farewell = farewell
+        self.stopped_by = ""
+        self._closing = False
+        self._previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
+
+    def __enter__(self) -> Session:
+        for sig in STOP_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+        super().__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> bool:
+        self._closing = True
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl+C must not cut the cleanup short
+        try:
+            if self.farewell:
+                self.say(self.farewell)
+            suppressed = super().__exit__(exc_type, exc, traceback)
+        finally:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+        return suppressed or isinstance(exc, Stopped)
+
+    def _stop(self, why: str) -> None:
+        if not self._closing:
+            self.stopped_by = why
+            raise Stopped(why)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        self._stop(signal.Signals(signum).name)
+
+    def say(self, text: str = "", end: str = "\n") -> None:
+        """print() and flush at once (a pipe buffers); a reader gone ends the session, never its cleanup."""
+        try:
+            print(text, end=end, flush=True)
+        except BrokenPipeError:
+            _discard_stdout()
+            self._stop("stdout closed")
+
+    def wait(self) -> None:
+        """Until a stop signal, or until stdout's reader goes away or its terminal hangs up."""
+        poller = select.poll()
+        # event mask 0: poll still reports POLLERR (a pipe's reader closed) and POLLHUP (a terminal hung up)
+        poller.register(sys.stdout.fileno(), 0)
+        while True:
+            events = [mask for _, mask in poller.poll()]
+            if any(mask & (select.POLLERR | select.POLLHUP) for mask in events):
+                _discard_stdout()
+                self._stop("stdout closed")
+            if any(mask & select.POLLNVAL for mask in events):
+                while True:  # no stdout to watch: only a signal ends the wait
+                    signal.pause()
