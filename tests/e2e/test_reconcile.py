@@ -16,8 +16,7 @@ from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 
-# rows of dim 128 in `big` (300,000 loaded in 4-5 s on 2 cores with Milvus 2.3.5); `big2` has twice as many,
-# since its load starts right after `big` was loaded once and went faster (2.2 s for 300,000)
+# rows of dim 128 in `big`: the collection's first load took 3.6-4.6 s with 250,000-300,000 on 2 cores (2.3.5)
 BIG_ROWS = 250_000
 
 
@@ -155,7 +154,7 @@ def test_restarted_operator_in_sync_makes_no_calls(
 
 
 def _big_collection(milvus: MilvusServer, rows: int, dim: int = 128) -> str:
-    """Partitions `big` and `big2` load for seconds (the first time), `small` at once: room for a change meanwhile."""
+    """The collection's first load (of `big`) takes seconds, `small` is tiny: room for a spec change meanwhile."""
     name = f"c_{uuid.uuid4().hex[:10]}"
     client = milvus.client(timeout=120)
     try:
@@ -164,7 +163,7 @@ def _big_collection(milvus: MilvusServer, rows: int, dim: int = 128) -> str:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         client.create_collection(name, schema=schema)
         generator = numpy.random.default_rng(7)
-        for partition, count in (("big", rows), ("big2", 2 * rows), ("small", 100)):
+        for partition, count in (("big", rows), ("small", 100)):
             client.create_partition(name, partition)
             for start in range(0, count, 20_000):
                 vectors = generator.random((min(20_000, count - start), dim), dtype=numpy.float32)
@@ -198,7 +197,12 @@ def _overlap(
 def test_a_partition_added_while_another_loads_is_loaded_once(
     kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess, figures: Figures
 ) -> None:
-    """Issue 13 (1): re-checks of a running load must not re-plan from the picture taken before the last call."""
+    """Re-checks of a running load must not re-plan from the picture taken before the last call.
+
+    Only the load half can be made to happen on Milvus 2.3.5: a partition load started after the collection's first
+    load finishes in 1.5-2 s whatever its size, and a release waits for the running load job, so no partition stays
+    Loading long after a release. tests/unit/test_loop.py covers releases against the in-memory Milvus.
+    """
     collection = _big_collection(milvus, rows=BIG_ROWS)
     kube.create(namespace, "slow", _spec(collection, big="Loaded"))
     wait_for(lambda: load_states(milvus, collection)["big"] == "Loading", 60, "big loading", interval=0.1)
@@ -206,16 +210,5 @@ def test_a_partition_added_while_another_loads_is_loaded_once(
     overlap = _overlap(milvus, collection, "big", operator, "load_partitions", 2)
     kube.wait_reason(namespace, "slow", "InSync", timeout=60)
     assert _calls(operator, "load_partitions") == 2  # big once, small once
+    assert load_states(milvus, collection) == {"_default": "NotLoad", "big": "Loaded", "small": "Loaded"}
     figures.record("load asked for while another partition loaded: seconds of overlap", f"{overlap:.1f}")
-
-    # a partition loaded once loads fast from then on: the release is made while big2 loads for the first time
-    kube.patch(namespace, "slow", {"spec": _spec(collection, big="Loaded", small="Loaded", big2="Loaded")})
-    wait_for(lambda: load_states(milvus, collection)["big2"] == "Loading", 60, "big2 loading", interval=0.1)
-    kube.patch(namespace, "slow", {"spec": _spec(collection, big="Loaded", small="Released", big2="Loaded")})
-    overlap = _overlap(milvus, collection, "big2", operator, "release_partitions", 1)
-    kube.wait_reason(namespace, "slow", "InSync", timeout=60)
-    assert _calls(operator, "release_partitions") == 1
-    assert _calls(operator, "load_partitions") == 3
-    states = {"_default": "NotLoad", "big": "Loaded", "big2": "Loaded", "small": "NotLoad"}
-    assert load_states(milvus, collection) == states
-    figures.record("release asked for while another partition loaded: seconds of overlap", f"{overlap:.1f}")
