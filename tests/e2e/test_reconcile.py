@@ -44,13 +44,14 @@ def test_kubectl_apply_and_wait_ready(
     status = kube.get(namespace, "catalog")["status"]
     assert status["observedGeneration"] == 1
     assert (status["loadedPartitions"], status["totalPartitions"], status["loaded"]) == (1, 3, "1/3")
+    assert status["desiredLoaded"] == "1/3"  # the Desired column: one of three partitions wanted, not "Released"
     assert {p["name"]: (p["desired"], p["state"]) for p in status["partitions"]} == {
         "_default": ("Released", "NotLoad"),
         "cold": ("Released", "NotLoad"),
         "hot": ("Loaded", "Loaded"),
     }
     row = control_plane.kubectl("get", "mcol", "-n", namespace, "--no-headers").stdout.split()
-    assert row[:6] == ["catalog", collection, "Released", "1/3", "True", "InSync"]
+    assert row[:6] == ["catalog", collection, "1/3", "1/3", "True", "InSync"]
     assert _calls(operator, "load_partitions") == 1
 
 
