@@ -6,6 +6,7 @@ The daemon's sleep is replaced by a recorder, so each pass's delay is seen and n
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import kopf
@@ -17,6 +18,7 @@ from milvusops.collection_worker import CollectionWorker
 from milvusops.connections import ClientPool
 from milvusops.failures import Reason
 from milvusops.kubeapi import KubeApi
+from milvusops.milvus import StateReport
 from milvusops.settings import Settings
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus, FakePorts
 
@@ -183,3 +185,56 @@ async def test_a_stopped_daemon_leaves_no_resource_series(monkeypatch: pytest.Mo
     await loop.run(1, between=lambda _: counted.append(_resources("True", "InSync")))
     assert counted == [before + 1]  # counted while its daemon runs
     assert _resources("True", "InSync") == before  # and forgotten when it stops (peering pause, shutdown)
+
+
+class Clock:
+    """datetime.now for the worker modules, moved by hand."""
+
+    def __init__(self) -> None:
+        self.moment = datetime(2026, 11, 25, 16, 0, 0, tzinfo=UTC)
+
+    def now(self, tz: Any = None) -> datetime:
+        return self.moment
+
+    def fromisoformat(self, text: str) -> datetime:
+        return datetime.fromisoformat(text)
+
+
+async def test_last_sync_time_does_not_move_with_progress_rechecks(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    for module in ("milvusops.worker", "milvusops.collection_worker"):
+        monkeypatch.setattr(f"{module}.datetime", clock)
+    milvus = FakeMilvus({"_default": NOT_LOAD, "big": LOADING})
+    progress = iter(range(10, 100, 10))
+    real_state = milvus.load_state
+
+    async def advancing(collection: str, partition: str | None = None) -> StateReport:
+        report = await real_state(collection, partition)
+        return StateReport(report.state, next(progress)) if report.state == LOADING else report
+
+    milvus.load_state = advancing  # type: ignore[method-assign]
+    loop = Loop(milvus, {"partitions": [{"name": "big", "state": "Loaded"}]}, monkeypatch)
+    times: list[str] = []
+
+    def tick(_: int) -> None:
+        times.append(loop.body["status"]["lastSyncTime"])
+        clock.moment += timedelta(seconds=2)
+
+    await loop.run(6, between=tick)
+    assert len(loop.kube.patches) == 6  # progress moved every pass, so status was written every pass
+    assert times == [times[0]] * 6  # but within one resync interval (30 s) lastSyncTime stays
+
+
+async def test_a_recreated_collection_gets_its_new_id_and_an_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "hot": LOADED})
+    loop = Loop(milvus, {"partitions": [{"name": "hot", "state": "Loaded"}]}, monkeypatch)
+
+    def recreate(passes: int) -> bool:
+        milvus.id, milvus.partitions = "5001", {"_default": NOT_LOAD, "hot": NOT_LOAD}
+        return True  # as if woken
+
+    await loop.run(2, between=recreate)
+    assert loop.body["status"]["collection"]["id"] == "5001"
+    assert [reason for _, reason, _ in loop.events].count("CollectionRecreated") == 1
+    assert "DriftCorrected" not in [reason for _, reason, _ in loop.events]
+    assert loop.mutating() == ["load_partitions"]
