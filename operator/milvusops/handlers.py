@@ -116,6 +116,8 @@ async def connection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEv
         connection.retire(body)
     else:
         connection.notice(body)
+        if body["metadata"].get("deletionTimestamp"):
+            return  # on its way out, patched by each retry of its finalizer: nothing new for its collections
     # a new or fixed connection should not wait for the next resync of the collections using it
     for worker in memo.workers.values():
         if isinstance(worker, CollectionWorker) and worker.uses_connection(namespace, name):

@@ -44,7 +44,9 @@ def test_users_are_listed_once_and_sorted() -> None:
     assert users_of(index, "team", "spare") == []
 
 
-@pytest.mark.parametrize(("retry", "delay"), [(0, 0.5), (1, 1.0), (2, 2.0), (4, 8.0), (5, 10.0), (10_000, 10.0)])
+@pytest.mark.parametrize(
+    ("retry", "delay"), [(0, 0.5), (9, 0.5), (10, 1.0), (11, 2.0), (12, 4.0), (13, 8.0), (14, 10.0), (10_000, 10.0)]
+)
 def test_a_connection_in_use_is_rechecked_soon_then_every_ten_seconds(retry: int, delay: float) -> None:
     assert in_use_delay(retry) == delay
 
