@@ -8,7 +8,9 @@ timeout, for what it needs to release its collection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping, MutableSet
 from typing import Any
 
@@ -21,10 +23,10 @@ log = logging.getLogger("milvusops")
 
 # what a release on deletion waits for (up to the deletion timeout) instead of giving up at once
 WAITED_FOR = frozenset({Reason.MILVUS_UNAVAILABLE, Reason.SECRET_NOT_FOUND, Reason.CONNECTION_NOT_FOUND})
-# a connection in use is re-checked every 0.5 s for 5 s (a prune's releases take about that), then 1, 2, 4, 8, 10 s
-IN_USE_FAST_RETRIES = 10
-IN_USE_RECHECK_SECONDS = 0.5
-IN_USE_RECHECK_CAP_SECONDS = 10.0
+# a prune's releases take a few seconds: watch the in-memory index that long before a Kopf retry (a PATCH, a log line)
+IN_USE_WATCH_SECONDS = 5.0
+IN_USE_POLL_SECONDS = 0.2
+IN_USE_RETRY_CAP_SECONDS = 10.0
 
 
 def connection_use(body: Mapping[str, Any]) -> dict[tuple[str, str], str]:
@@ -42,8 +44,7 @@ def users_of(index: Mapping[Any, Iterable[str]], namespace: str, connection: str
 
 
 def in_use_delay(retry: int) -> float:
-    doublings = min(max(0, retry - IN_USE_FAST_RETRIES + 1), 10)
-    return min(IN_USE_RECHECK_CAP_SECONDS, IN_USE_RECHECK_SECONDS * 2.0**doublings)
+    return min(IN_USE_RETRY_CAP_SECONDS, 2.0 ** min(retry, 10))
 
 
 def in_use_message(users: list[str]) -> str:
@@ -65,10 +66,13 @@ def pending_message(failure: Failure, timeout_seconds: float) -> str:
     )
 
 
-def finalize_connection(
+async def finalize_connection(
     body: kopf.Body, index: Mapping[Any, Iterable[str]], retry: int, reported: MutableSet[str]
 ) -> None:
-    """Hold a deleted MilvusConnection while MilvusCollections refer to it; they may need it to release."""
+    """Hold a deleted MilvusConnection while MilvusCollections refer to it; they may need it to release.
+
+    `index` is Kopf's live index: it changes as the collections go, without any API call.
+    """
     meta = body["metadata"]
     users = users_of(index, meta["namespace"], meta["name"])
     if not users:
@@ -78,4 +82,9 @@ def finalize_connection(
         reported.add(message)
         kopf.event(body, type="Normal", reason="InUse", message=message)
         log.info("%s", message, extra={"resource": f"{meta['namespace']}/{meta['name']}"})
-    raise kopf.TemporaryError(message, delay=in_use_delay(retry))
+    deadline = time.monotonic() + IN_USE_WATCH_SECONDS
+    while users and time.monotonic() < deadline:
+        await asyncio.sleep(IN_USE_POLL_SECONDS)
+        users = users_of(index, meta["namespace"], meta["name"])
+    if users:
+        raise kopf.TemporaryError(in_use_message(users), delay=in_use_delay(retry))

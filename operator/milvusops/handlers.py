@@ -127,7 +127,7 @@ async def connection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEv
 @kopf.on.delete(GROUP, VERSION, CONNECTIONS)
 async def connection_deleted(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
     reported = memo.setdefault("deletion_reported", set())
-    finalize_connection(body, kwargs["connection_users"], retry, reported)
+    await finalize_connection(body, kwargs["connection_users"], retry, reported)
 
 
 @kopf.daemon(GROUP, VERSION, CONNECTIONS, cancellation_timeout=5.0)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+import kopf
 import pytest
 
+from milvusops import deletion
 from milvusops.connections import ClientPool
 from milvusops.deletion import (
     connection_use,
+    finalize_connection,
     in_use_delay,
     in_use_message,
     pending_message,
@@ -44,10 +48,8 @@ def test_users_are_listed_once_and_sorted() -> None:
     assert users_of(index, "team", "spare") == []
 
 
-@pytest.mark.parametrize(
-    ("retry", "delay"), [(0, 0.5), (9, 0.5), (10, 1.0), (11, 2.0), (12, 4.0), (13, 8.0), (14, 10.0), (10_000, 10.0)]
-)
-def test_a_connection_in_use_is_rechecked_soon_then_every_ten_seconds(retry: int, delay: float) -> None:
+@pytest.mark.parametrize(("retry", "delay"), [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0), (4, 10.0), (10_000, 10.0)])
+def test_a_connection_still_in_use_is_retried_with_backoff_up_to_ten_seconds(retry: int, delay: float) -> None:
     assert in_use_delay(retry) == delay
 
 
@@ -55,6 +57,35 @@ def test_the_in_use_message_names_the_users_and_stays_short() -> None:
     assert in_use_message(["a", "b"]).endswith("still used by: a, b")
     many = in_use_message([f"c{i:02}" for i in range(25)])
     assert "c09 and 15 more" in many and "c10" not in many
+
+
+_MAIN = {"metadata": {"namespace": "team", "name": "main"}}
+
+
+async def test_a_connection_goes_as_soon_as_its_last_collection_leaves_the_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(deletion, "IN_USE_WATCH_SECONDS", 5.0)
+    index: dict[tuple[str, str], list[str]] = {("team", "main"): ["docs"]}
+    reported = {in_use_message(["docs"])}  # already said: no event to post outside Kopf
+    waiting = asyncio.create_task(finalize_connection(cast(kopf.Body, _MAIN), index, 0, reported))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    index[("team", "main")] = []  # Kopf's live index, as the collection's DELETED event arrives
+    await asyncio.wait_for(waiting, 1.0)
+
+
+async def test_a_connection_still_in_use_after_the_watch_is_retried_by_kopf(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deletion, "IN_USE_WATCH_SECONDS", 0.3)
+    index = {("team", "main"): ["docs"]}
+    with pytest.raises(kopf.TemporaryError) as raised:
+        await finalize_connection(cast(kopf.Body, _MAIN), index, 2, {in_use_message(["docs"])})
+    assert raised.value.delay == 4.0
+    assert str(raised.value).endswith("still used by: docs")
+
+
+async def test_an_unused_connection_goes_at_once() -> None:
+    await asyncio.wait_for(finalize_connection(cast(kopf.Body, _MAIN), {}, 0, set()), 0.1)
 
 
 @pytest.mark.parametrize(
