@@ -29,7 +29,7 @@ bench: $(VENV)/.installed  ## every benchmark in one environment, e.g. make benc
 manifests: $(VENV)/.installed  ## regenerate deploy/install.yaml from the chart
 	$(BIN)/python -m tests.testenv manifests
 
-testenv: $(VENV)/.installed  ## build (or reuse) kube-apiserver, etcd, kubectl and helm
+testenv: $(VENV)/.installed  ## build (or reuse) kube-apiserver, kube-controller-manager, etcd, kubectl, helm, kstatus
 	$(BIN)/python -m tests.testenv build
 
 $(VENV)/.installed: pyproject.toml

@@ -92,7 +92,7 @@ def milvus(workdir: Path) -> Iterator[MilvusServer]:
 
 @pytest.fixture
 def namespace(control_plane: ControlPlane) -> str:
-    # no controller-manager runs, so namespaces never finish deleting: use a fresh one per test
+    # fresh per test, never deleted: namespaces do go now, but only after finalizers of an operator stopped by then
     name = f"t-{uuid.uuid4().hex[:10]}"
     control_plane.kubectl("create", "namespace", name)
     return name

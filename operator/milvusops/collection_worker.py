@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableSet
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ import kopf
 
 from . import COLLECTIONS, metrics
 from .connections import ClientPool, connection_key
+from .deletion import pending_message, release_retry_delay
 from .failures import Failure, FailureError, Reason
 from .kubeapi import KubeApi
 from .model import CollectionSpec, DeletionPolicy, ManagementPolicy, ResourceRef
@@ -140,7 +141,11 @@ class CollectionWorker(Worker):
 
 
 async def finalize_collection(
-    body: kopf.Body, worker: CollectionWorker, owners: Mapping[Any, Any], runtime_seconds: float
+    body: kopf.Body,
+    worker: CollectionWorker,
+    owners: Mapping[Any, Any],
+    runtime_seconds: float,
+    reported: MutableSet[str],
 ) -> None:
     """deletionPolicy Release: release what this resource kept loaded; never wedge the namespace."""
     ref = ResourceRef.from_body(body)
@@ -155,13 +160,16 @@ async def finalize_collection(
         return
     async with worker.lock:
         try:
-            done = await finalize(spec, ref, worker.pool)
+            done = await finalize(spec, ref, worker.pool.for_deletion())
         except FailureError as exc:
             failure = exc.failure
             timeout = worker.settings.deletion_timeout_seconds
-            retried = (Reason.MILVUS_UNAVAILABLE, Reason.API_SERVER_UNAVAILABLE)  # both pass: wait, do not skip
-            if failure.reason in retried and runtime_seconds < timeout:
-                raise kopf.TemporaryError(failure.message, delay=min(30.0, timeout - runtime_seconds)) from exc
+            delay = release_retry_delay(failure, runtime_seconds, timeout)
+            if delay is not None:
+                if failure.reason not in reported:  # one Warning per cause, not one per retry
+                    reported.add(failure.reason)
+                    kopf.event(body, type="Warning", reason="ReleasePending", message=pending_message(failure, timeout))
+                raise kopf.TemporaryError(failure.message, delay=delay) from exc
             message = f"finalizer removed without releasing: {failure.message}"
             kopf.event(body, type="Warning", reason="ReleaseSkipped", message=message)
             log.warning("%s", message, extra={"resource": f"{ref.namespace}/{ref.name}"})

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .failures import FailureError, Reason
 from .kubeapi import KubeApi
 from .milvus import Endpoint, MilvusClientPort
 from .model import ConnectionSpec
 from .settings import Settings
 from .slots import Slots
 
+log = logging.getLogger("milvusops")
+
 DEFAULT = ""  # connection key of the operator's default connection
+# a prune or a namespace deletion may remove these before the collections whose release needs them
+GONE = frozenset({Reason.SECRET_NOT_FOUND, Reason.CONNECTION_NOT_FOUND})
 
 
 def connection_key(namespace: str, name: str | None) -> str:
@@ -43,11 +49,17 @@ class ClientPool:
         self._tls_dir = tls_dir
         self._pooled: dict[str, _Pooled] = {}
         self._resolved: dict[str, tuple[float, Endpoint]] = {}
+        self._last: dict[str, Endpoint] = {}  # last endpoint resolved per connection, kept until it is deleted
         self._lock = asyncio.Lock()
 
-    async def port(self, namespace: str, connection: str | None, database: str) -> MilvusClientPort:
+    def for_deletion(self) -> LastKnownPorts:
+        return LastKnownPorts(self)
+
+    async def port(
+        self, namespace: str, connection: str | None, database: str, last_known: bool = False
+    ) -> MilvusClientPort:
         key = connection_key(namespace, connection)
-        endpoint = await self.endpoint(namespace, connection)
+        endpoint = await self.endpoint(namespace, connection, last_known)
         async with self._lock:
             pooled = self._pooled.get(key)
             if pooled is not None and pooled.endpoint.fingerprint() != endpoint.fingerprint():
@@ -62,7 +74,8 @@ class ClientPool:
                 port = pooled.ports[database] = MilvusClientPort(endpoint, database, pooled.executor, pooled.slots)
             return port
 
-    async def endpoint(self, namespace: str, connection: str | None) -> Endpoint:
+    async def endpoint(self, namespace: str, connection: str | None, last_known: bool = False) -> Endpoint:
+        """`last_known`: if the connection or its Secret is gone, the endpoint last resolved for it (finalizers)."""
         key = connection_key(namespace, connection)
         if not connection:
             return Endpoint(
@@ -74,13 +87,26 @@ class ClientPool:
         # connections and Secrets are re-read once per resync interval, not on every reconcile
         if cached is not None and time.monotonic() - cached[0] < self._settings.resync_seconds:
             return cached[1]
-        endpoint = await self._resolve(namespace, connection)
+        try:
+            endpoint = await self._resolve(namespace, connection)
+        except FailureError as exc:
+            kept = self._last.get(key)
+            if not last_known or kept is None or exc.failure.reason not in GONE:
+                raise
+            log.info("%s: using the settings last read for MilvusConnection %s", exc.failure.message, key)
+            return kept
         self._resolved[key] = (time.monotonic(), endpoint)
+        self._last[key] = endpoint
         return endpoint
 
     def forget(self, namespace: str, connection: str) -> None:
-        """Drop what is cached for a connection (it changed or was deleted)."""
+        """Drop what is cached for a connection (it changed), keeping its last endpoint for deletions."""
         self._resolved.pop(connection_key(namespace, connection), None)
+
+    def discard(self, namespace: str, connection: str) -> None:
+        """The connection is gone, and its finalizer waited for every collection that could need it."""
+        self.forget(namespace, connection)
+        self._last.pop(connection_key(namespace, connection), None)
 
     async def _resolve(self, namespace: str, name: str) -> Endpoint:
         spec = ConnectionSpec.from_body(await self._kube.read_connection(namespace, name))
@@ -113,3 +139,13 @@ class ClientPool:
     def close(self) -> None:
         for key in list(self._pooled):
             self._drop(key)
+
+
+class LastKnownPorts:
+    """Ports for finalizers: a connection or Secret deleted before its collections still serves their release."""
+
+    def __init__(self, pool: ClientPool) -> None:
+        self._pool = pool
+
+    async def port(self, namespace: str, connection: str | None, database: str) -> MilvusClientPort:
+        return await self._pool.port(namespace, connection, database, last_known=True)

@@ -16,6 +16,7 @@ from . import COLLECTIONS, CONNECTIONS, FINALIZER, GROUP, VERSION, kubesession
 from .collection_worker import CollectionWorker, claims_collection, conflict_key, finalize_collection
 from .connection_worker import ConnectionWorker
 from .connections import ClientPool
+from .deletion import connection_use, finalize_connection
 from .kubeapi import KubeApi
 from .settings import Settings
 
@@ -76,6 +77,12 @@ def collection_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], t
     return {key: (meta.get("creationTimestamp") or "", meta["namespace"], meta["name"])}
 
 
+@kopf.index(GROUP, VERSION, COLLECTIONS)
+def connection_users(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+    """Which MilvusCollections refer to which MilvusConnection, so a deleted connection waits for them."""
+    return connection_use(body)
+
+
 @kopf.on.event(GROUP, VERSION, COLLECTIONS)
 async def collection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
     worker = _worker(memo, CollectionWorker)
@@ -95,7 +102,8 @@ async def collection_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.Daem
 @kopf.on.delete(GROUP, VERSION, COLLECTIONS)
 async def collection_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelta, **kwargs: Any) -> None:
     worker = _worker(memo, CollectionWorker)
-    await finalize_collection(body, worker, kwargs["collection_owners"], runtime.total_seconds())
+    reported = memo.setdefault("deletion_reported", set())
+    await finalize_collection(body, worker, kwargs["collection_owners"], runtime.total_seconds(), reported)
 
 
 @kopf.on.event(GROUP, VERSION, CONNECTIONS)
@@ -104,13 +112,22 @@ async def connection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEv
     memo.pool.forget(namespace, name)
     connection = _worker(memo, ConnectionWorker)
     if event.get("type") == "DELETED":
+        memo.pool.discard(namespace, name)  # its finalizer waited until no collection could need it
         connection.retire(body)
     else:
         connection.notice(body)
+        if body["metadata"].get("deletionTimestamp"):
+            return  # on its way out, patched by each retry of its finalizer: nothing new for its collections
     # a new or fixed connection should not wait for the next resync of the collections using it
     for worker in memo.workers.values():
         if isinstance(worker, CollectionWorker) and worker.uses_connection(namespace, name):
             worker.wakeup.set()
+
+
+@kopf.on.delete(GROUP, VERSION, CONNECTIONS)
+async def connection_deleted(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+    reported = memo.setdefault("deletion_reported", set())
+    await finalize_connection(body, kwargs["connection_users"], retry, reported)
 
 
 @kopf.daemon(GROUP, VERSION, CONNECTIONS, cancellation_timeout=5.0)

@@ -190,6 +190,15 @@ class Kube:
             raise
         return True
 
+    def namespace_exists(self, namespace: str) -> bool:
+        try:
+            self.core.read_namespace(namespace)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def condition(self, namespace: str, name: str, kind: str = "Ready", plural: str = PLURAL) -> dict[str, Any]:
         status = self.get(namespace, name, plural).get("status") or {}
         for item in status.get("conditions") or []:

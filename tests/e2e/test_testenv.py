@@ -73,6 +73,26 @@ def test_watch_sees_an_update(kube: Kube, namespace: str) -> None:
     assert {"type": "MODIFIED", "data": {"v": "2"}} in seen
 
 
+def test_controller_manager_collects_garbage_and_deletes_namespaces(kube: Kube, namespace: str) -> None:
+    owner = kube.core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="a"))
+    )
+    assert owner.metadata is not None and owner.metadata.uid is not None
+    ref = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name="a", uid=owner.metadata.uid)
+    owned = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="b", owner_references=[ref]))
+    kube.core.create_namespaced_config_map(namespace, owned)
+    kube.core.delete_namespaced_config_map("a", namespace)
+
+    def collected() -> bool:
+        return not [
+            c for c in kube.core.list_namespaced_config_map(namespace).items if c.metadata and c.metadata.name == "b"
+        ]
+
+    wait_for(collected, 60, "owned ConfigMap collected")
+    kube.core.delete_namespace(namespace)
+    wait_for(lambda: not kube.namespace_exists(namespace), 60, "namespace gone")
+
+
 def test_milvus_partition_load_and_release_change_load_state(milvus: MilvusServer) -> None:
     collection = new_collection(milvus, ["first", "second"])
     milvus_client = milvus.client()

@@ -1,4 +1,4 @@
-"""Build kube-apiserver, etcd, kubectl and helm from the pinned Go modules, cached by their inputs."""
+"""Build the control plane (etcd, kube-apiserver, kube-controller-manager), kubectl and helm, cached by inputs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ GOTOOLS = Path(__file__).parent / "gotools"
 TARGETS: dict[str, tuple[str, str]] = {
     "etcd": ("kube", "go.etcd.io/etcd/server/v3"),
     "kube-apiserver": ("kube", "k8s.io/kubernetes/cmd/kube-apiserver"),
+    "kube-controller-manager": ("kube", "k8s.io/kubernetes/cmd/kube-controller-manager"),
     "kubectl": ("kube", "k8s.io/kubernetes/cmd/kubectl"),
     "helm": ("helm", "helm.sh/helm/v3/cmd/helm"),
     "kstatus": ("kstatus", "milvus-operator.testenv/kstatus"),
@@ -28,6 +29,7 @@ TARGETS: dict[str, tuple[str, str]] = {
 class Binaries:
     etcd: Path
     kube_apiserver: Path
+    kube_controller_manager: Path
     kubectl: Path
     helm: Path
     kstatus: Path
@@ -49,7 +51,7 @@ def required_version(module: str, path: str) -> str:
 def _ldflags(name: str) -> str:
     """Stamp the real version into the binary, as release builds do (kubectl refuses v0.0.0-master)."""
     flags = ["-s", "-w"]
-    if name in ("kube-apiserver", "kubectl"):
+    if name in ("kube-apiserver", "kube-controller-manager", "kubectl"):
         version = required_version("kube", "k8s.io/kubernetes")
         major, minor = version.lstrip("v").split(".")[:2]
         for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
@@ -105,6 +107,7 @@ def ensure_all() -> Binaries:
     return Binaries(
         etcd=build("etcd"),
         kube_apiserver=build("kube-apiserver"),
+        kube_controller_manager=build("kube-controller-manager"),
         kubectl=build("kubectl"),
         helm=build("helm"),
         kstatus=build("kstatus"),

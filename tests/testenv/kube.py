@@ -1,4 +1,8 @@
-"""A real control plane: etcd + kube-apiserver on free loopback ports, RBAC on, static admin token."""
+"""A real control plane: etcd, kube-apiserver and kube-controller-manager on free loopback ports.
+
+RBAC on, static admin token. The controller-manager runs the namespace and garbage-collector controllers only,
+so namespaces really finish deleting and ownerReferences are collected; no pod ever runs (no scheduler, no kubelet).
+"""
 
 from __future__ import annotations
 
@@ -27,12 +31,14 @@ class ControlPlane:
         self.kubeconfig = workdir / "kubeconfig"
         self.etcd: Process | None = None
         self.apiserver: Process | None = None
+        self.controller_manager: Process | None = None
         self.etcd_url = ""
 
     def start(self, timeout: float = 120) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.start_etcd(timeout)
         self.start_apiserver(timeout)
+        self.start_controller_manager(timeout)
 
     def start_etcd(self, timeout: float = 60) -> None:
         client_port, peer_port = free_port(), free_port()
@@ -81,6 +87,33 @@ class ControlPlane:
         wait_until(self._ready, timeout, "kube-apiserver /readyz")
         self._write_kubeconfig()
 
+    def start_controller_manager(self, timeout: float = 60) -> None:
+        port = free_port()
+        self.controller_manager = Process(
+            "kube-controller-manager",
+            [
+                str(self.binaries.kube_controller_manager),
+                f"--kubeconfig={self.kubeconfig}",
+                # what a deleted namespace needs to go away, and ownerReferences collected; nothing needs nodes
+                "--controllers=namespace,garbagecollector",
+                "--leader-elect=false",
+                "--use-service-account-credentials=false",
+                f"--secure-port={port}",
+                "--bind-address=127.0.0.1",
+                f"--cert-dir={self.workdir / 'kcm-pki'}",
+            ],
+            self.workdir / "kube-controller-manager.log",
+        )
+        wait_until(lambda: self._controller_manager_healthy(port), timeout, "kube-controller-manager /healthz")
+
+    def _controller_manager_healthy(self, port: int) -> bool:
+        if self.controller_manager is not None and not self.controller_manager.alive():
+            raise RuntimeError(f"kube-controller-manager exited:\n{self.controller_manager.log_tail()}")
+        # its serving certificate is self-signed in cert-dir; /healthz needs no credentials
+        context = ssl._create_unverified_context()  # noqa: S323
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=context, timeout=5) as response:
+            return bool(response.read().decode() == "ok")
+
     def _ca_file(self) -> Path:
         return self.workdir / "pki" / "apiserver.crt"
 
@@ -112,13 +145,13 @@ class ControlPlane:
 
     def stop(self) -> None:
         errors = []
-        for proc in (self.apiserver, self.etcd):
+        for proc in (self.controller_manager, self.apiserver, self.etcd):
             if proc is not None:
                 try:
                     proc.stop()
                 except RuntimeError as exc:
                     errors.append(str(exc))
-        self.apiserver = self.etcd = None
+        self.controller_manager = self.apiserver = self.etcd = None
         if errors:
             raise RuntimeError("; ".join(errors))
 

@@ -112,6 +112,9 @@ class FakePorts:
         self.failure = failure
         self.requests: list[tuple[str, str | None, str]] = []
 
+    def for_deletion(self) -> FakePorts:
+        return self
+
     async def port(self, namespace: str, connection: str | None, database: str) -> MilvusPort:
         self.requests.append((namespace, connection, database))
         if self.failure is not None:

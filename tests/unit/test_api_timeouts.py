@@ -21,11 +21,14 @@ def releasing_body() -> kopf.Body:
     return cast(kopf.Body, {"metadata": meta, "spec": spec})
 
 
-async def test_deletion_waits_when_the_connection_cannot_be_read_in_time() -> None:
+async def test_deletion_waits_when_the_connection_cannot_be_read_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    posted: list[str] = []
+    monkeypatch.setattr(kopf, "event", lambda body, type, reason, message: posted.append(reason))
     silent = Failure(Reason.API_SERVER_UNAVAILABLE, "no answer from the Kubernetes API server within 10 s")
     pool = cast(ClientPool, FakePorts(FakeMilvus(None), failure=silent))
     settings = Settings(_cli_parse_args=[])  # type: ignore[call-arg]
     worker = CollectionWorker(settings, cast(KubeApi, None), pool)
     with pytest.raises(kopf.TemporaryError) as caught:
-        await finalize_collection(releasing_body(), worker, {}, runtime_seconds=1.0)
+        await finalize_collection(releasing_body(), worker, {}, runtime_seconds=1.0, reported=set())
     assert "no answer from the Kubernetes API server" in str(caught.value)
+    assert posted == ["ReleasePending"]

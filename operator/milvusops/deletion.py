@@ -1,0 +1,98 @@
+"""What deletion waits for: a MilvusConnection for the collections that still need it, a release for Milvus.
+
+A GitOps prune or a namespace deletion removes a Secret, its MilvusConnection and the MilvusCollections
+using them in any order. A connection is therefore held (Crossplane's ProviderConfigUsage model) until no
+MilvusCollection in its namespace refers to it, and a collection's finalizer waits, up to the deletion
+timeout, for what it needs to release its collection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping, MutableSet
+from typing import Any
+
+import kopf
+
+from .failures import Failure, Reason
+from .model import CollectionSpec
+
+log = logging.getLogger("milvusops")
+
+# what a release on deletion waits for (up to the deletion timeout) instead of giving up at once
+WAITED_FOR = frozenset(
+    {
+        Reason.MILVUS_UNAVAILABLE,
+        Reason.RATE_LIMITED,
+        Reason.API_SERVER_UNAVAILABLE,
+        Reason.SECRET_NOT_FOUND,
+        Reason.CONNECTION_NOT_FOUND,
+    }
+)
+# a prune's releases take a few seconds: watch the in-memory index that long before a Kopf retry (a PATCH, a log line)
+IN_USE_WATCH_SECONDS = 5.0
+IN_USE_POLL_SECONDS = 0.2
+IN_USE_RETRY_CAP_SECONDS = 10.0
+
+
+def connection_use(body: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    """Index entry of a MilvusCollection: (namespace, connection name) -> collection name; {} for the default."""
+    connection = CollectionSpec.from_body(body).connection_name
+    if not connection:
+        return {}
+    meta = body["metadata"]
+    return {(meta["namespace"], connection): meta["name"]}
+
+
+def users_of(index: Mapping[Any, Iterable[str]], namespace: str, connection: str) -> list[str]:
+    """The MilvusCollections (names, sorted) that still refer to a connection."""
+    return sorted(set(index.get((namespace, connection), ())))
+
+
+def in_use_delay(retry: int) -> float:
+    return min(IN_USE_RETRY_CAP_SECONDS, 2.0 ** min(retry, 10))
+
+
+def in_use_message(users: list[str]) -> str:
+    shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+    return f"deletion waits until no MilvusCollection uses this connection; still used by: {shown}"
+
+
+def release_retry_delay(failure: Failure, runtime_seconds: float, timeout_seconds: float) -> float | None:
+    """Seconds until a release on deletion is tried again; None: give up and remove the finalizer."""
+    if failure.reason not in WAITED_FOR or runtime_seconds >= timeout_seconds:
+        return None
+    return min(30.0, timeout_seconds - runtime_seconds)
+
+
+def pending_message(failure: Failure, timeout_seconds: float) -> str:
+    return (
+        f"cannot release on deletion yet: {failure.message}; retrying for up to {timeout_seconds:.0f} s "
+        "after the deletion started, then the finalizer is removed without releasing"
+    )
+
+
+async def finalize_connection(
+    body: kopf.Body, index: Mapping[Any, Iterable[str]], retry: int, reported: MutableSet[str]
+) -> None:
+    """Hold a deleted MilvusConnection while MilvusCollections refer to it; they may need it to release.
+
+    `index` is Kopf's live index: it changes as the collections go, without any API call.
+    """
+    meta = body["metadata"]
+    users = users_of(index, meta["namespace"], meta["name"])
+    if not users:
+        return
+    message = in_use_message(users)
+    if message not in reported:  # one event per set of users, not one per re-check
+        reported.add(message)
+        kopf.event(body, type="Normal", reason="InUse", message=message)
+        log.info("%s", message, extra={"resource": f"{meta['namespace']}/{meta['name']}"})
+    deadline = time.monotonic() + IN_USE_WATCH_SECONDS
+    while users and time.monotonic() < deadline:
+        await asyncio.sleep(IN_USE_POLL_SECONDS)
+        users = users_of(index, meta["namespace"], meta["name"])
+    if users:
+        raise kopf.TemporaryError(in_use_message(users), delay=in_use_delay(retry))

@@ -1,0 +1,202 @@
+"""What deletion waits for: connections held for their collections, releases retried until the timeout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import kopf
+import pytest
+
+from milvusops import deletion
+from milvusops.connections import ClientPool
+from milvusops.deletion import (
+    connection_use,
+    finalize_connection,
+    in_use_delay,
+    in_use_message,
+    pending_message,
+    release_retry_delay,
+    users_of,
+)
+from milvusops.failures import Failure, FailureError, Reason
+from milvusops.kubeapi import KubeApi
+from milvusops.settings import Settings
+
+
+def _collection(name: str, ref: Any = None, namespace: str = "team") -> dict[str, Any]:
+    spec: dict[str, Any] = {"state": "Loaded"}
+    if ref is not None:
+        spec["connectionRef"] = ref
+    return {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def test_a_collection_uses_the_connection_it_names() -> None:
+    assert connection_use(_collection("docs", {"name": "main"})) == {("team", "main"): "docs"}
+
+
+@pytest.mark.parametrize("ref", [None, {}, {"name": ""}])
+def test_the_default_connection_is_nobody_s_to_hold(ref: Any) -> None:
+    assert connection_use(_collection("docs", ref)) == {}
+
+
+def test_users_are_listed_once_and_sorted() -> None:
+    index = {("team", "main"): ["b", "a", "b"], ("other", "main"): ["z"]}
+    assert users_of(index, "team", "main") == ["a", "b"]
+    assert users_of(index, "team", "spare") == []
+
+
+@pytest.mark.parametrize(("retry", "delay"), [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0), (4, 10.0), (10_000, 10.0)])
+def test_a_connection_still_in_use_is_retried_with_backoff_up_to_ten_seconds(retry: int, delay: float) -> None:
+    assert in_use_delay(retry) == delay
+
+
+def test_the_in_use_message_names_the_users_and_stays_short() -> None:
+    assert in_use_message(["a", "b"]).endswith("still used by: a, b")
+    many = in_use_message([f"c{i:02}" for i in range(25)])
+    assert "c09 and 15 more" in many and "c10" not in many
+
+
+_MAIN = {"metadata": {"namespace": "team", "name": "main"}}
+
+
+async def test_a_connection_goes_as_soon_as_its_last_collection_leaves_the_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(deletion, "IN_USE_WATCH_SECONDS", 5.0)
+    index: dict[tuple[str, str], list[str]] = {("team", "main"): ["docs"]}
+    reported = {in_use_message(["docs"])}  # already said: no event to post outside Kopf
+    waiting = asyncio.create_task(finalize_connection(cast(kopf.Body, _MAIN), index, 0, reported))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    index[("team", "main")] = []  # Kopf's live index, as the collection's DELETED event arrives
+    await asyncio.wait_for(waiting, 1.0)
+
+
+async def test_a_connection_still_in_use_after_the_watch_is_retried_by_kopf(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deletion, "IN_USE_WATCH_SECONDS", 0.3)
+    index = {("team", "main"): ["docs"]}
+    with pytest.raises(kopf.TemporaryError) as raised:
+        await finalize_connection(cast(kopf.Body, _MAIN), index, 2, {in_use_message(["docs"])})
+    assert raised.value.delay == 4.0
+    assert str(raised.value).endswith("still used by: docs")
+
+
+async def test_an_unused_connection_goes_at_once() -> None:
+    await asyncio.wait_for(finalize_connection(cast(kopf.Body, _MAIN), {}, 0, set()), 0.1)
+
+
+@pytest.mark.parametrize(
+    ("reason", "runtime", "delay"),
+    [
+        (Reason.MILVUS_UNAVAILABLE, 0.0, 30.0),
+        (Reason.MILVUS_UNAVAILABLE, 290.0, 10.0),
+        (Reason.SECRET_NOT_FOUND, 0.0, 30.0),  # a prune deleted it, and nothing was cached (operator restarted)
+        (Reason.CONNECTION_NOT_FOUND, 100.0, 30.0),
+        (Reason.SECRET_NOT_FOUND, 300.0, None),  # the deletion timeout is over: give up
+        (Reason.MILVUS_UNAVAILABLE, 301.0, None),
+        (Reason.INDEX_NOT_FOUND, 0.0, None),  # waiting cannot help
+        (Reason.FORBIDDEN, 0.0, None),
+        (Reason.SECRET_INVALID, 0.0, None),
+    ],
+)
+def test_a_release_on_deletion_waits_only_for_what_can_come_back(
+    reason: Reason, runtime: float, delay: float | None
+) -> None:
+    assert release_retry_delay(Failure(reason, "x"), runtime, 300.0) == delay
+
+
+def test_the_pending_message_says_what_happens_next() -> None:
+    message = pending_message(Failure(Reason.SECRET_NOT_FOUND, "Secret team/token not found"), 300.0)
+    assert message.startswith("cannot release on deletion yet: Secret team/token not found;")
+    assert "up to 300 s" in message and "removed without releasing" in message
+
+
+class _FakeKube:
+    """Reads a MilvusConnection and its Secret from dicts; a missing one fails as KubeApi does."""
+
+    def __init__(self) -> None:
+        self.connections: dict[str, Mapping[str, Any]] = {}
+        self.secrets: dict[str, str] = {}
+        self.forbidden = False
+
+    async def read_connection(self, namespace: str, name: str) -> Mapping[str, Any]:
+        if name not in self.connections:
+            raise FailureError(Failure(Reason.CONNECTION_NOT_FOUND, f"MilvusConnection {namespace}/{name} not found"))
+        return self.connections[name]
+
+    async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        if self.forbidden:
+            raise FailureError(Failure(Reason.FORBIDDEN, "may not get secrets"))
+        if name not in self.secrets:
+            raise FailureError(Failure(Reason.SECRET_NOT_FOUND, f"Secret {namespace}/{name} not found"))
+        return self.secrets[name]
+
+
+@pytest.fixture
+def kube() -> _FakeKube:
+    fake = _FakeKube()
+    fake.connections["main"] = {"spec": {"uri": "http://milvus:19530", "credentialsSecretRef": {"name": "token"}}}
+    fake.secrets["token"] = "root:Milvus"
+    return fake
+
+
+@pytest.fixture
+def pool(kube: _FakeKube, tmp_path: Path) -> ClientPool:
+    return ClientPool(Settings(_cli_parse_args=[]), cast(KubeApi, kube), tmp_path)  # type: ignore[call-arg]
+
+
+async def test_finalizers_use_the_last_endpoint_once_the_secret_is_pruned(pool: ClientPool, kube: _FakeKube) -> None:
+    assert (await pool.endpoint("team", "main")).token == "root:Milvus"
+    del kube.secrets["token"]
+    pool.forget("team", "main")  # the connection's own deletion is an event: it drops the cached endpoint
+    with pytest.raises(FailureError) as raised:
+        await pool.endpoint("team", "main")
+    assert raised.value.failure.reason == Reason.SECRET_NOT_FOUND  # reconciles are not served stale settings
+    kept = await pool.endpoint("team", "main", last_known=True)
+    assert (kept.uri, kept.token) == ("http://milvus:19530", "root:Milvus")
+
+
+async def test_finalizers_use_the_last_endpoint_once_the_connection_is_pruned(
+    pool: ClientPool, kube: _FakeKube
+) -> None:
+    await pool.endpoint("team", "main")
+    kube.connections.clear()
+    pool.forget("team", "main")
+    assert (await pool.endpoint("team", "main", last_known=True)).token == "root:Milvus"
+
+
+async def test_nothing_resolved_before_means_nothing_to_fall_back_on(pool: ClientPool, kube: _FakeKube) -> None:
+    del kube.secrets["token"]
+    with pytest.raises(FailureError) as raised:
+        await pool.endpoint("team", "main", last_known=True)
+    assert raised.value.failure.reason == Reason.SECRET_NOT_FOUND
+
+
+async def test_a_deleted_connection_takes_its_last_endpoint_with_it(pool: ClientPool, kube: _FakeKube) -> None:
+    await pool.endpoint("team", "main")
+    kube.connections.clear()
+    pool.discard("team", "main")
+    with pytest.raises(FailureError):
+        await pool.endpoint("team", "main", last_known=True)
+
+
+async def test_only_what_a_prune_removes_falls_back(pool: ClientPool, kube: _FakeKube) -> None:
+    await pool.endpoint("team", "main")
+    kube.forbidden = True
+    pool.forget("team", "main")
+    with pytest.raises(FailureError) as raised:
+        await pool.endpoint("team", "main", last_known=True)
+    assert raised.value.failure.reason == Reason.FORBIDDEN
+
+
+async def test_the_last_endpoint_follows_a_changed_secret(pool: ClientPool, kube: _FakeKube) -> None:
+    await pool.endpoint("team", "main")
+    kube.secrets["token"] = "root:Rotated"
+    pool.forget("team", "main")
+    await pool.endpoint("team", "main")
+    del kube.secrets["token"]
+    pool.forget("team", "main")
+    assert (await pool.endpoint("team", "main", last_known=True)).token == "root:Rotated"
