@@ -15,6 +15,8 @@ class Reason(StrEnum):
     PARTITION_NOT_FOUND = "PartitionNotFound"
     INDEX_NOT_FOUND = "IndexNotFound"
     INSUFFICIENT_RESOURCES = "InsufficientResources"
+    INSUFFICIENT_MEMORY = "InsufficientMemory"
+    DATABASE_NOT_FOUND = "DatabaseNotFound"
     INVALID_LOAD_OPTIONS = "InvalidLoadOptions"
     UNSUPPORTED = "Unsupported"
     MILVUS_UNAVAILABLE = "MilvusUnavailable"
@@ -39,6 +41,8 @@ STALLED_REASONS = frozenset(
         Reason.PARTITION_NOT_FOUND,
         Reason.INDEX_NOT_FOUND,
         Reason.INSUFFICIENT_RESOURCES,
+        Reason.INSUFFICIENT_MEMORY,
+        Reason.DATABASE_NOT_FOUND,
         Reason.INVALID_LOAD_OPTIONS,
         Reason.UNSUPPORTED,
         Reason.UNAUTHENTICATED,

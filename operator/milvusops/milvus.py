@@ -99,12 +99,16 @@ def _milvus_exception(exc: MilvusException, credentials: bool) -> Failure:
             Reason.INVALID_LOAD_OPTIONS,
             f"{message}: to change load options (e.g. replicas) of loaded partitions, release them first",
         )
+    by_code = _by_code(code, message)
+    if by_code is not None:
+        return by_code
     lowered = message.lower()
+    if _OUT_OF_MEMORY.search(message):
+        return Failure(Reason.INSUFFICIENT_MEMORY, f"{message}: {_MEMORY_HINT}")
     if "resource group" in lowered and ("not found" in lowered or "not exist" in lowered):
         return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: check spec.load.resourceGroups")
     if "nodes not enough" in lowered or "resource group" in lowered:
-        hint = "spec.load.replicas asks for more replicas than there are query nodes (or resource group capacity)"
-        return Failure(Reason.INSUFFICIENT_RESOURCES, f"{message}: {hint}")
+        return Failure(Reason.INSUFFICIENT_RESOURCES, f"{message}: {_REPLICAS_HINT}")
     if "UNIMPLEMENTED" in message.upper() and "unimplemented" in message.lower():
         return Failure(Reason.UNSUPPORTED, f"{message} (partition-level load is not supported by this server)")
     if code == 2 or "Fail connecting" in message:
@@ -115,6 +119,45 @@ def _milvus_exception(exc: MilvusException, credentials: bool) -> Failure:
     if getattr(exc, "retriable", False) is True:
         return Failure(Reason.RATE_LIMITED, f"Milvus says a retry can succeed (code {code}: {message}); retried later")
     return Failure(Reason.MILVUS_ERROR, f"code {code}: {message}")
+
+
+# Codes of servers newer than 2.3.5 (pkg/util/merr/errors.go; see docs/compatibility.md), not run here.
+_REPLICAS_HINT = "spec.load.replicas asks for more replicas than there are query nodes (or resource group capacity)"
+_MEMORY_HINT = (
+    "if the query nodes lack memory (or disk) for this load, add query nodes or memory, load fewer partitions "
+    "or fields (spec.load.loadFields), or release other collections; the query node logs give the cause"
+)
+_RESOURCE_GROUP_HINT = "check spec.load.resourceGroups against the resource groups that exist in Milvus"
+# "OOM if load" (query node segment loader) and plain out-of-memory wordings under a generic code
+_OUT_OF_MEMORY = re.compile(r"\bOOM\b|out of memory|memory limit exceeded", re.IGNORECASE)
+
+
+def _by_code(code: int, message: str) -> Failure | None:
+    """Codes added after 2.3 (merr), each as its source defines it; None leaves the message checks to decide."""
+    if code in (12, 304):  # service resource insufficient (retriable in merr, yet needs nodes); rg node not enough
+        return Failure(Reason.INSUFFICIENT_RESOURCES, f"{message}: {_REPLICAS_HINT}")
+    if code in (3, 605):  # memory limit exceeded; segment request resource failed (memory, disk or GPU)
+        return Failure(Reason.INSUFFICIENT_MEMORY, f"{message}: {_MEMORY_HINT}")
+    if code == 604:  # segment load failed: merr gives no cause; a query node short of memory is the usual one
+        return Failure(Reason.INSUFFICIENT_MEMORY, f"{message}: a query node could not load a segment; {_MEMORY_HINT}")
+    if code == 800:
+        match = _DATABASE.search(message)
+        database = f"database {match['database']}" if match else "the database of spec.database"
+        hint = f"create {database} in Milvus, or fix spec.database (immutable: re-create the MilvusCollection)"
+        return Failure(Reason.DATABASE_NOT_FOUND, f"{message}: {hint}")
+    if code in (300, 301, 302, 303):  # rg not found, exists with another config, number limit, illegal config
+        return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: {_RESOURCE_GROUP_HINT}")
+    if code == 305:  # resource group has no serving node yet: retriable in merr
+        return Failure(Reason.RATE_LIMITED, f"Milvus says a retry can succeed (code {code}: {message}); retried later")
+    if code == 104:  # collection already loaded: Milvus refuses a change it allows only on a released collection
+        return Failure(
+            Reason.INVALID_LOAD_OPTIONS, f"{message}: Milvus accepts this change only while the collection is released"
+        )
+    return None
+
+
+# "database not found[database=analytics]", as merr's WrapErrDatabaseNotFound words it
+_DATABASE = re.compile(r"database not found\[database=(?P<database>[^\]]+)\]")
 
 
 def _connect_failure(exc: MilvusException, message: str, credentials: bool) -> Failure:

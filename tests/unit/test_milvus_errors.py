@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from pymilvus import MilvusException
+from pymilvus.grpc_gen import common_pb2
 
 from milvusops.failures import Failure, FailureError, Reason
 from milvusops.milvus import classify
@@ -257,3 +258,122 @@ def test_anything_else_is_a_milvus_error() -> None:
 def test_unavailable_is_retried_not_stalled() -> None:
     assert not classify(TimeoutError("t")).stalled
     assert classify(MilvusException(code=700, message="index not found")).stalled
+
+
+# Errors of servers newer than the 2.3.5 that runs here, read from Milvus's source (not run here).
+# pymilvus 3.0.2 raises them through `check_status` -> `MilvusException.from_status(status)`, which keeps
+# status.code, status.reason, status.retriable and extra_info["is_input_error"]; each row builds the same.
+# Messages follow merr's `wrapFields` ("<leaf message>[name=value]...") in pkg/util/merr/utils.go.
+MERR = "pkg/util/merr/errors.go@00f21bf69e4b"  # the stored copy read; codes 3, 12, 104, 300-305, 604, 800
+MERR_605 = "pkg/util/merr/errors.go (2.6 line, ErrSegmentRequestResourceFailed)"  # code 605, not in 2.5
+
+
+def server_status(code: int, reason: str, *, retriable: bool = False, input_error: bool = False) -> MilvusException:
+    """A MilvusException exactly as pymilvus 3.0.2 builds it from a failed server Status."""
+    extra = {"is_input_error": "true"} if input_error else {}
+    status = common_pb2.Status(code=code, reason=reason, retriable=retriable, extra_info=extra)
+    return MilvusException.from_status(status)
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason", "hints"),
+    [
+        pytest.param(  # ErrResourceGroupNodeNotEnough, WrapErrResourceGroupNodeNotEnough; MERR
+            server_status(
+                304,
+                "failed to spawn replica for collection: resource group node not enough"
+                "[rg=__default_resource_group][currentNodeNum=1][expectedNodeNum=2]",
+            ),
+            Reason.INSUFFICIENT_RESOURCES,
+            ["spec.load.replicas"],
+            id="304-rg-node-not-enough",
+        ),
+        pytest.param(  # ErrServiceResourceInsufficient (retriable), WrapErrStreamingNodeNotEnough; MERR
+            server_status(
+                12,
+                "service resource insufficient[currentStreamingNode=1][expectedStreamingNode=2]",
+                retriable=True,
+            ),
+            Reason.INSUFFICIENT_RESOURCES,
+            ["spec.load.replicas"],
+            id="12-resource-insufficient",
+        ),
+        pytest.param(  # ErrDatabaseNotFound, WrapErrDatabaseNotFound; MERR
+            server_status(800, "database not found[database=analytics]", input_error=True),
+            Reason.DATABASE_NOT_FOUND,
+            ["create database analytics in Milvus", "spec.database"],
+            id="800-database-not-found",
+        ),
+        pytest.param(  # ErrServiceMemoryLimitExceeded, WrapErrServiceMemoryLimitExceeded; MERR
+            server_status(3, "memory limit exceeded[predict(MB)=4096][limit(MB)=3276.8]"),
+            Reason.INSUFFICIENT_MEMORY,
+            ["memory"],
+            id="3-memory-limit",
+        ),
+        pytest.param(  # ErrSegmentLoadFailed, WrapErrSegmentLoadFailed; MERR
+            server_status(604, "segment load failed[segment=447712345]"),
+            Reason.INSUFFICIENT_MEMORY,
+            ["segment"],
+            id="604-segment-load-failed",
+        ),
+        pytest.param(  # ErrSegmentRequestResourceFailed, WrapErrSegmentRequestResourceFailed; MERR_605
+            server_status(605, "segment request resource failed[resourceType=Memory]"),
+            Reason.INSUFFICIENT_MEMORY,
+            ["memory"],
+            id="605-segment-request-resource",
+        ),
+        pytest.param(  # an out-of-memory cause under a generic code (segcore/query node wording varies)
+            server_status(65535, "load segment failed, OOM if load, maxSegmentSize = 512 MB"),
+            Reason.INSUFFICIENT_MEMORY,
+            ["memory"],
+            id="65535-oom-message",
+        ),
+        pytest.param(  # ErrResourceGroupNotFound, WrapErrResourceGroupNotFound; MERR (and 2.3's merr alike)
+            server_status(300, "resource group not found[rg=gpu-nodes]", input_error=True),
+            Reason.INVALID_LOAD_OPTIONS,
+            ["spec.load.resourceGroups"],
+            id="300-rg-not-found",
+        ),
+        pytest.param(  # the load job wraps the cause ("failed to spawn replica for collection: ..."), as 2.3.5 did
+            server_status(300, "failed to spawn replica for collection: resource group not found[rg=gpu-nodes]"),
+            Reason.INVALID_LOAD_OPTIONS,
+            ["spec.load.resourceGroups"],
+            id="300-rg-not-found-wrapped",
+        ),
+        pytest.param(  # ErrResourceGroupIllegalConfig; MERR
+            server_status(303, "resource group illegal config[rg=gpu-nodes][config=...]", input_error=True),
+            Reason.INVALID_LOAD_OPTIONS,
+            ["spec.load.resourceGroups"],
+            id="303-rg-illegal-config",
+        ),
+        pytest.param(  # ErrResourceGroupServiceAvailable (retriable): the group has no serving node yet; MERR
+            server_status(305, "resource group service available", retriable=True),
+            Reason.RATE_LIMITED,
+            ["retried later"],
+            id="305-rg-service-unavailable",
+        ),
+        pytest.param(  # ErrCollectionLoaded via WrapErrCollectionLoaded(name, msg); errors.Wrapf puts msg first; MERR
+            server_status(
+                104,
+                "can not alter mmap properties if collection loaded: collection already loaded[collection=products]",
+                input_error=True,
+            ),
+            Reason.INVALID_LOAD_OPTIONS,
+            ["release"],
+            id="104-collection-already-loaded",
+        ),
+    ],
+)
+def test_newer_server_errors(exc: MilvusException, reason: Reason, hints: list[str]) -> None:
+    failure = classify(exc)
+    assert failure.reason == reason
+    assert exc.message in failure.message  # Milvus's own words are kept
+    for hint in hints:
+        assert hint in failure.message
+
+
+def test_newer_server_memory_and_database_reasons_are_stalled() -> None:
+    assert classify(server_status(800, "database not found[database=x]")).stalled
+    assert classify(server_status(605, "segment request resource failed[resourceType=Memory]")).stalled
+    # 12 is retriable in merr, but more replicas than nodes needs a human: it must not read as a rate limit
+    assert classify(server_status(12, "service resource insufficient", retriable=True)).stalled

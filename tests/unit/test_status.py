@@ -131,6 +131,8 @@ def test_stalled_reasons_are_those_of_the_spec() -> None:
         "PartitionNotFound",
         "IndexNotFound",
         "InsufficientResources",
+        "InsufficientMemory",
+        "DatabaseNotFound",
         "InvalidLoadOptions",
         "Unsupported",
         "Unauthenticated",
