@@ -264,8 +264,9 @@ def test_unavailable_is_retried_not_stalled() -> None:
 # pymilvus 3.0.2 raises them through `check_status` -> `MilvusException.from_status(status)`, which keeps
 # status.code, status.reason, status.retriable and extra_info["is_input_error"]; each row builds the same.
 # Messages follow merr's `wrapFields` ("<leaf message>[name=value]...") in pkg/util/merr/utils.go.
-MERR = "pkg/util/merr/errors.go@00f21bf69e4b"  # the stored copy read; codes 3, 12, 104, 300-305, 604, 800
-MERR_605 = "pkg/util/merr/errors.go (2.6 line, ErrSegmentRequestResourceFailed)"  # code 605, not in 2.5
+# MERR: milvus-io/milvus pkg/util/merr/errors.go + utils.go@00f21bf69e4b (codes 3, 12, 104, 300-305, 604, 800).
+# MERR_605: the same errors.go on the 2.6/master line (ErrSegmentRequestResourceFailed, 605; not in MERR).
+# See docs/compatibility.md#error-codes-by-server-version.
 
 
 def server_status(code: int, reason: str, *, retriable: bool = False, input_error: bool = False) -> MilvusException:
