@@ -279,7 +279,8 @@ def server_status(code: int, reason: str, *, retriable: bool = False, input_erro
 @pytest.mark.parametrize(
     ("exc", "reason", "hints"),
     [
-        pytest.param(  # ErrResourceGroupNodeNotEnough, WrapErrResourceGroupNodeNotEnough; MERR
+        pytest.param(  # ErrResourceGroupNodeNotEnough (MERR), raised by AssignReplica (querycoordv2/utils/meta.go)
+            # under the load job's "failed to spawn replica for collection" wrap
             server_status(
                 304,
                 "failed to spawn replica for collection: resource group node not enough"
@@ -323,8 +324,12 @@ def server_status(code: int, reason: str, *, retriable: bool = False, input_erro
             ["memory"],
             id="605-segment-request-resource",
         ),
-        pytest.param(  # an out-of-memory cause under a generic code (segcore/query node wording varies)
-            server_status(65535, "load segment failed, OOM if load, maxSegmentSize = 512 MB"),
+        pytest.param(  # a plain fmt.Errorf (so code 65535) in internal/querynodev2/segments/segment_loader.go
+            server_status(
+                65535,
+                "load segment failed, OOM if load, maxSegmentSize = 512 MB, concurrency = 2, memUsage = 3000 MB, "
+                "predictMemUsage = 4100 MB, totalMem = 4096 MB thresholdFactor = 0.900000",
+            ),
             Reason.INSUFFICIENT_MEMORY,
             ["memory"],
             id="65535-oom-message",
@@ -335,7 +340,7 @@ def server_status(code: int, reason: str, *, retriable: bool = False, input_erro
             ["spec.load.resourceGroups"],
             id="300-rg-not-found",
         ),
-        pytest.param(  # the load job wraps the cause ("failed to spawn replica for collection: ..."), as 2.3.5 did
+        pytest.param(  # AssignReplica's WrapErrResourceGroupNotFound under the same load job wrap
             server_status(300, "failed to spawn replica for collection: resource group not found[rg=gpu-nodes]"),
             Reason.INVALID_LOAD_OPTIONS,
             ["spec.load.resourceGroups"],
