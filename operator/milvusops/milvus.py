@@ -107,6 +107,9 @@ def _milvus_exception(exc: MilvusException, credentials: bool) -> Failure:
         return Failure(Reason.INSUFFICIENT_MEMORY, f"{message}: {_MEMORY_HINT}")
     if "resource group" in lowered and ("not found" in lowered or "not exist" in lowered):
         return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: check spec.load.resourceGroups")
+    if "resource group num can only be" in lowered:  # querycoord's AssignReplica: 0, 1 or one group per replica
+        hint = "spec.load.resourceGroups must name no group, one group, or one group per replica"
+        return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: {hint}")
     if "nodes not enough" in lowered or "resource group" in lowered:
         return Failure(Reason.INSUFFICIENT_RESOURCES, f"{message}: {_REPLICAS_HINT}")
     if "UNIMPLEMENTED" in message.upper() and "unimplemented" in message.lower():

@@ -291,8 +291,9 @@ def server_status(code: int, reason: str, *, retriable: bool = False, input_erro
             id="304-rg-node-not-enough",
         ),
         pytest.param(  # ErrServiceResourceInsufficient (retriable), WrapErrStreamingNodeNotEnough; MERR
-            server_status(
+            server_status(  # AssignReplica (querycoordv2/utils/meta.go) with the streaming service on
                 12,
+                "when load 2 replica count: "
                 "service resource insufficient[currentStreamingNode=1][expectedStreamingNode=2]",
                 retriable=True,
             ),
@@ -345,6 +346,15 @@ def server_status(code: int, reason: str, *, retriable: bool = False, input_erro
             Reason.INVALID_LOAD_OPTIONS,
             ["spec.load.resourceGroups"],
             id="300-rg-not-found-wrapped",
+        ),
+        pytest.param(  # AssignReplica's plain errors.Errorf (so code 65535): it names resource groups, yet no capacity
+            server_status(
+                65535,
+                "replica=[3] resource group=[rg1,rg2], resource group num can only be 0, 1 or same as replica number",
+            ),
+            Reason.INVALID_LOAD_OPTIONS,
+            ["spec.load.resourceGroups"],
+            id="65535-rg-count-vs-replicas",
         ),
         pytest.param(  # ErrResourceGroupIllegalConfig; MERR
             server_status(303, "resource group illegal config[rg=gpu-nodes][config=...]", input_error=True),
