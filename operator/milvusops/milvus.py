@@ -69,7 +69,8 @@ class MilvusPort(Protocol):
 
 
 def classify(exc: BaseException, *, credentials: bool = False) -> Failure:
-    """Milvus error code / gRPC status -> reason, in one place (as seen on Milvus 2.3.5 with pymilvus 3.0.2).
+    """Milvus error code / gRPC status -> reason, in one place (as seen on Milvus 2.3.5 with pymilvus 3.0.2,
+    plus the codes of newer servers read from Milvus's source: docs/compatibility.md).
 
     `credentials`: the connection sends a token, so a failed connect of unknown cause may be a wrong one.
     """
