@@ -112,18 +112,23 @@ def test_a_deleted_namespace_goes_and_milvus_ends_as_each_deletion_policy_says(
     assert "ReleaseSkipped" not in operator.log()
 
 
-def test_a_connection_in_use_is_held_until_its_last_collection_is_gone(
-    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
-) -> None:
-    collection = new_collection(milvus, ["a"])
+def _released_through_connection(kube: Kube, namespace: str, milvus: MilvusServer, collection: str) -> dict[str, Any]:
+    """Secret `creds`, MilvusConnection `main` using it, and the spec of a Loaded collection released on deletion."""
     kube.create_secret(namespace, "creds", {"token": milvus.root_token})
     kube.create_connection(namespace, "main", {"uri": milvus.uri, "credentialsSecretRef": {"name": "creds"}})
-    spec = {
+    return {
         "collectionName": collection,
         "connectionRef": {"name": "main"},
         "state": "Loaded",
         "deletionPolicy": "Release",
     }
+
+
+def test_a_connection_in_use_is_held_until_its_last_collection_is_gone(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a"])
+    spec = _released_through_connection(kube, namespace, milvus, collection)
     kube.create(namespace, "user", spec)
     kube.wait_reason(namespace, "user", "InSync", timeout=90)
 
@@ -149,14 +154,7 @@ def _restart_with_the_secret_gone(
     collection: str,
 ) -> float:
     """A collection deleted while its Secret is gone and the operator, restarted, has nothing cached; restart time."""
-    kube.create_secret(namespace, "creds", {"token": milvus.root_token})
-    kube.create_connection(namespace, "main", {"uri": milvus.uri, "credentialsSecretRef": {"name": "creds"}})
-    spec = {
-        "collectionName": collection,
-        "connectionRef": {"name": "main"},
-        "state": "Loaded",
-        "deletionPolicy": "Release",
-    }
+    spec = _released_through_connection(kube, namespace, milvus, collection)
     operator = start_operator()
     kube.create(namespace, "orphan", spec)
     kube.wait_reason(namespace, "orphan", "InSync", timeout=90)

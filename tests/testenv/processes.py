@@ -27,9 +27,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is pgid, read from /proc."""
-    members = []
+def _live_processes() -> list[tuple[int, list[str]]]:
+    """(pid, /proc/<pid>/stat fields from the state on) of every process that is not a zombie."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -39,9 +39,14 @@ def group_members(pgid: int) -> list[int]:
             continue
         # the command name may contain spaces and parentheses: fields start after the last ')'
         fields = stat[stat.rfind(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+        if fields[0] != "Z":
+            found.append((int(entry.name), fields))
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is pgid, read from /proc."""
+    return [pid for pid, fields in _live_processes() if int(fields[2]) == pgid]
 
 
 def alive(pid: int) -> bool:
@@ -56,16 +61,8 @@ def alive(pid: int) -> bool:
 def descendants(pid: int) -> list[int]:
     """Live children of pid, their children, and so on, read from /proc."""
     parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if fields[0] != "Z":
-            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    for child, fields in _live_processes():
+        parents.setdefault(int(fields[1]), []).append(child)
     found, todo = [], [pid]
     while todo:
         children = parents.get(todo.pop(), [])

@@ -196,9 +196,6 @@ class Clock:
     def now(self, tz: Any = None) -> datetime:
         return self.moment
 
-    def fromisoformat(self, text: str) -> datetime:
-        return datetime.fromisoformat(text)
-
 
 async def test_last_sync_time_does_not_move_with_progress_rechecks(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
