@@ -12,6 +12,7 @@ import pytest
 from tests.testenv import gobins
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
+from tests.testenv.milvus_cluster import MilvusCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,6 +89,18 @@ def milvus(workdir: Path) -> Iterator[MilvusServer]:
         yield server
     finally:
         server.release()
+
+
+@pytest.fixture(scope="session")
+def milvus_cluster(binaries: gobins.Binaries, workdir: Path) -> Iterator[MilvusCluster]:
+    """Milvus distributed, two query nodes; started only by the tests that ask for it."""
+    cluster = MilvusCluster(binaries, workdir / "milvus-cluster")
+    try:
+        cluster.start()
+        FIGURES.record("Milvus cluster started in", f"{cluster.started_in:.1f} s")
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 -- Argo CD health for milvusops.dev MilvusCollection and MilvusConnection.
 -- Healthy: Ready=True. Suspended: paused. Progressing: not yet observed, or work (or a retry) under way.
--- Degraded: Stalled=True, i.e. retrying cannot help until someone changes something.
+-- Degraded: Stalled=True, i.e. retrying cannot help until someone changes something; or Degraded=True,
+-- Milvus reports a replica without a query node (still loaded and serving from the other replicas).
 local hs = {status = "Progressing", message = "waiting for the operator"}
 if obj.metadata.deletionTimestamp ~= nil then
   hs.message = "being deleted"
@@ -22,7 +23,11 @@ if ready == nil then
   return hs
 end
 hs.message = (ready.reason or "") .. ": " .. (ready.message or "")
-if ready.status == "True" then
+local degraded = conditions["Degraded"]
+if ready.status == "True" and degraded ~= nil and degraded.status == "True" then
+  hs.status = "Degraded"
+  hs.message = (degraded.reason or "") .. ": " .. (degraded.message or "")
+elseif ready.status == "True" then
   hs.status = "Healthy"
 elseif ready.reason == "Paused" then
   hs.status = "Suspended"

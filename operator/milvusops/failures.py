@@ -23,6 +23,8 @@ class Reason(StrEnum):
     UNAUTHENTICATED = "Unauthenticated"
     PERMISSION_DENIED = "PermissionDenied"
     RATE_LIMITED = "RateLimited"
+    REPLICA_UNAVAILABLE = "ReplicaUnavailable"
+    REPLICAS_AVAILABLE = "ReplicasAvailable"
     MILVUS_ERROR = "MilvusError"
     API_SERVER_UNAVAILABLE = "ApiServerUnavailable"
     SECRET_NOT_FOUND = "SecretNotFound"

@@ -54,6 +54,15 @@ class Endpoint:
         return (self.uri, self.token, str(self.timeout), self.ca_pem_path, self.server_name)
 
 
+@dataclass(frozen=True)
+class Replicas:
+    """What describe_replica says of the replicas of a collection with something loaded."""
+
+    count: int | None  # None: Milvus could not describe them (a replica has no available query node)
+    resource_groups: tuple[str, ...] = ()
+    unavailable: str = ""  # Milvus's words when a replica has no query node to serve it
+
+
 class MilvusPort(Protocol):
     """What the operator needs from Milvus, for one connection and database."""
 
@@ -61,7 +70,7 @@ class MilvusPort(Protocol):
     async def list_partitions(self, collection: str) -> list[str]: ...
     async def collection_id(self, collection: str) -> str: ...
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
-    async def replica_count(self, collection: str) -> int | None: ...
+    async def replicas(self, collection: str) -> Replicas | None: ...
     async def load_collection(self, collection: str, options: LoadOptions) -> None: ...
     async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None: ...
     async def release_collection(self, collection: str) -> None: ...
@@ -138,6 +147,8 @@ _OUT_OF_MEMORY = re.compile(r"\bOOM\b|out of memory|memory limit exceeded", re.I
 
 def _by_code(code: int, message: str) -> Failure | None:
     """Codes added after 2.3 (merr), each as its source defines it; None leaves the message checks to decide."""
+    if code == 401:  # replica not available: a replica lost its last query node (describe_replica, search)
+        return Failure(Reason.REPLICA_UNAVAILABLE, message)
     if code in (12, 304):  # service resource insufficient (retriable in merr, yet needs nodes); rg node not enough
         return Failure(Reason.INSUFFICIENT_RESOURCES, f"{message}: {_REPLICAS_HINT}")
     if code in (3, 605):  # memory limit exceeded; segment request resource failed (memory, disk or GPU)
@@ -370,17 +381,26 @@ class MilvusClientPort:
         progress = report.get("progress")
         return StateReport(state, int(progress) if progress is not None else None)
 
-    async def replica_count(self, collection: str) -> int | None:
+    async def replicas(self, collection: str) -> Replicas | None:
         """None when the server cannot tell (Milvus Lite does not implement describe_replica)."""
+
+        def describe(client: MilvusClient) -> list[Any] | str:
+            try:
+                return list(client.describe_replica(collection, timeout=self._timeout))
+            except MilvusException as exc:
+                if exc.code in _REPLICA_LOST:
+                    return str(exc.message)  # an answer about the replicas, not a failure of the call
+                raise
+
         try:
-            replicas = await self._call(
-                "describe_replica", lambda c: c.describe_replica(collection, timeout=self._timeout)
-            )
+            described = await self._call("describe_replica", describe)
         except FailureError as exc:
             if exc.failure.reason == Reason.UNSUPPORTED:
                 return None
             raise
-        return len(replicas)
+        if isinstance(described, str):
+            return Replicas(None, unavailable=described)
+        return replicas_of(described)
 
     async def load_collection(self, collection: str, options: LoadOptions) -> None:
         kwargs = _load_kwargs(options)
@@ -400,6 +420,20 @@ class MilvusClientPort:
         await self._call(
             "release_partitions", lambda c: c.release_partitions(collection, partitions, timeout=self._timeout)
         )
+
+
+# describe_replica while a replica lost its query node (Milvus 2.3.5 cluster, e2e): 401 replica not available once
+# Milvus has noticed, 901 node not found for a moment before; 902/905 (node offline / not available) are their kin
+_REPLICA_LOST = frozenset({401, 901, 902, 905})
+
+
+def replicas_of(described: list[Any]) -> Replicas:
+    """describe_replica's answer (pymilvus ReplicaInfo) -> count, groups, and any replica left without a node."""
+    groups = tuple(sorted({str(replica.resource_group) for replica in described}))
+    empty = [str(replica.id) for replica in described if not replica.group_nodes]
+    # newer servers may list a replica without nodes instead of failing with 401 as 2.3.5 does
+    unavailable = f"no query node serves replica(s) {', '.join(empty)}" if empty else ""
+    return Replicas(len(described), groups, unavailable)
 
 
 def _load_kwargs(options: LoadOptions) -> dict[str, Any]:

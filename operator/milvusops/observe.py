@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from .failures import FailureError, Reason
-from .milvus import MilvusPort, StateReport
+from .milvus import MilvusPort, Replicas, StateReport
 from .model import LoadState
 
 
@@ -16,7 +16,7 @@ class Observed:
 
     collection: StateReport
     partitions: dict[str, StateReport] = field(default_factory=dict)
-    replicas: int | None = None  # how many replicas the loaded partitions have; None when nothing is loaded
+    replicas: Replicas | None = None  # describe_replica's answer; None when nothing is loaded (or no such call)
     collection_id: str | None = None  # Milvus's id of this incarnation of the collection
     partial: bool = False  # a re-check: only what was Loading was asked, so nothing may be planned from it
 
@@ -42,7 +42,7 @@ async def observe(port: MilvusPort, collection: str) -> Observed:
     partitions = await _partition_states(port, collection, names)
     replicas = None
     if any(report.state == LoadState.LOADED for report in partitions.values()):
-        replicas = await port.replica_count(collection)
+        replicas = await port.replicas(collection)
     return Observed(whole, partitions, replicas, collection_id)
 
 

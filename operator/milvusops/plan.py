@@ -61,10 +61,11 @@ def plan(spec: CollectionSpec, observed: Observed) -> Plan:
     state = {name: report.state for name, report in observed.partitions.items()}
     actions = _actions(spec, existing, state, missing)
     kept = any(want == Desired.LOADED and state[name] in _HELD for name, want in existing.items())
-    if kept and observed.replicas is not None and observed.replicas != spec.load.replicas:
+    count = observed.replicas.count if observed.replicas is not None else None
+    if kept and count is not None and count != spec.load.replicas:
         # Milvus cannot change replicas of loaded partitions: do only the releases, report the rest
         releases = tuple(a for a in actions if isinstance(a, ReleasePartitions | ReleaseCollection))
-        return Plan(desired, missing, releases, (observed.replicas, spec.load.replicas))
+        return Plan(desired, missing, releases, (count, spec.load.replicas))
     return Plan(desired, missing, actions)
 
 

@@ -89,6 +89,9 @@ def build_status(
         status["partitions"] = [
             {"name": name, "desired": want.value, **_partition_state(observed, name)} for name, want in desired.items()
         ]
+        replicas = _replicas(observed, previous)
+        if replicas:
+            status["replicas"] = replicas
         loaded, total = counts(observed)
         wanted = sum(1 for name, want in desired.items() if want == Desired.LOADED and name in observed.partitions)
         status.update(
@@ -99,15 +102,44 @@ def build_status(
         )
     else:
         # nothing observed this time (Milvus down, paused, ...): keep the last known picture
-        for key in ("partitions", "loadedPartitions", "totalPartitions", "loaded", "desiredLoaded"):
+        for key in ("partitions", "loadedPartitions", "totalPartitions", "loaded", "desiredLoaded", "replicas"):
             if key in previous:
                 status[key] = previous[key]
         previous_collection = previous.get("collection") or {}
         for key in ("id", "state", "progress"):
             if key in previous_collection:
                 status["collection"][key] = previous_collection[key]
-    status["conditions"] = conditions(result, ref.generation, previous.get("conditions") or [], now)
+    old = previous.get("conditions") or []
+    status["conditions"] = conditions(result, ref.generation, old, now) + _degraded(observed, ref.generation, old, now)
     return status
+
+
+def _replicas(observed: Observed, previous: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Milvus's replica count and resource groups; the last known ones while Milvus cannot describe them."""
+    replicas = observed.replicas
+    if replicas is None:
+        return None  # nothing loaded
+    if replicas.count is None:
+        return dict(previous["replicas"]) if previous.get("replicas") else None
+    return {"count": replicas.count, "resourceGroups": list(replicas.resource_groups)}
+
+
+def _degraded(
+    observed: Observed | None, generation: int, previous: list[Mapping[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """Degraded=True while Milvus reports a replica without a query node; Ready keeps following get_load_state."""
+    before = [c for c in previous if c.get("type") == "Degraded"]
+    if observed is None:
+        return [dict(c) for c in before]  # not observed this pass: keep what was last known
+    replicas = observed.replicas
+    if replicas is not None and replicas.unavailable:
+        message = (
+            f"{replicas.unavailable}: Milvus still reports the load state, and serves searches from the other "
+            "replicas, if any, until it places this one on a query node again (restart or add one)"
+        )
+        return conditions_of([("Degraded", True, Reason.REPLICA_UNAVAILABLE, message)], generation, previous, now)
+    served = f"{replicas.count} replica(s), each on a query node" if replicas and replicas.count else "nothing loaded"
+    return conditions_of([("Degraded", False, Reason.REPLICAS_AVAILABLE, served)], generation, previous, now)
 
 
 def _partition_state(observed: Observed, name: str) -> dict[str, Any]:
@@ -137,6 +169,13 @@ def conditions(
             result.message if result.stalled else "",
         ),
     ]
+    return conditions_of(wanted, generation, previous, now)
+
+
+def conditions_of(
+    wanted: list[tuple[str, bool, Reason, str]], generation: int, previous: list[Mapping[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """metav1.Conditions; lastTransitionTime moves only when a condition's status changes."""
     before = {c.get("type"): c for c in previous}
     out = []
     for kind, value, reason, message in wanted:

@@ -9,11 +9,34 @@ import pytest
 from tests.e2e.helpers import Kube, OperatorProcess
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusLiteServer, MilvusServer
+from tests.testenv.milvus_cluster import MilvusCluster
 
 
 @pytest.fixture(scope="session")
 def kube(control_plane: ControlPlane) -> Kube:
     return Kube(control_plane)
+
+
+def _operators(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    server: MilvusServer | MilvusCluster,
+    namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start `python -m milvusops` watching the test's namespace; its log is shown if the test fails."""
+    started: list[OperatorProcess] = []
+    request.node.operators = started  # read by pytest_runtest_makereport to show logs of a failed test
+    logdir = tmp_path_factory.mktemp("operator")
+
+    def start(**env: str) -> OperatorProcess:
+        operator = OperatorProcess(control_plane, server, namespace, logdir, **env).start()
+        started.append(operator)
+        return operator
+
+    yield start
+    for operator in started:
+        operator.stop()
 
 
 @pytest.fixture
@@ -24,19 +47,19 @@ def start_operator(
     namespace: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., OperatorProcess]]:
-    """Start `python -m milvusops` watching the test's namespace; its log is shown if the test fails."""
-    started: list[OperatorProcess] = []
-    request.node.operators = started  # read by pytest_runtest_makereport to show logs of a failed test
-    logdir = tmp_path_factory.mktemp("operator")
+    yield from _operators(request, control_plane, milvus, namespace, tmp_path_factory)
 
-    def start(**env: str) -> OperatorProcess:
-        operator = OperatorProcess(control_plane, milvus, namespace, logdir, **env).start()
-        started.append(operator)
-        return operator
 
-    yield start
-    for operator in started:
-        operator.stop()
+@pytest.fixture
+def start_cluster_operator(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    milvus_cluster: MilvusCluster,
+    namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """The operator against the Milvus cluster instead of the standalone."""
+    yield from _operators(request, control_plane, milvus_cluster, namespace, tmp_path_factory)
 
 
 @pytest.fixture

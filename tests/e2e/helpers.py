@@ -11,12 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import numpy
 from kubernetes import client, config, watch
 from pymilvus import DataType, MilvusClient
 
 from tests.testenv.image import ulimits
 from tests.testenv.kube import ControlPlane
-from tests.testenv.milvus import MilvusLiteServer, MilvusServer
+from tests.testenv.milvus import Server
 from tests.testenv.processes import Process, free_port
 
 T = TypeVar("T")
@@ -39,7 +40,7 @@ class OperatorProcess:
     """The operator run as in production: `python -m milvusops` against the test API server."""
 
     def __init__(
-        self, plane: ControlPlane, milvus: MilvusServer, namespace: str, logdir: Path, image: str = "", **env: str
+        self, plane: ControlPlane, milvus: Server, namespace: str, logdir: Path, image: str = "", **env: str
     ) -> None:
         self.metrics_port = free_port()
         self.liveness_port = free_port()
@@ -244,9 +245,7 @@ class Kube:
         return list(items)
 
 
-def new_collection(
-    milvus: MilvusServer | MilvusLiteServer, partitions: list[str], index: bool = True, rows: int = 200
-) -> str:
+def new_collection(milvus: Server, partitions: list[str], index: bool = True, rows: int = 200) -> str:
     """A real collection with partitions, a vector index and some rows in each partition."""
     name = f"c_{uuid.uuid4().hex[:10]}"
     milvus_client = milvus.client()
@@ -260,15 +259,41 @@ def new_collection(
             rows_data = [{"vector": [float((i + j) % 7) for j in range(8)]} for i in range(rows)]
             milvus_client.insert(name, rows_data, partition_name=partition)
         if index:
-            params = MilvusClient.prepare_index_params()
-            params.add_index("vector", index_type="FLAT", metric_type="L2")
-            milvus_client.create_index(name, params)
+            flat_index(milvus_client, name)
     finally:
         milvus_client.close()
     return name
 
 
-def load_states(milvus: MilvusServer, collection: str) -> dict[str, str]:
+def flat_index(client: MilvusClient, collection: str) -> None:
+    params = MilvusClient.prepare_index_params()
+    params.add_index("vector", index_type="FLAT", metric_type="L2")
+    client.create_index(collection, params)
+
+
+def big_collection(milvus: Server, rows: int, dim: int = 128) -> str:
+    """The collection's first load (of `big`) takes seconds, `small` is tiny: room for a spec change meanwhile."""
+    name = f"c_{uuid.uuid4().hex[:10]}"
+    client = milvus.client(timeout=120)
+    try:
+        schema = MilvusClient.create_schema(auto_id=True)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        client.create_collection(name, schema=schema)
+        generator = numpy.random.default_rng(7)
+        for partition, count in (("big", rows), ("small", 100)):
+            client.create_partition(name, partition)
+            for start in range(0, count, 20_000):
+                vectors = generator.random((min(20_000, count - start), dim), dtype=numpy.float32)
+                client.insert(name, [{"vector": vector} for vector in vectors], partition_name=partition)
+        client.flush(name)
+        flat_index(client, name)
+    finally:
+        client.close()
+    return name
+
+
+def load_states(milvus: Server, collection: str) -> dict[str, str]:
     """Partition -> get_load_state name, asked directly of Milvus."""
     milvus_client = milvus.client()
     try:

@@ -5,14 +5,10 @@ from __future__ import annotations
 import json
 import textwrap
 import time
-import uuid
 from typing import Any
 
-import numpy
-from pymilvus import DataType, MilvusClient
-
 from tests.conftest import Figures
-from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
+from tests.e2e.helpers import Kube, OperatorProcess, big_collection, load_states, new_collection, wait_for
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 
@@ -154,30 +150,6 @@ def test_restarted_operator_in_sync_makes_no_calls(
     assert after["metadata"]["resourceVersion"] == version, json.dumps(changed, indent=1)
 
 
-def _big_collection(milvus: MilvusServer, rows: int, dim: int = 128) -> str:
-    """The collection's first load (of `big`) takes seconds, `small` is tiny: room for a spec change meanwhile."""
-    name = f"c_{uuid.uuid4().hex[:10]}"
-    client = milvus.client(timeout=120)
-    try:
-        schema = MilvusClient.create_schema(auto_id=True)
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-        client.create_collection(name, schema=schema)
-        generator = numpy.random.default_rng(7)
-        for partition, count in (("big", rows), ("small", 100)):
-            client.create_partition(name, partition)
-            for start in range(0, count, 20_000):
-                vectors = generator.random((min(20_000, count - start), dim), dtype=numpy.float32)
-                client.insert(name, [{"vector": vector} for vector in vectors], partition_name=partition)
-        client.flush(name)
-        params = MilvusClient.prepare_index_params()
-        params.add_index("vector", index_type="FLAT", metric_type="L2")
-        client.create_index(name, params)
-    finally:
-        client.close()
-    return name
-
-
 def _spec(collection: str, **partitions: str) -> dict[str, Any]:
     return {"collectionName": collection, "partitions": [{"name": n, "state": s} for n, s in partitions.items()]}
 
@@ -204,7 +176,7 @@ def test_a_partition_added_while_another_loads_is_loaded_once(
     load finishes in 1.5-2 s whatever its size, and a release waits for the running load job, so no partition stays
     Loading long after a release. tests/unit/test_loop.py covers releases against the in-memory Milvus.
     """
-    collection = _big_collection(milvus, rows=BIG_ROWS)
+    collection = big_collection(milvus, rows=BIG_ROWS)
     kube.create(namespace, "slow", _spec(collection, big="Loaded"))
     wait_for(lambda: load_states(milvus, collection)["big"] == "Loading", 60, "big loading", interval=0.1)
     kube.patch(namespace, "slow", {"spec": _spec(collection, big="Loaded", small="Loaded")})

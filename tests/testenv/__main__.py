@@ -1,5 +1,6 @@
-"""`python -m tests.testenv build|demo|manifests`: build (or reuse) the Go binaries, run the local demo
-(`demo --control-plane-only`: etcd + kube-apiserver with the CRDs, no Milvus, no operator), or write deploy/."""
+"""`python -m tests.testenv build|demo|cluster|manifests`: build (or reuse) the Go binaries, run the local demo
+(`demo --control-plane-only`: etcd + kube-apiserver with the CRDs, no Milvus, no operator), run a Milvus cluster
+until Ctrl+C (`cluster --query-nodes N`), or write deploy/."""
 
 from __future__ import annotations
 
@@ -18,8 +19,14 @@ def main(argv: list[str]) -> int:
         from . import demo
 
         return demo.main(control_plane_only="--control-plane-only" in argv)
+    if argv[:1] == ["cluster"]:
+        from . import cluster
+
+        nodes = int(argv[argv.index("--query-nodes") + 1]) if "--query-nodes" in argv else 2
+        return cluster.main(nodes)
     if argv[:1] != ["build"]:
-        print("usage: python -m tests.testenv build|demo [--control-plane-only]|manifests", file=sys.stderr)
+        usage = "usage: python -m tests.testenv build|demo [--control-plane-only]|cluster [--query-nodes N]|manifests"
+        print(usage, file=sys.stderr)
         return 2
     for name, path in vars(gobins.ensure_all()).items():
         print(f"{name}: {path}")

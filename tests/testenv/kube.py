@@ -41,23 +41,7 @@ class ControlPlane:
         self.start_controller_manager(timeout)
 
     def start_etcd(self, timeout: float = 60) -> None:
-        client_port, peer_port = free_port(), free_port()
-        self.etcd_url = f"http://127.0.0.1:{client_port}"
-        self.etcd = Process(
-            "etcd",
-            [
-                str(self.binaries.etcd),
-                f"--data-dir={self.workdir / 'etcd'}",
-                f"--listen-client-urls={self.etcd_url}",
-                f"--advertise-client-urls={self.etcd_url}",
-                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
-                f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
-                "--unsafe-no-fsync=true",
-            ],
-            self.workdir / "etcd.log",
-        )
-        wait_until(lambda: _http_ok(f"{self.etcd_url}/health"), timeout, "etcd")
+        self.etcd, self.etcd_url = start_etcd(self.binaries.etcd, self.workdir, timeout)
 
     def start_apiserver(self, timeout: float = 120) -> None:
         sa_key = self.workdir / "sa.key"
@@ -164,6 +148,28 @@ class ControlPlane:
             check=check,
             timeout=120,
         )
+
+
+def start_etcd(binary: Path, workdir: Path, timeout: float = 60) -> tuple[Process, str]:
+    """One etcd member on free loopback ports, its data in workdir/etcd; returns it and its client URL."""
+    client_port, peer_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{client_port}"
+    etcd = Process(
+        "etcd",
+        [
+            str(binary),
+            f"--data-dir={workdir / 'etcd'}",
+            f"--listen-client-urls={url}",
+            f"--advertise-client-urls={url}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+            f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
+            "--unsafe-no-fsync=true",
+        ],
+        workdir / "etcd.log",
+    )
+    wait_until(lambda: _http_ok(f"{url}/health"), timeout, "etcd")
+    return etcd, url
 
 
 def _http_ok(url: str) -> bool:

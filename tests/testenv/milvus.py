@@ -36,7 +36,7 @@ def ensure_server_python() -> Path:
     return _venv(f"milvus-{MILVUS_VERSION}", f"milvus=={MILVUS_VERSION}") / "bin" / "python"
 
 
-class _Server:
+class Server:
     """A Milvus-speaking server process on a free loopback port; ready when a real client call answers."""
 
     name = "milvus"
@@ -82,7 +82,7 @@ class _Server:
             self.process = None
 
 
-class MilvusServer(_Server):
+class MilvusServer(Server):
     """Milvus 2.3.5 standalone; its embedded etcd's peer port 2380 is fixed, so one runs at a time."""
 
     def __init__(self, workdir: Path, authorization: bool = True) -> None:
@@ -130,7 +130,7 @@ class MilvusServer(_Server):
             self._slot = None
 
 
-class MilvusLiteServer(_Server):
+class MilvusLiteServer(Server):
     """Milvus Lite's gRPC server: a different engine that rejects partition-level load/release."""
 
     name = "milvus-lite"

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from milvusops.failures import Failure, FailureError, Reason
-from milvusops.milvus import MilvusPort, StateReport
+from milvusops.milvus import MilvusPort, Replicas, StateReport
 from milvusops.model import LoadOptions, LoadState
 from milvusops.slots import Priority, current
 
@@ -20,7 +20,8 @@ class FakeMilvus:
     def __init__(self, partitions: Mapping[str, LoadState] | None) -> None:
         """`partitions` None: the collection does not exist."""
         self.partitions = dict(partitions) if partitions is not None else None
-        self.replicas = 1
+        self.replica_count = 1
+        self.replica_unavailable = ""  # Milvus's 401 message while a replica has lost its query node
         self.id = "4507"  # changes when the collection is "dropped and recreated"
         self.calls: list[tuple[Any, ...]] = []
         self.priorities: list[tuple[str, Priority]] = []  # (method, the priority its slot would be taken at)
@@ -76,14 +77,16 @@ class FakeMilvus:
                 return StateReport(whole)
         return StateReport(NOT_LOAD)
 
-    async def replica_count(self, collection: str) -> int:
-        self._call("replica_count", collection)
-        return self.replicas
+    async def replicas(self, collection: str) -> Replicas:
+        self._call("replicas", collection)
+        if self.replica_unavailable:
+            return Replicas(None, unavailable=self.replica_unavailable)
+        return Replicas(self.replica_count, ("__default_resource_group",))
 
     def _check_replicas(self, states: dict[str, LoadState], options: LoadOptions) -> None:
-        if options.replicas != self.replicas and any(state in (LOADED, LOADING) for state in states.values()):
+        if options.replicas != self.replica_count and any(state in (LOADED, LOADING) for state in states.values()):
             raise FailureError(Failure(Reason.INVALID_LOAD_OPTIONS, "can't change the replica number"))
-        self.replicas = options.replicas
+        self.replica_count = options.replicas
 
     async def load_collection(self, collection: str, options: LoadOptions) -> None:
         states = self._call("load_collection", collection, options.replicas)

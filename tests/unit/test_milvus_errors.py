@@ -46,6 +46,13 @@ class FakeRpcError(grpc.RpcError):  # type: ignore[misc]
             id="1100",
         ),
         pytest.param(
+            401,
+            "no available nodes in replica: replica not available[replica=470807354396901378]",
+            Reason.REPLICA_UNAVAILABLE,
+            ["replica not available[replica=470807354396901378]"],
+            id="401-replica-not-available",  # Milvus 2.3.5's describe_replica with a query node killed (e2e)
+        ),
+        pytest.param(
             65535,
             "failed to spawn replica for collection: nodes not enough[rg=__default_resource_group]",
             Reason.INSUFFICIENT_RESOURCES,

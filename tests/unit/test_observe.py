@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from milvusops.milvus import StateReport
+from milvusops.milvus import Replicas, StateReport
 from milvusops.observe import observe, recheck
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus
 
@@ -23,9 +23,9 @@ async def test_a_loaded_collection_is_asked_partition_by_partition() -> None:
         ("load_state", "docs", "_default"),
         ("load_state", "docs", "hot"),
     ]
-    assert ("replica_count", "docs") in milvus.calls
+    assert ("replicas", "docs") in milvus.calls
     assert observed.partitions["hot"].state == LOADED
-    assert observed.replicas == 1
+    assert observed.replicas == Replicas(1, ("__default_resource_group",))
 
 
 async def test_a_collection_loading_as_a_whole_is_rechecked_with_one_call() -> None:

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from milvusops.milvus import StateReport
+from milvusops.milvus import Replicas, StateReport
 from milvusops.model import CollectionSpec, Desired, LoadState
 from milvusops.observe import Observed
 from milvusops.plan import (
@@ -33,7 +33,7 @@ def make_observed(
     partitions: dict[str, LoadState], collection: LoadState = NOT_LOAD, replicas: int | None = None
 ) -> Observed:
     reports = {name: StateReport(state) for name, state in partitions.items()}
-    return Observed(StateReport(collection), reports, replicas)
+    return Observed(StateReport(collection), reports, None if replicas is None else Replicas(replicas))
 
 
 CASES = [
@@ -363,7 +363,7 @@ def test_collection_not_exist_never_acts() -> None:
 def test_replica_mismatch_only_ever_drops_loads() -> None:
     for spec, observed in small_cases():
         baseline = plan(spec, observed)
-        other = plan(spec, Observed(observed.collection, observed.partitions, spec.load.replicas + 1))
+        other = plan(spec, Observed(observed.collection, observed.partitions, Replicas(spec.load.replicas + 1)))
         kept = any(
             spec.desired_for(name) == Desired.LOADED and report.state in HELD
             for name, report in observed.partitions.items()
@@ -374,4 +374,4 @@ def test_replica_mismatch_only_ever_drops_loads() -> None:
             assert other.actions == releases, (spec, observed)
         else:
             assert other == baseline, (spec, observed)
-        assert plan(spec, Observed(observed.collection, observed.partitions, spec.load.replicas)) == baseline
+        assert plan(spec, Observed(observed.collection, observed.partitions, Replicas(spec.load.replicas))) == baseline

@@ -63,7 +63,7 @@ async def test_in_sync_makes_no_load_or_release_calls() -> None:
     milvus = FakeMilvus(IN_SYNC)
     result = await run(milvus)  # e.g. a restarted operator: no previous status in memory
     assert milvus.mutating_calls == []
-    assert {call[0] for call in milvus.calls} == {"load_state", "list_partitions", "collection_id", "replica_count"}
+    assert {call[0] for call in milvus.calls} == {"load_state", "list_partitions", "collection_id", "replicas"}
     assert ready(result) == (True, Reason.IN_SYNC, False, False)
     assert not result.acted and result.failure is None
     assert result.events == (Event("Normal", "InSync", "1/3 partitions loaded, as desired"),)
@@ -140,7 +140,7 @@ async def test_a_pass_after_a_change_observes_in_full_even_while_loading() -> No
 
 async def test_every_partition_loaded_uses_load_collection() -> None:
     milvus = FakeMilvus({"_default": NOT_LOAD, "a": LOADED})
-    milvus.replicas = 2
+    milvus.replica_count = 2
     spec = make_spec("Loaded", load={"replicas": 2})
     await run(milvus, spec)
     assert milvus.mutating_calls == [("load_collection", "products", 2)]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from milvusops.failures import STALLED_REASONS, Failure, Reason
-from milvusops.milvus import StateReport
+from milvusops.milvus import Replicas, StateReport
 from milvusops.model import CollectionSpec, LoadState, ResourceRef
 from milvusops.observe import Observed
 from milvusops.plan import plan
@@ -40,7 +40,8 @@ def by_type(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def summary(status: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-    return {kind: (c["status"], c["reason"]) for kind, c in by_type(status).items()}
+    """The kstatus conditions (Degraded, about replicas, has tests of its own)."""
+    return {kind: (c["status"], c["reason"]) for kind, c in by_type(status).items() if kind != "Degraded"}
 
 
 HOT_SPEC = make_spec("Released", {"hot": "Loaded"})
@@ -177,8 +178,8 @@ def test_observed_generation_on_status_and_every_condition() -> None:
     observed = make_observed({"_default": StateReport(NOT_LOAD), "hot": StateReport(LOADED)})
     status = build_status(HOT_SPEC, ref, planned(HOT_SPEC, observed), {}, NOW)
     assert status["observedGeneration"] == 17
-    assert [c["observedGeneration"] for c in status["conditions"]] == [17, 17, 17]
-    assert [c["type"] for c in status["conditions"]] == ["Ready", "Reconciling", "Stalled"]
+    assert [c["observedGeneration"] for c in status["conditions"]] == [17, 17, 17, 17]
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "Reconciling", "Stalled", "Degraded"]
 
 
 def old_conditions(ready: str, reconciling: str, stalled: str) -> list[Mapping[str, Any]]:
@@ -220,7 +221,59 @@ def test_conditions_survive_a_build_status_round_trip() -> None:
     assert again == first
     stalled = build_status(HOT_SPEC, REF, Outcome(failure=Failure(Reason.INDEX_NOT_FOUND, "x")), first, later)
     times = {c["type"]: c["lastTransitionTime"] for c in stalled["conditions"]}
-    assert times == {"Ready": "2026-11-25T17:00:00Z", "Reconciling": NOW_STAMP, "Stalled": "2026-11-25T17:00:00Z"}
+    assert times == {
+        "Ready": "2026-11-25T17:00:00Z",
+        "Reconciling": NOW_STAMP,
+        "Stalled": "2026-11-25T17:00:00Z",
+        "Degraded": NOW_STAMP,  # not observed this pass: kept as it was
+    }
+
+
+# --- replicas and Degraded ----------------------------------------------------------------------
+
+TWO = Replicas(2, ("__default_resource_group",))
+LOST = Replicas(None, unavailable="no available nodes in replica: replica not available[replica=4471]")
+
+
+def replicated(replicas: Replicas | None) -> Observed:
+    return Observed(StateReport(LOADED), {"_default": StateReport(LOADED)}, replicas)
+
+
+def test_replicas_reported_as_milvus_describes_them() -> None:
+    spec = make_spec("Loaded")
+    status = build_status(spec, REF, planned(spec, replicated(TWO)), {}, NOW)
+    assert status["replicas"] == {"count": 2, "resourceGroups": ["__default_resource_group"]}
+    assert (by_type(status)["Degraded"]["status"], by_type(status)["Degraded"]["reason"]) == (
+        "False",
+        "ReplicasAvailable",
+    )
+    released = build_status(spec, REF, planned(spec, make_observed({"_default": StateReport(NOT_LOAD)})), status, NOW)
+    assert "replicas" not in released  # nothing loaded, no replicas
+    assert by_type(released)["Degraded"]["message"] == "nothing loaded"
+
+
+def test_a_replica_without_a_query_node_is_degraded_while_ready_follows_the_load_state() -> None:
+    spec = make_spec("Loaded")
+    healthy = build_status(spec, REF, planned(spec, replicated(TWO)), {}, NOW)
+    later = NOW + timedelta(minutes=1)
+    lost = build_status(spec, REF, planned(spec, replicated(LOST)), healthy, later)
+    assert summary(lost)["Ready"] == ("True", "InSync")
+    degraded = by_type(lost)["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ReplicaUnavailable")
+    assert "replica not available[replica=4471]" in degraded["message"]
+    assert degraded["lastTransitionTime"] == "2026-11-25T16:01:00Z"
+    assert lost["replicas"] == healthy["replicas"]  # Milvus cannot count them now: the last known count stays
+    assert by_type(lost)["Ready"]["lastTransitionTime"] == by_type(healthy)["Ready"]["lastTransitionTime"]
+    back = build_status(spec, REF, planned(spec, replicated(TWO)), lost, later + timedelta(minutes=1))
+    assert by_type(back)["Degraded"]["status"] == "False"
+
+
+def test_degraded_is_kept_when_milvus_could_not_be_asked() -> None:
+    spec = make_spec("Loaded")
+    lost = build_status(spec, REF, planned(spec, replicated(LOST)), {}, NOW)
+    unreachable = Outcome(failure=Failure(Reason.MILVUS_UNAVAILABLE, "down"))
+    after = build_status(spec, REF, unreachable, lost, NOW + timedelta(minutes=1))
+    assert by_type(after)["Degraded"] == by_type(lost)["Degraded"]
 
 
 # --- partitions picture -------------------------------------------------------------------------
