@@ -203,7 +203,8 @@ async def finalize(spec: CollectionSpec, ref: ResourceRef, ports: PortSource) ->
         return []
     held = {name for name, r in observed.partitions.items() if r.state in (LoadState.LOADED, LoadState.LOADING)}
     ours = {name for name in held if spec.desired_for(name) == Desired.LOADED}
-    if not ours:
+    # a partition-key collection is released only as a whole, and only if this resource wanted all of it
+    if not ours or (observed.partition_key is not None and ours != held):
         return []
     action: ReleaseCollection | ReleasePartitions
     action = ReleaseCollection() if ours == held else ReleasePartitions(tuple(sorted(ours)))

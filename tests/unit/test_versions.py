@@ -13,8 +13,9 @@ from milvusops.model import CollectionSpec, LoadState
 from milvusops.observe import Observed
 from milvusops.passes import PassState, Timing, next_pass
 from milvusops.plan import Action, LoadCollection, Plan, ReleaseCollection, plan
-from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus
-from tests.unit.test_reconcile import make_spec, ready, run
+from milvusops.reconcile import finalize
+from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
+from tests.unit.test_reconcile import make_ref, make_spec, ready, run
 
 OLD = ("v2.3.5", "v2.4.12")  # load_collection refuses another replica number on a loaded collection
 NEW = ("v2.4.13", "v2.5.27", "v2.6.18", "v3.0.0", "v9.9.9", "master-dev")  # in place (and newer/unknown alike)
@@ -183,3 +184,14 @@ def test_a_failed_load_is_looked_at_again_only_once_per_resync() -> None:
     for acted in (False, True):  # reported only, or reported and loaded again: no tight loop either way
         step = next_pass(PassState(), observed=None, acted=acted, failure=CAUSE, timing=timing, draw=0.0)
         assert step.delay == timing.resync_seconds
+
+
+async def test_deleting_a_partition_key_collection_never_releases_single_partitions() -> None:
+    # loaded as a whole by someone else while the spec asked per-partition states (PartitionKeyCollection):
+    # this resource kept nothing loaded, and release_partitions would be refused until the deletion timeout
+    milvus = FakeMilvus(dict(KEYED_LOADED))
+    milvus.partition_key = "tenant"
+    assert await finalize(make_spec("Released", {"_default_0": "Loaded"}), make_ref(), FakePorts(milvus)) == []
+    assert milvus.mutating_calls == []
+    # a spec that kept the whole collection loaded releases it as a whole
+    assert await finalize(make_spec("Loaded"), make_ref(), FakePorts(milvus)) == ["released collection products"]
