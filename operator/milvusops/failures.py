@@ -11,6 +11,7 @@ class Reason(StrEnum):
     CONNECTED = "Connected"
     LOADING = "Loading"
     RELEASING = "Releasing"
+    CHANGING_REPLICAS = "ChangingReplicas"
     COLLECTION_NOT_FOUND = "CollectionNotFound"
     PARTITION_NOT_FOUND = "PartitionNotFound"
     INDEX_NOT_FOUND = "IndexNotFound"
@@ -18,6 +19,8 @@ class Reason(StrEnum):
     INSUFFICIENT_MEMORY = "InsufficientMemory"
     DATABASE_NOT_FOUND = "DatabaseNotFound"
     INVALID_LOAD_OPTIONS = "InvalidLoadOptions"
+    PARTITION_KEY_COLLECTION = "PartitionKeyCollection"
+    LOAD_FAILED = "LoadFailed"
     UNSUPPORTED = "Unsupported"
     MILVUS_UNAVAILABLE = "MilvusUnavailable"
     UNAUTHENTICATED = "Unauthenticated"
@@ -46,6 +49,8 @@ STALLED_REASONS = frozenset(
         Reason.INSUFFICIENT_MEMORY,
         Reason.DATABASE_NOT_FOUND,
         Reason.INVALID_LOAD_OPTIONS,
+        Reason.PARTITION_KEY_COLLECTION,
+        Reason.LOAD_FAILED,
         Reason.UNSUPPORTED,
         Reason.UNAUTHENTICATED,
         Reason.PERMISSION_DENIED,

@@ -17,6 +17,7 @@ from pymilvus import MilvusClient, MilvusException
 from pymilvus.client.types import LoadState as MilvusLoadState
 
 from . import metrics
+from .capabilities import Capabilities, capabilities
 from .failures import Failure, FailureError, Reason
 from .model import LoadOptions, LoadState
 from .slots import Slots, current
@@ -38,6 +39,14 @@ _LOAD_STATES = {
 class StateReport:
     state: LoadState
     progress: int | None = None
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """What describe_collection tells the operator about a collection."""
+
+    id: str  # a dropped and recreated collection has a new one
+    partition_key: str | None = None  # its partition-key field: Milvus loads and releases only the whole collection
 
 
 @dataclass(frozen=True)
@@ -67,8 +76,9 @@ class MilvusPort(Protocol):
     """What the operator needs from Milvus, for one connection and database."""
 
     async def server_version(self) -> str: ...
+    async def version(self) -> str: ...
     async def list_partitions(self, collection: str) -> list[str]: ...
-    async def collection_id(self, collection: str) -> str: ...
+    async def describe(self, collection: str) -> CollectionInfo: ...
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
     async def replicas(self, collection: str) -> Replicas | None: ...
     async def load_collection(self, collection: str, options: LoadOptions) -> None: ...
@@ -98,6 +108,8 @@ def _milvus_exception(exc: MilvusException, credentials: bool) -> Failure:
     code, message = exc.code, exc.message
     if isinstance(code, grpc.StatusCode):  # pymilvus's retry loop gave up on this gRPC status
         return _grpc_status(code, message)
+    if _PARTITION_KEY in message:  # proxy loadPartitionsTask / releasePartitionsTask: 65535, later 1100
+        return Failure(Reason.PARTITION_KEY_COLLECTION, f"{message}: {PARTITION_KEY_HINT}")
     if code == 100:
         return Failure(Reason.COLLECTION_NOT_FOUND, message)
     if code == 200:
@@ -133,6 +145,12 @@ def _milvus_exception(exc: MilvusException, credentials: bool) -> Failure:
         return Failure(Reason.RATE_LIMITED, f"Milvus says a retry can succeed (code {code}: {message}); retried later")
     return Failure(Reason.MILVUS_ERROR, f"code {code}: {message}")
 
+
+_PARTITION_KEY = "partitions if partition key mode is used"
+PARTITION_KEY_HINT = (
+    "the collection has a partition key, so Milvus loads and releases it only as a whole: "
+    "set spec.state and list no partition with another state"
+)
 
 # Codes of servers newer than 2.3.5 (pkg/util/merr/errors.go; see docs/compatibility.md), not run here.
 _REPLICAS_HINT = "spec.load.replicas asks for more replicas than there are query nodes (or resource group capacity)"
@@ -255,6 +273,7 @@ class MilvusClientPort:
         self._executor = executor
         self._slots = slots
         self._client: MilvusClient | None = None
+        self._version: tuple[MilvusClient, str] | None = None  # the server version, as read through that client
         self._connecting: _Connect | None = None
         self._in_flight = 0
         self._closing = False
@@ -360,23 +379,45 @@ class MilvusClientPort:
         return self._endpoint.timeout
 
     async def server_version(self) -> str:
-        return str(await self._call("get_server_version", lambda c: c.get_server_version(timeout=self._timeout)))
+        """Asks the server every time (a reachability check); the answer is kept for `version`."""
+        return await self._call(
+            "get_server_version", lambda c: self._remember(c, c.get_server_version(timeout=self._timeout))
+        )
+
+    async def version(self) -> str:
+        """The server version, read once per client: a reconnect (a new client) reads it again."""
+        with self._state:
+            known, client = self._version, self._client
+        if known is not None and known[0] is client:
+            return known[1]
+        return await self.server_version()
+
+    def _remember(self, client: MilvusClient, version: object) -> str:
+        with self._state:
+            self._version = (client, str(version))
+        return str(version)
 
     async def list_partitions(self, collection: str) -> list[str]:
         names = await self._call("list_partitions", lambda c: c.list_partitions(collection, timeout=self._timeout))
         return [str(name) for name in names]
 
-    async def collection_id(self, collection: str) -> str:
-        """Milvus's id of the collection: a dropped and recreated collection has a new one."""
+    async def describe(self, collection: str) -> CollectionInfo:
         info = await self._call(
             "describe_collection", lambda c: c.describe_collection(collection, timeout=self._timeout)
         )
-        return str(info["collection_id"])
+        keys = [str(field["name"]) for field in info.get("fields", ()) if field.get("is_partition_key")]
+        return CollectionInfo(str(info["collection_id"]), keys[0] if keys else None)
 
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
-        report = await self._call(
-            "get_load_state", lambda c: c.get_load_state(collection, partition or "", timeout=self._timeout)
-        )
+        try:
+            report = await self._call(
+                "get_load_state", lambda c: c.get_load_state(collection, partition or "", timeout=self._timeout)
+            )
+        except FailureError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, MilvusException) and _FAILED_LOAD in str(cause.message):
+                raise FailureError(failed_load(exc.failure, capabilities(await self.version()))) from cause
+            raise
         state = _LOAD_STATES.get(report["state"], LoadState.UNKNOWN)
         progress = report.get("progress")
         return StateReport(state, int(progress) if progress is not None else None)
@@ -434,6 +475,21 @@ def replicas_of(described: list[Any]) -> Replicas:
     # newer servers may list a replica without nodes instead of failing with 401 as 2.3.5 does
     unavailable = f"no query node serves replica(s) {', '.join(empty)}" if empty else ""
     return Replicas(len(described), groups, unavailable)
+
+
+# querycoordv2/services.go ShowLoadCollections wraps the cached cause of a failed load in these words
+_FAILED_LOAD = "show collection failed"
+
+
+def failed_load(cause: Failure, caps: Capabilities) -> Failure:
+    """get_load_state answered with the cause of the last, failed load instead of a state."""
+    kept = (
+        " (Milvus before 2.6.16 repeats this answer for up to 24 h)"
+        if caps.failed_load_raised_by_get_load_state
+        else ""
+    )
+    message = f"the last load of this collection failed in Milvus{kept}: {cause.message}"
+    return Failure(Reason.LOAD_FAILED, message)
 
 
 def _load_kwargs(options: LoadOptions) -> dict[str, Any]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .failures import FailureError, Reason
-from .milvus import MilvusPort, Replicas, StateReport
+from .failures import Failure, FailureError, Reason
+from .milvus import CollectionInfo, MilvusPort, Replicas, StateReport
 from .model import LoadState
 
 
@@ -19,6 +19,8 @@ class Observed:
     replicas: Replicas | None = None  # describe_replica's answer; None when nothing is loaded (or no such call)
     collection_id: str | None = None  # Milvus's id of this incarnation of the collection
     partial: bool = False  # a re-check: only what was Loading was asked, so nothing may be planned from it
+    partition_key: str | None = None  # the partition-key field: only whole-collection load and release then
+    failed_load: Failure | None = None  # get_load_state answered with the cause of a failed load (reads as NotLoad)
 
     @property
     def exists(self) -> bool:
@@ -32,18 +34,39 @@ class Observed:
 
 async def observe(port: MilvusPort, collection: str) -> Observed:
     """One get_load_state for the collection, then one per partition, concurrently."""
-    whole = await port.load_state(collection)
+    whole, failed_load = await _collection_state(port, collection)
     if whole.state == LoadState.NOT_EXIST:
         return Observed(whole)
-    names, collection_id = await asyncio.gather(port.list_partitions(collection), port.collection_id(collection))
+    names, info = await asyncio.gather(port.list_partitions(collection), port.describe(collection))
     if whole.state == LoadState.NOT_LOAD:
         # Milvus answers NotLoad for a collection only when nothing of it is loaded or loading
-        return Observed(whole, {name: StateReport(LoadState.NOT_LOAD) for name in names}, None, collection_id)
+        partitions = {name: StateReport(LoadState.NOT_LOAD) for name in names}
+        return _observed(whole, partitions, None, info, failed_load)
     partitions = await _partition_states(port, collection, names)
     replicas = None
     if any(report.state == LoadState.LOADED for report in partitions.values()):
         replicas = await port.replicas(collection)
-    return Observed(whole, partitions, replicas, collection_id)
+    return _observed(whole, partitions, replicas, info, None)
+
+
+def _observed(
+    whole: StateReport,
+    partitions: dict[str, StateReport],
+    replicas: Replicas | None,
+    info: CollectionInfo,
+    failed_load: Failure | None,
+) -> Observed:
+    return Observed(whole, partitions, replicas, info.id, partition_key=info.partition_key, failed_load=failed_load)
+
+
+async def _collection_state(port: MilvusPort, collection: str) -> tuple[StateReport, Failure | None]:
+    """Before 2.6.16 Milvus raises a failed load's cause instead of NotLoad: nothing is loaded then."""
+    try:
+        return await port.load_state(collection), None
+    except FailureError as exc:
+        if exc.failure.reason == Reason.LOAD_FAILED:
+            return StateReport(LoadState.NOT_LOAD), exc.failure
+        raise
 
 
 async def recheck(port: MilvusPort, collection: str, before: Observed) -> Observed:
@@ -53,16 +76,15 @@ async def recheck(port: MilvusPort, collection: str, before: Observed) -> Observ
     the partitions that were. What was not asked keeps its last report, so the result is `partial`.
     """
     if before.collection.state == LoadState.LOADING:
-        whole = await port.load_state(collection)
+        whole, _ = await _collection_state(port, collection)
         if whole.state == LoadState.LOADING:
-            return Observed(whole, before.partitions, before.replicas, before.collection_id, partial=True)
+            return replace(before, collection=whole, partial=True)
         return await observe(port, collection)
     loading = [name for name, report in before.partitions.items() if report.state == LoadState.LOADING]
     reports = await _partition_states(port, collection, loading)
     if len(reports) < len(loading) or not any(report.state == LoadState.LOADING for report in reports.values()):
         return await observe(port, collection)  # done loading, or a partition was dropped meanwhile
-    partitions = {**before.partitions, **reports}
-    return Observed(before.collection, partitions, before.replicas, before.collection_id, partial=True)
+    return replace(before, partitions={**before.partitions, **reports}, partial=True)
 
 
 async def _partition_states(port: MilvusPort, collection: str, names: list[str]) -> dict[str, StateReport]:

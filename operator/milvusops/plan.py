@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .capabilities import Capabilities
 from .model import CollectionSpec, Desired, LoadState
 from .observe import Observed
 
@@ -40,6 +41,12 @@ class Plan:
     actions: tuple[Action, ...]
     # (loaded with, asked for) when partitions that stay loaded have another replica number than spec
     replica_mismatch: tuple[int, int] | None = None
+    # (loaded with, asked for) while load_collection changes the replica number in place (Milvus 2.4.13+)
+    replica_change: tuple[int, int] | None = None
+    # the partition-key field, when spec asks its partitions for different states (Milvus cannot do that)
+    partition_key: str | None = None
+    # loads held back: Milvus still reports the last load as failed, and it was not reported before
+    load_held_back: bool = False
 
     @property
     def releasing(self) -> bool:
@@ -52,21 +59,59 @@ def desired_partitions(spec: CollectionSpec, observed: Observed) -> dict[str, De
     return {name: spec.desired_for(name) for name in names}
 
 
-def plan(spec: CollectionSpec, observed: Observed) -> Plan:
+def plan(spec: CollectionSpec, observed: Observed, caps: Capabilities, retry_failed_load: bool = False) -> Plan:
+    """`retry_failed_load`: the failed load Milvus reports was already reported, so it may be tried again."""
     desired = desired_partitions(spec, observed)
     missing = tuple(name for name in desired if name not in observed.partitions)
     if not observed.exists:
         return Plan(desired, missing, ())
     existing = {name: want for name, want in desired.items() if name in observed.partitions}
     state = {name: report.state for name, report in observed.partitions.items()}
-    actions = _actions(spec, existing, state, missing)
+    whole = _whole_collection(spec, desired, missing, observed.partition_key)
+    if observed.partition_key is not None:
+        if whole is None:  # Milvus refuses partition-level load and release here: call nothing
+            return Plan(desired, missing, (), partition_key=observed.partition_key)
+        actions = _whole_actions(whole, state)
+    else:
+        actions = _actions(spec, existing, state, missing)
+    held_back = observed.failed_load is not None and not retry_failed_load
+    if held_back:  # report the failed load once before trying it again (at most once per resync interval)
+        actions = _releases(actions)
     kept = any(want == Desired.LOADED and state[name] in _HELD for name, want in existing.items())
     count = observed.replicas.count if observed.replicas is not None else None
     if kept and count is not None and count != spec.load.replicas:
+        replicas = (count, spec.load.replicas)
+        as_whole = whole == Desired.LOADED and all(state[name] in _HELD for name in existing)
+        if as_whole and caps.replica_change_in_place:
+            # load_collection with the new number re-plans replicas in the background (querycoordv2 services.go)
+            return Plan(desired, missing, (LoadCollection(),), replica_change=replicas)
         # Milvus cannot change replicas of loaded partitions: do only the releases, report the rest
-        releases = tuple(a for a in actions if isinstance(a, ReleasePartitions | ReleaseCollection))
-        return Plan(desired, missing, releases, (count, spec.load.replicas))
-    return Plan(desired, missing, actions)
+        return Plan(desired, missing, _releases(actions), replicas)
+    return Plan(desired, missing, actions, load_held_back=held_back)
+
+
+def _releases(actions: tuple[Action, ...]) -> tuple[Action, ...]:
+    return tuple(a for a in actions if isinstance(a, ReleasePartitions | ReleaseCollection))
+
+
+def _whole_collection(
+    spec: CollectionSpec, desired: dict[str, Desired], missing: tuple[str, ...], partition_key: str | None
+) -> Desired | None:
+    """The one state the whole collection should have, or None when partitions should differ.
+
+    A partition-key collection can only follow one state for all its partitions, however spec says it.
+    """
+    if partition_key is not None:
+        wanted = set(desired.values())
+        return wanted.pop() if len(wanted) == 1 else None
+    every_loaded = all(want == Desired.LOADED for want in desired.values()) and spec.state == Desired.LOADED
+    return Desired.LOADED if every_loaded and not missing_released(spec, missing) else None
+
+
+def _whole_actions(whole: Desired, state: dict[str, LoadState]) -> tuple[Action, ...]:
+    if whole == Desired.LOADED:
+        return (LoadCollection(),) if any(s == LoadState.NOT_LOAD for s in state.values()) else ()
+    return (ReleaseCollection(),) if any(s in _HELD for s in state.values()) else ()
 
 
 def _actions(

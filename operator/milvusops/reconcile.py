@@ -9,8 +9,9 @@ from typing import Any, Protocol
 
 from . import metrics
 from .apply import apply
+from .capabilities import capabilities
 from .failures import Failure, FailureError, Reason
-from .milvus import MilvusPort
+from .milvus import PARTITION_KEY_HINT, MilvusPort
 from .model import CollectionSpec, Desired, LoadState, ManagementPolicy, ResourceRef
 from .observe import Observed, observe, recheck
 from .plan import Action, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions, plan
@@ -51,7 +52,8 @@ async def reconcile(
     recheck_from: Observed | None = None,
 ) -> Result:
     """`urgent`: the first pass, or one after a change; `recheck_from`: ask only what was Loading in it."""
-    outcome, done = await _run(spec, ref, ports, conflict_with, urgent, recheck_from)
+    retry_failed_load = _ready_condition(previous).get("reason") == Reason.LOAD_FAILED
+    outcome, done = await _run(spec, ref, ports, conflict_with, urgent, recheck_from, retry_failed_load)
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
     events = _events(ref, previous, outcome, result, done)
@@ -65,6 +67,7 @@ async def _run(
     conflict_with: str | None,
     urgent: bool,
     recheck_from: Observed | None,
+    retry_failed_load: bool,
 ) -> tuple[Outcome, list[str]]:
     if ref.paused:
         return Outcome(paused=True), []
@@ -73,22 +76,23 @@ async def _run(
             f"{conflict_with} already manages collection {spec.database}.{spec.collection_name} on this connection"
         )
         return Outcome(failure=Failure(Reason.CONFLICT, message)), []
-    observed, planned, done = None, None, list[str]()
+    observed, planned, done, version = None, None, list[str](), None
     try:
         port = await ports.port(ref.namespace, spec.connection_name, spec.database)
         for attempt in (1, 2):
             # timer passes wait behind new resources and spec changes for a call slot
             with prioritized(Priority.CHANGE if urgent else Priority.BACKGROUND):
+                version = await port.version()  # read once per client: no call after the first pass
                 if recheck_from is not None and attempt == 1:
                     observed = await recheck(port, spec.collection_name, recheck_from)
                 else:
                     observed = await observe(port, spec.collection_name)
             if not observed.exists:
                 message = f"collection {spec.collection_name!r} not found in database {spec.database!r}"
-                return Outcome(observed, failure=Failure(Reason.COLLECTION_NOT_FOUND, message)), done
-            planned = plan(spec, observed)
+                return Outcome(observed, failure=Failure(Reason.COLLECTION_NOT_FOUND, message), version=version), done
+            planned = plan(spec, observed, capabilities(version), retry_failed_load)
             if spec.management_policy == ManagementPolicy.OBSERVE:
-                return Outcome(observed, planned, observing=True), done
+                return Outcome(observed, planned, observing=True, version=version), done
             if not observed.partial:
                 try:
                     with prioritized(Priority.ACT):
@@ -97,10 +101,13 @@ async def _run(
                     if exc.failure.reason == Reason.PARTITION_NOT_FOUND and attempt == 1:
                         continue  # a partition was dropped since it was observed: look again, once
                     raise
-            return Outcome(observed, planned, failure=_replicas(planned) or _missing(planned)), done
+            failure = (
+                _replicas(planned) or _partition_key(planned) or _failed_load(observed, planned) or _missing(planned)
+            )
+            return Outcome(observed, planned, failure=failure, version=version), done
         raise AssertionError("unreachable: the second attempt returns or raises")
     except FailureError as exc:
-        return Outcome(observed, planned, failure=exc.failure), done
+        return Outcome(observed, planned, failure=exc.failure, version=version), done
 
 
 def _replicas(planned: Plan) -> Failure | None:
@@ -112,6 +119,21 @@ def _replicas(planned: Plan) -> Failure | None:
         "change the replica number of loaded partitions: release them first (set state Released, wait, then Loaded)"
     )
     return Failure(Reason.INVALID_LOAD_OPTIONS, message)
+
+
+def _partition_key(planned: Plan) -> Failure | None:
+    if planned.partition_key is None:
+        return None
+    message = f"partition key field {planned.partition_key!r}: {PARTITION_KEY_HINT}; nothing was loaded or released"
+    return Failure(Reason.PARTITION_KEY_COLLECTION, message)
+
+
+def _failed_load(observed: Observed, planned: Plan) -> Failure | None:
+    """Milvus (before 2.6.16) answers get_load_state with the cause of the last, failed load."""
+    if observed.failed_load is None:
+        return None
+    then = "the load is tried again at the next resync" if planned.load_held_back else "the load was started again"
+    return Failure(Reason.LOAD_FAILED, f"{observed.failed_load.message}; {then}")
 
 
 def _missing(planned: Plan) -> Failure | None:
@@ -181,7 +203,8 @@ async def finalize(spec: CollectionSpec, ref: ResourceRef, ports: PortSource) ->
         return []
     held = {name for name, r in observed.partitions.items() if r.state in (LoadState.LOADED, LoadState.LOADING)}
     ours = {name for name in held if spec.desired_for(name) == Desired.LOADED}
-    if not ours:
+    # a partition-key collection is released only as a whole, and only if this resource wanted all of it
+    if not ours or (observed.partition_key is not None and ours != held):
         return []
     action: ReleaseCollection | ReleasePartitions
     action = ReleaseCollection() if ours == held else ReleasePartitions(tuple(sorted(ours)))

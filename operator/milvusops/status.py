@@ -24,6 +24,7 @@ class Outcome:
     failure: Failure | None = None
     observing: bool = False
     paused: bool = False
+    version: str | None = None  # the server version, as Milvus reported it
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ def verdict(spec: CollectionSpec, outcome: Outcome) -> Verdict:
     mismatched = [
         name for name, want in plan.desired.items() if not _matches(want, states.get(name, LoadState.NOT_EXIST))
     ]
+    if not mismatched and plan.replica_change is not None:
+        before, after = plan.replica_change
+        message = f"changing the replica number from {before} to {after}: Milvus re-plans replicas while serving"
+        return Verdict(False, Reason.CHANGING_REPLICAS, message, True, False)
     if not mismatched:
         return Verdict(True, Reason.IN_SYNC, f"{loaded}/{total} partitions loaded, as desired", False, False)
     releasing = any(plan.desired.get(name) == Desired.RELEASED for name in mismatched)
@@ -80,6 +85,9 @@ def build_status(
         "observedGeneration": ref.generation,
         "collection": {"name": spec.collection_name, "database": spec.database},
     }
+    version = outcome.version or previous.get("serverVersion")
+    if version:
+        status["serverVersion"] = version
     observed = outcome.observed
     if observed is not None:
         if observed.collection_id is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from pymilvus import MilvusClient
+from pymilvus import DataType, MilvusClient, MilvusException
 
+from milvusops.capabilities import capabilities
 from tests.e2e.health import gitops_verdicts
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusLiteServer, MilvusServer
@@ -23,6 +24,7 @@ def test_collection_not_found(kube: Kube, namespace: str, operator: OperatorProc
     assert ready["status"] == "False"
     assert "no_such_collection" in ready["message"]
     _assert_stalled(kube, namespace, "ghost")
+    assert kube.get(namespace, "ghost")["status"]["serverVersion"].startswith("v2.3.5")  # read before observing
 
 
 def test_partition_not_found_still_manages_the_others(
@@ -190,4 +192,54 @@ def test_permission_denied_names_the_privilege_and_clears_once_granted(
         root.close()
     # no spec change: a later pass finds the grant in effect (it can take seconds to spread)
     kube.wait_reason(namespace, "denied", "InSync", timeout=90)
+    assert set(load_states(milvus, collection).values()) == {"Loaded"}
+
+
+def _partition_key_collection(milvus: MilvusServer) -> tuple[str, list[str]]:
+    """A real collection whose partitions Milvus makes from a partition key (since 2.2.9)."""
+    name = f"k_{secrets.token_hex(5)}"
+    milvus_client = milvus.client()
+    try:
+        schema = MilvusClient.create_schema(auto_id=True)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("tenant", DataType.INT64, is_partition_key=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=8)
+        milvus_client.create_collection(name, schema=schema, num_partitions=2)
+        milvus_client.insert(name, [{"tenant": i % 5, "vector": [float(i % 7)] * 8} for i in range(100)])
+        params = MilvusClient.prepare_index_params()
+        params.add_index("vector", index_type="FLAT", metric_type="L2")
+        milvus_client.create_index(name, params)
+        return name, list(milvus_client.list_partitions(name))
+    finally:
+        milvus_client.close()
+
+
+def test_partition_key_collection_follows_one_state(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection, partitions = _partition_key_collection(milvus)
+    assert len(partitions) == 2
+    mixed = [{"name": partitions[0], "state": "Loaded"}]
+    kube.create(namespace, "keyed", {"collectionName": collection, "partitions": mixed})
+    ready = kube.wait_reason(namespace, "keyed", "PartitionKeyCollection")
+    assert "'tenant'" in ready["message"] and "only as a whole" in ready["message"]
+    _assert_stalled(kube, namespace, "keyed")
+    assert set(load_states(milvus, collection).values()) == {"NotLoad"}  # detected before any call
+    assert kube.get(namespace, "keyed")["status"]["serverVersion"].startswith("v2.3.5")
+
+    # what the operator spared itself: this server's refusal, with the code the capability table gives 2.3
+    milvus_client = milvus.client()
+    try:
+        try:
+            milvus_client.load_partitions(collection, [partitions[0]])
+            raise AssertionError("Milvus loaded a partition of a partition-key collection")
+        except MilvusException as exc:
+            assert "partition key mode" in exc.message
+            assert exc.code == capabilities("v2.3.5").partition_key_refusal_code
+    finally:
+        milvus_client.close()
+
+    # the same state for every partition: loaded as a whole
+    kube.patch(namespace, "keyed", {"spec": {"state": "Loaded", "partitions": None}})
+    kube.wait_reason(namespace, "keyed", "InSync", timeout=90)
     assert set(load_states(milvus, collection).values()) == {"Loaded"}

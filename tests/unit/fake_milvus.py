@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from milvusops.capabilities import capabilities
 from milvusops.failures import Failure, FailureError, Reason
-from milvusops.milvus import MilvusPort, Replicas, StateReport
+from milvusops.milvus import CollectionInfo, MilvusPort, Replicas, StateReport
 from milvusops.model import LoadOptions, LoadState
 from milvusops.slots import Priority, current
 
@@ -26,6 +27,9 @@ class FakeMilvus:
         self.calls: list[tuple[Any, ...]] = []
         self.priorities: list[tuple[str, Priority]] = []  # (method, the priority its slot would be taken at)
         self.failures: dict[str, Failure] = {}
+        self.version_text = "v2.3.5"  # what get_server_version answers; decides the fake's behaviour too
+        self.partition_key: str | None = None
+        self.failed_load: Failure | None = None  # what get_load_state raises until a load clears it (before 2.6.16)
 
     @property
     def states(self) -> dict[str, LoadState]:
@@ -56,9 +60,12 @@ class FakeMilvus:
     async def list_partitions(self, collection: str) -> list[str]:
         return list(self._call("list_partitions", collection))
 
-    async def collection_id(self, collection: str) -> str:
-        self._call("collection_id", collection)
-        return self.id
+    async def version(self) -> str:
+        return self.version_text  # the real port reads it once per client: not a call worth recording
+
+    async def describe(self, collection: str) -> CollectionInfo:
+        self._call("describe", collection)
+        return CollectionInfo(self.id, self.partition_key)
 
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
         if self.partitions is None and "load_state" not in self.failures:
@@ -66,6 +73,8 @@ class FakeMilvus:
             self.priorities.append(("load_state", current()))
             return StateReport(LoadState.NOT_EXIST)
         states = self._call("load_state", collection, partition)
+        if partition is None and self.failed_load is not None:
+            raise FailureError(self.failed_load)
         if partition is not None:
             if partition not in states:
                 raise FailureError(Failure(Reason.PARTITION_NOT_FOUND, "partition not found"))
@@ -83,18 +92,26 @@ class FakeMilvus:
             return Replicas(None, unavailable=self.replica_unavailable)
         return Replicas(self.replica_count, ("__default_resource_group",))
 
-    def _check_replicas(self, states: dict[str, LoadState], options: LoadOptions) -> None:
-        if options.replicas != self.replica_count and any(state in (LOADED, LOADING) for state in states.values()):
+    def _check_replicas(self, states: dict[str, LoadState], options: LoadOptions, in_place: bool = False) -> None:
+        held = any(state in (LOADED, LOADING) for state in states.values())
+        if options.replicas != self.replica_count and held and not in_place:
             raise FailureError(Failure(Reason.INVALID_LOAD_OPTIONS, "can't change the replica number"))
         self.replica_count = options.replicas
 
+    def _check_partition_key(self, method: str) -> None:
+        if self.partition_key is not None:  # as the proxy's load/releasePartitionsTask.PreExecute refuses
+            message = f"disable {method} partitions if partition key mode is used"
+            raise FailureError(Failure(Reason.PARTITION_KEY_COLLECTION, message))
+
     async def load_collection(self, collection: str, options: LoadOptions) -> None:
         states = self._call("load_collection", collection, options.replicas)
-        self._check_replicas(states, options)
+        self.failed_load = None  # LoadCollectionJob.Execute: GlobalFailedLoadCache.Remove
+        self._check_replicas(states, options, capabilities(self.version_text).replica_change_in_place)
         states.update({name: LOADING for name, state in states.items() if state == NOT_LOAD})
 
     async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None:
         states = self._call("load_partitions", collection, tuple(partitions), options.replicas)
+        self._check_partition_key("load")
         self._check_replicas(states, options)
         states.update({name: LOADING for name in partitions if states[name] == NOT_LOAD})
 
@@ -104,6 +121,7 @@ class FakeMilvus:
 
     async def release_partitions(self, collection: str, partitions: list[str]) -> None:
         states = self._call("release_partitions", collection, tuple(partitions))
+        self._check_partition_key("release")
         states.update(dict.fromkeys(partitions, NOT_LOAD))
 
 

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from milvusops.capabilities import capabilities
 from milvusops.milvus import Replicas, StateReport
 from milvusops.model import CollectionSpec, Desired, LoadState
 from milvusops.observe import Observed
@@ -19,6 +20,13 @@ from milvusops.plan import (
     desired_partitions,
     plan,
 )
+
+V2_3 = capabilities("v2.3.5")  # the server the cases below were first written against
+
+
+def plan_2_3(spec: CollectionSpec, observed: Observed) -> Plan:
+    return plan(spec, observed, V2_3)
+
 
 NOT_LOAD, LOADING, LOADED = LoadState.NOT_LOAD, LoadState.LOADING, LoadState.LOADED
 HELD = (LOADING, LOADED)
@@ -125,7 +133,7 @@ CASES = [
 def test_actions(
     state: str, listed: dict[str, str], states: dict[str, LoadState], expected: tuple[Action, ...]
 ) -> None:
-    result = plan(
+    result = plan_2_3(
         make_spec(state, listed), make_observed(states, LOADED if any(s in HELD for s in states.values()) else NOT_LOAD)
     )
     assert result.actions == expected
@@ -146,7 +154,7 @@ def test_desired_covers_milvus_and_spec_sorted() -> None:
 def test_missing_partition_desired_released_blocks_collection_level_load() -> None:
     # load_collection would load "ghost" as soon as it is created, though it should stay released
     spec = make_spec("Loaded", {"ghost": "Released"})
-    result = plan(spec, make_observed({"_default": NOT_LOAD, "a": NOT_LOAD}))
+    result = plan_2_3(spec, make_observed({"_default": NOT_LOAD, "a": NOT_LOAD}))
     assert result.missing == ("ghost",)
     assert result.actions == (LoadPartitions(("_default", "a")),)
     assert result.desired["ghost"] == Desired.RELEASED
@@ -154,21 +162,21 @@ def test_missing_partition_desired_released_blocks_collection_level_load() -> No
 
 def test_missing_partition_desired_loaded_keeps_collection_level_load() -> None:
     spec = make_spec("Loaded", {"ghost": "Loaded"})
-    result = plan(spec, make_observed({"_default": NOT_LOAD, "a": LOADED}))
+    result = plan_2_3(spec, make_observed({"_default": NOT_LOAD, "a": LOADED}))
     assert result.missing == ("ghost",)
     assert result.actions == (LoadCollection(),)
 
 
 def test_missing_partition_is_never_an_action_target() -> None:
     spec = make_spec("Released", {"ghost": "Loaded", "hot": "Loaded"})
-    result = plan(spec, make_observed({"_default": LOADED, "hot": NOT_LOAD}))
+    result = plan_2_3(spec, make_observed({"_default": LOADED, "hot": NOT_LOAD}))
     assert result.missing == ("ghost",)
     assert result.actions == (ReleasePartitions(("_default",)), LoadPartitions(("hot",)))
 
 
 def test_missing_only_wanted_partition_releases_the_rest() -> None:
     spec = make_spec("Released", {"ghost": "Loaded"})
-    result = plan(spec, make_observed({"_default": LOADED}))
+    result = plan_2_3(spec, make_observed({"_default": LOADED}))
     assert result.missing == ("ghost",)
     assert result.actions == (ReleaseCollection(),)
 
@@ -176,7 +184,7 @@ def test_missing_only_wanted_partition_releases_the_rest() -> None:
 @pytest.mark.parametrize("state", ["Loaded", "Released"])
 def test_collection_not_exist_plans_nothing(state: str) -> None:
     spec = make_spec(state, {"a": "Loaded", "b": "Released"})
-    result = plan(spec, Observed(StateReport(LoadState.NOT_EXIST)))
+    result = plan_2_3(spec, Observed(StateReport(LoadState.NOT_EXIST)))
     assert result.actions == ()
     assert result.missing == ("a", "b")
     assert result.desired == {"a": Desired.LOADED, "b": Desired.RELEASED}
@@ -246,7 +254,7 @@ def test_replica_change_of_kept_partitions(
             "load": {"replicas": 2},
         },
     }
-    result = plan(CollectionSpec.from_body(body), make_observed(states, LOADED, replicas))
+    result = plan_2_3(CollectionSpec.from_body(body), make_observed(states, LOADED, replicas))
     assert result.actions == expected
     assert result.replica_mismatch == mismatch
 
@@ -293,7 +301,7 @@ def test_small_cases_are_many() -> None:
 
 def test_never_releases_a_partition_that_should_be_loaded() -> None:
     for spec, observed in small_cases():
-        actions = plan(spec, observed).actions
+        actions = plan_2_3(spec, observed).actions
         wanted = {name for name in observed.partitions if spec.desired_for(name) == Desired.LOADED}
         for action in actions:
             if isinstance(action, ReleasePartitions):
@@ -304,7 +312,7 @@ def test_never_releases_a_partition_that_should_be_loaded() -> None:
 
 def test_never_loads_a_partition_that_should_be_released() -> None:
     for spec, observed in small_cases():
-        result = plan(spec, observed)
+        result = plan_2_3(spec, observed)
         unwanted = {name for name in result.desired if spec.desired_for(name) == Desired.RELEASED}
         for action in result.actions:
             if isinstance(action, LoadPartitions):
@@ -317,7 +325,7 @@ def test_never_loads_a_partition_that_should_be_released() -> None:
 
 def test_actions_reach_the_desired_state_and_then_stop() -> None:
     for spec, observed in small_cases():
-        result = plan(spec, observed)
+        result = plan_2_3(spec, observed)
         after = simulate(observed, result.actions)
         for name, state in after.items():
             if spec.desired_for(name) == Desired.LOADED:
@@ -325,12 +333,12 @@ def test_actions_reach_the_desired_state_and_then_stop() -> None:
             else:
                 assert state == NOT_LOAD, (spec, observed, result.actions)
         settled = make_observed({name: LOADED if s == LOADING else s for name, s in after.items()}, LOADED)
-        assert plan(spec, settled).actions == (), (spec, observed, result.actions)
+        assert plan_2_3(spec, settled).actions == (), (spec, observed, result.actions)
 
 
 def test_action_shape() -> None:
     for spec, observed in small_cases():
-        result = plan(spec, observed)
+        result = plan_2_3(spec, observed)
         kinds = [type(action) for action in result.actions]
         assert len(kinds) == len(set(kinds)), result.actions
         if ReleaseCollection in kinds or LoadCollection in kinds:
@@ -352,18 +360,18 @@ def test_in_sync_needs_no_actions() -> None:
             for name, report in observed.partitions.items()
         )
         if in_sync:
-            assert plan(spec, observed).actions == (), (spec, observed)
+            assert plan_2_3(spec, observed).actions == (), (spec, observed)
 
 
 def test_collection_not_exist_never_acts() -> None:
     for spec, _ in small_cases()[:: len(OBSERVED_CHOICES) ** len(NAMES) - 1]:
-        assert plan(spec, Observed(StateReport(LoadState.NOT_EXIST))).actions == ()
+        assert plan_2_3(spec, Observed(StateReport(LoadState.NOT_EXIST))).actions == ()
 
 
 def test_replica_mismatch_only_ever_drops_loads() -> None:
     for spec, observed in small_cases():
-        baseline = plan(spec, observed)
-        other = plan(spec, Observed(observed.collection, observed.partitions, Replicas(spec.load.replicas + 1)))
+        baseline = plan_2_3(spec, observed)
+        other = plan_2_3(spec, Observed(observed.collection, observed.partitions, Replicas(spec.load.replicas + 1)))
         kept = any(
             spec.desired_for(name) == Desired.LOADED and report.state in HELD
             for name, report in observed.partitions.items()
@@ -374,4 +382,6 @@ def test_replica_mismatch_only_ever_drops_loads() -> None:
             assert other.actions == releases, (spec, observed)
         else:
             assert other == baseline, (spec, observed)
-        assert plan(spec, Observed(observed.collection, observed.partitions, Replicas(spec.load.replicas))) == baseline
+        assert (
+            plan_2_3(spec, Observed(observed.collection, observed.partitions, Replicas(spec.load.replicas))) == baseline
+        )

@@ -63,7 +63,7 @@ async def test_in_sync_makes_no_load_or_release_calls() -> None:
     milvus = FakeMilvus(IN_SYNC)
     result = await run(milvus)  # e.g. a restarted operator: no previous status in memory
     assert milvus.mutating_calls == []
-    assert {call[0] for call in milvus.calls} == {"load_state", "list_partitions", "collection_id", "replicas"}
+    assert {call[0] for call in milvus.calls} == {"load_state", "list_partitions", "describe", "replicas"}
     assert ready(result) == (True, Reason.IN_SYNC, False, False)
     assert not result.acted and result.failure is None
     assert result.events == (Event("Normal", "InSync", "1/3 partitions loaded, as desired"),)

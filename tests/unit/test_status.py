@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from milvusops.capabilities import capabilities
 from milvusops.failures import STALLED_REASONS, Failure, Reason
 from milvusops.milvus import Replicas, StateReport
 from milvusops.model import CollectionSpec, LoadState, ResourceRef
@@ -32,7 +33,7 @@ def make_observed(partitions: dict[str, StateReport], collection: StateReport | 
 
 
 def planned(spec: CollectionSpec, observed: Observed, **kwargs: Any) -> Outcome:
-    return Outcome(observed, plan(spec, observed), **kwargs)
+    return Outcome(observed, plan(spec, observed, capabilities("v2.3.5")), **kwargs)
 
 
 def by_type(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -133,6 +134,8 @@ def test_stalled_reasons_are_those_of_the_spec() -> None:
         "IndexNotFound",
         "InsufficientResources",
         "InsufficientMemory",
+        "PartitionKeyCollection",  # only whole-collection state is possible: spec must change
+        "LoadFailed",  # Milvus keeps refusing until memory or nodes change; retried once per resync
         "DatabaseNotFound",
         "InvalidLoadOptions",
         "Unsupported",

@@ -1,0 +1,95 @@
+"""The capability table: parsing versions, falling back to the newest known, and agreeing with the doc."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from milvusops.capabilities import NEWEST, ROWS, Capabilities, Row, capabilities, describe, parse, table_fields
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
+COLUMNS = ("2.3", "2.4", "2.5", "2.6", "3.0")
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("v2.3.5", (2, 3, 5)),
+        ("2.6.6", (2, 6, 6)),
+        ("v2.5.4-gpu", (2, 5, 4)),
+        ("v3.0", (3, 0, 0)),
+        ("", None),
+        ("master-20261101", None),
+    ],
+)
+def test_parse(text: str, parsed: tuple[int, int, int] | None) -> None:
+    assert parse(text) == parsed
+
+
+@pytest.mark.parametrize(
+    ("version", "in_place", "fields", "priority", "failed_load", "code"),
+    [
+        ("v2.3.5", False, False, False, True, 65535),
+        ("v2.4.9", False, False, False, True, 65535),
+        ("v2.4.10", False, True, False, True, 65535),
+        ("v2.4.12", False, True, False, True, 65535),
+        ("v2.4.13", True, True, False, True, 65535),
+        ("v2.5.27", True, True, False, True, 65535),
+        ("v2.6.0", True, True, True, True, 65535),
+        ("v2.6.15", True, True, True, True, 65535),
+        ("v2.6.16", True, True, True, False, 65535),
+        ("v2.6.18", True, True, True, False, 65535),
+        ("v2.6.19", True, True, True, False, 1100),
+        ("v3.0.0", True, True, True, False, 1100),
+    ],
+)
+def test_capabilities_by_version(
+    version: str, in_place: bool, fields: bool, priority: bool, failed_load: bool, code: int
+) -> None:
+    assert capabilities(version) == Capabilities(version, True, in_place, fields, priority, failed_load, code)
+
+
+@pytest.mark.parametrize("version", ["", "not-a-version", "v3.1.0", "v4.0.0"])
+def test_unknown_or_newer_versions_get_the_newest_known_behaviour(version: str) -> None:
+    caps = capabilities(version)
+    assert not caps.known
+    assert {f: getattr(caps, f) for f in table_fields()} == {f: getattr(NEWEST, f) for f in table_fields()}
+    assert "treated as 3.0.0" in describe(caps)
+
+
+def test_every_capability_has_exactly_one_row() -> None:
+    assert sorted(row.capability for row in ROWS) == sorted(table_fields())
+
+
+def _text(value: bool | int) -> str:
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+
+def _cell(row: Row, column: str) -> str:
+    """What the doc must say for one minor line: one value, or the value before and from the cut-over."""
+    major, minor = (int(part) for part in column.split("."))
+    first, last = (major, minor, 0), (major, minor, 999)
+    at_first = row.since_value if first >= row.since else row.before
+    at_last = row.since_value if last >= row.since else row.before
+    if at_first == at_last:
+        return _text(at_first)
+    return f"{_text(at_first)}; {_text(at_last)} from {'.'.join(map(str, row.since))}"
+
+
+def _matrix() -> dict[str, list[str]]:
+    """capability -> the cells of its row in docs/compatibility.md's behaviour matrix."""
+    rows: dict[str, list[str]] = {}
+    for line in DOC.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) > 2 + len(COLUMNS) and (match := re.fullmatch(r"`(\w+)`", cells[1])):
+            rows[match[1]] = cells[2 : 2 + len(COLUMNS)]
+    return rows
+
+
+def test_the_compatibility_doc_agrees_with_the_table() -> None:
+    matrix = _matrix()
+    assert sorted(matrix) == sorted(row.capability for row in ROWS)
+    for row in ROWS:
+        assert matrix[row.capability] == [_cell(row, column) for column in COLUMNS], row.capability
