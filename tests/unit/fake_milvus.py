@@ -25,6 +25,7 @@ class FakeMilvus:
         self.calls: list[tuple[Any, ...]] = []
         self.priorities: list[tuple[str, Priority]] = []  # (method, the priority its slot would be taken at)
         self.failures: dict[str, Failure] = {}
+        self.unindexed: list[str] = []  # vector fields without an index
 
     @property
     def states(self) -> dict[str, LoadState]:
@@ -79,6 +80,10 @@ class FakeMilvus:
     async def replica_count(self, collection: str) -> int:
         self._call("replica_count", collection)
         return self.replicas
+
+    async def unindexed_vector_fields(self, collection: str) -> list[str]:
+        self._call("unindexed_vector_fields", collection)
+        return list(self.unindexed)
 
     def _check_replicas(self, states: dict[str, LoadState], options: LoadOptions) -> None:
         if options.replicas != self.replicas and any(state in (LOADED, LOADING) for state in states.values()):
