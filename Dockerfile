@@ -15,6 +15,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
+# the CRDs ship in the package (operator/milvusops/crds links here): `milvusops plan` checks manifests against them
+COPY crds ./crds
 RUN python3 -m venv /opt/milvusops \
  && /opt/milvusops/bin/pip install --no-cache-dir --upgrade pip \
  && /opt/milvusops/bin/pip wheel --no-cache-dir --wheel-dir /wheels . \

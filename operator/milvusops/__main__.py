@@ -1,4 +1,4 @@
-"""`python -m milvusops` / `milvusops`: configure from environment and flags, then run Kopf."""
+"""`python -m milvusops` / `milvusops`: configure from environment and flags, then run Kopf; or `plan`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ import sys
 import kopf
 from prometheus_client import start_http_server
 
-from . import handlers, logs
+from . import cli, handlers, logs
 from .settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = Settings(_cli_parse_args=sys.argv[1:] if argv is None else argv)  # type: ignore[call-arg]
+    """`milvusops plan ...` previews; anything else (no arguments, or the operator's flags) runs the operator."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["plan"]:
+        sys.exit(cli.main(args[1:]))
+    settings = Settings(_cli_parse_args=args)  # type: ignore[call-arg]
     logs.configure(settings.log_format, settings.log_level)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterable, Mapping, MutableSet
+from collections.abc import Mapping, MutableSet
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from . import COLLECTIONS, metrics
-from .connections import ClientPool, connection_key
+from .conflicts import conflict_winner
+from .connections import ClientPool
 from .deletion import pending_message, release_retry_delay
 from .failures import Failure, FailureError, Reason
 from .kubeapi import KubeApi
@@ -24,27 +25,6 @@ from .settings import Settings
 from .worker import Worker
 
 log = logging.getLogger("milvusops")
-
-
-def conflict_key(body: Mapping[str, Any]) -> tuple[str, str, str]:
-    spec = CollectionSpec.from_body(body)
-    return (connection_key(body["metadata"]["namespace"], spec.connection_name), spec.database, spec.collection_name)
-
-
-def claims_collection(body: Mapping[str, Any]) -> bool:
-    """Observe-only resources never act, so they neither win nor lose conflicts."""
-    return CollectionSpec.from_body(body).management_policy == ManagementPolicy.MANAGE
-
-
-def conflict_winner(body: Mapping[str, Any], owners: Mapping[Any, Iterable[tuple[str, str, str]]]) -> str | None:
-    """The namespace/name of an older resource managing the same collection, or None if this one wins."""
-    if not claims_collection(body):
-        return None
-    meta = body["metadata"]
-    me = (meta.get("creationTimestamp") or "", meta["namespace"], meta["name"])
-    claimants = sorted(set(owners.get(conflict_key(body), ())) | {me})
-    oldest = claimants[0]
-    return None if oldest == me else f"{oldest[1]}/{oldest[2]}"
 
 
 class CollectionWorker(Worker):

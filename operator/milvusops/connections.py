@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .failures import FailureError, Reason
+from .failures import Failure, FailureError, Reason
 from .kubeapi import KubeApi
 from .milvus import Endpoint, MilvusClientPort
 from .model import ConnectionSpec
@@ -43,7 +43,8 @@ class ClientPool:
     unreachable Milvus only ever ties up its own threads, and its backlog never delays a load elsewhere.
     """
 
-    def __init__(self, settings: Settings, kube: KubeApi, tls_dir: Path) -> None:
+    def __init__(self, settings: Settings, kube: KubeApi | None, tls_dir: Path) -> None:
+        """`kube` None: no cluster (`milvusops plan` of files), so only the default connection can be resolved."""
         self._settings = settings
         self._kube = kube
         self._tls_dir = tls_dir
@@ -109,6 +110,9 @@ class ClientPool:
         self._last.pop(connection_key(namespace, connection), None)
 
     async def _resolve(self, namespace: str, name: str) -> Endpoint:
+        if self._kube is None:
+            message = f"no Kubernetes cluster to read MilvusConnection {namespace}/{name} from"
+            raise FailureError(Failure(Reason.CONNECTION_NOT_FOUND, message))
         spec = ConnectionSpec.from_body(await self._kube.read_connection(namespace, name))
         token = ""
         if spec.credentials_secret_ref is not None:

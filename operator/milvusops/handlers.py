@@ -13,7 +13,8 @@ from typing import Any
 import kopf
 
 from . import COLLECTIONS, CONNECTIONS, FINALIZER, GROUP, VERSION, kubesession
-from .collection_worker import CollectionWorker, claims_collection, conflict_key, finalize_collection
+from .collection_worker import CollectionWorker, finalize_collection
+from .conflicts import claimant, claims_collection, conflict_key
 from .connection_worker import ConnectionWorker
 from .connections import ClientPool
 from .deletion import connection_use, finalize_connection
@@ -72,9 +73,7 @@ def collection_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], t
     """Who manages which collection, for the oldest-wins conflict rule."""
     if not claims_collection(body):
         return {}
-    key = conflict_key(body)
-    meta = body["metadata"]
-    return {key: (meta.get("creationTimestamp") or "", meta["namespace"], meta["name"])}
+    return {conflict_key(body): claimant(body)}
 
 
 @kopf.index(GROUP, VERSION, COLLECTIONS)

@@ -16,9 +16,9 @@ from .failures import Failure, FailureError, Reason
 
 
 class KubeApi:
-    def __init__(self, timeout_seconds: float = 10.0) -> None:
-        # in a pod: the service account; elsewhere: KUBECONFIG or ~/.kube/config
-        config.load_config()  # type: ignore[no-untyped-call]
+    def __init__(self, timeout_seconds: float = 10.0, kubeconfig: str | None = None) -> None:
+        # in a pod: the service account; elsewhere: `kubeconfig`, KUBECONFIG or ~/.kube/config
+        config.load_config(**({"config_file": kubeconfig} if kubeconfig else {}))  # type: ignore[no-untyped-call]
         configuration = client.Configuration.get_default_copy()
         # no urllib3 retries: each would add a timeout to the wait, and the next pass retries anyway
         configuration.retries = False
@@ -79,6 +79,17 @@ class KubeApi:
             raise _forbidden(exc, "milvusconnections", namespace, name) from exc
         assert isinstance(body, Mapping)
         return body
+
+    async def list_collections(self, namespace: str | None) -> list[Mapping[str, Any]]:
+        """Every MilvusCollection in `namespace`, or in all namespaces (for `milvusops plan --live`)."""
+        what = f"list MilvusCollections in {namespace or 'all namespaces'}"
+        if namespace:
+            listed = await self._call(
+                what, self._custom.list_namespaced_custom_object, GROUP, VERSION, namespace, COLLECTIONS
+            )
+        else:
+            listed = await self._call(what, self._custom.list_cluster_custom_object, GROUP, VERSION, COLLECTIONS)
+        return list(listed.get("items") or [])
 
     async def patch_status(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         try:

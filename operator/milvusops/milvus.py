@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import grpc
-from pymilvus import MilvusClient, MilvusException
+from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.client.types import LoadState as MilvusLoadState
 
 from . import metrics
@@ -81,6 +81,7 @@ class MilvusPort(Protocol):
     async def describe(self, collection: str) -> CollectionInfo: ...
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
     async def replicas(self, collection: str) -> Replicas | None: ...
+    async def unindexed_vector_fields(self, collection: str) -> list[str]: ...
     async def load_collection(self, collection: str, options: LoadOptions) -> None: ...
     async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None: ...
     async def release_collection(self, collection: str) -> None: ...
@@ -442,6 +443,16 @@ class MilvusClientPort:
         if isinstance(described, str):
             return Replicas(None, unavailable=described)
         return replicas_of(described)
+
+    async def unindexed_vector_fields(self, collection: str) -> list[str]:
+        """Vector fields without an index: Milvus refuses to load the collection while there is one (code 700)."""
+
+        def ask(client: MilvusClient) -> list[str]:
+            fields = client.describe_collection(collection, timeout=self._timeout)["fields"]
+            vectors = [str(field["name"]) for field in fields if DataType(field["type"]).name.endswith("_VECTOR")]
+            return [name for name in vectors if not client.list_indexes(collection, name, timeout=self._timeout)]
+
+        return await self._call("list_indexes", ask)
 
     async def load_collection(self, collection: str, options: LoadOptions) -> None:
         kwargs = _load_kwargs(options)

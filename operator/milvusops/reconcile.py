@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -21,6 +21,10 @@ from .status import Outcome, Verdict, build_status, verdict
 
 class PortSource(Protocol):
     async def port(self, namespace: str, connection: str | None, database: str) -> MilvusPort: ...
+
+
+# runs the planned actions; `milvusops plan` passes one that only predicts what Milvus would refuse
+Act = Callable[[MilvusPort, CollectionSpec, tuple[Action, ...]], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -53,29 +57,28 @@ async def reconcile(
 ) -> Result:
     """`urgent`: the first pass, or one after a change; `recheck_from`: ask only what was Loading in it."""
     retry_failed_load = _ready_condition(previous).get("reason") == Reason.LOAD_FAILED
-    outcome, done = await _run(spec, ref, ports, conflict_with, urgent, recheck_from, retry_failed_load)
+    outcome, done = await assess(spec, ref, ports, conflict_with, urgent, recheck_from, retry_failed_load)
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
     events = _events(ref, previous, outcome, result, done)
     return Result(status, result, events, outcome.observed, bool(done), outcome.failure)
 
 
-async def _run(
+async def assess(
     spec: CollectionSpec,
     ref: ResourceRef,
     ports: PortSource,
     conflict_with: str | None,
-    urgent: bool,
-    recheck_from: Observed | None,
-    retry_failed_load: bool,
+    urgent: bool = True,
+    recheck_from: Observed | None = None,
+    retry_failed_load: bool = False,
+    act: Act = apply,
 ) -> tuple[Outcome, list[str]]:
+    """One pass up to status: observe, plan, `act` on the plan; the outcome and one line per action done."""
     if ref.paused:
         return Outcome(paused=True), []
     if conflict_with is not None:
-        message = (
-            f"{conflict_with} already manages collection {spec.database}.{spec.collection_name} on this connection"
-        )
-        return Outcome(failure=Failure(Reason.CONFLICT, message)), []
+        return Outcome(failure=conflict(spec, conflict_with)), []
     observed, planned, done, version = None, None, list[str](), None
     try:
         port = await ports.port(ref.namespace, spec.connection_name, spec.database)
@@ -96,18 +99,25 @@ async def _run(
             if not observed.partial:
                 try:
                     with prioritized(Priority.ACT):
-                        done += await apply(port, spec, planned.actions)
+                        done += await act(port, spec, planned.actions)
                 except FailureError as exc:
                     if exc.failure.reason == Reason.PARTITION_NOT_FOUND and attempt == 1:
                         continue  # a partition was dropped since it was observed: look again, once
                     raise
-            failure = (
-                _replicas(planned) or _partition_key(planned) or _failed_load(observed, planned) or _missing(planned)
-            )
-            return Outcome(observed, planned, failure=failure, version=version), done
+            return Outcome(observed, planned, failure=plan_failure(planned, observed), version=version), done
         raise AssertionError("unreachable: the second attempt returns or raises")
     except FailureError as exc:
         return Outcome(observed, planned, failure=exc.failure, version=version), done
+
+
+def conflict(spec: CollectionSpec, winner: str) -> Failure:
+    message = f"{winner} already manages collection {spec.database}.{spec.collection_name} on this connection"
+    return Failure(Reason.CONFLICT, message)
+
+
+def plan_failure(planned: Plan, observed: Observed) -> Failure | None:
+    """What the operator reports for a plan it cannot carry out in full, after doing the part it can."""
+    return _replicas(planned) or _partition_key(planned) or _failed_load(observed, planned) or _missing(planned)
 
 
 def _replicas(planned: Plan) -> Failure | None:

@@ -30,6 +30,7 @@ class FakeMilvus:
         self.version_text = "v2.3.5"  # what get_server_version answers; decides the fake's behaviour too
         self.partition_key: str | None = None
         self.failed_load: Failure | None = None  # what get_load_state raises until a load clears it (before 2.6.16)
+        self.unindexed: list[str] = []  # vector fields without an index
 
     @property
     def states(self) -> dict[str, LoadState]:
@@ -91,6 +92,10 @@ class FakeMilvus:
         if self.replica_unavailable:
             return Replicas(None, unavailable=self.replica_unavailable)
         return Replicas(self.replica_count, ("__default_resource_group",))
+
+    async def unindexed_vector_fields(self, collection: str) -> list[str]:
+        self._call("unindexed_vector_fields", collection)
+        return list(self.unindexed)
 
     def _check_replicas(self, states: dict[str, LoadState], options: LoadOptions, in_place: bool = False) -> None:
         held = any(state in (LOADED, LOADING) for state in states.values())

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from milvusops.collection_worker import claims_collection, conflict_key, conflict_winner
+from milvusops.conflicts import claims_collection, conflict_key, conflict_winner
 from milvusops.kubeapi import merge_patch
 from milvusops.model import (
     CollectionSpec,

@@ -1,0 +1,228 @@
+"""`milvusops plan` as a user runs it: a process against the real Milvus and API server, changing nothing.
+
+Collections are made once for the module. Whether plan changed anything is read from Milvus itself
+right after plan exits: a release is done when its call returns, and a load started with `_async=True`
+already shows as Loading (or Loaded) then, so any call plan made would be visible at that moment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import Kube, load_states, new_collection
+from tests.testenv.kube import ControlPlane
+from tests.testenv.milvus import MilvusServer
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+class Collections:
+    def __init__(self, milvus: MilvusServer) -> None:
+        self.loaded = new_collection(milvus, ["hot", "cold"], rows=20)  # hot Loaded, cold not
+        self.fresh = new_collection(milvus, ["a"], rows=20)  # nothing loaded
+        self.unindexed = new_collection(milvus, ["a"], index=False, rows=20)
+        self.whole = new_collection(milvus, [], rows=20)  # loaded whole, one replica
+        client = milvus.client()
+        try:
+            client.load_partitions(self.loaded, ["hot"])
+            client.load_collection(self.whole, replica_number=1)
+        finally:
+            client.close()
+
+    def states(self, milvus: MilvusServer) -> dict[str, dict[str, str]]:
+        return {name: load_states(milvus, name) for name in (self.loaded, self.fresh, self.unindexed, self.whole)}
+
+
+@pytest.fixture(scope="module")
+def collections(milvus: MilvusServer) -> Iterator[Collections]:
+    yield Collections(milvus)
+
+
+def collection(name: str, collection_name: str, spec: str, namespace: str = "shop") -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: milvusops.dev/v1alpha1
+        kind: MilvusCollection
+        metadata: {{name: {name}, namespace: {namespace}}}
+        spec: {{collectionName: {collection_name}, {spec}}}
+        ---
+        """)
+
+
+def plan(
+    milvus: MilvusServer, cwd: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MILVUSOPS_", "KUBECONFIG"))},
+        "MILVUSOPS_DEFAULT_URI": milvus.uri,
+        "MILVUSOPS_DEFAULT_TOKEN": milvus.root_token,
+        "HOME": str(cwd),  # no ~/.kube/config: a cluster only where the test gives one
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "milvusops", "plan", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+
+
+def normalised(text: str, collections: Collections, milvus: MilvusServer) -> str:
+    named = (("LOADED", collections.loaded), ("FRESH", collections.fresh), ("WHOLE", collections.whole))
+    for placeholder, name in named:
+        text = text.replace(name, placeholder)
+    text = text.replace(collections.unindexed, "UNINDEXED").replace(milvus.uri, "http://milvus:19530")
+    return re.sub(r"c_[0-9a-f]{10}", "c_RANDOM", text)
+
+
+def test_in_sync_manifests_exit_0(milvus: MilvusServer, collections: Collections, tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(
+        collection("catalog", collections.loaded, "partitions: [{name: hot, state: Loaded}]")
+        + collection("fresh", collections.fresh, "state: Released")
+        + "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: skipped}\n"
+    )
+    before = collections.states(milvus)
+    result = plan(milvus, tmp_path, "m.yaml", "-o", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert document["summary"] == {"resources": 2, "change": 0, "error": 0, "no change": 2, "exitCode": 0}
+    assert [r["reason"] for r in document["resources"]] == ["InSync", "InSync"]
+    assert collections.states(milvus) == before
+
+
+def test_changes_exit_2_and_change_nothing_in_milvus(
+    milvus: MilvusServer, collections: Collections, tmp_path: Path
+) -> None:
+    stdin = collection(
+        "catalog", collections.loaded, "partitions: [{name: hot, state: Released}, {name: cold, state: Loaded}]"
+    ) + collection("fresh", collections.fresh, "state: Loaded")
+    before = collections.states(milvus)
+    result = plan(milvus, tmp_path, "-", "-o", "json", stdin=stdin)
+    after = collections.states(milvus)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert after == before  # nothing loaded or released by plan
+    assert before[collections.loaded] == {"_default": "NotLoad", "hot": "Loaded", "cold": "NotLoad"}
+    catalog, fresh = json.loads(result.stdout)["resources"]
+    assert catalog["calls"] == ["release_partitions(hot)", "load_partitions(cold)"]
+    assert {p["name"]: p["change"] for p in catalog["partitions"]} == {"_default": "", "cold": "load", "hot": "release"}
+    assert (fresh["calls"], fresh["reason"]) == (["load_collection"], "Loading")
+    assert all(p["memoryBytes"] is None for p in catalog["partitions"] + fresh["partitions"])
+
+
+def test_errors_exit_1_with_the_api_servers_messages(
+    milvus: MilvusServer, collections: Collections, control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    invalid = collection("bad", "x", "state: Unloaded, load: {replicas: 0}", namespace)
+    cel = textwrap.dedent(f"""\
+        apiVersion: milvusops.dev/v1alpha1
+        kind: MilvusCollection
+        metadata: {{name: my-products, namespace: {namespace}}}
+        spec: {{state: Loaded}}
+        """)
+    manifests = [invalid, cel]
+    result = plan(milvus, tmp_path, "-", "-o", "json", stdin="".join(manifests))
+    assert result.returncode == 1, result.stdout + result.stderr
+    resources = json.loads(result.stdout)["resources"]
+    for manifest, resource in zip(manifests, resources, strict=True):
+        server = control_plane.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
+        assert server.returncode != 0
+        assert set(resource["errors"]) == _server_errors(server.stderr)
+
+
+def _server_errors(stderr: str) -> set[str]:
+    """The field errors in kubectl's report of a refused object, without the 'rules not checked' note."""
+    body = stderr.split(" is invalid: ", 1)[1].strip()
+    lines = [line.removeprefix("* ") for line in body.splitlines()] if body.startswith("[") is False else []
+    if body.startswith("["):
+        lines = body.strip("[]").split(", spec.")  # one line: [a, b]
+        lines = [lines[0]] + [f"spec.{line}" for line in lines[1:]]
+    return {line.strip() for line in lines if line.strip() and not line.startswith("<nil>")}
+
+
+def test_reasons_and_markdown_match_the_golden_file(
+    milvus: MilvusServer, collections: Collections, tmp_path: Path
+) -> None:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "catalog.yaml").write_text(
+        collection(
+            "catalog", collections.loaded, "partitions: [{name: hot, state: Released}, {name: cold, state: Loaded}]"
+        )
+        + collection("fresh-a", collections.fresh, "state: Loaded")
+        + collection("fresh-b", collections.fresh, "state: Released")  # same collection, later by name: Conflict
+    )
+    (tmp_path / "manifests" / "more.yaml").write_text(
+        collection("unindexed", collections.unindexed, "state: Loaded")
+        + collection("ghost", "c_0000000000", "state: Loaded")
+        + collection("replicas", collections.whole, "state: Loaded, load: {replicas: 2}")
+        + collection("bad", "x", "state: Unloaded")
+    )
+    before = collections.states(milvus)
+    result = plan(milvus, tmp_path, "manifests", "-o", "markdown")
+    assert collections.states(milvus) == before
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = normalised(result.stdout, collections, milvus)
+    for reason in ("Releasing", "Conflict", "IndexNotFound", "CollectionNotFound", "InvalidLoadOptions"):
+        assert f"Reason: `{reason}`" in text
+    golden = GOLDEN / "plan.md"
+    if text != golden.read_text():
+        actual = tmp_path / "plan.md"
+        actual.write_text(text)
+        raise AssertionError(f"plan output changed; if on purpose: cp {actual} {golden}\n{text}")
+
+
+def test_live_reads_the_clusters_collections_and_their_connection(
+    milvus: MilvusServer,
+    collections: Collections,
+    kube: Kube,
+    control_plane: ControlPlane,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    kube.create_secret(namespace, "milvus-token", {"token": milvus.root_token})
+    kube.create_connection(namespace, "main", {"uri": milvus.uri, "credentialsSecretRef": {"name": "milvus-token"}})
+    kube.create(
+        namespace, "fresh", {"collectionName": collections.fresh, "state": "Loaded", "connectionRef": {"name": "main"}}
+    )
+    kube.create(
+        namespace, "catalog", {"collectionName": collections.loaded, "partitions": [{"name": "hot", "state": "Loaded"}]}
+    )
+    before = collections.states(milvus)
+    result = plan(
+        milvus,
+        tmp_path,
+        "--live",
+        "-n",
+        namespace,
+        "--kubeconfig",
+        str(control_plane.kubeconfig),
+        "-o",
+        "json",
+        env={"MILVUSOPS_DEFAULT_TOKEN": "nobody:not-the-password"},  # the connection's own Secret must be what is used
+    )
+    assert collections.states(milvus) == before
+    document = json.loads(result.stdout)
+    by_name = {r["name"]: r for r in document["resources"]}
+    assert result.returncode == 1, result.stdout + result.stderr  # catalog uses the default connection, bad token
+    assert (by_name["fresh"]["calls"], by_name["fresh"]["connection"]) == (
+        ["load_collection"],
+        f"MilvusConnection {namespace}/main",
+    )
+    assert by_name["catalog"]["status"] == "error"
+    assert "not-the-password" not in result.stdout  # no secret in the output (the user name is shown)
+
+
+def test_no_paths_and_no_live_is_an_error(milvus: MilvusServer, tmp_path: Path) -> None:
+    result = plan(milvus, tmp_path)
+    assert result.returncode == 1 and "give manifest paths" in result.stderr
