@@ -30,6 +30,7 @@ class Server:
     load_state_error: Exception | None = None
     fields: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "id"}, {"name": "vector"}])
     version_reads: int = 0
+    replica_error: Exception | None = None
     loads: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -63,6 +64,11 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Server:
 
         def load_partitions(self, collection: str, partitions: list[str], timeout: float, **kwargs: Any) -> None:
             state.loads.append(("load_partitions", kwargs))
+
+        def describe_replica(self, collection: str, timeout: float) -> list[Any]:
+            if state.replica_error is not None:
+                raise state.replica_error
+            return []
 
         def close(self) -> None:
             pass
@@ -179,3 +185,26 @@ def test_partition_key_refusal_of_each_version(version: str, method: str) -> Non
 
 def test_every_row_cites_milvus_source() -> None:
     assert all(row.source.startswith("internal/") for row in ROWS)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        # Milvus 2.3.5 cluster, a query node SIGKILLed (e2e test_cluster.py): 901 for a moment, then 401
+        (901, "node not found[node=6]"),
+        (401, "no available nodes in replica: replica not available[replica=470807354396901378]"),
+    ],
+)
+async def test_a_replica_without_its_query_node_is_an_answer_not_a_failure(
+    server: Server, port: MilvusClientPort, code: int, message: str
+) -> None:
+    server.replica_error = server_status(code, message)
+    replicas = await port.replicas("c")
+    assert replicas is not None and replicas.count is None
+    assert message in replicas.unavailable
+
+
+async def test_other_describe_replica_errors_still_fail(server: Server, port: MilvusClientPort) -> None:
+    server.replica_error = server_status(101, "collection not loaded[collection=4507]")
+    with pytest.raises(FailureError):
+        await port.replicas("c")
