@@ -242,3 +242,12 @@ def test_a_changed_field_list_on_a_loaded_collection_is_invalid_with_the_release
     assert failure.reason == Reason.INVALID_LOAD_OPTIONS
     assert "release it first" in failure.message and "loadFields" in failure.message
     assert "replicas" not in failure.message.split(": Milvus keeps")[1]
+
+
+async def test_last_refresh_is_kept_while_milvus_cannot_be_asked() -> None:
+    milvus = FakeMilvus(dict(IN_SYNC))
+    first = await run(milvus, ref=refresh_ref("t1"))
+    milvus.fail("load_state", Reason.MILVUS_UNAVAILABLE, "cannot reach Milvus")
+    down = await run(milvus, ref=refresh_ref("t1"), previous=written(first.status))
+    assert down.verdict.reason == Reason.MILVUS_UNAVAILABLE
+    assert down.status["lastRefresh"] == "t1"  # else the same annotation would refresh again once Milvus is back
