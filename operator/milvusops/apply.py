@@ -5,6 +5,7 @@ from __future__ import annotations
 from .milvus import MilvusPort
 from .model import CollectionSpec
 from .plan import Action, LoadCollection, LoadPartitions, ReleaseCollection, ReleasePartitions
+from .refresh import Refresh
 
 
 async def apply(port: MilvusPort, spec: CollectionSpec, actions: tuple[Action, ...]) -> list[str]:
@@ -26,6 +27,16 @@ async def apply(port: MilvusPort, spec: CollectionSpec, actions: tuple[Action, .
                 await port.release_collection(name)
                 done.append(f"released collection {name}")
     return done
+
+
+async def apply_refresh(port: MilvusPort, spec: CollectionSpec, refresh: Refresh) -> str:
+    """Start the refresh of what is loaded; Milvus loads the new segments in the background."""
+    name = spec.collection_name
+    if refresh.partitions is None:
+        await port.load_collection(name, spec.load, refresh=True)
+        return f"refresh of collection {name} started"
+    await port.load_partitions(name, list(refresh.partitions), spec.load, refresh=True)
+    return f"refresh of collection {name} started (loaded partitions {', '.join(refresh.partitions)})"
 
 
 def describe(action: Action) -> str:

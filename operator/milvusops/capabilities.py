@@ -20,6 +20,7 @@ class Capabilities:
     replica_change_in_place: bool
     load_fields: bool
     load_priority: bool
+    refresh_load: bool
     failed_load_raised_by_get_load_state: bool
     partition_key_refusal_code: int
 
@@ -59,6 +60,15 @@ ROWS: tuple[Row, ...] = (
         False,
         True,
         'internal/proxy/task.go GetLoadPriority: load_params["load_priority"]',
+    ),
+    # querycoordv2/services.go Load*: req.GetRefresh() -> refreshCollection, since 2.2.3 (issue #21091)
+    Row(
+        "refresh_load",
+        (2, 2, 3),
+        False,
+        True,
+        "internal/querycoordv2/services.go LoadCollection/LoadPartitions: GetRefresh() -> refreshCollection "
+        "(PR #21776, 2.2 backport #21811)",
     ),
     # querycoordv2/services.go ShowLoadCollections returned GlobalFailedLoadCache's error until #49493/#49497
     Row(
@@ -111,6 +121,12 @@ def describe(caps: Capabilities) -> str:
         return f"Milvus {caps.version}"
     label = caps.version or "of unknown version"
     return f"Milvus {label} (treated as {'.'.join(map(str, NEWEST_KNOWN))})"
+
+
+def minimum(capability: str) -> str:
+    """The first version that has `capability`, e.g. '2.4.10'."""
+    row = next(row for row in ROWS if row.capability == capability)
+    return ".".join(map(str, row.since))
 
 
 def table_fields() -> tuple[str, ...]:

@@ -22,6 +22,7 @@ class Reason(StrEnum):
     PARTITION_KEY_COLLECTION = "PartitionKeyCollection"
     LOAD_FAILED = "LoadFailed"
     UNSUPPORTED = "Unsupported"
+    UNSUPPORTED_BY_SERVER = "UnsupportedByServer"
     MILVUS_UNAVAILABLE = "MilvusUnavailable"
     UNAUTHENTICATED = "Unauthenticated"
     PERMISSION_DENIED = "PermissionDenied"
@@ -52,6 +53,7 @@ STALLED_REASONS = frozenset(
         Reason.PARTITION_KEY_COLLECTION,
         Reason.LOAD_FAILED,
         Reason.UNSUPPORTED,
+        Reason.UNSUPPORTED_BY_SERVER,
         Reason.UNAUTHENTICATED,
         Reason.PERMISSION_DENIED,
         Reason.SECRET_NOT_FOUND,

@@ -82,8 +82,10 @@ class MilvusPort(Protocol):
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
     async def replicas(self, collection: str) -> Replicas | None: ...
     async def unindexed_vector_fields(self, collection: str) -> list[str]: ...
-    async def load_collection(self, collection: str, options: LoadOptions) -> None: ...
-    async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None: ...
+    async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None: ...
+    async def load_partitions(
+        self, collection: str, partitions: list[str], options: LoadOptions, refresh: bool = False
+    ) -> None: ...
     async def release_collection(self, collection: str) -> None: ...
     async def release_partitions(self, collection: str, partitions: list[str]) -> None: ...
 
@@ -117,6 +119,8 @@ def _milvus_exception(exc: MilvusException, credentials: bool) -> Failure:
         return Failure(Reason.PARTITION_NOT_FOUND, message)
     if code == 700:
         return Failure(Reason.INDEX_NOT_FOUND, f"{message}: create a vector index before loading")
+    if _LOAD_FIELDS_CHANGED in message:  # querycoord's load job, 2.5+: the field list of a loaded collection is fixed
+        return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: {LOAD_FIELDS_HINT}")
     if code == 1100:
         return Failure(
             Reason.INVALID_LOAD_OPTIONS,
@@ -147,6 +151,11 @@ def _milvus_exception(exc: MilvusException, credentials: bool) -> Failure:
     return Failure(Reason.MILVUS_ERROR, f"code {code}: {message}")
 
 
+_LOAD_FIELDS_CHANGED = "can't change the load field list"
+LOAD_FIELDS_HINT = (
+    "Milvus keeps the field list a collection was loaded with: to load other fields (spec.load.loadFields, "
+    "skipLoadDynamicField), release it first (set state Released, wait, then Loaded)"
+)
 _PARTITION_KEY = "partitions if partition key mode is used"
 PARTITION_KEY_HINT = (
     "the collection has a partition key, so Milvus loads and releases it only as a whole: "
@@ -454,12 +463,14 @@ class MilvusClientPort:
 
         return await self._call("list_indexes", ask)
 
-    async def load_collection(self, collection: str, options: LoadOptions) -> None:
-        kwargs = _load_kwargs(options)
+    async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None:
+        kwargs = _load_kwargs(options, refresh)
         await self._call("load_collection", lambda c: c.load_collection(collection, timeout=self._timeout, **kwargs))
 
-    async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None:
-        kwargs = _load_kwargs(options)
+    async def load_partitions(
+        self, collection: str, partitions: list[str], options: LoadOptions, refresh: bool = False
+    ) -> None:
+        kwargs = _load_kwargs(options, refresh)
         await self._call(
             "load_partitions",
             lambda c: c.load_partitions(collection, partitions, timeout=self._timeout, **kwargs),
@@ -503,7 +514,8 @@ def failed_load(cause: Failure, caps: Capabilities) -> Failure:
     return Failure(Reason.LOAD_FAILED, message)
 
 
-def _load_kwargs(options: LoadOptions) -> dict[str, Any]:
+def _load_kwargs(options: LoadOptions, refresh: bool = False) -> dict[str, Any]:
+    """The keyword arguments of MilvusClient.load_collection / load_partitions (pymilvus 3.0.2's Prepare reads them)."""
     # return once Milvus accepted the load (pymilvus needs both flags for partitions); progress is observed
     kwargs: dict[str, Any] = {"replica_number": options.replicas, "_async": True, "sync": False}
     # only send what was asked for, so servers without these options still accept plain loads
@@ -513,4 +525,8 @@ def _load_kwargs(options: LoadOptions) -> dict[str, Any]:
         kwargs["load_fields"] = list(options.load_fields)
     if options.skip_load_dynamic_field:
         kwargs["skip_load_dynamic_field"] = True
+    if options.priority is not None:  # Prepare puts it in load_params["load_priority"]; the proxy reads "low"/"high"
+        kwargs["priority"] = options.priority.value.lower()
+    if refresh:  # LoadCollectionRequest.refresh: querycoord re-pulls the loaded collection's target
+        kwargs["refresh"] = True
     return kwargs

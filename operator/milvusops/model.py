@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from . import PAUSED_ANNOTATION
+from . import PAUSED_ANNOTATION, REFRESH_ANNOTATION
 
 
 class Desired(StrEnum):
@@ -37,6 +37,13 @@ class DeletionPolicy(StrEnum):
     RELEASE = "Release"
 
 
+class LoadPriority(StrEnum):
+    """spec.load.priority; Milvus 2.6+ reads load_params["load_priority"] as "high" or "low"."""
+
+    HIGH = "High"
+    LOW = "Low"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
 
@@ -46,6 +53,7 @@ class LoadOptions(_Model):
     resource_groups: tuple[str, ...] = ()
     load_fields: tuple[str, ...] = ()
     skip_load_dynamic_field: bool = False
+    priority: LoadPriority | None = None
 
 
 class PartitionSpec(_Model):
@@ -90,6 +98,7 @@ class ResourceRef(_Model):
     generation: int = 0
     created: str = ""
     paused: bool = False
+    refresh_requested: str = ""  # the refresh annotation's value: a refresh is due while it differs from lastRefresh
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> ResourceRef:
@@ -102,6 +111,7 @@ class ResourceRef(_Model):
             generation=int(meta.get("generation") or 0),
             created=meta.get("creationTimestamp") or "",
             paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
+            refresh_requested=str(annotations.get(REFRESH_ANNOTATION, "")).strip(),
         )
 
 

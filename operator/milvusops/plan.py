@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .capabilities import Capabilities
 from .model import CollectionSpec, Desired, LoadState
 from .observe import Observed
+from .options import unsupported_options
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Plan:
     partition_key: str | None = None
     # loads held back: Milvus still reports the last load as failed, and it was not reported before
     load_held_back: bool = False
+    # spec's load options this server lacks (loadFields, priority ...): no load is sent, only releases
+    unsupported_options: str | None = None
 
     @property
     def releasing(self) -> bool:
@@ -67,13 +70,16 @@ def plan(spec: CollectionSpec, observed: Observed, caps: Capabilities, retry_fai
         return Plan(desired, missing, ())
     existing = {name: want for name, want in desired.items() if name in observed.partitions}
     state = {name: report.state for name, report in observed.partitions.items()}
-    whole = _whole_collection(spec, desired, missing, observed.partition_key)
+    whole = whole_collection(spec, desired, missing, observed.partition_key)
     if observed.partition_key is not None:
         if whole is None:  # Milvus refuses partition-level load and release here: call nothing
             return Plan(desired, missing, (), partition_key=observed.partition_key)
         actions = _whole_actions(whole, state)
     else:
         actions = _actions(spec, existing, state, missing)
+    unsupported = unsupported_options(spec.load, caps)
+    if unsupported is not None and any(want == Desired.LOADED for want in desired.values()):
+        return Plan(desired, missing, _releases(actions), unsupported_options=unsupported)
     held_back = observed.failed_load is not None and not retry_failed_load
     if held_back:  # report the failed load once before trying it again (at most once per resync interval)
         actions = _releases(actions)
@@ -94,7 +100,7 @@ def _releases(actions: tuple[Action, ...]) -> tuple[Action, ...]:
     return tuple(a for a in actions if isinstance(a, ReleasePartitions | ReleaseCollection))
 
 
-def _whole_collection(
+def whole_collection(
     spec: CollectionSpec, desired: dict[str, Desired], missing: tuple[str, ...], partition_key: str | None
 ) -> Desired | None:
     """The one state the whole collection should have, or None when partitions should differ.

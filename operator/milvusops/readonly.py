@@ -40,10 +40,12 @@ class ReadOnlyPort:
     async def unindexed_vector_fields(self, collection: str) -> list[str]:
         return await self._port.unindexed_vector_fields(collection)
 
-    async def load_collection(self, collection: str, options: LoadOptions) -> None:
+    async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None:
         raise ReadOnlyViolation(f"load_collection({collection}) on a read-only port")
 
-    async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None:
+    async def load_partitions(
+        self, collection: str, partitions: list[str], options: LoadOptions, refresh: bool = False
+    ) -> None:
         raise ReadOnlyViolation(f"load_partitions({collection}, {partitions}) on a read-only port")
 
     async def release_collection(self, collection: str) -> None:

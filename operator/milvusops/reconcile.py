@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from . import metrics
-from .apply import apply
+from . import REFRESH_ANNOTATION, metrics
+from .apply import apply, apply_refresh
 from .capabilities import capabilities
 from .failures import Failure, FailureError, Reason
 from .milvus import PARTITION_KEY_HINT, MilvusPort
 from .model import CollectionSpec, Desired, LoadState, ManagementPolicy, ResourceRef
 from .observe import Observed, observe, recheck
 from .plan import Action, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions, plan
+from .refresh import RefreshStep, decide
 from .slots import Priority, prioritized
 from .status import Outcome, Verdict, build_status, verdict
 
@@ -57,11 +58,24 @@ async def reconcile(
 ) -> Result:
     """`urgent`: the first pass, or one after a change; `recheck_from`: ask only what was Loading in it."""
     retry_failed_load = _ready_condition(previous).get("reason") == Reason.LOAD_FAILED
-    outcome, done = await assess(spec, ref, ports, conflict_with, urgent, recheck_from, retry_failed_load)
+    passed = _Pass(retry_failed_load, str(previous.get("lastRefresh") or ""))
+    outcome, done = await assess(spec, ref, ports, conflict_with, urgent, recheck_from, passed)
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
     events = _events(ref, previous, outcome, result, done)
-    return Result(status, result, events, outcome.observed, bool(done), outcome.failure)
+    if passed.refreshed:
+        events = (Event("Normal", "Refreshed", passed.refreshed), *events)
+    return Result(status, result, events, outcome.observed, bool(done) or passed.called, outcome.failure)
+
+
+@dataclass
+class _Pass:
+    """What this pass takes from the previous status, and what its refresh did (kept apart from load events)."""
+
+    retry_failed_load: bool
+    last_refresh: str
+    refreshed: str = ""  # the Refreshed event's message
+    called: bool = False  # a refresh call was made: what was observed is out of date
 
 
 async def assess(
@@ -71,10 +85,11 @@ async def assess(
     conflict_with: str | None,
     urgent: bool = True,
     recheck_from: Observed | None = None,
-    retry_failed_load: bool = False,
+    passed: _Pass | None = None,
     act: Act = apply,
 ) -> tuple[Outcome, list[str]]:
     """One pass up to status: observe, plan, `act` on the plan; the outcome and one line per action done."""
+    passed = passed or _Pass(retry_failed_load=False, last_refresh="")
     if ref.paused:
         return Outcome(paused=True), []
     if conflict_with is not None:
@@ -93,7 +108,8 @@ async def assess(
             if not observed.exists:
                 message = f"collection {spec.collection_name!r} not found in database {spec.database!r}"
                 return Outcome(observed, failure=Failure(Reason.COLLECTION_NOT_FOUND, message), version=version), done
-            planned = plan(spec, observed, capabilities(version), retry_failed_load)
+            caps = capabilities(version)
+            planned = plan(spec, observed, caps, passed.retry_failed_load)
             if spec.management_policy == ManagementPolicy.OBSERVE:
                 return Outcome(observed, planned, observing=True, version=version), done
             if not observed.partial:
@@ -104,7 +120,15 @@ async def assess(
                     if exc.failure.reason == Reason.PARTITION_NOT_FOUND and attempt == 1:
                         continue  # a partition was dropped since it was observed: look again, once
                     raise
-            return Outcome(observed, planned, failure=plan_failure(planned, observed), version=version), done
+            step = (
+                None
+                if observed.partial
+                else decide(ref.refresh_requested, passed.last_refresh, spec, observed, planned, caps)
+            )
+            # a preview (`milvusops plan`) shows the refresh as pending and never sends it
+            handled = await _refresh(port, spec, ref, step, passed) if act is apply else None
+            failure = _unsupported(planned, step) or plan_failure(planned, observed)
+            return Outcome(observed, planned, failure=failure, version=version, last_refresh=handled), done
         raise AssertionError("unreachable: the second attempt returns or raises")
     except FailureError as exc:
         return Outcome(observed, planned, failure=exc.failure, version=version), done
@@ -118,6 +142,27 @@ def conflict(spec: CollectionSpec, winner: str) -> Failure:
 def plan_failure(planned: Plan, observed: Observed) -> Failure | None:
     """What the operator reports for a plan it cannot carry out in full, after doing the part it can."""
     return _replicas(planned) or _partition_key(planned) or _failed_load(observed, planned) or _missing(planned)
+
+
+async def _refresh(
+    port: MilvusPort, spec: CollectionSpec, ref: ResourceRef, step: RefreshStep | None, passed: _Pass
+) -> str | None:
+    """Make the refresh call the step asks for; the annotation value to record once handled."""
+    if step is None or not step.handled:
+        return None
+    if step.action is not None:
+        with prioritized(Priority.ACT):
+            line = await apply_refresh(port, spec, step.action)
+        passed.called = True
+    else:
+        line = f"refresh of collection {spec.collection_name} not needed: {step.note}"
+    passed.refreshed = f"{line} ({REFRESH_ANNOTATION}: {ref.refresh_requested})"
+    return ref.refresh_requested
+
+
+def _unsupported(planned: Plan, step: RefreshStep | None) -> Failure | None:
+    message = planned.unsupported_options or (step.unsupported if step is not None else None)
+    return Failure(Reason.UNSUPPORTED_BY_SERVER, message) if message else None
 
 
 def _replicas(planned: Plan) -> Failure | None:

@@ -25,6 +25,7 @@ class Outcome:
     observing: bool = False
     paused: bool = False
     version: str | None = None  # the server version, as Milvus reported it
+    last_refresh: str | None = None  # the refresh annotation's value handled in this pass
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ def build_status(
     version = outcome.version or previous.get("serverVersion")
     if version:
         status["serverVersion"] = version
+    last_refresh = outcome.last_refresh or previous.get("lastRefresh")
+    if last_refresh:
+        status["lastRefresh"] = last_refresh
     observed = outcome.observed
     if observed is not None:
         if observed.collection_id is not None:

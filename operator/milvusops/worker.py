@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from . import FINALIZER, PAUSED_ANNOTATION
+from . import FINALIZER, PAUSED_ANNOTATION, REFRESH_ANNOTATION
 from .kubeapi import KubeApi, merge_patch
 from .settings import Settings
 from .status import needs_patch, stamp
@@ -40,7 +40,9 @@ class Worker:
         """Wake the daemon when something it acts on changed (not on our own status writes)."""
         meta = body.get("metadata") or {}
         # only what changes behaviour: Kopf's own bookkeeping annotations must not cause extra passes
-        key = (meta.get("generation"), (meta.get("annotations") or {}).get(PAUSED_ANNOTATION), finalized(body))
+        annotations = meta.get("annotations") or {}
+        paused, refresh = annotations.get(PAUSED_ANNOTATION), annotations.get(REFRESH_ANNOTATION)
+        key = (meta.get("generation"), paused, refresh, finalized(body))
         if key != self.seen:
             self.seen = key
             self.wakeup.set()

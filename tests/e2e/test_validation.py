@@ -223,6 +223,13 @@ INVALID: list[Case] = [
         "spec.load.skipLoadDynamicField",
         "must be of type boolean",
     ),
+    Case(
+        "priority-not-in-enum",
+        COLLECTION,
+        "{load: {priority: Medium}}",
+        "spec.load.priority",
+        'Unsupported value: "Medium"',
+    ),
     Case("load-as-number", COLLECTION, "{load: 3}", "spec.load", "must be of type object"),
     Case("spec-missing", COLLECTION, None, "spec", "Required value"),
     # MilvusCollection: unknown fields (kubectl's default --validate=strict asks the server to refuse them)
@@ -446,7 +453,7 @@ VALID: list[Case] = [
     Case(
         "every-option-at-its-limit",
         COLLECTION,
-        "{state: Loaded, load: {replicas: 100, skipLoadDynamicField: true}, managementPolicy: Observe,"
+        "{state: Loaded, load: {replicas: 100, skipLoadDynamicField: true, priority: Low}, managementPolicy: Observe,"
         " deletionPolicy: Release, partitions: [{name: _default, state: Released}], connectionRef: {name: main.prod}}",
         "",
         "",

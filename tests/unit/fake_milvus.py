@@ -12,7 +12,14 @@ from milvusops.model import LoadOptions, LoadState
 from milvusops.slots import Priority, current
 
 NOT_LOAD, LOADING, LOADED = LoadState.NOT_LOAD, LoadState.LOADING, LoadState.LOADED
-MUTATING = {"load_collection", "load_partitions", "release_collection", "release_partitions"}
+MUTATING = {
+    "load_collection",
+    "load_partitions",
+    "release_collection",
+    "release_partitions",
+    "refresh_collection",
+    "refresh_partitions",
+}
 
 
 class FakeMilvus:
@@ -108,13 +115,26 @@ class FakeMilvus:
             message = f"disable {method} partitions if partition key mode is used"
             raise FailureError(Failure(Reason.PARTITION_KEY_COLLECTION, message))
 
-    async def load_collection(self, collection: str, options: LoadOptions) -> None:
+    def _refresh(self, *call: Any) -> None:
+        states = self._call(*call)
+        if LOADING in states.values() or LOADED not in states.values():  # querycoord refreshCollection
+            raise FailureError(
+                Failure(Reason.MILVUS_ERROR, "code 101: collection not loaded: collection not fully loaded")
+            )
+
+    async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None:
+        if refresh:  # querycoord LoadCollection returns after refreshCollection: nothing else is checked
+            return self._refresh("refresh_collection", collection)
         states = self._call("load_collection", collection, options.replicas)
         self.failed_load = None  # LoadCollectionJob.Execute: GlobalFailedLoadCache.Remove
         self._check_replicas(states, options, capabilities(self.version_text).replica_change_in_place)
         states.update({name: LOADING for name, state in states.items() if state == NOT_LOAD})
 
-    async def load_partitions(self, collection: str, partitions: list[str], options: LoadOptions) -> None:
+    async def load_partitions(
+        self, collection: str, partitions: list[str], options: LoadOptions, refresh: bool = False
+    ) -> None:
+        if refresh:
+            return self._refresh("refresh_partitions", collection, tuple(partitions))
         states = self._call("load_partitions", collection, tuple(partitions), options.replicas)
         self._check_partition_key("load")
         self._check_replicas(states, options)

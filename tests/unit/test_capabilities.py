@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from milvusops.capabilities import NEWEST, ROWS, Capabilities, Row, capabilities, describe, parse, table_fields
+from milvusops.capabilities import NEWEST, ROWS, Capabilities, Row, capabilities, describe, minimum, parse, table_fields
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
 COLUMNS = ("2.3", "2.4", "2.5", "2.6", "3.0")
@@ -29,26 +29,33 @@ def test_parse(text: str, parsed: tuple[int, int, int] | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "in_place", "fields", "priority", "failed_load", "code"),
+    ("version", "in_place", "fields", "priority", "refresh", "failed_load", "code"),
     [
-        ("v2.3.5", False, False, False, True, 65535),
-        ("v2.4.9", False, False, False, True, 65535),
-        ("v2.4.10", False, True, False, True, 65535),
-        ("v2.4.12", False, True, False, True, 65535),
-        ("v2.4.13", True, True, False, True, 65535),
-        ("v2.5.27", True, True, False, True, 65535),
-        ("v2.6.0", True, True, True, True, 65535),
-        ("v2.6.15", True, True, True, True, 65535),
-        ("v2.6.16", True, True, True, False, 65535),
-        ("v2.6.18", True, True, True, False, 65535),
-        ("v2.6.19", True, True, True, False, 1100),
-        ("v3.0.0", True, True, True, False, 1100),
+        ("v2.2.2", False, False, False, False, True, 65535),
+        ("v2.2.3", False, False, False, True, True, 65535),
+        ("v2.3.5", False, False, False, True, True, 65535),
+        ("v2.4.9", False, False, False, True, True, 65535),
+        ("v2.4.10", False, True, False, True, True, 65535),
+        ("v2.4.12", False, True, False, True, True, 65535),
+        ("v2.4.13", True, True, False, True, True, 65535),
+        ("v2.5.27", True, True, False, True, True, 65535),
+        ("v2.6.0", True, True, True, True, True, 65535),
+        ("v2.6.15", True, True, True, True, True, 65535),
+        ("v2.6.16", True, True, True, True, False, 65535),
+        ("v2.6.18", True, True, True, True, False, 65535),
+        ("v2.6.19", True, True, True, True, False, 1100),
+        ("v3.0.0", True, True, True, True, False, 1100),
     ],
 )
 def test_capabilities_by_version(
-    version: str, in_place: bool, fields: bool, priority: bool, failed_load: bool, code: int
+    version: str, in_place: bool, fields: bool, priority: bool, refresh: bool, failed_load: bool, code: int
 ) -> None:
-    assert capabilities(version) == Capabilities(version, True, in_place, fields, priority, failed_load, code)
+    expected = Capabilities(version, True, in_place, fields, priority, refresh, failed_load, code)
+    assert capabilities(version) == expected
+
+
+def test_minimum_names_the_first_version_with_a_capability() -> None:
+    assert (minimum("load_fields"), minimum("load_priority"), minimum("refresh_load")) == ("2.4.10", "2.6.0", "2.2.3")
 
 
 @pytest.mark.parametrize("version", ["", "not-a-version", "v3.1.0", "v4.0.0"])

@@ -16,7 +16,7 @@ from milvusops import milvus
 from milvusops.capabilities import ROWS, capabilities
 from milvusops.failures import FailureError, Reason
 from milvusops.milvus import CollectionInfo, Endpoint, MilvusClientPort, classify
-from milvusops.model import LoadOptions, LoadState
+from milvusops.model import LoadOptions, LoadPriority, LoadState
 from milvusops.observe import observe
 from milvusops.slots import Slots
 from tests.unit.test_milvus_errors import server_status
@@ -208,3 +208,51 @@ async def test_other_describe_replica_errors_still_fail(server: Server, port: Mi
     server.replica_error = server_status(101, "collection not loaded[collection=4507]")
     with pytest.raises(FailureError):
         await port.replicas("c")
+
+
+def _requests(server: Server) -> list[Any]:
+    """The requests pymilvus 3.0.2 builds from what the port passed to MilvusClient."""
+    built = []
+    for method, kwargs in server.loads:
+        if method == "load_collection":
+            built.append(Prepare.load_collection("c", **kwargs))
+        else:
+            built.append(Prepare.load_partitions("c", ["p"], **kwargs))
+    return built
+
+
+@pytest.mark.parametrize(("priority", "sent"), [(LoadPriority.LOW, "low"), (LoadPriority.HIGH, "high")])
+async def test_priority_reaches_load_params_as_the_proxy_reads_it(
+    server: Server, port: MilvusClientPort, priority: LoadPriority, sent: str
+) -> None:
+    # proxy GetLoadPriority: load_params["load_priority"] == "low" is low, anything else high
+    options = LoadOptions(priority=priority)
+    await port.load_collection("c", options)
+    await port.load_partitions("c", ["p"], options)
+    assert [dict(request.load_params) for request in _requests(server)] == [{"load_priority": sent}] * 2
+
+
+async def test_load_fields_and_skip_dynamic_field_reach_the_request(server: Server, port: MilvusClientPort) -> None:
+    options = LoadOptions(load_fields=("id", "vector"), skip_load_dynamic_field=True)
+    await port.load_collection("c", options)
+    await port.load_partitions("c", ["p"], options)
+    for request in _requests(server):
+        assert list(request.load_fields) == ["id", "vector"]
+        assert request.skip_load_dynamic_field is True
+        assert not request.refresh
+
+
+async def test_plain_options_send_no_optional_field(server: Server, port: MilvusClientPort) -> None:
+    # a server that lacks an option never sees it unless the spec asks
+    await port.load_collection("c", LoadOptions())
+    (request,) = _requests(server)
+    assert not request.load_fields and not request.skip_load_dynamic_field
+    assert dict(request.load_params) == {} and not request.refresh
+
+
+async def test_refresh_sets_the_request_refresh_flag(server: Server, port: MilvusClientPort) -> None:
+    await port.load_collection("c", LoadOptions(), refresh=True)
+    await port.load_partitions("c", ["p"], LoadOptions(), refresh=True)
+    assert [request.refresh for request in _requests(server)] == [True, True]
+    # still started, not awaited: pymilvus would otherwise poll the refresh progress until done
+    assert all(kwargs["_async"] is True and kwargs["sync"] is False for _, kwargs in server.loads)

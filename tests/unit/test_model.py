@@ -15,6 +15,7 @@ from milvusops.model import (
     DeletionPolicy,
     Desired,
     LoadOptions,
+    LoadPriority,
     ManagementPolicy,
     PartitionSpec,
     ResourceRef,
@@ -52,6 +53,7 @@ def test_collection_spec_full() -> None:
                 "resourceGroups": ["rg1"],
                 "loadFields": ["id", "vector"],
                 "skipLoadDynamicField": True,
+                "priority": "Low",
             },
             "managementPolicy": "Observe",
             "deletionPolicy": "Release",
@@ -65,7 +67,11 @@ def test_collection_spec_full() -> None:
     assert spec.state == Desired.LOADED
     assert spec.partitions == (PartitionSpec(name="cold", state=Desired.RELEASED),)
     assert spec.load == LoadOptions(
-        replicas=2, resource_groups=("rg1",), load_fields=("id", "vector"), skip_load_dynamic_field=True
+        replicas=2,
+        resource_groups=("rg1",),
+        load_fields=("id", "vector"),
+        skip_load_dynamic_field=True,
+        priority=LoadPriority.LOW,
     )
     assert spec.management_policy == ManagementPolicy.OBSERVE
     assert spec.deletion_policy == DeletionPolicy.RELEASE
@@ -313,3 +319,10 @@ def test_observers_neither_win_nor_lose() -> None:
     owners = index_of(NEW)
     assert conflict_winner(NEW, owners) is None
     assert conflict_winner(observer, index_of(OLD, NEW)) is None
+
+
+@pytest.mark.parametrize(("value", "requested"), [("2026-11-29T10:00:00Z", "2026-11-29T10:00:00Z"), (" x ", "x")])
+def test_refresh_annotation(value: str, requested: str) -> None:
+    body = resource_body({"milvusops.dev/refresh-requested-at": value})
+    assert ResourceRef.from_body(body).refresh_requested == requested
+    assert ResourceRef.from_body(resource_body({})).refresh_requested == ""

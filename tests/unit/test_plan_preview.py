@@ -135,18 +135,23 @@ async def test_the_younger_of_two_manifests_for_one_collection_is_a_conflict() -
     assert milvus.calls == []  # like the operator: a losing resource makes no Milvus call at all
 
 
-@pytest.mark.parametrize("method", sorted(MUTATING))
-async def test_the_read_only_port_refuses_every_mutation_before_it_reaches_milvus(method: str) -> None:
+WRITES: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
+    "load_collection": ("load_collection", ("c", LoadOptions()), {}),
+    "load_partitions": ("load_partitions", ("c", ["_default"], LoadOptions()), {}),
+    "release_collection": ("release_collection", ("c",), {}),
+    "release_partitions": ("release_partitions", ("c", ["_default"]), {}),
+    "refresh_collection": ("load_collection", ("c", LoadOptions()), {"refresh": True}),
+    "refresh_partitions": ("load_partitions", ("c", ["_default"], LoadOptions()), {"refresh": True}),
+}
+
+
+@pytest.mark.parametrize("write", sorted(MUTATING))
+async def test_the_read_only_port_refuses_every_mutation_before_it_reaches_milvus(write: str) -> None:
     milvus = FakeMilvus({"_default": NOT_LOAD})
     port = ReadOnlyPort(milvus)
-    arguments: dict[str, tuple[Any, ...]] = {
-        "load_collection": ("c", LoadOptions()),
-        "load_partitions": ("c", ["_default"], LoadOptions()),
-        "release_collection": ("c",),
-        "release_partitions": ("c", ["_default"]),
-    }
+    method, arguments, options = WRITES[write]  # every call the fake counts as a change of Milvus
     with pytest.raises(ReadOnlyViolation):
-        await getattr(port, method)(*arguments[method])
+        await getattr(port, method)(*arguments, **options)
     assert milvus.calls == []
 
 

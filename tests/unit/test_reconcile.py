@@ -381,11 +381,11 @@ async def test_a_partition_dropped_before_its_load_is_observed_again_once() -> N
     milvus = FakeMilvus({"_default": NOT_LOAD, "hot": NOT_LOAD, "gone": NOT_LOAD})
     real_load = milvus.load_partitions
 
-    async def dropped_meanwhile(collection: str, partitions: list[str], options: Any) -> None:
+    async def dropped_meanwhile(collection: str, partitions: list[str], options: Any, refresh: bool = False) -> None:
         if "gone" in milvus.states:
             del milvus.states["gone"]
             raise FailureError(Failure(Reason.PARTITION_NOT_FOUND, "partition not found[partition=gone]"))
-        await real_load(collection, partitions, options)
+        await real_load(collection, partitions, options, refresh)
 
     milvus.load_partitions = dropped_meanwhile  # type: ignore[method-assign]
     result = await run(milvus, make_spec("Released", {"hot": "Loaded", "gone": "Loaded"}))

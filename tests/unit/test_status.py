@@ -139,6 +139,7 @@ def test_stalled_reasons_are_those_of_the_spec() -> None:
         "DatabaseNotFound",
         "InvalidLoadOptions",
         "Unsupported",
+        "UnsupportedByServer",
         "Unauthenticated",
         "PermissionDenied",
         "SecretNotFound",

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import kopf
 
-from milvusops import FINALIZER
+from milvusops import FINALIZER, REFRESH_ANNOTATION
 from milvusops.kubeapi import KubeApi
 from milvusops.settings import Settings
 from milvusops.worker import Worker
@@ -77,4 +77,17 @@ def test_only_our_own_finalizer_changes_what_the_worker_sees() -> None:
     w.notice(body("other.example/keep"))
     assert not w.wakeup.is_set()
     w.notice(body(FINALIZER))
+    assert w.wakeup.is_set()
+
+
+def test_a_new_refresh_annotation_wakes_the_worker_and_other_annotations_do_not() -> None:
+    w = worker()
+    live = body(FINALIZER)
+    w.notice(live)
+    w.wakeup.clear()
+    live["metadata"]["annotations"] = {"kopf.zalando.org/last-handled-configuration": "{}"}
+    w.notice(live)
+    assert not w.wakeup.is_set()
+    live["metadata"]["annotations"] = {REFRESH_ANNOTATION: "2026-11-29T10:00:00Z"}
+    w.notice(live)
     assert w.wakeup.is_set()
