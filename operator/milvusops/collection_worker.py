@@ -75,6 +75,7 @@ class CollectionWorker(Worker):
                 failure=failure,
                 timing=self.timing,
                 draw=random.random(),  # noqa: S311 - jitter
+                now=time.monotonic(),
             )
             state = step.state
             urgent = await self.sleep(step.delay, stopped)
