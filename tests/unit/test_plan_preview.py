@@ -99,7 +99,8 @@ async def test_rows_calls_and_reason_come_from_the_operators_plan(
     item = await planned(milvus, spec)
     assert (item.calls, item.reason, rows(item)) == (calls, reason, partitions)
     # the fake's schema (INT64 id, FLOAT_VECTOR dim 8, FLAT): 16 + 8 + 32 bytes a row
-    expected = {name: {"load": 56_000, "release": -56_000, "": 0}[change] for name, (_, _, change) in partitions.items()}
+    per_change = {"load": 56_000, "release": -56_000, "": 0}
+    expected = {name: per_change[change] for name, (_, _, change) in partitions.items()}
     assert {p.name: p.memory_bytes for p in item.partitions} == expected
     assert item.memory_bytes == sum(expected.values())
 
