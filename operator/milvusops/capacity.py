@@ -7,7 +7,7 @@ the decisions are pure (`memory.admit`, `needed_bytes`, `WaitingLoads.ahead`) an
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from .failures import Failure, FailureError, Reason
@@ -62,10 +62,19 @@ class WaitingLoads:
         self._entries.pop(key, None)
 
 
-def wants_memory(spec: CollectionSpec, observed: Observed, planned: Plan) -> bool:
-    """Something is or should be loaded: worth an estimate."""
-    held = any(report.state in _HELD for report in observed.partitions.values())
-    return held or any(want == Desired.LOADED for want in planned.desired.values())
+def wants_memory(observed: Observed, planned: Plan, estimated: Collection[str], preview: bool) -> bool:
+    """Estimate before a load (the guard needs it), for a preview, or where status has no estimate yet.
+
+    Otherwise the estimates in status are kept: a steady pass costs no size reads (issue 17's call budget).
+    """
+    if preview or any(isinstance(action, LoadCollection | LoadPartitions) for action in planned.actions):
+        return True
+    relevant = [
+        name
+        for name, report in observed.partitions.items()
+        if report.state in _HELD or planned.desired.get(name) == Desired.LOADED
+    ]
+    return any(name not in estimated for name in relevant)
 
 
 def needed_bytes(planned: Plan, observed: Observed, estimate: Mapping[str, int]) -> int:
@@ -133,5 +142,6 @@ async def guard(
 
 
 def refused(planned: Plan, refusal: Refusal) -> tuple[Plan, Failure]:
-    """The plan with nothing to send, and the Stalled reason that says why."""
-    return replace(planned, actions=()), Failure(Reason.INSUFFICIENT_MEMORY, refusal.message)
+    """The plan without its loads (its releases still go: they free memory), and the Stalled reason why."""
+    releases = tuple(a for a in planned.actions if isinstance(a, ReleasePartitions | ReleaseCollection))
+    return replace(planned, actions=releases), Failure(Reason.INSUFFICIENT_MEMORY, refusal.message)

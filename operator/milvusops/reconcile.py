@@ -60,7 +60,10 @@ async def reconcile(
 ) -> Result:
     """`urgent`: the first pass, or one after a change; `recheck_from`: ask only what was Loading in it."""
     retry_failed_load = _ready_condition(previous).get("reason") == Reason.LOAD_FAILED
-    passed = _Pass(retry_failed_load, str(previous.get("lastRefresh") or ""))
+    estimated = frozenset(
+        str(p["name"]) for p in previous.get("partitions") or [] if p.get("estimatedMemoryBytes") is not None
+    )
+    passed = _Pass(retry_failed_load, str(previous.get("lastRefresh") or ""), estimated)
     outcome, done = await assess(spec, ref, ports, conflict_with, urgent, recheck_from, passed, memory=memory)
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
@@ -84,6 +87,7 @@ class _Pass:
 
     retry_failed_load: bool
     last_refresh: str
+    estimated: frozenset[str] = frozenset()  # partitions whose memory estimate status already holds
     refreshed: str = ""  # the Refreshed event's message
     called: bool = False  # a refresh call was made: what was observed is out of date
 
@@ -122,15 +126,14 @@ async def assess(
                 return Outcome(observed, failure=Failure(Reason.COLLECTION_NOT_FOUND, message), version=version), done
             caps = capabilities(version)
             planned = plan(spec, observed, caps, passed.retry_failed_load)
-            sized = None
-            if not observed.partial and wants_memory(spec, observed, planned):
+            sized, refusal = None, None
+            if not observed.partial and wants_memory(observed, planned, passed.estimated, act is not apply):
                 with prioritized(Priority.CHANGE if urgent else Priority.BACKGROUND):  # reads, as the observation
                     sized = await _memory(port, spec, ref, observed, planned, memory)
             if spec.management_policy == ManagementPolicy.OBSERVE:
                 return Outcome(observed, planned, observing=True, version=version, memory=sized), done
             if sized is not None and sized.refusal is not None:
-                planned, refusal = refused(planned, sized.refusal)
-                return Outcome(observed, planned, failure=refusal, version=version, memory=sized), done
+                planned, refusal = refused(planned, sized.refusal)  # loads held back; releases still go
             if not observed.partial:
                 try:
                     with prioritized(Priority.ACT):
@@ -146,7 +149,7 @@ async def assess(
             )
             # a preview (`milvusops plan`) shows the refresh as pending and never sends it
             handled = await _refresh(port, spec, ref, step, passed) if act is apply else None
-            failure = _unsupported(planned, step) or plan_failure(planned, observed)
+            failure = refusal or _unsupported(planned, step) or plan_failure(planned, observed)
             outcome = Outcome(observed, planned, failure=failure, version=version, last_refresh=handled, memory=sized)
             return outcome, done
         raise AssertionError("unreachable: the second attempt returns or raises")

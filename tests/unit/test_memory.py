@@ -157,3 +157,32 @@ async def test_the_same_load_goes_ahead_with_the_guard_off_or_when_it_fits() -> 
         partitions = {p["name"]: p for p in status["partitions"]}  # type: ignore[attr-defined]
         assert partitions["big"]["estimatedMemoryBytes"] == 560_000_000
         assert ("query_node_memory",) in milvus.calls or not guard.enabled
+
+
+async def test_a_steady_pass_keeps_the_estimates_in_status_and_reads_no_sizes() -> None:
+    milvus = FakeMilvus({"_default": LoadState.NOT_LOAD, "big": LoadState.LOADED})
+    milvus.rows = {"big": 1000}
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first = await reconcile(SPEC, REF, {}, FakePorts(milvus), now, memory=MemoryGuard())
+    assert ("shape", "c") in milvus.calls  # nothing estimated yet: read once
+    milvus.calls.clear()
+    again = await reconcile(SPEC, REF, first.status, FakePorts(milvus), now, memory=MemoryGuard())
+    assert [call for call in milvus.calls if call[0] in ("shape", "query_node_memory")] == []
+    assert again.status["memory"] == first.status["memory"]
+    assert {p["name"]: p.get("estimatedMemoryBytes") for p in again.status["partitions"]}["big"] == 56_000
+
+
+async def test_a_refused_load_still_sends_the_releases_of_its_plan() -> None:
+    spec = CollectionSpec.model_validate(
+        {
+            "collectionName": "c",
+            "partitions": [{"name": "big", "state": "Loaded"}, {"name": "old", "state": "Released"}],
+        }
+    )
+    milvus = FakeMilvus({"_default": LoadState.NOT_LOAD, "big": LoadState.NOT_LOAD, "old": LoadState.LOADED})
+    milvus.rows = {"big": 10_000_000, "old": 1000}
+    milvus.nodes = (NodeMemory(1, 512 * MiB, 50 * MiB),)
+    guard = MemoryGuard(GuardSettings(True, 10))
+    result = await reconcile(spec, REF, {}, FakePorts(milvus), datetime(2026, 1, 1, tzinfo=UTC), memory=guard)
+    assert [call[0] for call in milvus.mutating_calls] == ["release_partitions"]  # frees memory, as spec asks
+    assert result.verdict.reason == Reason.INSUFFICIENT_MEMORY
