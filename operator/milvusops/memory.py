@@ -186,6 +186,6 @@ def admit(
     message = (
         f"the load needs an estimated {human(needed)} ({needed} B) of query-node memory but {capacity.scope} have "
         f"{human(max(available, 0))} ({max(available, 0)} B) free{waiting}, keeping {headroom_percent:g}% headroom"
-        f"{hint}; nothing was sent to Milvus"
+        f"{hint}; no load was sent to Milvus"
     )
     return Refusal(needed, max(available, 0), message)
