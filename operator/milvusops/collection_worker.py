@@ -78,7 +78,10 @@ class CollectionWorker(Worker):
                 timing=self.timing,
                 draw=random.random(),  # noqa: S311 - jitter
                 now=time.monotonic(),
+                expected=self.pool.expected_load(*self.connection),
             )
+            if step.loaded_in is not None:
+                self.pool.record_load(*self.connection, step.loaded_in)
             state = step.state
             urgent = await self.sleep(step.delay, stopped)
             mode = Mode.FULL if urgent else step.mode

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .failures import Failure, FailureError, Reason
 from .kubeapi import KubeApi
+from .loadtimes import LoadTimes
 from .milvus import Endpoint, MilvusClientPort
 from .model import ConnectionSpec
 from .settings import Settings
@@ -51,7 +52,17 @@ class ClientPool:
         self._pooled: dict[str, _Pooled] = {}
         self._resolved: dict[str, tuple[float, Endpoint]] = {}
         self._last: dict[str, Endpoint] = {}  # last endpoint resolved per connection, kept until it is deleted
+        self._load_times: dict[str, LoadTimes] = {}  # how long loads took lately, per connection
         self._lock = asyncio.Lock()
+
+    def expected_load(self, namespace: str, connection: str | None) -> float | None:
+        """Seconds a load on this connection took lately (the median of the last few); None before the first."""
+        times = self._load_times.get(connection_key(namespace, connection))
+        return times.expected() if times is not None else None
+
+    def record_load(self, namespace: str, connection: str | None, seconds: float) -> None:
+        key = connection_key(namespace, connection)
+        self._load_times[key] = self._load_times.get(key, LoadTimes()).record(seconds)
 
     def for_deletion(self) -> LastKnownPorts:
         return LastKnownPorts(self)

@@ -50,6 +50,7 @@ class Step:
     state: PassState
     delay: float  # seconds until the next pass, unless the object changes first
     mode: Mode  # of the next pass, unless the object changes first (then it is FULL)
+    loaded_in: float | None = None  # a load watched since it began was seen done: about how long it took
 
 
 def next_pass(
@@ -61,11 +62,13 @@ def next_pass(
     timing: Timing,
     draw: float,
     now: float = 0.0,
+    expected: float | None = None,
 ) -> Step:
     """`draw` is uniform in [0, 1): the jitter that keeps many resources from retrying in lockstep.
 
-    `now` (monotonic seconds) dates the progress Milvus reports, so a load is looked at again when it
-    should end, not only at the next step of the ladder.
+    `now` (monotonic seconds) dates the progress Milvus reports, and `expected` is how long loads on
+    this connection took lately (`LoadTimes`), so a load is looked at again when it should end, not
+    only at the next step of the ladder.
     """
     if failure is not None:
         failures = state.failures + 1
@@ -84,12 +87,35 @@ def next_pass(
         moving = state.last is None or (percent is not None and percent > state.last.percent)
         ladder = quick(rechecks, timing)
         delay = until_done(ladder, first, percent, now) if moving else ladder
-        return Step(PassState(rechecks=rechecks, observed=observed, first=first, last=sample), delay, Mode.RECHECK)
-    return Step(PassState(), timing.resync_seconds, Mode.FULL)
+        delay = min(delay, near_end(first, now, expected))
+        last = sample or Sample(now, 0)
+        return Step(PassState(rechecks=rechecks, observed=observed, first=first, last=last), delay, Mode.RECHECK)
+    return Step(PassState(), timing.resync_seconds, Mode.FULL, loaded_in=_loaded_in(state, observed, now))
+
+
+def _loaded_in(state: PassState, observed: Observed | None, now: float) -> float | None:
+    """A load watched from its call to its end: done between the last re-check and now, so the midpoint."""
+    if observed is None or state.observed is None or state.first is None or state.first.percent != 0:
+        return None
+    seen = state.last.at if state.last is not None else now
+    return max(0.0, (seen + now) / 2 - state.first.at)
+
+
+def near_end(first: Sample | None, now: float, expected: float | None) -> float:
+    """Until the expected end of a load that started at `first`, then short steps for a while after it."""
+    if expected is None or first is None:
+        return float("inf")
+    elapsed = now - first.at
+    if elapsed < expected:
+        return max(FINEST, expected - elapsed)
+    if elapsed < LATE * expected:
+        return max(FINEST, STEP * expected)  # a few looks past the expected end, each a tenth of it apart
+    return float("inf")  # much later than loads take here: the ladder alone
 
 
 FINEST = 0.1  # seconds: the shortest re-check, near a load's predicted end
 MARGIN = 0.05  # seconds after the predicted end: Milvus reports 100 % a moment after the last segment loads
+LATE, STEP = 1.5, 0.1  # short steps (a tenth of the expected duration) until 1.5 times the expected duration
 
 
 def slowest(observed: Observed) -> int | None:

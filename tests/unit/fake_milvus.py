@@ -7,6 +7,7 @@ from typing import Any
 
 from milvusops.capabilities import capabilities
 from milvusops.failures import Failure, FailureError, Reason
+from milvusops.loadtimes import LoadTimes
 from milvusops.memory import Field, Index, NodeMemory, Shape
 from milvusops.milvus import CollectionInfo, MilvusPort, Replicas, StateReport
 from milvusops.model import LoadOptions, LoadState
@@ -169,9 +170,16 @@ class FakePorts:
         self.milvus = milvus
         self.failure = failure
         self.requests: list[tuple[str, str | None, str]] = []
+        self.load_times = LoadTimes()
 
     def for_deletion(self) -> FakePorts:
         return self
+
+    def expected_load(self, namespace: str, connection: str | None) -> float | None:
+        return self.load_times.expected()
+
+    def record_load(self, namespace: str, connection: str | None, seconds: float) -> None:
+        self.load_times = self.load_times.record(seconds)
 
     async def port(self, namespace: str, connection: str | None, database: str) -> MilvusPort:
         self.requests.append((namespace, connection, database))

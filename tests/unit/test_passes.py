@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from milvusops.failures import Failure, Reason
+from milvusops.loadtimes import LoadTimes
 from milvusops.milvus import StateReport
 from milvusops.model import LoadState
 from milvusops.observe import Observed
@@ -149,3 +152,54 @@ def test_a_load_stuck_near_its_end_is_not_rechecked_every_tenth_of_a_second() ->
         state = result.state
     assert delays[0] < 1.0  # the first look predicts the end (99 % of the way after 30 s)
     assert delays[1:] == [2.0, 2.0, 2.0]  # no movement since: the ladder, not a storm of calls
+
+
+def watch(expected: float | None, done_at: float) -> tuple[list[float], float | None]:
+    """A load sent at 0 s that Milvus reports Loading (0 %) until `done_at`: when is it looked at?"""
+    state = next_pass(PassState(), observed=None, acted=True, failure=None, timing=TIMING, draw=0.5, now=0.0).state
+    now, seen = 0.5, []  # the full pass after the call
+    while True:
+        seen.append(now)
+        observed = loading(0) if now < done_at else SETTLED
+        result = next_pass(
+            state, observed=observed, acted=False, failure=None, timing=TIMING, draw=0.5, now=now, expected=expected
+        )
+        if not observed.loading:
+            return seen, result.loaded_in
+        state, now = result.state, round(now + result.delay, 3)
+
+
+def test_without_history_the_ladder_sees_a_load_late() -> None:
+    seen, took = watch(None, done_at=2.4)
+    assert seen == [0.5, 1.0, 2.0, 3.0]  # 0.5 after the call, then the ladder's 0.5, 1, 1
+    assert took == pytest.approx(2.5)  # the midpoint of 2.0 and 3.0
+
+
+def test_with_history_a_load_is_seen_done_right_after_its_expected_end() -> None:
+    seen, took = watch(2.4, done_at=2.45)
+    assert seen == [0.5, 1.0, 2.0, 2.4, 2.64]  # at the expected end, then a tenth of it later
+    assert seen[-1] - 2.45 < 0.25  # seen 0.19 s after its end (the ladder alone: at 3.0 s), one look more
+    assert took == pytest.approx((2.4 + 2.64) / 2)
+
+
+def test_a_load_much_slower_than_expected_falls_back_to_the_ladder() -> None:
+    seen, _ = watch(1.0, done_at=30.0)
+    gaps = [b - a for a, b in itertools.pairwise(seen)]
+    assert max(gaps) == 2.0 and sum(1 for gap in gaps if gap < 0.2) <= 5  # a few short looks, then the ladder
+
+
+def test_a_release_or_a_load_seen_half_way_is_not_a_duration() -> None:
+    seen_midway = PassState(rechecks=3, observed=loading(50), first=Sample(0.0, 50), last=Sample(1.0, 50))
+    step_ = next_pass(seen_midway, observed=SETTLED, acted=False, failure=None, timing=TIMING, draw=0.5, now=2.0)
+    assert step_.loaded_in is None
+
+
+def test_load_times_are_the_median_of_the_last_few() -> None:
+    times = LoadTimes()
+    assert times.expected() is None
+    for seconds in (2.4, 2.5, 9.0, 2.3):
+        times = times.record(seconds)
+    assert times.expected() == pytest.approx(2.45)
+    for _ in range(20):
+        times = times.record(1.0)
+    assert times.expected() == 1.0 and len(times.recent) == 9
