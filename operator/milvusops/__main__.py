@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings(_cli_parse_args=args)  # type: ignore[call-arg]
     except ValidationError as exc:
         # a bad setting (e.g. a mistyped label selector) stops the operator before it watches anything
-        sys.exit(f"milvusops: invalid configuration (MILVUSOPS_* variables or flags): {exc}")
+        problems = "; ".join(f"MILVUSOPS_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        sys.exit(f"milvusops: invalid configuration: {problems}")
     logs.configure(settings.log_format, settings.log_level)
     registry = kopf.get_default_registry()
     if settings.serve_connections:

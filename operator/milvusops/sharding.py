@@ -19,10 +19,10 @@ _VALUE = rf"(?:{_NAME})?"
 _REQUIREMENT = re.compile(
     rf"""\s*(?:
         !\s*(?P<absent>{_KEY})
-      | (?P<key>{_KEY})\s*(?:
-            (?P<op>==|=|!=|>|<)\s*(?P<value>{_VALUE})
-          | \s(?P<setop>in|notin)\s*\((?P<values>[^()]*)\)
-          | (?=\s*(?:,|$))
+      | (?P<key>{_KEY})(?:
+            \s*(?P<op>==|=|!=|>|<)\s*(?P<value>{_VALUE})
+          | \s+(?P<setop>in|notin)\s*\((?P<values>[^()]*)\)
+          |  # a bare key: the label exists
         )
     )\s*""",
     re.VERBOSE,
@@ -45,7 +45,7 @@ def check_selector(text: str) -> str:
         position = match.end()
         if position < len(text):
             if text[position] != ",":
-                raise SelectorError(_at(text, position, "expected ',' between requirements"))
+                raise SelectorError(_at(text, position, "expected ',' between requirements (a set: key in (a,b))"))
             position += 1
             if position >= len(text.rstrip()):
                 raise SelectorError(_at(text, position, "a requirement must follow ','"))
@@ -59,9 +59,8 @@ def _check_requirement(text: str, match: re.Match[str]) -> None:
         raise SelectorError(f"label key {key!r} too long: prefix at most 253, name at most 63 characters")
     values = [match.group("value")] if match.group("op") else []
     if match.group("setop"):
+        # as the API server reads them: `in ()` is `in ("")`, and `in (a,)` holds "" too
         values = [value.strip() for value in match.group("values").split(",")]
-        if not values or values == [""]:
-            raise SelectorError(_at(text, match.start("values"), f"{match.group('setop')} needs at least one value"))
     for value in values:
         if len(value) > 63 or not re.fullmatch(_VALUE, value):
             raise SelectorError(f"label value {value!r} of {key!r}: at most 63 of A-Z a-z 0-9 - _ ., alphanumeric ends")

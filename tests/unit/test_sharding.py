@@ -21,11 +21,11 @@ VALID = [
     "tier>2",
     "app.kubernetes.io/name",
     " team = search , !legacy ",
+    "team in ()",  # the API server reads it as in (""): the label set to the empty value
 ]
 INVALID = [
     "team=search,",
     "team=search team=docs",
-    "team in ()",
     "team in search",
     "=search",
     "Example.com/team=search",  # a prefix is a DNS subdomain: lower case
