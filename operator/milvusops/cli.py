@@ -19,8 +19,8 @@ from .connections import ClientPool
 from .kubeapi import KubeApi
 from .model import CollectionSpec, ResourceRef
 from .readonly import ReadOnlyPorts, predict
-from .reconcile import assess
-from .settings import Settings
+from .reconcile import MemoryGuard, assess
+from .settings import Settings, memory_guard
 
 
 def parser() -> argparse.ArgumentParser:
@@ -127,6 +127,7 @@ def _from_files(paths: list[str], namespace: str, stdin: TextIO | None) -> list[
 class _Planner:
     def __init__(self, settings: Settings, milvus_uri: str, ports: ReadOnlyPorts) -> None:
         self.settings = settings
+        self.memory = MemoryGuard(memory_guard(settings))  # as the operator would decide, with its settings
         self.milvus_uri = milvus_uri
         self.ports = ports
 
@@ -150,7 +151,7 @@ class _Planner:
             meta = body.get("metadata") or {}
             return preview.invalid(source, meta.get("namespace", ""), meta.get("name", ""), errors)
         spec, ref = CollectionSpec.from_body(body), ResourceRef.from_body(body)
-        outcome, _ = await assess(spec, ref, self.ports, conflict_winner(body, owners), act=predict)
+        outcome, _ = await assess(spec, ref, self.ports, conflict_winner(body, owners), act=predict, memory=self.memory)
         return preview.preview(source, spec, ref, self._connection(spec, ref), outcome)
 
     def _connection(self, spec: CollectionSpec, ref: ResourceRef) -> str:

@@ -20,8 +20,8 @@ from .kubeapi import KubeApi
 from .model import CollectionSpec, DeletionPolicy, ManagementPolicy, ResourceRef
 from .observe import Observed
 from .passes import Mode, PassState, Timing, next_pass
-from .reconcile import Result, finalize, reconcile
-from .settings import Settings
+from .reconcile import MemoryGuard, Result, finalize, reconcile
+from .settings import Settings, memory_guard
 from .worker import Worker
 
 log = logging.getLogger("milvusops")
@@ -35,6 +35,8 @@ class CollectionWorker(Worker):
         super().__init__(settings, kube)
         self.pool = pool
         self.timing = Timing(settings.resync_seconds, settings.loading_recheck_seconds)
+        # replaced by the operator-wide one (handlers), so loads waiting for memory are ordered across resources
+        self.memory = MemoryGuard(memory_guard(settings))
         self.connection: tuple[str, str | None] = ("", None)  # (namespace, connectionRef name)
 
     def notice(self, body: kopf.Body) -> None:
@@ -79,6 +81,7 @@ class CollectionWorker(Worker):
                 failure=failure,
                 timing=self.timing,
                 draw=random.random(),  # noqa: S311 - jitter
+                now=time.monotonic(),
             )
             state = step.state
             urgent = await self.sleep(step.delay, stopped)
@@ -100,6 +103,7 @@ class CollectionWorker(Worker):
                 conflict_with=conflict_winner(body, owners),
                 urgent=urgent,
                 recheck_from=recheck_from,
+                memory=self.memory,
             )
             full = result.observed is not None and not result.observed.partial
             await self.write_status(body, result.status, observed_in_full=full)

@@ -19,7 +19,8 @@ from .connection_worker import ConnectionWorker
 from .connections import ClientPool
 from .deletion import connection_use, finalize_connection, indexed_users, listed_users
 from .kubeapi import KubeApi
-from .settings import Settings
+from .reconcile import MemoryGuard
+from .settings import Settings, memory_guard
 
 
 class RetryForever:
@@ -51,6 +52,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.kube = KubeApi(config.api_timeout_seconds)
     memo.workers = {}  # uid -> worker; shared by every per-object memo (they are shallow copies)
     memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
+    memo.memory = MemoryGuard(memory_guard(config))  # one order of loads waiting for memory, for all resources
 
 
 @kopf.on.login()
@@ -148,6 +150,8 @@ def _worker(memo: kopf.Memo, kind: Any) -> Any:
     """The per-object worker lives in the per-object memo, shared by its event and daemon handlers."""
     if "worker" not in memo:
         memo.worker = kind(memo.settings, memo.kube, memo.pool)
+        if isinstance(memo.worker, CollectionWorker):
+            memo.worker.memory = memo.memory
     return memo.worker
 
 

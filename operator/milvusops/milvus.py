@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import threading
@@ -15,10 +16,12 @@ from typing import Any, Protocol, TypeVar
 import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.client.types import LoadState as MilvusLoadState
+from pymilvus.grpc_gen import milvus_pb2
 
 from . import metrics
 from .capabilities import Capabilities, capabilities
 from .failures import Failure, FailureError, Reason
+from .memory import Field, Index, NodeMemory, Shape
 from .model import LoadOptions, LoadState
 from .slots import Slots, current
 
@@ -82,6 +85,8 @@ class MilvusPort(Protocol):
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
     async def replicas(self, collection: str) -> Replicas | None: ...
     async def unindexed_vector_fields(self, collection: str) -> list[str]: ...
+    async def shape(self, collection: str, partitions: list[str]) -> Shape: ...
+    async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]: ...
     async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None: ...
     async def load_partitions(
         self, collection: str, partitions: list[str], options: LoadOptions, refresh: bool = False
@@ -463,6 +468,47 @@ class MilvusClientPort:
 
         return await self._call("list_indexes", ask)
 
+    async def shape(self, collection: str, partitions: list[str]) -> Shape:
+        """Schema, indexes and row counts: what the memory estimate needs (docs/capacity.md)."""
+
+        def ask(client: MilvusClient) -> Shape:
+            described = client.describe_collection(collection, timeout=self._timeout)
+            # one DescribeIndex for every index with its parameters (MilvusClient.describe_index wants a name each)
+            indexes = client._get_connection().list_indexes(collection, timeout=self._timeout)
+            rows = {
+                name: int(client.get_partition_stats(collection, name, timeout=self._timeout).get("row_count", 0))
+                for name in partitions
+            }
+            return Shape(fields_of(described.get("fields", ())), indexes_of(indexes), rows)
+
+        return await self._call("describe_sizes", ask)
+
+    async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]:
+        """Each query node's memory as it reports it to Milvus (GetMetrics system_info), and which nodes these are.
+
+        Limited to `resource_groups` when the server names their nodes (describe_resource_group, 2.4+);
+        Milvus 2.3.5 does not, and then every query node counts.
+        """
+
+        def ask(client: MilvusClient) -> tuple[tuple[NodeMemory, ...], str]:
+            request = milvus_pb2.GetMetricsRequest(request=json.dumps({"metric_type": "system_info"}))
+            # pymilvus 3.0.2 has no GetMetrics wrapper: the stub is called directly
+            response = client._get_connection()._stub.GetMetrics(request, timeout=self._timeout)
+            if response.status.code != 0 or response.status.error_code != 0:
+                raise MilvusException(response.status.code, response.status.reason)
+            nodes = query_nodes_of(json.loads(response.response or "{}"))
+            if not resource_groups:
+                return nodes, "all query nodes"
+            members: set[int] = set()
+            for group in resource_groups:
+                listed = getattr(client.describe_resource_group(group, timeout=self._timeout), "nodes", None)
+                if not listed:
+                    return nodes, "all query nodes (Milvus does not say which are in the resource groups)"
+                members |= {int(getattr(node, "node_id", node)) for node in listed}
+            return tuple(n for n in nodes if n.node_id in members), f"the query nodes of {', '.join(resource_groups)}"
+
+        return await self._call("get_metrics", ask)
+
     async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None:
         kwargs = _load_kwargs(options, refresh)
         await self._call("load_collection", lambda c: c.load_collection(collection, timeout=self._timeout, **kwargs))
@@ -483,6 +529,54 @@ class MilvusClientPort:
         await self._call(
             "release_partitions", lambda c: c.release_partitions(collection, partitions, timeout=self._timeout)
         )
+
+
+def fields_of(described: Any) -> tuple[Field, ...]:
+    """describe_collection's fields -> the estimate's Field (type names as pymilvus DataType names)."""
+    out = []
+    for item in described:
+        params = item.get("params") or {}
+        element = item.get("element_type")
+        out.append(
+            Field(
+                str(item["name"]),
+                DataType(item["type"]).name,
+                dim=int(params.get("dim", 0) or 0),
+                max_length=int(params.get("max_length", 0) or 0),
+                max_capacity=int(params.get("max_capacity", 0) or 0),
+                element_type=DataType(element).name if element is not None else "",
+            )
+        )
+    return tuple(out)
+
+
+def indexes_of(descriptions: Any) -> tuple[Index, ...]:
+    """DescribeIndex's index_descriptions -> the estimate's Index (index_type and its build parameters)."""
+    out = []
+    for description in descriptions:
+        params = {kv.key: kv.value for kv in description.params}
+        build = dict(params)
+        if params.get("params"):  # newer servers nest the build parameters as JSON
+            build.update({k: str(v) for k, v in json.loads(params["params"]).items()})
+        out.append(Index(str(description.field_name), str(params.get("index_type", "")), build))
+    return tuple(out)
+
+
+def query_nodes_of(system_info: dict[str, Any]) -> tuple[NodeMemory, ...]:
+    """GetMetrics system_info -> each query node's memory and use, as it reports them (2.3.5: nodes_info)."""
+    nodes = []
+    for node in system_info.get("nodes_info") or []:
+        infos = node.get("infos") or {}
+        hardware = infos.get("hardware_infos") or {}
+        if infos.get("type") == "querynode" and hardware.get("memory"):
+            nodes.append(
+                NodeMemory(
+                    int(node.get("identifier", infos.get("id", 0))),
+                    int(hardware["memory"]),
+                    int(hardware.get("memory_usage", 0)),
+                )
+            )
+    return tuple(sorted(nodes, key=lambda n: n.node_id))
 
 
 # describe_replica while a replica lost its query node (Milvus 2.3.5 cluster, e2e): 401 replica not available once

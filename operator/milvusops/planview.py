@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from .memory import human
 from .preview import ResourcePreview, exit_code
 
-NOT_ESTIMATED = "n/a"  # the memory estimate is not implemented yet
+NOT_ESTIMATED = "n/a"  # Milvus could not be asked for sizes (or the collection does not exist)
 
 
 def summary(previews: Sequence[ResourcePreview]) -> dict[str, int]:
@@ -28,7 +29,9 @@ def _headline(previews: Sequence[ResourcePreview]) -> str:
 
 
 def _memory(value: int | None) -> str:
-    return NOT_ESTIMATED if value is None else f"{value:+d} B"
+    if value is None:
+        return NOT_ESTIMATED
+    return "0" if value == 0 else ("+" if value > 0 else "-") + human(abs(value))
 
 
 def _reason(item: ResourcePreview) -> str:
@@ -109,7 +112,10 @@ def markdown(previews: Sequence[ResourcePreview]) -> str:
             f"Reason: `{item.reason}`: {_escape(item.message)}" if item.message else f"Reason: `{item.reason}`"
         )
         lines.append("")
-    lines.append(f"<sub>memory: {NOT_ESTIMATED} = not estimated yet</sub>")
+    lines.append(
+        f"<sub>memory: estimated change of query-node memory, all replicas (docs/capacity.md); {NOT_ESTIMATED} ="
+        " not estimated</sub>"
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .apply import describe
@@ -20,7 +20,7 @@ class PartitionPreview:
     current: str  # what Milvus reports now (NotExist for a partition only named in spec; Unknown if not read)
     desired: str
     change: str  # "load", "release", or "" when no call touches it
-    memory_bytes: int | None = None  # estimated change of query-node memory; not estimated yet
+    memory_bytes: int | None = None  # estimated change of query-node memory (all replicas); None: not estimated
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class ResourcePreview:
     message: str = ""
     failed: bool = False  # the operator could not bring it to the spec (a failure reason)
     partitions: tuple[PartitionPreview, ...] = ()
-    memory_bytes: int | None = None  # estimated change of the total kept loaded; not estimated yet
+    memory_bytes: int | None = None  # estimated change of the total kept loaded; None: not estimated
 
     @property
     def status(self) -> str:
@@ -54,6 +54,7 @@ def preview(source: str, spec: CollectionSpec, ref: ResourceRef, connection: str
     result = verdict(spec, outcome)
     acting = outcome.plan is not None and not (outcome.observing or outcome.paused)
     actions = outcome.plan.actions if acting and outcome.plan is not None else ()
+    partitions = _partitions(spec, outcome, actions)
     return ResourcePreview(
         source=source,
         namespace=ref.namespace,
@@ -64,8 +65,13 @@ def preview(source: str, spec: CollectionSpec, ref: ResourceRef, connection: str
         reason=result.reason.value,
         message=result.message,
         failed=outcome.failure is not None,
-        partitions=_partitions(spec, outcome, actions),
+        partitions=partitions,
+        memory_bytes=_total(partitions) if outcome.memory is not None else None,
     )
+
+
+def _total(partitions: tuple[PartitionPreview, ...]) -> int:
+    return sum(p.memory_bytes or 0 for p in partitions)
 
 
 def _partitions(spec: CollectionSpec, outcome: Outcome, actions: tuple[Action, ...]) -> tuple[PartitionPreview, ...]:
@@ -74,12 +80,31 @@ def _partitions(spec: CollectionSpec, outcome: Outcome, actions: tuple[Action, .
         known = LoadState.NOT_EXIST if observed is not None else LoadState.UNKNOWN
         return tuple(PartitionPreview(p.name, known.value, p.state.value, "") for p in spec.partitions)
     desired = outcome.plan.desired if outcome.plan is not None else desired_partitions(spec, observed)
+    sizes = outcome.memory.partitions if outcome.memory is not None else None
+    if sizes is not None and outcome.observing:
+        sizes = {}  # Observe: the operator never changes what is loaded
     rows = []
     for name, want in desired.items():
         report = observed.partitions.get(name)
         current = report.state if report is not None else LoadState.NOT_EXIST
-        rows.append(PartitionPreview(name, current.value, want.value, _change(name, want, current, actions)))
+        change = _change(name, want, current, actions)
+        rows.append(PartitionPreview(name, current.value, want.value, change, _delta(sizes, name, want, current)))
     return tuple(rows)
+
+
+def _delta(sizes: Mapping[str, int] | None, name: str, want: Desired, current: LoadState) -> int | None:
+    """What the spec asks of this partition's memory: + its estimate to load, - to release, 0 otherwise.
+
+    From desired and current state, not from the calls, so a load the capacity guard holds back still shows.
+    """
+    if sizes is None or current == LoadState.NOT_EXIST:
+        return None if sizes is None else 0
+    size = sizes.get(name, 0)
+    if want == Desired.LOADED and current == LoadState.NOT_LOAD:
+        return size
+    if want == Desired.RELEASED and current in _HELD:
+        return -size
+    return 0
 
 
 def _change(name: str, want: Desired, current: LoadState, actions: tuple[Action, ...]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .failures import Failure, FailureError, Reason
+from .memory import NodeMemory, Shape
 from .milvus import CollectionInfo, MilvusPort, Replicas, StateReport
 from .model import CollectionSpec, LoadOptions
 from .plan import Action, LoadCollection, LoadPartitions
@@ -39,6 +40,12 @@ class ReadOnlyPort:
 
     async def unindexed_vector_fields(self, collection: str) -> list[str]:
         return await self._port.unindexed_vector_fields(collection)
+
+    async def shape(self, collection: str, partitions: list[str]) -> Shape:
+        return await self._port.shape(collection, partitions)
+
+    async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]:
+        return await self._port.query_node_memory(resource_groups)
 
     async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None:
         raise ReadOnlyViolation(f"load_collection({collection}) on a read-only port")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from . import REFRESH_ANNOTATION, metrics
 from .apply import apply, apply_refresh
 from .capabilities import capabilities
+from .capacity import GuardSettings, Memory, WaitingLoads, estimate, guard, refused, wants_memory
 from .failures import Failure, FailureError, Reason
 from .milvus import PARTITION_KEY_HINT, MilvusPort
 from .model import CollectionSpec, Desired, LoadState, ManagementPolicy, ResourceRef
@@ -55,11 +56,15 @@ async def reconcile(
     conflict_with: str | None = None,
     urgent: bool = True,
     recheck_from: Observed | None = None,
+    memory: MemoryGuard | None = None,
 ) -> Result:
     """`urgent`: the first pass, or one after a change; `recheck_from`: ask only what was Loading in it."""
     retry_failed_load = _ready_condition(previous).get("reason") == Reason.LOAD_FAILED
-    passed = _Pass(retry_failed_load, str(previous.get("lastRefresh") or ""))
-    outcome, done = await assess(spec, ref, ports, conflict_with, urgent, recheck_from, passed)
+    estimated = frozenset(
+        str(p["name"]) for p in previous.get("partitions") or [] if p.get("estimatedMemoryBytes") is not None
+    )
+    passed = _Pass(retry_failed_load, str(previous.get("lastRefresh") or ""), estimated)
+    outcome, done = await assess(spec, ref, ports, conflict_with, urgent, recheck_from, passed, memory=memory)
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
     events = _events(ref, previous, outcome, result, done)
@@ -68,12 +73,21 @@ async def reconcile(
     return Result(status, result, events, outcome.observed, bool(done) or passed.called, outcome.failure)
 
 
+@dataclass(frozen=True)
+class MemoryGuard:
+    """The capacity guard's settings and the operator-wide order of loads waiting for memory."""
+
+    settings: GuardSettings = field(default_factory=GuardSettings)
+    waiting: WaitingLoads = field(default_factory=WaitingLoads)
+
+
 @dataclass
 class _Pass:
     """What this pass takes from the previous status, and what its refresh did (kept apart from load events)."""
 
     retry_failed_load: bool
     last_refresh: str
+    estimated: frozenset[str] = frozenset()  # partitions whose memory estimate status already holds
     refreshed: str = ""  # the Refreshed event's message
     called: bool = False  # a refresh call was made: what was observed is out of date
 
@@ -87,9 +101,11 @@ async def assess(
     recheck_from: Observed | None = None,
     passed: _Pass | None = None,
     act: Act = apply,
+    memory: MemoryGuard | None = None,
 ) -> tuple[Outcome, list[str]]:
     """One pass up to status: observe, plan, `act` on the plan; the outcome and one line per action done."""
     passed = passed or _Pass(retry_failed_load=False, last_refresh="")
+    memory = memory or MemoryGuard()
     if ref.paused:
         return Outcome(paused=True), []
     if conflict_with is not None:
@@ -110,8 +126,14 @@ async def assess(
                 return Outcome(observed, failure=Failure(Reason.COLLECTION_NOT_FOUND, message), version=version), done
             caps = capabilities(version)
             planned = plan(spec, observed, caps, passed.retry_failed_load)
+            sized, refusal = None, None
+            if not observed.partial and wants_memory(observed, planned, passed.estimated, act is not apply):
+                with prioritized(Priority.CHANGE if urgent else Priority.BACKGROUND):  # reads, as the observation
+                    sized = await _memory(port, spec, ref, observed, planned, memory)
             if spec.management_policy == ManagementPolicy.OBSERVE:
-                return Outcome(observed, planned, observing=True, version=version), done
+                return Outcome(observed, planned, observing=True, version=version, memory=sized), done
+            if sized is not None and sized.refusal is not None:
+                planned, refusal = refused(planned, sized.refusal)  # loads held back; releases still go
             if not observed.partial:
                 try:
                     with prioritized(Priority.ACT):
@@ -127,11 +149,25 @@ async def assess(
             )
             # a preview (`milvusops plan`) shows the refresh as pending and never sends it
             handled = await _refresh(port, spec, ref, step, passed) if act is apply else None
-            failure = _unsupported(planned, step) or plan_failure(planned, observed)
-            return Outcome(observed, planned, failure=failure, version=version, last_refresh=handled), done
+            failure = refusal or _unsupported(planned, step) or plan_failure(planned, observed)
+            outcome = Outcome(observed, planned, failure=failure, version=version, last_refresh=handled, memory=sized)
+            return outcome, done
         raise AssertionError("unreachable: the second attempt returns or raises")
     except FailureError as exc:
         return Outcome(observed, planned, failure=exc.failure, version=version), done
+
+
+async def _memory(
+    port: MilvusPort, spec: CollectionSpec, ref: ResourceRef, observed: Observed, planned: Plan, memory: MemoryGuard
+) -> Memory | None:
+    """Each partition's estimate and, before a load, the guard's verdict; None when nothing could be estimated."""
+    sizes = await estimate(port, spec, observed)
+    if sizes is None:
+        return None
+    key = ref.uid or f"{ref.namespace}/{ref.name}"
+    checked = memory.settings if spec.management_policy == ManagementPolicy.MANAGE else GuardSettings(False)
+    refusal = await guard(port, spec, observed, planned, sizes, checked, memory.waiting, key, ref.created)
+    return Memory(sizes, refusal)
 
 
 def conflict(spec: CollectionSpec, winner: str) -> Failure:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .capacity import GuardSettings
 from .sharding import check_selector
 
 # an explicit priority at or above this wins over every replica with a random one (e.g. a debugging run)
@@ -52,6 +53,13 @@ class Settings(BaseSettings):
     api_connections: int = Field(
         32, ge=0, description="concurrent API server requests of Kopf, besides its watch streams; 0 = unbounded"
     )
+    memory_guard: bool = Field(
+        True, description="refuse a load whose estimated memory does not fit in the query nodes' free memory (on|off)"
+    )
+    # Milvus 2.3.5's query nodes refuse a segment past 90% of their memory (overloadedMemoryThresholdPercentage)
+    memory_headroom_percent: float = Field(
+        10.0, ge=0, lt=100, description="percent of each query node's memory the capacity guard keeps free"
+    )
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_port: int = Field(8080, ge=0, le=65535, description="0 disables the metrics endpoint")
@@ -79,3 +87,7 @@ class Settings(BaseSettings):
     @classmethod
     def _selector(cls, value: str) -> str:
         return check_selector(value)
+
+
+def memory_guard(settings: Settings) -> GuardSettings:
+    return GuardSettings(settings.memory_guard, settings.memory_headroom_percent)

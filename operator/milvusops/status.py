@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .capacity import Memory
 from .failures import Failure, Reason
 from .model import CollectionSpec, Desired, LoadState, ResourceRef
 from .observe import Observed
@@ -26,6 +27,7 @@ class Outcome:
     paused: bool = False
     version: str | None = None  # the server version, as Milvus reported it
     last_refresh: str | None = None  # the refresh annotation's value handled in this pass
+    memory: Memory | None = None  # estimated bytes per partition, and the capacity guard's verdict
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,14 @@ def build_status(
             status["collection"]["id"] = observed.collection_id
         status["collection"].update(_state(observed.collection.state, observed.collection.progress))
         desired = outcome.plan.desired if outcome.plan else {n: spec.desired_for(n) for n in observed.partitions}
+        sizes = _sizes(outcome.memory, previous)
         status["partitions"] = [
-            {"name": name, "desired": want.value, **_partition_state(observed, name)} for name, want in desired.items()
+            {"name": name, "desired": want.value, **_partition_state(observed, name), **_size(sizes, name)}
+            for name, want in desired.items()
         ]
+        totals = memory_totals(observed, desired, sizes)
+        if totals:
+            status["memory"] = totals
         replicas = _replicas(observed, previous)
         if replicas:
             status["replicas"] = replicas
@@ -114,7 +121,8 @@ def build_status(
         )
     else:
         # nothing observed this time (Milvus down, paused, ...): keep the last known picture
-        for key in ("partitions", "loadedPartitions", "totalPartitions", "loaded", "desiredLoaded", "replicas"):
+        kept = ("partitions", "loadedPartitions", "totalPartitions", "loaded", "desiredLoaded", "replicas", "memory")
+        for key in kept:
             if key in previous:
                 status[key] = previous[key]
         previous_collection = previous.get("collection") or {}
@@ -124,6 +132,38 @@ def build_status(
     old = previous.get("conditions") or []
     status["conditions"] = conditions(result, ref.generation, old, now) + _degraded(observed, ref.generation, old, now)
     return status
+
+
+def _sizes(memory: Memory | None, previous: Mapping[str, Any]) -> Mapping[str, int]:
+    """This pass's estimates; the last ones in status when this pass made none (a re-check while loading)."""
+    if memory is not None:
+        return memory.partitions
+    return {
+        str(p["name"]): int(p["estimatedMemoryBytes"])
+        for p in previous.get("partitions") or []
+        if p.get("estimatedMemoryBytes") is not None
+    }
+
+
+def _size(sizes: Mapping[str, int], name: str) -> dict[str, int]:
+    return {"estimatedMemoryBytes": sizes[name]} if name in sizes else {}
+
+
+def memory_totals(
+    observed: Observed, desired: Mapping[str, Desired], sizes: Mapping[str, int]
+) -> dict[str, int] | None:
+    """Estimated bytes kept loaded now (Loaded or Loading) and once the spec is met; None without estimates."""
+    if not sizes:
+        return None
+    held = [name for name, report in observed.partitions.items() if report.state in _HELD]
+    wanted = [name for name, want in desired.items() if want == Desired.LOADED and name in observed.partitions]
+    return {
+        "estimatedLoadedBytes": sum(sizes.get(name, 0) for name in held),
+        "estimatedDesiredBytes": sum(sizes.get(name, 0) for name in wanted),
+    }
+
+
+_HELD = (LoadState.LOADED, LoadState.LOADING)
 
 
 def _replicas(observed: Observed, previous: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -22,8 +22,9 @@ from pymilvus import DataType
 from .gobins import Binaries
 from .kafka import Kafka
 from .kube import start_etcd
+from .memcgroup import MemoryCgroup
 from .milvus import MILVUS_VERSION, Server, ensure_server_python
-from .processes import Process, free_port, wait_until
+from .processes import Process, descendants, free_port, wait_until
 
 # seconds a role's etcd lease lives without a heartbeat (Milvus default 30); the node-loss tests wait for it
 SESSION_TTL = 10
@@ -62,14 +63,19 @@ class MilvusCluster(Server):
     name = "milvus-cluster"
     authorization = True
 
-    def __init__(self, binaries: Binaries, workdir: Path, query_nodes: int = 2) -> None:
+    def __init__(
+        self, binaries: Binaries, workdir: Path, query_nodes: int = 2, query_node_memory: int | None = None
+    ) -> None:
+        """`query_node_memory`: bytes; the first query nodes each run in a memory cgroup of that limit."""
         super().__init__(workdir)
         self.binaries = binaries
         self.initial_query_nodes = query_nodes
+        self.query_node_memory = query_node_memory
         self.kafka = Kafka(workdir / "kafka")
         self.etcd: Process | None = None
         self.roles: dict[str, Process] = {}
         self.health: dict[str, int] = {}  # role -> its METRICS_PORT, where /healthz answers
+        self.cgroups: dict[str, MemoryCgroup] = {}  # role -> the memory cgroup that limits it, if any
         self._query_nodes_started = 0
         self._bin = Path()
         self._config: dict[str, Any] = {}
@@ -88,7 +94,7 @@ class MilvusCluster(Server):
         for role in ("proxy", "datanode", "indexnode"):
             self._role(role, [role], timeout)
         for _ in range(self.initial_query_nodes):
-            self.add_query_node(timeout)
+            self.add_query_node(timeout, self.query_node_memory)
         wait_until(self._ready, timeout, self.name, interval=0.5)
         wait_until(self._loads, timeout, f"{self.name}: a collection loading", interval=2)
         self.started_in = time.monotonic() - began
@@ -108,7 +114,14 @@ class MilvusCluster(Server):
             config[section]["ip"] = "127.0.0.1"
         return config
 
-    def _role(self, name: str, args: list[str], timeout: float, config: dict[str, Any] | None = None) -> None:
+    def _role(
+        self,
+        name: str,
+        args: list[str],
+        timeout: float,
+        config: dict[str, Any] | None = None,
+        cgroup: MemoryCgroup | None = None,
+    ) -> None:
         home = self.workdir / name
         (home / "configs").mkdir(parents=True, exist_ok=True)
         (home / "configs" / "milvus.yaml").write_text(yaml.safe_dump(config or self._config))
@@ -117,6 +130,8 @@ class MilvusCluster(Server):
         env = {**os.environ, "LD_LIBRARY_PATH": str(self._bin), "METRICS_PORT": str(metrics)}
         env["MILVUS_RUN_DIR"] = str(home / "run")
         argv = [str(self._bin / "milvus"), "run", *args]
+        if cgroup is not None:
+            argv = cgroup.wrap(argv)
         self.roles[name] = Process(name, argv, home / f"{name}.log", cwd=home, env=env)
         self.health[name] = metrics
         wait_until(lambda: self._healthy(name), timeout, f"{self.name}: {name}", interval=0.5)
@@ -128,22 +143,53 @@ class MilvusCluster(Server):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.health[name]}/healthz", timeout=3) as response:
             return b"OK" in response.read()
 
-    def add_query_node(self, timeout: float = 120) -> str:
-        """Start one more query node (its own port and process group); returns its role name."""
+    def add_query_node(self, timeout: float = 120, memory_limit: int | None = None) -> str:
+        """Start one more query node (its own port and process group); returns its role name.
+
+        `memory_limit`: bytes; the node runs in a cgroup v1 memory cgroup of that limit, which Milvus
+        reads as the node's memory (and the kernel enforces).
+        """
         self._query_nodes_started += 1
         name = f"querynode-{self._query_nodes_started}"
         config = copy.deepcopy(self._config)
         config["queryNode"]["port"] = free_port()
-        self._role(name, ["querynode"], timeout, config)
+        cgroup = MemoryCgroup(memory_limit, prefix=f"milvus-{name}") if memory_limit is not None else None
+        if cgroup is not None:
+            self.cgroups[name] = cgroup
+        try:
+            self._role(name, ["querynode"], timeout, config, cgroup)
+        except BaseException:
+            self._forget(name)
+            raise
         return name
+
+    def pid(self, role: str) -> int:
+        """The pid of the role's `milvus` process itself (under a memory limit it runs below sh and unshare)."""
+        process = self.roles[role]
+        if role not in self.cgroups:
+            return int(process.popen.pid)
+        for pid in descendants(process.popen.pid):
+            if Path(f"/proc/{pid}/exe").resolve() == self._bin / "milvus":
+                return pid
+        raise RuntimeError(f"{role}: no milvus process found")
 
     def query_nodes(self) -> list[str]:
         return [name for name in self.roles if name.startswith("querynode-")]
 
     def kill_role(self, name: str) -> None:
         """SIGKILL one role's process group at once, as a node that dies (fault injection)."""
-        self.roles.pop(name).kill()
-        self.health.pop(name)
+        self.roles[name].kill()
+        self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        """Drop a role whose processes are gone (or never started), and remove its cgroup."""
+        process = self.roles.pop(name, None)
+        if process is not None and process.alive():
+            process.kill()
+        self.health.pop(name, None)
+        cgroup = self.cgroups.pop(name, None)
+        if cgroup is not None:
+            cgroup.remove()
 
     def _loads(self) -> bool:
         """A real collection is created, indexed, loaded and dropped: every role answers its part."""
@@ -174,6 +220,12 @@ class MilvusCluster(Server):
             except RuntimeError as exc:
                 errors.append(str(exc))
         self.roles.clear()
+        for cgroup in self.cgroups.values():
+            try:
+                cgroup.remove()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+        self.cgroups.clear()
         self.etcd = None
         if errors:
             raise RuntimeError("; ".join(errors))

@@ -7,6 +7,7 @@ from typing import Any
 
 from milvusops.capabilities import capabilities
 from milvusops.failures import Failure, FailureError, Reason
+from milvusops.memory import Field, Index, NodeMemory, Shape
 from milvusops.milvus import CollectionInfo, MilvusPort, Replicas, StateReport
 from milvusops.model import LoadOptions, LoadState
 from milvusops.slots import Priority, current
@@ -38,6 +39,8 @@ class FakeMilvus:
         self.partition_key: str | None = None
         self.failed_load: Failure | None = None  # what get_load_state raises until a load clears it (before 2.6.16)
         self.unindexed: list[str] = []  # vector fields without an index
+        self.rows: dict[str, int] = {}  # partition -> rows, for the memory estimate (dim 8 FLAT: 48 B a row)
+        self.nodes: tuple[NodeMemory, ...] = (NodeMemory(1, 8 * 2**30, 2**30),)  # what GetMetrics reports
 
     @property
     def states(self) -> dict[str, LoadState]:
@@ -103,6 +106,15 @@ class FakeMilvus:
     async def unindexed_vector_fields(self, collection: str) -> list[str]:
         self._call("unindexed_vector_fields", collection)
         return list(self.unindexed)
+
+    async def shape(self, collection: str, partitions: list[str]) -> Shape:
+        self._call("shape", collection)
+        fields = (Field("id", "INT64"), Field("vector", "FLOAT_VECTOR", dim=8))
+        return Shape(fields, (Index("vector", "FLAT"),), {name: self.rows.get(name, 0) for name in partitions})
+
+    async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]:
+        self._call("query_node_memory")
+        return self.nodes, "all query nodes"
 
     def _check_replicas(self, states: dict[str, LoadState], options: LoadOptions, in_place: bool = False) -> None:
         held = any(state in (LOADED, LOADING) for state in states.values())

@@ -8,11 +8,13 @@ from milvusops.failures import Failure, Reason
 from milvusops.milvus import StateReport
 from milvusops.model import LoadState
 from milvusops.observe import Observed
-from milvusops.passes import Mode, PassState, Step, Timing, backoff, next_pass
+from milvusops.passes import FINEST, MARGIN, Mode, PassState, Sample, Step, Timing, backoff, next_pass
 
 TIMING = Timing(resync_seconds=30.0, loading_recheck_seconds=2.0)
 LOADING = Observed(StateReport(LoadState.LOADED), {"a": StateReport(LoadState.LOADING, 50)})
 SETTLED = Observed(StateReport(LoadState.LOADED), {"a": StateReport(LoadState.LOADED)})
+FIRST_SEEN = Sample(0.0, 50)  # a load already under way, first seen at 50 % at now=0
+JUST_SENT = PassState(rechecks=1, first=Sample(0.0, 0))  # a call sent at now=0: a load starts at 0 %
 DOWN = Failure(Reason.MILVUS_UNAVAILABLE, "cannot reach Milvus")
 STALLED = Failure(Reason.INDEX_NOT_FOUND, "no index")
 
@@ -26,15 +28,31 @@ def step(state: PassState, observed: Observed | None = None, acted: bool = False
     ("state", "observed", "acted", "failure", "expected"),
     [
         pytest.param(PassState(), SETTLED, False, None, Step(PassState(), 30.0, Mode.FULL), id="in-sync-resync"),
-        pytest.param(PassState(), SETTLED, True, None, Step(PassState(rechecks=1), 0.5, Mode.FULL), id="acted-full"),
-        pytest.param(PassState(), LOADING, True, None, Step(PassState(rechecks=1), 0.5, Mode.FULL), id="acted-loading"),
+        pytest.param(
+            PassState(),
+            SETTLED,
+            True,
+            None,
+            Step(JUST_SENT, 0.5, Mode.FULL),
+            id="acted-full",
+        ),
+        pytest.param(
+            PassState(),
+            LOADING,
+            True,
+            None,
+            Step(JUST_SENT, 0.5, Mode.FULL),
+            id="acted-loading",
+        ),
         pytest.param(
             PassState(rechecks=1),
             LOADING,
             False,
             None,
-            Step(PassState(rechecks=2, observed=LOADING), 0.5, Mode.RECHECK),
-            id="loading-rechecks",
+            Step(
+                PassState(rechecks=2, observed=LOADING, first=Sample(0.0, 50), last=Sample(0.0, 50)), 0.5, Mode.RECHECK
+            ),
+            id="loading-rechecks",  # a load the operator did not start: its first sample dates the rate
         ),
         pytest.param(
             PassState(rechecks=4, observed=LOADING), SETTLED, False, None, Step(PassState(), 30.0, Mode.FULL), id="done"
@@ -94,3 +112,40 @@ def test_failures_keep_counting_until_a_success() -> None:
 def test_unknown_and_rate_limit_errors_back_off_too() -> None:
     rate_limited = Failure(Reason.MILVUS_ERROR, "code 8: rate limit exceeded")
     assert step(PassState(failures=5), failure=rate_limited).delay >= 15.0
+
+
+def loading(percent: int | None) -> Observed:
+    return Observed(StateReport(LoadState.LOADED), {"a": StateReport(LoadState.LOADING, percent)})
+
+
+@pytest.mark.parametrize(
+    ("first", "percent", "now", "rechecks", "delay"),
+    [
+        # sent at 10 s, 80 % at 12 s: 40 %/s, so 0.5 s left; the ladder would wait 2 s
+        pytest.param(Sample(10.0, 0), 80, 12.0, 5, 0.5 + MARGIN, id="predicted-end-before-the-ladder"),
+        pytest.param(Sample(10.0, 0), 20, 11.0, 5, 2.0, id="predicted-end-after-the-ladder"),
+        pytest.param(Sample(10.0, 0), 99, 12.0, 5, FINEST, id="nearly-done-never-below-the-finest"),
+        pytest.param(Sample(10.0, 0), None, 12.0, 5, 2.0, id="no-progress-reported"),
+        pytest.param(Sample(10.0, 40), 40, 12.0, 5, 2.0, id="no-progress-since-the-first-sample"),
+        pytest.param(None, 60, 12.0, 5, 2.0, id="first-sample-gives-no-rate"),
+    ],
+)
+def test_a_load_is_looked_at_when_its_progress_says_it_ends(
+    first: Sample | None, percent: int | None, now: float, rechecks: int, delay: float
+) -> None:
+    state = PassState(rechecks=rechecks - 1, first=first)
+    result = next_pass(state, observed=loading(percent), acted=False, failure=None, timing=TIMING, draw=0.5, now=now)
+    assert result.delay == pytest.approx(delay)
+    assert result.state.first == (first or Sample(now, percent) if percent is not None else first)
+
+
+def test_a_load_stuck_near_its_end_is_not_rechecked_every_tenth_of_a_second() -> None:
+    """E.g. a query node lost mid-load: progress stops at 99 % and the predicted end keeps being 'now'."""
+    state = PassState(rechecks=9, first=Sample(0.0, 0))
+    delays = []
+    for now in (30.0, 32.0, 34.0, 36.0):
+        result = next_pass(state, observed=loading(99), acted=False, failure=None, timing=TIMING, draw=0.5, now=now)
+        delays.append(result.delay)
+        state = result.state
+    assert delays[0] < 1.0  # the first look predicts the end (99 % of the way after 30 s)
+    assert delays[1:] == [2.0, 2.0, 2.0]  # no movement since: the ladder, not a storm of calls

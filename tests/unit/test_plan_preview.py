@@ -94,9 +94,15 @@ def rows(item: ResourcePreview) -> dict[str, tuple[str, str, str]]:
 async def test_rows_calls_and_reason_come_from_the_operators_plan(
     states: dict[str, Any], spec: CollectionSpec, calls: tuple[str, ...], reason: str, partitions: dict[str, Any]
 ) -> None:
-    item = await planned(FakeMilvus(states), spec)
+    milvus = FakeMilvus(states)
+    milvus.rows = dict.fromkeys(states, 1000)
+    item = await planned(milvus, spec)
     assert (item.calls, item.reason, rows(item)) == (calls, reason, partitions)
-    assert all(p.memory_bytes is None for p in item.partitions) and item.memory_bytes is None
+    # the fake's schema (INT64 id, FLOAT_VECTOR dim 8, FLAT): 16 + 8 + 32 bytes a row
+    per_change = {"load": 56_000, "release": -56_000, "": 0}
+    expected = {name: per_change[change] for name, (_, _, change) in partitions.items()}
+    assert {p.name: p.memory_bytes for p in item.partitions} == expected
+    assert item.memory_bytes == sum(expected.values())
 
 
 async def test_missing_collection_is_an_error_with_the_operators_reason() -> None:

@@ -1,0 +1,147 @@
+"""The memory step of a pass: estimate each partition, and hold back a load the query nodes cannot take.
+
+Reads go through the port (schema, indexes, row counts; the query nodes' memory via GetMetrics);
+the decisions are pure (`memory.admit`, `needed_bytes`, `WaitingLoads.ahead`) and table-tested.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
+
+from .failures import Failure, FailureError, Reason
+from .memory import Capacity, Refusal, admit, bytes_per_partition, human
+from .milvus import MilvusPort
+from .model import CollectionSpec, Desired, LoadState
+from .observe import Observed
+from .plan import LoadCollection, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions
+
+_HELD = (LoadState.LOADED, LoadState.LOADING)
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    enabled: bool = True
+    headroom_percent: float = 10.0
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What this pass learned about memory: per partition (all replicas), and the guard's verdict."""
+
+    partitions: Mapping[str, int]
+    refusal: Refusal | None = None
+
+
+@dataclass
+class WaitingLoads:
+    """Loads refused for memory, so that freed memory goes to the oldest first (creation time, then name).
+
+    Shared by every resource of one operator; an entry not renewed within `ttl` seconds (its resource
+    was deleted, or its spec no longer loads) stops counting.
+    """
+
+    ttl: float = 120.0
+    clock: Callable[[], float] = time.monotonic
+    _entries: dict[str, tuple[str, int, float]] = field(default_factory=dict)  # key -> (created, bytes, seen)
+
+    def ahead(self, key: str, created: str) -> int:
+        """Bytes that older waiting loads (other resources) are owed before this one."""
+        now = self.clock()
+        return sum(
+            needed
+            for other, (since, needed, seen) in self._entries.items()
+            if other != key and now - seen <= self.ttl and (since, other) < (created, key)
+        )
+
+    def wait(self, key: str, created: str, needed: int) -> None:
+        self._entries[key] = (created, needed, self.clock())
+
+    def done(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+
+def wants_memory(observed: Observed, planned: Plan, estimated: Collection[str], preview: bool) -> bool:
+    """Estimate before a load (the guard needs it), for a preview, or where status has no estimate yet.
+
+    Otherwise the estimates in status are kept: a steady pass costs no size reads (issue 17's call budget).
+    """
+    if preview or any(isinstance(action, LoadCollection | LoadPartitions) for action in planned.actions):
+        return True
+    relevant = [
+        name
+        for name, report in observed.partitions.items()
+        if report.state in _HELD or planned.desired.get(name) == Desired.LOADED
+    ]
+    return any(name not in estimated for name in relevant)
+
+
+def needed_bytes(planned: Plan, observed: Observed, estimate: Mapping[str, int]) -> int:
+    """Net bytes the planned calls would add: partitions they load minus partitions they release."""
+    state = {name: report.state for name, report in observed.partitions.items()}
+    total = 0
+    for action in planned.actions:
+        match action:
+            case LoadCollection():
+                total += sum(estimate.get(n, 0) for n, s in state.items() if s == LoadState.NOT_LOAD)
+            case LoadPartitions(partitions):
+                total += sum(estimate.get(n, 0) for n in partitions)
+            case ReleasePartitions(partitions):
+                total -= sum(estimate.get(n, 0) for n in partitions)
+            case ReleaseCollection():
+                total -= sum(estimate.get(n, 0) for n, s in state.items() if s in _HELD)
+    return total
+
+
+def loads(planned: Plan) -> bool:
+    return any(isinstance(action, LoadCollection | LoadPartitions) for action in planned.actions)
+
+
+async def estimate(port: MilvusPort, spec: CollectionSpec, observed: Observed) -> dict[str, int] | None:
+    """Estimated bytes of each partition with all its replicas; None when Milvus could not be asked."""
+    try:
+        shape = await port.shape(spec.collection_name, sorted(observed.partitions))
+    except FailureError:
+        return None  # an estimate is advice: its absence must not fail the pass
+    per_replica = bytes_per_partition(shape, spec.load.load_fields)
+    return {name: size * spec.load.replicas for name, size in per_replica.items()}
+
+
+async def guard(
+    port: MilvusPort,
+    spec: CollectionSpec,
+    observed: Observed,
+    planned: Plan,
+    sizes: Mapping[str, int],
+    settings: GuardSettings,
+    waiting: WaitingLoads,
+    key: str,
+    created: str,
+) -> Refusal | None:
+    """Whether the planned loads fit in the query nodes' free memory; a refusal when they do not."""
+    if not settings.enabled or not loads(planned):
+        return None
+    needed = needed_bytes(planned, observed, sizes)
+    if needed <= 0:
+        waiting.done(key)
+        return None
+    nodes, scope = await port.query_node_memory(spec.load.resource_groups)
+    capacity = Capacity(nodes, scope)
+    kept = [
+        f"{name} ({human(sizes[name])})"
+        for name, report in sorted(observed.partitions.items())
+        if report.state == LoadState.LOADED and name in sizes
+    ]
+    refusal = admit(needed, capacity, settings.headroom_percent, waiting.ahead(key, created), tuple(kept))
+    if refusal is None:
+        waiting.done(key)
+    else:
+        waiting.wait(key, created, needed)
+    return refusal
+
+
+def refused(planned: Plan, refusal: Refusal) -> tuple[Plan, Failure]:
+    """The plan without its loads (its releases still go: they free memory), and the Stalled reason why."""
+    releases = tuple(a for a in planned.actions if isinstance(a, ReleasePartitions | ReleaseCollection))
+    return replace(planned, actions=releases), Failure(Reason.INSUFFICIENT_MEMORY, refusal.message)

@@ -1,0 +1,188 @@
+"""The memory estimate and the capacity guard: pure tables, then one pass of the operator against a fake."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from milvusops.capacity import GuardSettings, WaitingLoads, needed_bytes
+from milvusops.failures import Reason
+from milvusops.memory import Capacity, Field, Index, NodeMemory, Shape, admit, bytes_per_partition, human
+from milvusops.milvus import StateReport, query_nodes_of
+from milvusops.model import CollectionSpec, Desired, LoadState, ResourceRef
+from milvusops.observe import Observed
+from milvusops.plan import LoadCollection, LoadPartitions, Plan, ReleasePartitions
+from milvusops.reconcile import MemoryGuard, reconcile
+from tests.unit.fake_milvus import FakeMilvus, FakePorts
+
+GiB, MiB = 2**30, 2**20
+ID, VECTOR = Field("id", "INT64"), Field("vector", "FLOAT_VECTOR", dim=128)
+
+
+@pytest.mark.parametrize(
+    ("fields", "index", "rows", "expected"),
+    [
+        ((ID, VECTOR), Index("vector", "FLAT"), 1000, 1000 * (16 + 8 + 512)),
+        ((ID, VECTOR), None, 1000, 1000 * (16 + 8 + 512)),  # no index: the raw vectors
+        # IVF_FLAT: vectors + their ids, and nlist centroids
+        ((ID, VECTOR), Index("vector", "IVF_FLAT", {"nlist": "64"}), 1000, 1000 * (16 + 8 + 520) + 64 * 512),
+        # HNSW M=8: vectors, 2M links of 4 bytes and a count, a label; 10% for upper levels and slack
+        ((ID, VECTOR), Index("vector", "HNSW", {"M": "8"}), 1000, 1000 * 24 + int(1000 * (512 + 68 + 8) * 1.1)),
+        ((ID, Field("v", "BINARY_VECTOR", dim=256)), Index("v", "BIN_FLAT"), 1000, 1000 * (16 + 8 + 32)),
+        ((ID, Field("s", "VARCHAR", max_length=100), Field("f", "FLOAT")), None, 10, 10 * (16 + 8 + 58 + 4)),
+        ((ID, VECTOR), Index("vector", "FLAT"), 0, 0),
+    ],
+)
+def test_bytes_per_partition(fields: tuple[Field, ...], index: Index | None, rows: int, expected: int) -> None:
+    shape = Shape(fields, (index,) if index else (), {"p": rows})
+    assert bytes_per_partition(shape) == {"p": pytest.approx(expected, abs=1)}
+
+
+def test_load_fields_count_only_those_fields() -> None:
+    shape = Shape((ID, VECTOR, Field("big", "VARCHAR", max_length=10_000)), (Index("vector", "FLAT"),), {"p": 10})
+    assert bytes_per_partition(shape, ("id", "vector"))["p"] == 10 * (16 + 8 + 512)
+
+
+@pytest.mark.parametrize(
+    ("size", "text"), [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (3 * GiB, "3.0 GiB"), (-2 * MiB, "-2.0 MiB")]
+)
+def test_human(size: int, text: str) -> None:
+    assert human(size) == text
+
+
+NODES = Capacity((NodeMemory(1, 1000 * MiB, 100 * MiB), NodeMemory(2, 1000 * MiB, 800 * MiB)))
+
+
+@pytest.mark.parametrize(
+    ("needed", "headroom", "ahead", "fits", "available"),
+    [
+        (900 * MiB, 10, 0, True, None),  # node 1: 900 - 100 free; node 2: 900 - 800
+        (901 * MiB, 10, 0, False, 900 * MiB),
+        (901 * MiB, 0, 0, True, None),  # no headroom: 900 + 200
+        (701 * MiB, 10, 200 * MiB, False, 700 * MiB),  # an older waiting load goes first
+        (100 * MiB, 95, 0, False, 0),  # a node over its line counts as zero, never negative
+    ],
+)
+def test_admit(needed: int, headroom: float, ahead: int, fits: bool, available: int | None) -> None:
+    refusal = admit(needed, NODES, headroom, ahead, ("a (1.0 MiB)",))
+    assert (refusal is None) == fits
+    if refusal is not None:
+        assert (refusal.needed, refusal.available) == (needed, available)
+        assert f"({needed} B)" in refusal.message and f"({available} B) free" in refusal.message
+        assert "releasing a (1.0 MiB) would free memory" in refusal.message
+
+
+def test_waiting_loads_go_oldest_first_and_expire() -> None:
+    now = [0.0]
+    waiting = WaitingLoads(ttl=60, clock=lambda: now[0])
+    waiting.wait("young", "2026-01-02T00:00:00Z", 5)
+    waiting.wait("old", "2026-01-01T00:00:00Z", 7)
+    assert waiting.ahead("young", "2026-01-02T00:00:00Z") == 7
+    assert waiting.ahead("old", "2026-01-01T00:00:00Z") == 0
+    waiting.done("old")
+    assert waiting.ahead("young", "2026-01-02T00:00:00Z") == 0
+    waiting.wait("old", "2026-01-01T00:00:00Z", 7)
+    now[0] = 61  # not renewed: its resource was deleted, or no longer loads
+    assert waiting.ahead("young", "2026-01-02T00:00:00Z") == 0
+
+
+def _observed(states: dict[str, LoadState]) -> Observed:
+    return Observed(StateReport(LoadState.NOT_LOAD), {n: StateReport(s) for n, s in states.items()})
+
+
+@pytest.mark.parametrize(
+    ("actions", "expected"),
+    [
+        ((LoadCollection(),), 1 + 4),  # the partitions not loaded yet
+        ((LoadPartitions(("c",)),), 4),
+        ((ReleasePartitions(("b",)), LoadPartitions(("c",))), 4 - 2),  # releases first make room
+        ((), 0),
+    ],
+)
+def test_needed_bytes(actions: tuple[LoadCollection | LoadPartitions | ReleasePartitions, ...], expected: int) -> None:
+    observed = _observed({"a": LoadState.NOT_LOAD, "b": LoadState.LOADED, "c": LoadState.NOT_LOAD})
+    planned = Plan({n: Desired.LOADED for n in "abc"}, (), actions)
+    assert needed_bytes(planned, observed, {"a": 1, "b": 2, "c": 4}) == expected
+
+
+def test_query_nodes_of_system_info() -> None:
+    """The shape Milvus 2.3.5 answers GetMetrics system_info with (trimmed), a coordinator among the nodes."""
+    info = {
+        "nodes_info": [
+            {
+                "identifier": 7,
+                "infos": {"type": "querynode", "hardware_infos": {"memory": 629145600, "memory_usage": 28811264}},
+            },
+            {"identifier": 1, "infos": {"type": "querycoord", "hardware_infos": {"memory": 25276510208}}},
+            {
+                "identifier": 5,
+                "infos": {"type": "querynode", "hardware_infos": {"memory": 25276510208, "memory_usage": 5}},
+            },
+        ]
+    }
+    assert query_nodes_of(info) == (NodeMemory(5, 25276510208, 5), NodeMemory(7, 629145600, 28811264))
+
+
+SPEC = CollectionSpec.model_validate({"collectionName": "c", "partitions": [{"name": "big", "state": "Loaded"}]})
+REF = ResourceRef(namespace="ns", name="r", uid="u1", generation=1, created="2026-01-01T00:00:00Z")
+
+
+async def _pass(milvus: FakeMilvus, guard: MemoryGuard) -> dict[str, object]:
+    result = await reconcile(SPEC, REF, {}, FakePorts(milvus), datetime(2026, 1, 1, tzinfo=UTC), memory=guard)
+    return result.status
+
+
+async def test_a_load_that_does_not_fit_sends_nothing_and_stalls_with_both_numbers() -> None:
+    milvus = FakeMilvus({"_default": LoadState.NOT_LOAD, "big": LoadState.NOT_LOAD})
+    milvus.rows = {"big": 10_000_000}  # 56 B a row: 560 MB
+    milvus.nodes = (NodeMemory(1, 512 * MiB, 50 * MiB),)
+    status = await _pass(milvus, MemoryGuard(GuardSettings(True, 10)))
+    assert milvus.mutating_calls == []
+    [ready] = [c for c in status["conditions"] if c["type"] == "Ready"]  # type: ignore[attr-defined]
+    [stalled] = [c for c in status["conditions"] if c["type"] == "Stalled"]  # type: ignore[attr-defined]
+    assert ready["reason"] == stalled["reason"] == Reason.INSUFFICIENT_MEMORY.value and stalled["status"] == "True"
+    free = int(512 * MiB * 0.9) - 50 * MiB
+    assert "(560000000 B)" in ready["message"] and f"({free} B) free" in ready["message"]
+    assert status["memory"] == {"estimatedLoadedBytes": 0, "estimatedDesiredBytes": 560_000_000}
+
+
+async def test_the_same_load_goes_ahead_with_the_guard_off_or_when_it_fits() -> None:
+    for guard, memory in ((GuardSettings(False), 512 * MiB), (GuardSettings(True, 10), 8 * GiB)):
+        milvus = FakeMilvus({"_default": LoadState.NOT_LOAD, "big": LoadState.NOT_LOAD})
+        milvus.rows = {"big": 10_000_000}
+        milvus.nodes = (NodeMemory(1, memory, 50 * MiB),)
+        status = await _pass(milvus, MemoryGuard(guard))
+        assert [call[0] for call in milvus.mutating_calls] == ["load_partitions"]
+        partitions = {p["name"]: p for p in status["partitions"]}  # type: ignore[attr-defined]
+        assert partitions["big"]["estimatedMemoryBytes"] == 560_000_000
+        assert ("query_node_memory",) in milvus.calls or not guard.enabled
+
+
+async def test_a_steady_pass_keeps_the_estimates_in_status_and_reads_no_sizes() -> None:
+    milvus = FakeMilvus({"_default": LoadState.NOT_LOAD, "big": LoadState.LOADED})
+    milvus.rows = {"big": 1000}
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first = await reconcile(SPEC, REF, {}, FakePorts(milvus), now, memory=MemoryGuard())
+    assert ("shape", "c") in milvus.calls  # nothing estimated yet: read once
+    milvus.calls.clear()
+    again = await reconcile(SPEC, REF, first.status, FakePorts(milvus), now, memory=MemoryGuard())
+    assert [call for call in milvus.calls if call[0] in ("shape", "query_node_memory")] == []
+    assert again.status["memory"] == first.status["memory"]
+    assert {p["name"]: p.get("estimatedMemoryBytes") for p in again.status["partitions"]}["big"] == 56_000
+
+
+async def test_a_refused_load_still_sends_the_releases_of_its_plan() -> None:
+    spec = CollectionSpec.model_validate(
+        {
+            "collectionName": "c",
+            "partitions": [{"name": "big", "state": "Loaded"}, {"name": "old", "state": "Released"}],
+        }
+    )
+    milvus = FakeMilvus({"_default": LoadState.NOT_LOAD, "big": LoadState.NOT_LOAD, "old": LoadState.LOADED})
+    milvus.rows = {"big": 10_000_000, "old": 1000}
+    milvus.nodes = (NodeMemory(1, 512 * MiB, 50 * MiB),)
+    guard = MemoryGuard(GuardSettings(True, 10))
+    result = await reconcile(spec, REF, {}, FakePorts(milvus), datetime(2026, 1, 1, tzinfo=UTC), memory=guard)
+    assert [call[0] for call in milvus.mutating_calls] == ["release_partitions"]  # frees memory, as spec asks
+    assert result.verdict.reason == Reason.INSUFFICIENT_MEMORY
