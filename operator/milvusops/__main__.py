@@ -8,6 +8,7 @@ import sys
 
 import kopf
 from prometheus_client import start_http_server
+from pydantic import ValidationError
 
 from . import cli, handlers, logs
 from .settings import Settings
@@ -18,8 +19,16 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["plan"]:
         sys.exit(cli.main(args[1:]))
-    settings = Settings(_cli_parse_args=args)  # type: ignore[call-arg]
+    try:
+        settings = Settings(_cli_parse_args=args)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        # a bad setting (e.g. a mistyped label selector) stops the operator before it watches anything
+        problems = "; ".join(f"MILVUSOPS_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        sys.exit(f"milvusops: invalid configuration: {problems}")
     logs.configure(settings.log_format, settings.log_level)
+    registry = kopf.get_default_registry()
+    if settings.serve_connections:
+        handlers.serve_connections(registry)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
@@ -31,9 +40,14 @@ def main(argv: list[str] | None = None) -> None:
             settings.peering_priority,
             settings.peering_lifetime_seconds,
         )
+    logging.getLogger(__name__).info(
+        "serving MilvusCollections %s; MilvusConnections %s",
+        f"matching {settings.watch_label_selector!r}" if settings.watch_label_selector else "with any labels",
+        "here" if settings.serve_connections else "in another shard (MILVUSOPS_SERVE_CONNECTIONS=false)",
+    )
     asyncio.run(
         kopf.operator(
-            registry=kopf.get_default_registry(),
+            registry=registry,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             standalone=settings.standalone,

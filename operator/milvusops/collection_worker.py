@@ -25,6 +25,7 @@ from .settings import Settings, memory_guard
 from .worker import Worker
 
 log = logging.getLogger("milvusops")
+STOPPED_SERVING = "no longer served here: deleted, or its labels no longer match this shard's label selector"
 
 
 class CollectionWorker(Worker):
@@ -57,6 +58,9 @@ class CollectionWorker(Worker):
         finally:
             # a stopped daemon (peering pause, shutdown, deletion) no longer speaks for its resource
             metrics.READY_TALLY.forget(body["metadata"]["uid"])
+            if self.gone:  # a relabelled resource is DELETED for its old shard's watch, though it still exists
+                resource = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
+                log.info("%s", STOPPED_SERVING, extra={"resource": resource})
 
     async def _loop(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
         state, mode, urgent = PassState(), Mode.FULL, True  # the first pass goes before timer passes

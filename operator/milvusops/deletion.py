@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping, MutableSet
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableSet
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import kopf
 
-from .failures import Failure, Reason
+from .failures import Failure, FailureError, Reason
 from .model import CollectionSpec
 
 log = logging.getLogger("milvusops")
@@ -34,6 +35,8 @@ WAITED_FOR = frozenset(
 # a prune's releases take a few seconds: watch the in-memory index that long before a Kopf retry (a PATCH, a log line)
 IN_USE_WATCH_SECONDS = 5.0
 IN_USE_POLL_SECONDS = 0.2
+# with shards, each look is a LIST of the namespace's MilvusCollections: not five per second
+IN_USE_LIST_SECONDS = 1.0
 IN_USE_RETRY_CAP_SECONDS = 10.0
 
 
@@ -49,6 +52,40 @@ def connection_use(body: Mapping[str, Any]) -> dict[tuple[str, str], str]:
 def users_of(index: Mapping[Any, Iterable[str]], namespace: str, connection: str) -> list[str]:
     """The MilvusCollections (names, sorted) that still refer to a connection."""
     return sorted(set(index.get((namespace, connection), ())))
+
+
+@dataclass(frozen=True)
+class UsersOf:
+    """Where a connection's finalizer looks up the MilvusCollections (names, sorted) still referring to it."""
+
+    find: Callable[[str, str], Awaitable[list[str]]]  # (namespace, connection name) -> users
+    poll_seconds: float
+
+
+class CollectionLister(Protocol):
+    async def list_collections(self, namespace: str | None) -> list[Mapping[str, Any]]: ...
+
+
+def indexed_users(index: Mapping[Any, Iterable[str]]) -> UsersOf:
+    """From Kopf's live index of this process's collections: complete when it serves every collection."""
+
+    async def find(namespace: str, name: str) -> list[str]:
+        return users_of(index, namespace, name)
+
+    return UsersOf(find, IN_USE_POLL_SECONDS)
+
+
+def listed_users(kube: CollectionLister) -> UsersOf:
+    """From the API server: a shard's index misses the collections that other shards serve."""
+
+    async def find(namespace: str, name: str) -> list[str]:
+        index: dict[tuple[str, str], list[str]] = {}
+        for body in await kube.list_collections(namespace):
+            for key, user in connection_use(body).items():
+                index.setdefault(key, []).append(user)
+        return users_of(index, namespace, name)
+
+    return UsersOf(find, IN_USE_LIST_SECONDS)
 
 
 def in_use_delay(retry: int) -> float:
@@ -75,24 +112,28 @@ def pending_message(failure: Failure, timeout_seconds: float) -> str:
 
 
 async def finalize_connection(
-    body: kopf.Body, index: Mapping[Any, Iterable[str]], retry: int, reported: MutableSet[str]
+    body: kopf.Body, users_of_connection: UsersOf, retry: int, reported: MutableSet[str]
 ) -> None:
     """Hold a deleted MilvusConnection while MilvusCollections refer to it; they may need it to release.
 
-    `index` is Kopf's live index: it changes as the collections go, without any API call.
+    With Kopf's live index, the users change as the collections go, without any API call.
     """
     meta = body["metadata"]
-    users = users_of(index, meta["namespace"], meta["name"])
-    if not users:
-        return
-    message = in_use_message(users)
-    if message not in reported:  # one event per set of users, not one per re-check
-        reported.add(message)
-        kopf.event(body, type="Normal", reason="InUse", message=message)
-        log.info("%s", message, extra={"resource": f"{meta['namespace']}/{meta['name']}"})
-    deadline = time.monotonic() + IN_USE_WATCH_SECONDS
-    while users and time.monotonic() < deadline:
-        await asyncio.sleep(IN_USE_POLL_SECONDS)
-        users = users_of(index, meta["namespace"], meta["name"])
+    namespace, name = meta["namespace"], meta["name"]
+    try:
+        users = await users_of_connection.find(namespace, name)
+        if not users:
+            return
+        message = in_use_message(users)
+        if message not in reported:  # one event per set of users, not one per re-check
+            reported.add(message)
+            kopf.event(body, type="Normal", reason="InUse", message=message)
+            log.info("%s", message, extra={"resource": f"{namespace}/{name}"})
+        deadline = time.monotonic() + IN_USE_WATCH_SECONDS
+        while users and time.monotonic() < deadline:
+            await asyncio.sleep(users_of_connection.poll_seconds)
+            users = await users_of_connection.find(namespace, name)
+    except FailureError as exc:  # the API server did not answer the list: look again later
+        raise kopf.TemporaryError(exc.failure.message, delay=in_use_delay(retry)) from exc
     if users:
         raise kopf.TemporaryError(in_use_message(users), delay=in_use_delay(retry))

@@ -17,7 +17,7 @@ from .collection_worker import CollectionWorker, finalize_collection
 from .conflicts import claimant, claims_collection, conflict_key
 from .connection_worker import ConnectionWorker
 from .connections import ClientPool
-from .deletion import connection_use, finalize_connection
+from .deletion import connection_use, finalize_connection, indexed_users, listed_users
 from .kubeapi import KubeApi
 from .reconcile import MemoryGuard
 from .settings import Settings, memory_guard
@@ -44,6 +44,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.error_backoffs = RetryForever()
     # how long a crashed replica blocks the others; set before Kopf's peering starts (it waits for startup)
     settings.peering.lifetime = config.peering_lifetime_seconds
+    if config.watch_label_selector:
+        # server-side (labelSelector on the list and the watch): other shards' objects never reach this process
+        settings.watching.label_selectors[GROUP, COLLECTIONS] = config.watch_label_selector
     # no settings.queueing/posting.worker_limit, though they cut peak RSS: Kopf sleeps retry delays inside
     # its workers, so a few dozen objects retrying (a deletion, an event to a terminating namespace) stall the rest
     memo.kube = KubeApi(config.api_timeout_seconds)
@@ -107,7 +110,13 @@ async def collection_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelt
     await finalize_collection(body, worker, kwargs["collection_owners"], runtime.total_seconds(), reported)
 
 
-@kopf.on.event(GROUP, VERSION, CONNECTIONS)
+def serve_connections(registry: kopf.OperatorRegistry) -> None:
+    """MilvusConnection handlers, for the one shard that serves them: Kopf strips a finalizer no handler needs."""
+    kopf.on.event(GROUP, VERSION, CONNECTIONS, registry=registry)(connection_changed)
+    kopf.on.delete(GROUP, VERSION, CONNECTIONS, registry=registry)(connection_deleted)
+    kopf.daemon(GROUP, VERSION, CONNECTIONS, cancellation_timeout=5.0, registry=registry)(connection_daemon)
+
+
 async def connection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     memo.pool.forget(namespace, name)
@@ -125,13 +134,14 @@ async def connection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEv
             worker.wakeup.set()
 
 
-@kopf.on.delete(GROUP, VERSION, CONNECTIONS)
 async def connection_deleted(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+    config: Settings = memo.settings
     reported = memo.setdefault("deletion_reported", set())
-    await finalize_connection(body, kwargs["connection_users"], retry, reported)
+    # a shard's index holds only its own collections: then ask the API server for every shard's
+    users = listed_users(memo.kube) if config.watch_label_selector else indexed_users(kwargs["connection_users"])
+    await finalize_connection(body, users, retry, reported)
 
 
-@kopf.daemon(GROUP, VERSION, CONNECTIONS, cancellation_timeout=5.0)
 async def connection_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
     await _worker(memo, ConnectionWorker).run(body, stopped)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .capacity import GuardSettings
+from .sharding import check_selector
 
 # an explicit priority at or above this wins over every replica with a random one (e.g. a debugging run)
 PRIORITY_CEILING = 1_000_000_000
@@ -24,6 +25,15 @@ class Settings(BaseSettings):
     )
 
     namespaces: list[str] = Field(default_factory=list, description="watched namespaces; empty = all")
+    watch_label_selector: str = Field(
+        "",
+        description="serve only MilvusCollections matching this label selector (a shard), e.g."
+        " sharding.milvusops.dev/key=shard1 or !sharding.milvusops.dev/key; empty = all",
+    )
+    # a connection's finalizer has one owner: with several shards, exactly one of them serves MilvusConnections
+    serve_connections: bool = Field(
+        True, description="serve MilvusConnections (status, finalizer); false on every shard but one"
+    )
     default_uri: str = Field("http://127.0.0.1:19530", description="Milvus URI of the default connection")
     default_token: SecretStr = Field(
         SecretStr(""), description="token (user:password or API key) of the default connection"
@@ -72,6 +82,11 @@ class Settings(BaseSettings):
         ge=10,  # Kopf renews 5-10 s before expiry: a shorter lifetime leaves no margin for a slow API server
         description="how long a replica that stopped renewing its peering record (crashed) still blocks the others",
     )
+
+    @field_validator("watch_label_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        return check_selector(value)
 
 
 def memory_guard(settings: Settings) -> GuardSettings:

@@ -22,6 +22,8 @@ from tests.testenv.processes import Process, free_port
 
 T = TypeVar("T")
 GROUP, VERSION, PLURAL = "milvusops.dev", "v1alpha1", "milvuscollections"
+# what Kopf logs when a replica pauses for a higher priority peer, and when it resumes
+PAUSED, RESUMED = "Pausing operations in favour of", "Resuming operations after the pause"
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 60, what: str = "condition", interval: float = 0.25) -> T:
@@ -239,6 +241,15 @@ class Kube:
             if time.monotonic() > deadline:
                 break
         raise AssertionError(f"no version of {namespace}/{name} matched within {timeout}s")
+
+    def wait_in_sync(self, namespace: str, name: str, generation: int, timeout: float = 90) -> dict[str, Any]:
+        """Ready with reason InSync for the given generation: the spec of that generation is in effect."""
+
+        def check() -> dict[str, Any] | None:
+            ready = self.condition(namespace, name)
+            return ready if (ready.get("observedGeneration"), ready.get("reason")) == (generation, "InSync") else None
+
+        return wait_for(check, timeout, f"{name} InSync at generation {generation}")
 
     def events(self, namespace: str, name: str) -> list[Any]:
         items = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items

@@ -18,6 +18,7 @@ MODES = {
     "cluster": [],
     "namespaces": ["--set", "rbac.scope=namespaces", "--set", "watchNamespaces={team-a,team-b}"],
     "monitoring": ["--set", "metrics.serviceMonitor.enabled=true"],
+    "shards": ["--set", "sharding.shards={shard1,shard2}", "--set", "replicaCount=2"],
 }
 
 
@@ -46,6 +47,52 @@ def test_values_schema_rejects_a_typo() -> None:
     result = helm(None, "template", "x", str(CHART), "--set", "resyncSecond=5", check=False)
     assert result.returncode != 0
     assert "resyncSecond" in result.stderr
+
+
+def test_values_schema_rejects_a_shard_name_that_is_no_label_value() -> None:
+    result = helm(None, "template", "x", str(CHART), "--set", "sharding.shards={Shard_1}", check=False)
+    assert result.returncode != 0
+    assert "/sharding/shards/0" in result.stderr
+
+
+def test_each_shard_gets_a_deployment_a_selector_and_a_peering_object_of_its_own() -> None:
+    flags = ["--set", "sharding.shards={shard1,shard2}", "--set", "rbac.scope=namespaces"]
+    rendered = helm(None, "template", "r", str(CHART), *flags, "--set", "watchNamespaces={team-a}").stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    env = {
+        name: {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+        for name, d in deployments.items()
+    }
+    sharding = {
+        name: (
+            variables.get("MILVUSOPS_WATCH_LABEL_SELECTOR"),
+            variables.get("MILVUSOPS_SERVE_CONNECTIONS", "true"),
+            variables["MILVUSOPS_PEERING_NAME"],
+        )
+        for name, variables in env.items()
+    }
+    assert sharding == {
+        "r-milvusops": ("!sharding.milvusops.dev/key", "true", "default"),
+        "r-milvusops-shard1": ("sharding.milvusops.dev/key=shard1", "false", "r-milvusops-shard1"),
+        "r-milvusops-shard2": ("sharding.milvusops.dev/key=shard2", "false", "r-milvusops-shard2"),
+    }
+    # the main Deployment's selector is the one it always had, so adding shards is an upgrade, not a reinstall
+    assert "milvusops.dev/shard" not in deployments["r-milvusops"]["spec"]["selector"]["matchLabels"]
+    for shard in ("shard1", "shard2"):
+        spec = deployments[f"r-milvusops-{shard}"]["spec"]
+        assert spec["selector"]["matchLabels"]["milvusops.dev/shard"] == shard
+        assert spec["template"]["metadata"]["labels"]["milvusops.dev/shard"] == shard
+    peerings = sorted(d["metadata"]["name"] for d in docs if d["kind"] == "KopfPeering")
+    assert peerings == ["default", "r-milvusops-shard1", "r-milvusops-shard2"]
+
+
+def test_without_shards_one_deployment_serves_everything() -> None:
+    rendered = helm(None, "template", "r", str(CHART)).stdout
+    deployments = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment"]
+    assert [d["metadata"]["name"] for d in deployments] == ["r-milvusops"]
+    names = {e["name"] for e in deployments[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not names & {"MILVUSOPS_WATCH_LABEL_SELECTOR", "MILVUSOPS_SERVE_CONNECTIONS"}
 
 
 def _operator_container(plane: ControlPlane, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:

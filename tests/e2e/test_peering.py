@@ -7,22 +7,19 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from milvusops.settings import Settings
 from tests.conftest import Figures
-from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
+from tests.e2e.helpers import PAUSED, RESUMED, Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv import gobins
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "milvusops"
 LIFETIME = int(Settings.model_fields["peering_lifetime_seconds"].default)
-# what Kopf logs when a replica pauses for a higher priority peer, and when it resumes
-PAUSED, RESUMED = "Pausing operations in favour of", "Resuming operations after the pause"
 FLIPPED = {"partitions": [{"name": "a", "state": "Released"}, {"name": "b", "state": "Loaded"}]}
 
 
@@ -75,14 +72,6 @@ def _activity(operator: OperatorProcess) -> dict[str, float]:
     }
 
 
-def _wait_converged(kube: Kube, namespace: str, name: str, generation: int, timeout: float) -> None:
-    def check() -> dict[str, Any] | None:
-        ready = kube.condition(namespace, name)
-        return ready if (ready.get("observedGeneration"), ready.get("reason")) == (generation, "InSync") else None
-
-    wait_for(check, timeout, f"{name} InSync at generation {generation}")
-
-
 def _wait_resumed(standby: OperatorProcess, timeout: float) -> None:
     """The standby logs a second resume (the first was when it ran alone)."""
     wait_for(lambda: standby.log().count(RESUMED) == 2, timeout, "the standby resumes")
@@ -98,8 +87,8 @@ def test_one_replica_acts_and_the_standby_takes_over_after_a_crash(
     active, standby = replicas
     partitioned, whole = _create_flip(kube, namespace, milvus), new_collection(milvus, ["x"])
     kube.create(namespace, "whole", {"collectionName": whole, "state": "Loaded"})
-    _wait_converged(kube, namespace, "flip", 1, 90)
-    _wait_converged(kube, namespace, "whole", 1, 90)
+    kube.wait_in_sync(namespace, "flip", 1, 90)
+    kube.wait_in_sync(namespace, "whole", 1, 90)
     assert load_states(milvus, partitioned) == {"_default": "NotLoad", "a": "Loaded", "b": "NotLoad"}
     assert load_states(milvus, whole) == {"_default": "Loaded", "x": "Loaded"}
     acted = _activity(active)
@@ -112,7 +101,7 @@ def test_one_replica_acts_and_the_standby_takes_over_after_a_crash(
     # the dead replica's record blocks the standby until it expires: Kopf renews it 5-10 s before that
     _wait_resumed(standby, LIFETIME + 30)
     resumed = time.monotonic() - killed
-    _wait_converged(kube, namespace, "flip", 2, 60)
+    kube.wait_in_sync(namespace, "flip", 2, 60)
     converged = time.monotonic() - killed
     assert load_states(milvus, partitioned) == {"_default": "NotLoad", "a": "NotLoad", "b": "Loaded"}
     assert load_states(milvus, whole) == {"_default": "Loaded", "x": "Loaded"}
@@ -131,7 +120,7 @@ def test_graceful_stop_hands_over_at_once(
 ) -> None:
     active, standby = replicas
     collection = _create_flip(kube, namespace, milvus)
-    _wait_converged(kube, namespace, "flip", 1, 90)
+    kube.wait_in_sync(namespace, "flip", 1, 90)
     assert active.metric("milvusops_load_release_calls_total") == 1
     assert set(_activity(standby).values()) == {0}, _activity(standby)
 
@@ -142,7 +131,7 @@ def test_graceful_stop_hands_over_at_once(
     _wait_resumed(standby, LIFETIME)
     resumed = time.monotonic() - stopping
     kube.patch(namespace, "flip", {"spec": FLIPPED})
-    _wait_converged(kube, namespace, "flip", 2, 60)
+    kube.wait_in_sync(namespace, "flip", 2, 60)
     converged = time.monotonic() - stopping
     stopper.join()
     exited = time.monotonic() - stopping

@@ -17,6 +17,8 @@ from milvusops.deletion import (
     finalize_connection,
     in_use_delay,
     in_use_message,
+    indexed_users,
+    listed_users,
     pending_message,
     release_retry_delay,
     users_of,
@@ -68,7 +70,7 @@ async def test_a_connection_goes_as_soon_as_its_last_collection_leaves_the_index
     monkeypatch.setattr(deletion, "IN_USE_WATCH_SECONDS", 5.0)
     index: dict[tuple[str, str], list[str]] = {("team", "main"): ["docs"]}
     reported = {in_use_message(["docs"])}  # already said: no event to post outside Kopf
-    waiting = asyncio.create_task(finalize_connection(cast(kopf.Body, _MAIN), index, 0, reported))
+    waiting = asyncio.create_task(finalize_connection(cast(kopf.Body, _MAIN), indexed_users(index), 0, reported))
     await asyncio.sleep(0.3)
     assert not waiting.done()
     index[("team", "main")] = []  # Kopf's live index, as the collection's DELETED event arrives
@@ -79,13 +81,60 @@ async def test_a_connection_still_in_use_after_the_watch_is_retried_by_kopf(monk
     monkeypatch.setattr(deletion, "IN_USE_WATCH_SECONDS", 0.3)
     index = {("team", "main"): ["docs"]}
     with pytest.raises(kopf.TemporaryError) as raised:
-        await finalize_connection(cast(kopf.Body, _MAIN), index, 2, {in_use_message(["docs"])})
+        await finalize_connection(cast(kopf.Body, _MAIN), indexed_users(index), 2, {in_use_message(["docs"])})
     assert raised.value.delay == 4.0
     assert str(raised.value).endswith("still used by: docs")
 
 
 async def test_an_unused_connection_goes_at_once() -> None:
-    await asyncio.wait_for(finalize_connection(cast(kopf.Body, _MAIN), {}, 0, set()), 0.1)
+    await asyncio.wait_for(finalize_connection(cast(kopf.Body, _MAIN), indexed_users({}), 0, set()), 0.1)
+
+
+class _Lister:
+    """MilvusCollections as the API server lists them: every shard's, not only this process's."""
+
+    def __init__(self, *bodies: dict[str, Any], failure: Failure | None = None) -> None:
+        self.bodies, self.failure, self.calls = list(bodies), failure, 0
+
+    async def list_collections(self, namespace: str | None) -> list[Mapping[str, Any]]:
+        self.calls += 1
+        if self.failure is not None:
+            raise FailureError(self.failure)
+        return [b for b in self.bodies if b["metadata"]["namespace"] == namespace]
+
+
+async def test_a_shard_asks_the_api_server_for_the_users_of_every_shard() -> None:
+    lister = _Lister(
+        _collection("b", {"name": "main"}),
+        _collection("a", {"name": "main"}),
+        _collection("other", {"name": "backup"}),
+        _collection("default"),
+        _collection("elsewhere", {"name": "main"}, namespace="team-b"),
+    )
+    users = listed_users(lister)
+    assert await users.find("team", "main") == ["a", "b"]
+    assert users.poll_seconds >= 1.0  # a LIST per look: not the index's 5 per second
+    assert lister.calls == 1
+
+
+async def test_a_sharded_connection_goes_once_the_listed_users_are_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deletion, "IN_USE_WATCH_SECONDS", 5.0)
+    lister = _Lister(_collection("docs", {"name": "main"}))
+    users = listed_users(lister)
+    waiting = asyncio.create_task(finalize_connection(cast(kopf.Body, _MAIN), users, 0, {in_use_message(["docs"])}))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    lister.bodies.clear()  # the other shard released and removed its finalizer
+    await asyncio.wait_for(waiting, 2.0)
+    assert lister.calls == 2
+
+
+async def test_an_unanswered_list_is_retried_by_kopf_not_taken_for_no_users() -> None:
+    unavailable = Failure(Reason.API_SERVER_UNAVAILABLE, "no answer from the Kubernetes API server")
+    with pytest.raises(kopf.TemporaryError) as raised:
+        await finalize_connection(cast(kopf.Body, _MAIN), listed_users(_Lister(failure=unavailable)), 3, set())
+    assert raised.value.delay == 8.0
+    assert "no answer" in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,32 @@ already contains the name).
 {{- end }}
 
 {{/*
+Name of a shard's Deployment: the full name for the default shard (""), else <fullname>-<shard>.
+Called with (list $root $shard).
+*/}}
+{{- define "milvusops.shardFullname" -}}
+{{- $root := index . 0 }}
+{{- $shard := index . 1 }}
+{{- if $shard }}
+{{- printf "%s-%s" (include "milvusops.fullname" $root) $shard | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- include "milvusops.fullname" $root }}
+{{- end }}
+{{- end }}
+
+{{/*
+Kopf peering name of a shard: "default" for the default shard; each other shard has its own, so
+shards never pause each other while the replicas of one shard still do. Called with (list $root $shard).
+*/}}
+{{- define "milvusops.peeringName" -}}
+{{- if index . 1 }}
+{{- include "milvusops.shardFullname" . }}
+{{- else }}
+{{- print "default" }}
+{{- end }}
+{{- end }}
+
+{{/*
 Chart label value: <name>-<version>.
 */}}
 {{- define "milvusops.chart" -}}
