@@ -15,6 +15,7 @@ from tests.testenv.milvus import MilvusServer
 from tests.testenv.milvus_cluster import MilvusCluster
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.testenv.stop_on_sigterm"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

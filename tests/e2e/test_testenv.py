@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -14,6 +17,8 @@ from tests.e2e.helpers import Kube, new_collection, wait_for
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 from tests.testenv.processes import Process, group_members
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_kubectl_reports_pinned_kubernetes_version(control_plane: ControlPlane) -> None:
@@ -118,3 +123,41 @@ def test_process_group_stop_kills_children_that_ignore_sigterm(tmp_path: Path) -
     wait_for(lambda: len(group_members(process.pgid)) >= 2, 10, "child started")
     process.stop(grace=1)
     assert group_members(process.pgid) == []
+
+
+SERVER_FIXTURE = """
+import pytest
+from tests.testenv.processes import Process
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    # a wrapper whose own child would outlive it, like milvus-server and its milvus
+    process = Process("server", ["sh", "-c", "sleep 600 & wait"], tmp_path_factory.mktemp("s") / "log")
+    print(f"GROUP {process.pgid}", flush=True)
+    yield process
+    process.stop(grace=2)
+
+
+def test_waits(server):
+    import time
+
+    time.sleep(120)
+"""
+
+
+def test_a_terminated_test_run_still_stops_the_servers_it_started(tmp_path: Path) -> None:
+    (tmp_path / "test_server.py").write_text(SERVER_FIXTURE)
+    argv = [sys.executable, "-m", "pytest", "-s", "-p", "tests.testenv.stop_on_sigterm", "-p", "no:cacheprovider"]
+    argv += ["--rootdir", str(tmp_path), "-c", "/dev/null", str(tmp_path / "test_server.py")]
+    run = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert run.stdout is not None
+    group = 0
+    for line in run.stdout:  # pytest prints the file's name first, on the same line
+        if "GROUP " in line:
+            group = int(line.split("GROUP ")[1].split()[0])
+            break
+    assert group and group_members(group), "the server runs, with its child"
+    run.send_signal(signal.SIGTERM)
+    run.communicate(timeout=60)
+    wait_for(lambda: not group_members(group), 20, "the server's processes gone", interval=0.2)
