@@ -80,3 +80,12 @@ def test_image_as_the_operator_reaches_ready(
         ["podman", "ps", "-q", "--filter", f"name={operator.container}"], capture_output=True, text=True
     )
     assert left.stdout.strip() == ""
+
+
+def test_image_plan_checks_manifests_against_the_packaged_crds(operator_image: str) -> None:
+    invalid = "apiVersion: milvusops.dev/v1alpha1\nkind: MilvusCollection\nmetadata: {name: bad}\n"
+    invalid += "spec:\n  state: Unloaded\n"
+    argv = ["podman", "run", "--rm", "-i", "--runtime", "runc", *image.ulimits(), operator_image, "plan", "-"]
+    result = subprocess.run(argv, input=invalid, capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert 'spec.state: Unsupported value: "Unloaded"' in result.stdout
