@@ -1,6 +1,6 @@
 """The measured data and its fit as the markdown table of docs/performance.md ("The Milvus stand-in").
 
-    .venv/bin/python -m bench.standin.table
+.venv/bin/python -m bench.standin.table
 """
 
 from __future__ import annotations
