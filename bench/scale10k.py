@@ -18,7 +18,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from bench import report
+from bench.burst import Shape, direct_started
 from bench.environment import Environment, environment
+from bench.operator_metrics import describe_calls
 from bench.report import Result, Row
 from bench.resources import CREATE_WIDTH, wait_ready
 from bench.standin import direct
@@ -54,11 +56,16 @@ def run(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     with environment("scale10k", server=StandInServer) as env:
         address, token = env.milvus.uri.removeprefix("http://"), env.milvus.root_token
-        theirs, ours = [f"direct_{i}" for i in range(count)], [f"op_{i}" for i in range(count)]
-        with env.setup.measure(f"{2 * count} collections in the stand-in"):
-            asyncio.run(direct.create(address, token, theirs + ours))
-        floor = asyncio.run(direct.loads(address, token, theirs, args.concurrency * shards))
-        print(f"floor: {count} loads straight to the stand-in, {args.concurrency * shards} at a time: {floor:.1f}s")
+        theirs, threaded = [f"direct_{i}" for i in range(count)], [f"threads_{i}" for i in range(count)]
+        ours = [f"op_{i}" for i in range(count)]
+        with env.setup.measure(f"{3 * count} collections in the stand-in"):
+            asyncio.run(direct.create(address, token, theirs + threaded + ours))
+        width = args.concurrency * shards
+        floor = asyncio.run(direct.loads(address, token, theirs, width))
+        print(f"floor: {count} loads straight to the stand-in (asyncio gRPC), {width} at a time: {floor:.1f}s")
+        # the operator's client: pymilvus's sync MilvusClient on a thread pool (bench.burst's started-then-polled)
+        pymilvus_floor = direct_started(env.milvus, Shape(count, 1), threaded, width)
+        print(f"floor: the same with pymilvus MilvusClient on {width} threads: {pymilvus_floor:.1f}s", flush=True)
         settings = [shard_settings(s, shards, args.concurrency, args.resync_seconds) for s in range(shards)]
         operators = [env.start_operator(**setting) for setting in settings]
         start = read(env, operators)
@@ -69,7 +76,9 @@ def run(args: argparse.Namespace) -> list[Result]:
         results.append(
             Result(
                 f"burst: {count} resources, {shards} shard(s): {burst:.1f}s vs floor {floor:.1f}s "
-                f"(ratio {burst / floor:.2f}); CPU {cpu_percent(start, ready)}",
+                f"(ratio {burst / floor:.2f}), pymilvus threads {pymilvus_floor:.1f}s "
+                f"(ratio {burst / pymilvus_floor:.2f}); CPU {cpu_percent(start, ready)}; Milvus calls per resource: "
+                f"{describe_calls(ready.calls - start.calls, count)}",
                 (
                     Row(
                         f"burst of {count}, {shards} shard(s): create → all Ready",
@@ -77,7 +86,17 @@ def run(args: argparse.Namespace) -> list[Result]:
                         f"{floor:.1f} s stand-in driven directly",
                         f"{burst / floor:.2f}",
                     ),
+                    Row(
+                        f"burst of {count}, {shards} shard(s): create → all Ready",
+                        f"{burst:.1f} s",
+                        f"{pymilvus_floor:.1f} s pymilvus MilvusClient on {width} threads, started then polled",
+                        f"{burst / pymilvus_floor:.2f}",
+                    ),
                     Row(f"burst of {count}, {shards} shard(s): CPU (% of one core)", cpu_percent(start, ready)),
+                    Row(
+                        f"burst of {count}, {shards} shard(s): Milvus calls per resource",
+                        describe_calls(ready.calls - start.calls, count),
+                    ),
                 ),
             )
         )

@@ -266,6 +266,16 @@ def replicas(collection: Collection, now: float) -> Any:
     return milvus_pb2.GetReplicasResponse(status=OK, replicas=listed)
 
 
+# pymilvus pings every 10 s even when idle; gRPC's default server policy answers that with GOAWAY
+# (too_many_pings), which Milvus's own server does not: accept pings as Milvus does (MinTime 5 s, no calls needed)
+OPTIONS = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_ping_strikes", 0),
+]
+
+
 class Counting(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Counts every RPC by name, the unimplemented ones too (they never reach the servicer)."""
 
@@ -279,7 +289,7 @@ class Counting(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 async def serve(port: int, seed: int, measured: Path = MEASURED) -> None:
     standin = StandIn(Latencies(load_fitted(measured), seed))
-    server = grpc.aio.server(interceptors=[Counting(standin.calls)], options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(interceptors=[Counting(standin.calls)], options=OPTIONS)
     milvus_pb2_grpc.add_MilvusServiceServicer_to_server(standin, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
