@@ -29,7 +29,10 @@ def steady(env: Environment, operators: list[OperatorProcess], resync: float, se
     calls = after.calls - before.calls
     per_partition = sum(calls.values()) / partitions / intervals
     # every pass asks once for the collection's state, then once per partition (as bench.steady counts)
-    own_state = (calls["get_load_state"] - (after.reconciles - before.reconciles)) / partitions / intervals
+    passes = after.reconciles - before.reconciles
+    own_state = (calls["get_load_state"] - passes) / partitions / intervals
+    # below 1, the operator cannot keep up with its resync interval: the figures per resync shrink with it
+    per_resource = passes / count / intervals
     writes = int(sum(ours.values()))
     peak, now = after.operators.peak_rss_bytes / 2**20, after.operators.rss_bytes / 2**20
     what = f"steady, {count} resources ({partitions} partitions), {len(operators)} shard(s), {window:.0f} s"
@@ -37,6 +40,7 @@ def steady(env: Environment, operators: list[OperatorProcess], resync: float, se
         f"{what}: Kubernetes writes {writes} ({describe(ours)}; control plane's own: {describe(theirs)}) | "
         f"Milvus calls per partition per resync {per_partition:.2f} ({describe_calls(calls, partitions * intervals)}; "
         f"get_load_state of the partition itself {own_state:.2f}) "
+        f"| passes per resource per resync {per_resource:.2f} ({sum(calls.values()) / window:.0f} Milvus calls/s) "
         f"| CPU {cpu_percent(before, after)} | operator RSS {now:.0f} MB, peak {peak:.0f} MB (largest shard)"
     )
     rows = (
@@ -45,6 +49,11 @@ def steady(env: Environment, operators: list[OperatorProcess], resync: float, se
             f"{what}: Milvus calls per partition per resync",
             f"{per_partition:.2f} ({describe_calls(calls, partitions * intervals)})",
             ratio=f"target ≤ 1; get_load_state of the partition itself {own_state:.2f}",
+        ),
+        Row(
+            f"{what}: passes per resource per resync",
+            f"{per_resource:.2f} ({sum(calls.values()) / window:.0f} Milvus calls/s)",
+            ratio="1 = keeps up with the resync",
         ),
         Row(f"{what}: CPU (% of one core)", cpu_percent(before, after)),
         Row(f"{what}: operator RSS now / peak (largest shard)", f"{now:.0f} / {peak:.0f} MB"),
