@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -60,17 +60,20 @@ async def loads(address: str, token: str, names: list[str], concurrency: int) ->
         limit = asyncio.Semaphore(concurrency)
         auth = metadata(token)
 
-        async def limited(call: Awaitable[T]) -> T:
-            async with limit:
-                return await call
+        async def limited(call: Callable[[], Awaitable[T]]) -> T:
+            async with limit:  # an aio stub call starts its RPC when made: make it only once a slot is free
+                return await call()
+
+        async def load(name: str) -> None:
+            request = milvus_pb2.LoadCollectionRequest(collection_name=name, replica_number=1)
+            await limited(lambda: stub.LoadCollection(request, metadata=auth))
 
         async def state(name: str) -> int:
             request = milvus_pb2.GetLoadStateRequest(collection_name=name)
-            return int((await limited(stub.GetLoadState(request, metadata=auth))).state)
+            return int((await limited(lambda: stub.GetLoadState(request, metadata=auth))).state)
 
         started = time.perf_counter()
-        requests = [milvus_pb2.LoadCollectionRequest(collection_name=n, replica_number=1) for n in names]
-        await asyncio.gather(*(limited(stub.LoadCollection(r, metadata=auth)) for r in requests))
+        await asyncio.gather(*(load(name) for name in names))
         pending = list(names)
         while pending:
             states = await asyncio.gather(*(state(name) for name in pending))
