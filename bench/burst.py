@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pymilvus import AsyncMilvusClient
-from tests.testenv.milvus import MilvusServer
+from tests.testenv.milvus import Server
 
 from bench.environment import Environment, environment
 from bench.quiet import milvus_idle
@@ -58,7 +58,7 @@ def through_operator(env: Environment, shape: Shape, collections: list[str]) -> 
     return time.perf_counter() - started, list(specs)
 
 
-async def direct(milvus: MilvusServer, shape: Shape, collections: list[str], concurrency: int) -> float:
+async def direct(milvus: Server, shape: Shape, collections: list[str], concurrency: int) -> float:
     """How a plain asyncio script loads: AsyncMilvusClient, `concurrency` loads at a time, each awaited to its end."""
     client = AsyncMilvusClient(uri=milvus.uri, token=milvus.root_token)
     limit = asyncio.Semaphore(concurrency)
@@ -78,7 +78,7 @@ async def direct(milvus: MilvusServer, shape: Shape, collections: list[str], con
     return elapsed
 
 
-def direct_started(milvus: MilvusServer, shape: Shape, collections: list[str], concurrency: int) -> float:
+def direct_started(milvus: Server, shape: Shape, collections: list[str], concurrency: int) -> float:
     """The operator's own strategy without the operator: start every load, then poll until all are Loaded."""
     client = milvus.client(timeout=60)
     listed = shape.listed

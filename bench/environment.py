@@ -6,7 +6,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +14,10 @@ from pathlib import Path
 from tests.e2e.helpers import Kube, OperatorProcess
 from tests.testenv import gobins
 from tests.testenv.kube import ControlPlane
-from tests.testenv.milvus import MilvusServer
+from tests.testenv.milvus import MilvusServer, Server
 
 from bench.profiling import Profiler
+from bench.standin.process import StandInServer
 
 
 class SetupClock:
@@ -38,7 +39,7 @@ class SetupClock:
 class Environment:
     workdir: Path
     plane: ControlPlane
-    milvus: MilvusServer
+    milvus: Server  # the real Milvus 2.3.5, or the scale stand-in (bench/standin)
     kube: Kube
     namespace: str
     stack: ExitStack
@@ -56,20 +57,22 @@ class Environment:
 
 
 @contextmanager
-def environment(namespace: str, profile: bool = False) -> Iterator[Environment]:
+def environment(
+    namespace: str, profile: bool = False, server: Callable[[Path], MilvusServer | StandInServer] = MilvusServer
+) -> Iterator[Environment]:
     profiler = Profiler() if profile else None  # before anything starts: py-spy may be missing
     # a SIGTERM (e.g. `kill`, a CI timeout) must unwind the stack below, or the servers outlive the run
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix=f"milvusops-{namespace}-"))
     plane = ControlPlane(gobins.ensure_all(), workdir / "kube")
-    milvus = MilvusServer(workdir / "milvus")
+    milvus = server(workdir / "milvus")
     with ExitStack() as stack:
         stack.callback(plane.stop)
         plane.start()
         plane.kubectl("apply", "--server-side", "-f", "crds")
         plane.kubectl("wait", "--for=condition=Established", "-f", "crds")
         plane.kubectl("create", "namespace", namespace)
-        stack.callback(milvus.release)
+        stack.callback(milvus.release if isinstance(milvus, MilvusServer) else milvus.stop)
         milvus.start()
         kube = Kube(plane)
         # bulk creates and deletes run 16 at a time: keep that many connections instead of discarding them

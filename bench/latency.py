@@ -14,13 +14,13 @@ import sys
 import time
 
 from tests.e2e.helpers import Kube, new_collection, wait_for
-from tests.testenv.milvus import MilvusServer
+from tests.testenv.milvus import Server
 
 from bench.environment import Environment, environment
 from bench.report import Result, Row
 
 
-def through_operator(kube: Kube, milvus: MilvusServer, namespace: str, index: int) -> float:
+def through_operator(kube: Kube, milvus: Server, namespace: str, index: int) -> float:
     collection = new_collection(milvus, ["hot", "cold"], rows=2000)
     name = f"lat-{index}"
     started = time.perf_counter()
@@ -34,7 +34,7 @@ def through_operator(kube: Kube, milvus: MilvusServer, namespace: str, index: in
     return time.perf_counter() - started
 
 
-def direct(milvus: MilvusServer) -> float:
+def direct(milvus: Server) -> float:
     collection = new_collection(milvus, ["hot", "cold"], rows=2000)
     client = milvus.client()
     try:

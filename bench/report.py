@@ -12,6 +12,7 @@ from pathlib import Path
 from kubernetes import client
 
 from bench.environment import Environment
+from bench.standin.process import StandInServer
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,12 @@ def machine(env: Environment) -> str:
     finally:
         milvus.close()
     kube_version = client.VersionApi(env.kube.api).get_code().git_version
+    server = f"Milvus {milvus_version} (PyPI `milvus`, standalone)"
+    if isinstance(env.milvus, StandInServer):
+        server = f"the scale stand-in of bench/standin (not a Milvus; answers as {milvus_version})"
     return (
         f"Machine: {len(os.sched_getaffinity(0))} CPUs ({cpu}), {gib:.0f} GiB RAM, "
-        f"{platform.platform()}; Kubernetes {kube_version}, Milvus {milvus_version} (PyPI `milvus`, standalone), "
+        f"{platform.platform()}; Kubernetes {kube_version}, {server}, "
         f"{versions}, Python {platform.python_version()}. Date: {datetime.now(UTC):%Y-%m-%d}."
     )
 

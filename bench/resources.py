@@ -78,8 +78,9 @@ def wait_collections_loaded(kube: Kube, namespace: str, timeout: float) -> float
 
 
 def poll_interval(count: int) -> float:
-    """Fine-grained for small runs; a list of 1,000 resources costs the API server ~0.1 s, so not too often."""
-    return 0.25 if count <= 200 else 0.5
+    """Fine-grained for small runs; a list of 1,000 resources costs the API server ~0.1 s, so not too often,
+    and at 10,000 (tens of MB a list, seconds to parse here) rarely, or the waiting would load the machine."""
+    return 0.25 if count <= 200 else 0.5 if count <= 2000 else 5.0
 
 
 def wait_ready(kube: Kube, namespace: str, names: Iterable[str], timeout: float) -> float:

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e.helpers import OperatorProcess
-from tests.testenv.milvus import MilvusServer
+from tests.testenv.milvus import Server
 
 from bench.apiwrites import describe, split_writes, write_counts
 from bench.environment import Environment, environment
@@ -40,7 +40,7 @@ def wait_observed(operator: OperatorProcess, count: int, timeout: float) -> None
     raise NotReadyError(f"restarted operator observed {seen} of {count} resources in {timeout:.0f}s; log:\n{tail}")
 
 
-def direct_observation(milvus: MilvusServer, collections: list[str], concurrency: int) -> float:
+def direct_observation(milvus: Server, collections: list[str], concurrency: int) -> float:
     """The calls the operator's observe makes (collection state, partitions, each one's state, replicas)."""
     client = milvus.client(timeout=60)
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.e2e.helpers import new_collection
-from tests.testenv.milvus import MilvusServer
+from tests.testenv.milvus import MilvusServer, Server
 
 from bench.environment import Environment
 from bench.resources import create_all, desired, wait_ready
@@ -28,13 +28,13 @@ def partition_names(count: int) -> list[str]:
     return ["p"] if count == 1 else [f"p{index}" for index in range(count)]
 
 
-def create_collections(milvus: MilvusServer, count: int, partitions: list[str], width: int = SETUP_WIDTH) -> list[str]:
+def create_collections(milvus: Server, count: int, partitions: list[str], width: int = SETUP_WIDTH) -> list[str]:
     """`count` indexed collections with `partitions` (plus `_default`), ROWS rows in each partition."""
     with ThreadPoolExecutor(width) as pool:
         return list(pool.map(lambda _: new_collection(milvus, partitions, rows=ROWS), range(count)))
 
 
-def drop_collections(milvus: MilvusServer, names: list[str], width: int = SETUP_WIDTH) -> None:
+def drop_collections(milvus: Server, names: list[str], width: int = SETUP_WIDTH) -> None:
     """Drop collections a benchmark is done with, so later ones run on a Milvus of the same size."""
     client = milvus.client(timeout=60)
     try:
