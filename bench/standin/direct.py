@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
-from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
+
+from bench.standin.server import collection_schema
 
 T = TypeVar("T")
 POLL = 0.25  # seconds between rounds of state checks, as bench.burst's started-then-polled floor
@@ -25,16 +27,7 @@ def metadata(token: str) -> tuple[tuple[str, str], ...]:
 
 
 def schema(name: str) -> bytes:
-    fields = [
-        schema_pb2.FieldSchema(fieldID=100, name="id", data_type=schema_pb2.Int64, is_primary_key=True, autoID=True),
-        schema_pb2.FieldSchema(
-            fieldID=101,
-            name="vector",
-            data_type=schema_pb2.FloatVector,
-            type_params=[common_pb2.KeyValuePair(key="dim", value="8")],
-        ),
-    ]
-    return bytes(schema_pb2.CollectionSchema(name=name, fields=fields).SerializeToString())
+    return bytes(collection_schema(name).SerializeToString())
 
 
 async def create(address: str, token: str, names: list[str], width: int = 64) -> None:

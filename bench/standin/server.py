@@ -34,9 +34,11 @@ SYSTEM_INFO = {
         {"identifier": 1, "infos": {"type": "querynode", "hardware_infos": {"memory": 2**40, "memory_usage": 2**30}}}
     ]
 }
-DEFAULT_SCHEMA = schema_pb2.CollectionSchema(
-    name="standin",
-    fields=[
+
+
+def collection_schema(name: str) -> schema_pb2.CollectionSchema:
+    """An auto-id INT64 key and one dim-8 float vector: what every collection of the bench has."""
+    fields = [
         schema_pb2.FieldSchema(fieldID=100, name="id", data_type=schema_pb2.Int64, is_primary_key=True, autoID=True),
         schema_pb2.FieldSchema(
             fieldID=101,
@@ -44,8 +46,11 @@ DEFAULT_SCHEMA = schema_pb2.CollectionSchema(
             data_type=schema_pb2.FloatVector,
             type_params=[common_pb2.KeyValuePair(key="dim", value="8")],
         ),
-    ],
-)
+    ]
+    return schema_pb2.CollectionSchema(name=name, fields=fields)
+
+
+DEFAULT_SCHEMA = collection_schema("standin")
 
 
 # not timed on their own: get_load_state adds GetLoadingProgress while Loading; Connect, once per client
