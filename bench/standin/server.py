@@ -57,6 +57,12 @@ DEFAULT_SCHEMA = collection_schema("standin")
 ALIASES = {"GetLoadingProgress": "GetLoadState", "Connect": "GetVersion"}
 
 
+def _named(request: Any) -> tuple[str, tuple[str, ...]]:
+    """One partition asked alone, or several asked together (answered as one state)."""
+    names = tuple(request.partition_names)
+    return (names[0], ()) if len(names) == 1 else ("", names)
+
+
 def failed(error: UnknownError) -> common_pb2.Status:
     return common_pb2.Status(error_code=common_pb2.UnexpectedError, code=error.code, reason=error.message)
 
@@ -141,8 +147,8 @@ class StandIn(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
     async def GetLoadState(self, request: Any, context: Any) -> Any:
         def build() -> Any:
             collection = self.store.get(request.collection_name)
-            partition = request.partition_names[0] if request.partition_names else ""
-            state = int(collection.state(time.monotonic(), partition))
+            partition, together = _named(request)
+            state = int(collection.state(time.monotonic(), partition, together))
             return milvus_pb2.GetLoadStateResponse(status=OK, state=state)
 
         return await self._answer("GetLoadState", build, lambda status: milvus_pb2.GetLoadStateResponse(status=status))
@@ -150,8 +156,8 @@ class StandIn(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
     async def GetLoadingProgress(self, request: Any, context: Any) -> Any:
         def build() -> Any:
             collection = self.store.get(request.collection_name)
-            partition = request.partition_names[0] if request.partition_names else ""
-            progress = collection.progress(time.monotonic(), partition)
+            partition, together = _named(request)
+            progress = collection.progress(time.monotonic(), partition, together)
             return milvus_pb2.GetLoadingProgressResponse(status=OK, progress=progress, refresh_progress=progress)
 
         return await self._answer(

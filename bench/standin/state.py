@@ -40,18 +40,27 @@ class Collection:
     partitions: dict[str, Partition] = field(default_factory=dict)
     replicas: int = 1
 
-    def state(self, now: float, partition: str = "") -> State:
-        """One partition's state, or the collection's: Loading while any loads, Loaded if some partition is."""
+    def state(self, now: float, partition: str = "", together: tuple[str, ...] = ()) -> State:
+        """One partition's state, or the collection's: Loading while any loads, Loaded if some partition is.
+
+        `together` (several partition names in one request): NotLoad as soon as any of them is, as Milvus answers.
+        """
         if partition:
             found = self.partitions.get(partition)
             return found.state(now) if found is not None else State.NOT_EXIST
+        if together:
+            named = {self.state(now, name) for name in together}
+            for state in (State.NOT_EXIST, State.NOT_LOAD, State.LOADING):
+                if state in named:
+                    return state
+            return State.LOADED
         states = {p.state(now) for p in self.partitions.values()}
         if State.LOADING in states:
             return State.LOADING
         return State.LOADED if State.LOADED in states else State.NOT_LOAD
 
-    def progress(self, now: float, partition: str = "") -> int:
-        return 100 if self.state(now, partition) == State.LOADED else 0
+    def progress(self, now: float, partition: str = "", together: tuple[str, ...] = ()) -> int:
+        return 100 if self.state(now, partition, together) == State.LOADED else 0
 
     def loaded_partition_ids(self, now: float) -> list[int]:
         return [p.id for p in self.partitions.values() if p.state(now) != State.NOT_LOAD]

@@ -34,7 +34,11 @@ class CollectionWorker(Worker):
     def __init__(self, settings: Settings, kube: KubeApi, pool: ClientPool) -> None:
         super().__init__(settings, kube)
         self.pool = pool
-        self.timing = Timing(settings.resync_seconds, settings.loading_recheck_seconds)
+        self.timing = Timing(
+            settings.resync_seconds,
+            settings.loading_recheck_seconds,
+            full_observation_seconds=settings.full_observation_seconds,
+        )
         # replaced by the operator-wide one (handlers), so loads waiting for memory are ordered across resources
         self.memory = MemoryGuard(memory_guard(settings))
         self.connection: tuple[str, str | None] = ("", None)  # (namespace, connectionRef name)
@@ -67,13 +71,16 @@ class CollectionWorker(Worker):
         while self.running(stopped):
             failure: Failure | None
             try:
-                result = await self.sync(body, owners, urgent, state.observed if mode == Mode.RECHECK else None)
+                narrow = state.observed if mode in (Mode.RECHECK, Mode.CONFIRM) else None
+                result = await self.sync(body, owners, urgent, narrow, mode)
                 observed, acted, failure = result.observed, result.acted, result.failure
+                settled = failure is None and not acted and result.verdict.reason == Reason.IN_SYNC
             except Exception as exc:
                 # a bug or an API-server hiccup must not end the loop: log it and back off like any failure
                 log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
                 metrics.RECONCILES.labels("exception").inc()
                 observed, acted, failure = None, False, Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")
+                settled = False
             step = next_pass(
                 state,
                 observed=observed,
@@ -83,6 +90,7 @@ class CollectionWorker(Worker):
                 draw=random.random(),  # noqa: S311 - jitter
                 now=time.monotonic(),
                 expected=self.pool.expected_load(*self.connection),
+                settled=settled,
             )
             if step.loaded_in is not None:
                 self.pool.record_load(*self.connection, step.loaded_in)
@@ -91,7 +99,12 @@ class CollectionWorker(Worker):
             mode = Mode.FULL if urgent else step.mode
 
     async def sync(
-        self, body: kopf.Body, owners: Mapping[Any, Any], urgent: bool, recheck_from: Observed | None
+        self,
+        body: kopf.Body,
+        owners: Mapping[Any, Any],
+        urgent: bool,
+        narrow: Observed | None = None,
+        mode: Mode = Mode.FULL,
     ) -> Result:
         async with self.lock:
             started = time.perf_counter()
@@ -105,7 +118,8 @@ class CollectionWorker(Worker):
                 datetime.now(UTC),
                 conflict_with=conflict_winner(body, owners),
                 urgent=urgent,
-                recheck_from=recheck_from,
+                recheck_from=narrow if mode == Mode.RECHECK else None,
+                confirm_from=narrow if mode == Mode.CONFIRM else None,
                 memory=self.memory,
             )
             full = result.observed is not None and not result.observed.partial

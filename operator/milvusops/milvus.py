@@ -83,6 +83,7 @@ class MilvusPort(Protocol):
     async def list_partitions(self, collection: str) -> list[str]: ...
     async def describe(self, collection: str) -> CollectionInfo: ...
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
+    async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState: ...
     async def replicas(self, collection: str) -> Replicas | None: ...
     async def unindexed_vector_fields(self, collection: str) -> list[str]: ...
     async def shape(self, collection: str, partitions: list[str]) -> Shape: ...
@@ -436,6 +437,15 @@ class MilvusClientPort:
         state = _LOAD_STATES.get(report["state"], LoadState.UNKNOWN)
         progress = report.get("progress")
         return StateReport(state, int(progress) if progress is not None else None)
+
+    async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState:
+        """One get_load_state for several partitions: Loaded only when every one is, NotLoad once any is released."""
+        # MilvusClient.get_load_state takes one partition; its connection's takes the list the RPC carries
+        state = await self._call(
+            "get_load_state",
+            lambda c: c._get_connection().get_load_state(collection, partitions, timeout=self._timeout),
+        )
+        return _LOAD_STATES.get(state, LoadState.UNKNOWN)
 
     async def replicas(self, collection: str) -> Replicas | None:
         """None when the server cannot tell (Milvus Lite does not implement describe_replica)."""

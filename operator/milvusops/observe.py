@@ -21,6 +21,7 @@ class Observed:
     partial: bool = False  # a re-check: only what was Loading was asked, so nothing may be planned from it
     partition_key: str | None = None  # the partition-key field: only whole-collection load and release then
     failed_load: Failure | None = None  # get_load_state answered with the cause of a failed load (reads as NotLoad)
+    confirmed: bool = False  # a steady pass found an earlier full picture unchanged (`confirm`)
 
     @property
     def exists(self) -> bool:
@@ -85,6 +86,53 @@ async def recheck(port: MilvusPort, collection: str, before: Observed) -> Observ
     if len(reports) < len(loading) or not any(report.state == LoadState.LOADING for report in reports.values()):
         return await observe(port, collection)  # done loading, or a partition was dropped meanwhile
     return replace(before, partitions={**before.partitions, **reports}, partial=True)
+
+
+async def confirm(port: MilvusPort, collection: str, before: Observed) -> Observed:
+    """A steady pass over an in-sync picture: ask only whether it still holds, and observe in full if not.
+
+    One get_load_state for the partitions Loaded in it, together (NotLoad as soon as one is released),
+    one for each partition NotLoad in it, and describe_replica; a collection with nothing loaded takes
+    one call (Milvus answers NotLoad for it only when nothing of it is loaded or loading). Partitions
+    created or dropped and a recreated collection wait for the next full observation.
+    """
+    loaded = sorted(name for name, report in before.partitions.items() if report.state == LoadState.LOADED)
+    released = [name for name, report in before.partitions.items() if report.state == LoadState.NOT_LOAD]
+    if len(loaded) + len(released) != len(before.partitions) or before.failed_load is not None:
+        return await observe(port, collection)  # not a settled picture: nothing to confirm
+    if not loaded:
+        whole, failed_load = await _collection_state(port, collection)
+        if whole.state == LoadState.NOT_LOAD and failed_load is None:
+            return replace(before, collection=whole, confirmed=True)
+        return await observe(port, collection)
+    try:
+        together, reports, replicas = await asyncio.gather(
+            port.load_state_together(collection, loaded),
+            _partition_states(port, collection, released),
+            port.replicas(collection),
+        )
+    except FailureError as exc:
+        if exc.failure.reason in (Reason.PARTITION_NOT_FOUND, Reason.COLLECTION_NOT_FOUND):
+            return await observe(port, collection)  # dropped since the full observation
+        raise
+    unchanged = (
+        together == LoadState.LOADED
+        and len(reports) == len(released)
+        and all(report.state == LoadState.NOT_LOAD for report in reports.values())
+        and _same_placement(before.replicas, replicas)
+    )
+    if not unchanged:
+        return await observe(port, collection)
+    return replace(before, replicas=replicas, confirmed=True)
+
+
+def _same_placement(before: Replicas | None, now: Replicas | None) -> bool:
+    """The replica count and groups the plan was made with are still those Milvus reports."""
+    if now is not None and now.count is None:
+        return True  # a replica without its query node: news for status (Degraded), not for the plan
+    if before is None or now is None:
+        return before is None and now is None
+    return (before.count, before.resource_groups) == (now.count, now.resource_groups)
 
 
 async def _partition_states(port: MilvusPort, collection: str, names: list[str]) -> dict[str, StateReport]:

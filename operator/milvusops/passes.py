@@ -1,7 +1,8 @@
 """What one pass of a collection's loop hands to the next, and when the next one runs: pure.
 
-A pass either observes in full (and may plan and act) or re-checks only what was Loading (and may
-only report progress). Every action is planned from a full observation taken after the last action.
+A pass either observes in full (and may plan and act), re-checks only what was Loading (and may
+only report progress), or confirms that an in-sync picture still holds (and observes in full when it
+does not). Every action is planned from a full observation taken after the last action.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .observe import Observed
 class Mode(StrEnum):
     FULL = "full"  # observe every partition; may plan and act
     RECHECK = "recheck"  # ask only about what was Loading; reports progress, never acts
+    CONFIRM = "confirm"  # ask only whether an in-sync picture still holds; observe in full if it does not
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Timing:
     resync_seconds: float
     loading_recheck_seconds: float
     first_recheck_seconds: float = 0.5
+    full_observation_seconds: float = 300.0  # in sync, a pass at least this often lists partitions and ids again
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class PassState:
 
     failures: int = 0  # failed passes in a row; only a pass without failure resets it
     rechecks: int = 0  # quick passes in a row while something loads or was just acted on
-    observed: Observed | None = None  # the picture a re-check narrows down (never planned from)
+    observed: Observed | None = None  # the picture a re-check narrows down or a confirmation checks
+    full_at: float | None = None  # when the confirmed picture was observed in full (monotonic seconds)
     first: Sample | None = None  # the start of the current load (0 % when we sent it): the rate is measured from it
     last: Sample | None = None  # the previous re-check's progress: a load that stopped moving gets only the ladder
 
@@ -63,12 +67,14 @@ def next_pass(
     draw: float,
     now: float = 0.0,
     expected: float | None = None,
+    settled: bool = False,
 ) -> Step:
     """`draw` is uniform in [0, 1): the jitter that keeps many resources from retrying in lockstep.
 
     `now` (monotonic seconds) dates the progress Milvus reports, and `expected` is how long loads on
     this connection took lately (`LoadTimes`), so a load is looked at again when it should end, not
-    only at the next step of the ladder.
+    only at the next step of the ladder. `settled`: the pass found everything as the spec wants, so
+    the next one only confirms it, until `full_observation_seconds` after the last full observation.
     """
     if failure is not None:
         failures = state.failures + 1
@@ -90,7 +96,13 @@ def next_pass(
         delay = min(delay, near_end(first, now, expected))
         last = sample or Sample(now, 0)
         return Step(PassState(rechecks=rechecks, observed=observed, first=first, last=last), delay, Mode.RECHECK)
-    return Step(PassState(), timing.resync_seconds, Mode.FULL, loaded_in=_loaded_in(state, observed, now))
+    loaded_in = _loaded_in(state, observed, now)
+    if not settled or observed is None or observed.partial:
+        return Step(PassState(), timing.resync_seconds, Mode.FULL, loaded_in=loaded_in)
+    full_at = state.full_at if observed.confirmed and state.full_at is not None else now
+    due = now + timing.resync_seconds - full_at >= timing.full_observation_seconds
+    mode = Mode.FULL if due else Mode.CONFIRM
+    return Step(PassState(observed=observed, full_at=full_at), timing.resync_seconds, mode, loaded_in=loaded_in)
 
 
 def _loaded_in(state: PassState, observed: Observed | None, now: float) -> float | None:
@@ -102,12 +114,15 @@ def _loaded_in(state: PassState, observed: Observed | None, now: float) -> float
 
 
 def near_end(first: Sample | None, now: float, expected: float | None) -> float:
-    """Until the expected end of a load that started at `first`, then short steps for a while after it."""
+    """Until just before the expected end of a load that started at `first`, fine looks across it, then wider ones."""
     if expected is None or first is None:
         return float("inf")
     elapsed = now - first.at
-    if elapsed < expected:
-        return max(FINEST, expected - elapsed)
+    opens, closes = (1 - EARLY) * expected, (1 + FINE) * expected
+    if elapsed < opens:
+        return max(FINEST, opens - elapsed)
+    if elapsed < closes:
+        return max(FINEST, (closes - opens) / FINE_LOOKS)  # a few looks, however long the load
     if elapsed < LATE * expected:
         return max(FINEST, STEP * expected)  # a few looks past the expected end, each a tenth of it apart
     return float("inf")  # much later than loads take here: the ladder alone
@@ -115,7 +130,9 @@ def near_end(first: Sample | None, now: float, expected: float | None) -> float:
 
 FINEST = 0.1  # seconds: the shortest re-check, near a load's predicted end
 MARGIN = 0.05  # seconds after the predicted end: Milvus reports 100 % a moment after the last segment loads
-LATE, STEP = 1.5, 0.1  # short steps (a tenth of the expected duration) until 1.5 times the expected duration
+# fine looks from 5 % before to 10 % after the expected duration (loads here vary by a few %), four in all
+EARLY, FINE, FINE_LOOKS = 0.05, 0.10, 4
+LATE, STEP = 1.4, 0.1  # then a tenth of the expected duration apart until 1.4 times it
 
 
 def slowest(observed: Observed) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .failures import Failure, FailureError, Reason
 from .memory import NodeMemory, Shape
 from .milvus import CollectionInfo, MilvusPort, Replicas, StateReport
-from .model import CollectionSpec, LoadOptions
+from .model import CollectionSpec, LoadOptions, LoadState
 from .plan import Action, LoadCollection, LoadPartitions
 from .reconcile import PortSource
 
@@ -34,6 +34,9 @@ class ReadOnlyPort:
 
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
         return await self._port.load_state(collection, partition)
+
+    async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState:
+        return await self._port.load_state_together(collection, partitions)
 
     async def replicas(self, collection: str) -> Replicas | None:
         return await self._port.replicas(collection)

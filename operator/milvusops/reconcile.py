@@ -14,7 +14,7 @@ from .capacity import GuardSettings, Memory, WaitingLoads, estimate, guard, refu
 from .failures import Failure, FailureError, Reason
 from .milvus import PARTITION_KEY_HINT, MilvusPort
 from .model import CollectionSpec, Desired, LoadState, ManagementPolicy, ResourceRef
-from .observe import Observed, observe, recheck
+from .observe import Observed, confirm, observe, recheck
 from .plan import Action, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions, plan
 from .refresh import RefreshStep, decide
 from .slots import Priority, prioritized
@@ -57,14 +57,18 @@ async def reconcile(
     urgent: bool = True,
     recheck_from: Observed | None = None,
     memory: MemoryGuard | None = None,
+    confirm_from: Observed | None = None,
 ) -> Result:
-    """`urgent`: the first pass, or one after a change; `recheck_from`: ask only what was Loading in it."""
+    """`urgent`: the first pass, or one after a change; `recheck_from`: ask only what was Loading in it;
+    `confirm_from`: an in-sync picture to confirm (observed in full only if it no longer holds)."""
     retry_failed_load = _ready_condition(previous).get("reason") == Reason.LOAD_FAILED
     estimated = frozenset(
         str(p["name"]) for p in previous.get("partitions") or [] if p.get("estimatedMemoryBytes") is not None
     )
     passed = _Pass(retry_failed_load, str(previous.get("lastRefresh") or ""), estimated)
-    outcome, done = await assess(spec, ref, ports, conflict_with, urgent, recheck_from, passed, memory=memory)
+    outcome, done = await assess(
+        spec, ref, ports, conflict_with, urgent, recheck_from, passed, memory=memory, confirm_from=confirm_from
+    )
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
     events = _events(ref, previous, outcome, result, done)
@@ -102,6 +106,7 @@ async def assess(
     passed: _Pass | None = None,
     act: Act = apply,
     memory: MemoryGuard | None = None,
+    confirm_from: Observed | None = None,
 ) -> tuple[Outcome, list[str]]:
     """One pass up to status: observe, plan, `act` on the plan; the outcome and one line per action done."""
     passed = passed or _Pass(retry_failed_load=False, last_refresh="")
@@ -119,6 +124,8 @@ async def assess(
                 version = await port.version()  # read once per client: no call after the first pass
                 if recheck_from is not None and attempt == 1:
                     observed = await recheck(port, spec.collection_name, recheck_from)
+                elif confirm_from is not None and attempt == 1:
+                    observed = await confirm(port, spec.collection_name, confirm_from)
                 else:
                     observed = await observe(port, spec.collection_name)
             if not observed.exists:

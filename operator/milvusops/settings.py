@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     )
     default_timeout_seconds: float = Field(10.0, gt=0)
     resync_seconds: float = Field(30.0, gt=0, description="how often every resource is re-observed")
+    full_observation_seconds: float = Field(
+        300.0, ge=0, description="in sync, list partitions and collection ids again at least this often"
+    )
     status_heartbeat_seconds: float = Field(
         0.0, ge=0, description="refresh lastSyncTime at most this often even when nothing changed; 0 = only on change"
     )

@@ -98,6 +98,17 @@ class FakeMilvus:
                 return StateReport(whole)
         return StateReport(NOT_LOAD)
 
+    async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState:
+        if self.partitions is None:  # as get_load_state: an answer, not an error
+            self.calls.append(("load_state_together", collection, tuple(partitions)))
+            return LoadState.NOT_EXIST
+        states = self._call("load_state_together", collection, tuple(partitions))
+        if any(name not in states for name in partitions):
+            raise FailureError(Failure(Reason.PARTITION_NOT_FOUND, "partition not found"))
+        named = {states[name] for name in partitions}
+        # as Milvus: NotLoad as soon as one of them is released, Loading while one loads
+        return NOT_LOAD if NOT_LOAD in named else LOADING if LOADING in named else LOADED
+
     async def replicas(self, collection: str) -> Replicas:
         self._call("replicas", collection)
         if self.replica_unavailable:

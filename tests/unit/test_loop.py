@@ -235,3 +235,36 @@ async def test_a_recreated_collection_gets_its_new_id_and_an_event(monkeypatch: 
     assert [reason for _, reason, _ in loop.events].count("CollectionRecreated") == 1
     assert "DriftCorrected" not in [reason for _, reason, _ in loop.events]
     assert loop.mutating() == ["load_partitions"]
+
+
+async def test_passes_over_an_in_sync_collection_only_confirm_it_and_write_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    milvus = FakeMilvus({"_default": LOADED, "a": LOADED, "b": LOADED})
+    loop = Loop(milvus, {"state": "Loaded"}, monkeypatch)
+    counts: list[int] = []
+
+    def between(done: int) -> None:
+        counts.append(len(milvus.calls))
+
+    await loop.run(5, between)
+    per_pass = [after - before for before, after in zip([0, *counts], counts, strict=False)]
+    # the first pass in full: collection, list, describe, 3 partitions, replicas, and sizes for the estimate
+    assert per_pass[0] == 3 + 3 + 1 + 1
+    assert per_pass[1:] == [2, 2, 2, 2]  # then the loaded partitions together, and describe_replica
+    assert len(loop.kube.patches) == 1 and loop.mutating() == []
+
+
+async def test_drift_is_seen_and_corrected_by_the_confirming_pass_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "a": LOADED, "b": NOT_LOAD})
+    loop = Loop(
+        milvus, {"partitions": [{"name": "a", "state": "Loaded"}, {"name": "b", "state": "Released"}]}, monkeypatch
+    )
+
+    def between(done: int) -> None:
+        if done == 2:
+            milvus.states["a"] = NOT_LOAD  # behind the operator's back, before the third pass (a confirmation)
+
+    await loop.run(3, between)
+    assert loop.mutating() == ["load_partitions"]
+    assert any(reason == "DriftCorrected" for _, reason, _ in loop.events)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from milvusops.milvus import Replicas, StateReport
-from milvusops.observe import observe, recheck
+from milvusops.observe import confirm, observe, recheck
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus
 
 
@@ -72,3 +72,81 @@ async def test_when_the_last_loading_partition_is_done_the_recheck_observes_in_f
     assert ("list_partitions", "docs") in milvus.calls
     assert set(after.partitions) == {"_default", "hot", "new"}
     assert not after.loading
+
+
+async def test_confirming_a_loaded_collection_costs_two_calls_whatever_its_partitions() -> None:
+    milvus = FakeMilvus({"_default": LOADED, "a": LOADED, "b": LOADED, "c": LOADED})
+    before = await observe(milvus, "docs")
+    milvus.calls.clear()
+    after = await confirm(milvus, "docs", before)
+    assert sorted(milvus.calls) == [
+        ("load_state_together", "docs", ("_default", "a", "b", "c")),
+        ("replicas", "docs"),
+    ]
+    assert after.confirmed and not after.partial
+    assert after.partitions == before.partitions
+
+
+async def test_confirming_asks_each_released_partition_and_the_loaded_ones_together() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "a": LOADED, "b": LOADED, "cold": NOT_LOAD})
+    before = await observe(milvus, "docs")
+    milvus.calls.clear()
+    after = await confirm(milvus, "docs", before)
+    assert sorted(milvus.calls) == [
+        ("load_state", "docs", "_default"),
+        ("load_state", "docs", "cold"),
+        ("load_state_together", "docs", ("a", "b")),
+        ("replicas", "docs"),
+    ]
+    assert after.confirmed
+
+
+async def test_confirming_a_collection_with_nothing_loaded_costs_one_call() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "a": NOT_LOAD, "b": NOT_LOAD})
+    before = await observe(milvus, "docs")
+    milvus.calls.clear()
+    after = await confirm(milvus, "docs", before)
+    assert milvus.calls == [("load_state", "docs", None)]
+    assert after.confirmed and after.partitions == before.partitions
+
+
+async def test_a_partition_released_behind_the_operators_back_turns_the_confirmation_into_a_full_observation() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "a": LOADED, "b": LOADED})
+    before = await observe(milvus, "docs")
+    milvus.states["b"] = NOT_LOAD
+    milvus.calls.clear()
+    after = await confirm(milvus, "docs", before)
+    assert ("list_partitions", "docs") in milvus.calls  # observed in full, in the same pass
+    assert not after.confirmed and after.partitions["b"] == StateReport(NOT_LOAD)
+
+
+async def test_a_partition_loaded_behind_the_operators_back_turns_the_confirmation_into_a_full_observation() -> None:
+    for states in ({"_default": NOT_LOAD, "a": LOADED, "b": NOT_LOAD}, {"_default": NOT_LOAD, "a": NOT_LOAD}):
+        milvus = FakeMilvus(states)
+        before = await observe(milvus, "docs")
+        milvus.states["_default"] = LOADED
+        after = await confirm(milvus, "docs", before)
+        assert not after.confirmed and after.partitions["_default"] == StateReport(LOADED)
+
+
+async def test_a_dropped_partition_or_collection_turns_the_confirmation_into_a_full_observation() -> None:
+    milvus = FakeMilvus({"_default": LOADED, "a": LOADED})
+    before = await observe(milvus, "docs")
+    del milvus.states["a"]
+    after = await confirm(milvus, "docs", before)
+    assert not after.confirmed and set(after.partitions) == {"_default"}
+    milvus.partitions = None
+    after = await confirm(milvus, "docs", before)
+    assert not after.exists
+
+
+async def test_a_replica_losing_its_node_is_confirmed_with_the_news_and_a_new_replica_count_is_not() -> None:
+    milvus = FakeMilvus({"_default": LOADED})
+    before = await observe(milvus, "docs")
+    milvus.replica_unavailable = "no available nodes in replica"
+    after = await confirm(milvus, "docs", before)
+    assert after.confirmed and after.replicas == Replicas(None, unavailable="no available nodes in replica")
+    milvus.replica_unavailable = ""
+    milvus.replica_count = 2
+    after = await confirm(milvus, "docs", before)
+    assert not after.confirmed and after.replicas is not None and after.replicas.count == 2

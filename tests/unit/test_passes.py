@@ -177,9 +177,15 @@ def test_without_history_the_ladder_sees_a_load_late() -> None:
 
 def test_with_history_a_load_is_seen_done_right_after_its_expected_end() -> None:
     seen, took = watch(2.4, done_at=2.45)
-    assert seen == [0.5, 1.0, 2.0, 2.4, 2.64]  # at the expected end, then a tenth of it later
-    assert seen[-1] - 2.45 < 0.25  # seen 0.19 s after its end (the ladder alone: at 3.0 s), one look more
-    assert took == pytest.approx((2.4 + 2.64) / 2)
+    assert seen == [0.5, 1.0, 2.0, 2.28, 2.38, 2.48]  # from 5 % before the expected end, 0.1 s apart
+    assert seen[-1] - 2.45 < 0.05  # seen 0.03 s after its end (the ladder alone: at 3.0 s), two looks more
+    assert took == pytest.approx((2.38 + 2.48) / 2)
+
+
+def test_a_long_load_gets_as_few_fine_looks_as_a_short_one() -> None:
+    seen, _ = watch(60.0, done_at=63.0)
+    fine = [at for at in seen if 57.0 <= at <= 66.0]
+    assert fine == [57.0, 59.0, 61.0, 63.0]  # a few looks across 57-66 s (the ladder's 2 s), not one every 0.1 s
 
 
 def test_a_load_much_slower_than_expected_falls_back_to_the_ladder() -> None:
@@ -203,3 +209,45 @@ def test_load_times_are_the_median_of_the_last_few() -> None:
     for _ in range(20):
         times = times.record(1.0)
     assert times.expected() == 1.0 and len(times.recent) == 9
+
+
+CONFIRMED = Observed(StateReport(LoadState.LOADED), {"a": StateReport(LoadState.LOADED)}, confirmed=True)
+
+
+def settled(state: PassState, observed: Observed, now: float) -> Step:
+    return next_pass(state, observed=observed, acted=False, failure=None, timing=TIMING, draw=0, now=now, settled=True)
+
+
+def test_an_in_sync_pass_hands_its_picture_to_confirmation_passes() -> None:
+    first = settled(PassState(), SETTLED, 100.0)
+    assert first == Step(PassState(observed=SETTLED, full_at=100.0), 30.0, Mode.CONFIRM)
+    later = settled(first.state, CONFIRMED, 130.0)
+    assert later == Step(PassState(observed=CONFIRMED, full_at=100.0), 30.0, Mode.CONFIRM)  # the full one's time
+
+
+def test_a_full_observation_comes_back_once_the_last_is_full_observation_seconds_old() -> None:
+    state = PassState(observed=CONFIRMED, full_at=100.0)
+    modes = [settled(state, CONFIRMED, now).mode for now in (340.0, 369.9, 370.0, 400.0)]
+    assert modes == [Mode.CONFIRM, Mode.CONFIRM, Mode.FULL, Mode.FULL]  # the next pass (now + 30 s) would be 300 s on
+    fresh = settled(state, SETTLED, 400.0)
+    assert fresh.state.full_at == 400.0 and fresh.mode == Mode.CONFIRM  # a full observation restarts the count
+
+
+@pytest.mark.parametrize(
+    ("observed", "acted", "failure", "in_sync"),
+    [
+        pytest.param(SETTLED, False, None, False, id="not-in-sync"),
+        pytest.param(SETTLED, True, None, True, id="acted"),
+        pytest.param(None, False, DOWN, False, id="failed"),
+        pytest.param(LOADING, False, None, True, id="loading"),
+        pytest.param(None, False, None, True, id="nothing-observed"),
+    ],
+)
+def test_only_an_in_sync_full_picture_is_confirmed_instead_of_observed(
+    observed: Observed | None, acted: bool, failure: Failure | None, in_sync: bool
+) -> None:
+    state = PassState(observed=CONFIRMED, full_at=100.0)
+    after = next_pass(
+        state, observed=observed, acted=acted, failure=failure, timing=TIMING, draw=0.5, now=130.0, settled=in_sync
+    )
+    assert after.mode != Mode.CONFIRM and after.state.full_at is None
