@@ -121,6 +121,34 @@ def test_drift_is_reverted_and_reported(
     assert operator.metric("milvusops_drift_corrections_total") == 1
 
 
+def _milvus_calls(operator: OperatorProcess, method: str) -> float:
+    return operator.metric("milvusops_milvus_call_duration_seconds_count", method=method)
+
+
+def test_steady_passes_only_confirm_yet_see_one_of_several_loaded_partitions_released(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    collection = new_collection(milvus, ["a", "b", "c"])
+    spec = {"collectionName": collection, "partitions": [{"name": n, "state": "Loaded"} for n in ("a", "b")]}
+    kube.create(namespace, "steady", spec)
+    kube.wait_reason(namespace, "steady", "InSync", timeout=90)
+    states, listed = _milvus_calls(operator, "get_load_state"), _milvus_calls(operator, "list_partitions")
+    # resync 5 s, full observation every 15 s: two confirming passes (a and b together, _default, c) come first
+    wait_for(lambda: _milvus_calls(operator, "get_load_state") >= states + 6, 30, "two steady passes")
+    assert _milvus_calls(operator, "list_partitions") <= listed + 1  # a full pass would list partitions each time
+
+    milvus_client = milvus.client()
+    try:
+        milvus_client.release_partitions(collection, ["b"])  # one of the two asked together, behind our back
+    finally:
+        milvus_client.close()
+    expected = {"_default": "NotLoad", "a": "Loaded", "b": "Loaded", "c": "NotLoad"}
+    wait_for(lambda: load_states(milvus, collection) == expected, 30, "drift reverted")
+    kube.wait_reason(namespace, "steady", "InSync", timeout=30)
+    drift = [e for e in kube.events(namespace, "steady") if e.reason == "DriftCorrected"]
+    assert len(drift) == 1 and "load of partitions b started" in drift[0].message
+
+
 def test_restarted_operator_in_sync_makes_no_calls(
     kube: Kube, namespace: str, milvus: MilvusServer, start_operator: object
 ) -> None:
