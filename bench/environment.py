@@ -58,9 +58,12 @@ class Environment:
 
 @contextmanager
 def environment(
-    namespace: str, profile: bool = False, server: Callable[[Path], MilvusServer | StandInServer] = MilvusServer
+    namespace: str,
+    profile: bool = False,
+    server: Callable[[Path], MilvusServer | StandInServer] = MilvusServer,
+    raw_profile: bool = False,
 ) -> Iterator[Environment]:
-    profiler = Profiler() if profile else None  # before anything starts: py-spy may be missing
+    profiler = Profiler(raw=raw_profile) if profile else None  # before anything starts: py-spy may be missing
     # a SIGTERM (e.g. `kill`, a CI timeout) must unwind the stack below, or the servers outlive the run
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix=f"milvusops-{namespace}-"))

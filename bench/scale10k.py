@@ -21,6 +21,7 @@ from bench import report
 from bench.burst import Shape, direct_started
 from bench.environment import Environment, environment
 from bench.operator_metrics import describe_calls
+from bench.profile_summary import summarize
 from bench.report import Result, Row
 from bench.resources import CREATE_WIDTH, wait_ready
 from bench.standin import direct
@@ -54,7 +55,7 @@ def create_resources(env: Environment, collections: list[str], shards: int) -> l
 def run(args: argparse.Namespace) -> list[Result]:
     count, shards = args.resources, args.shards
     results: list[Result] = []
-    with environment("scale10k", server=StandInServer) as env:
+    with environment("scale10k", server=StandInServer, profile=args.profile, raw_profile=True) as env:
         address, token = env.milvus.uri.removeprefix("http://"), env.milvus.root_token
         theirs, threaded = [f"direct_{i}" for i in range(count)], [f"threads_{i}" for i in range(count)]
         ours = [f"op_{i}" for i in range(count)]
@@ -107,6 +108,10 @@ def run(args: argparse.Namespace) -> list[Result]:
         results.append(restarted)
         print(results[-1].summary, flush=True)
         results.append(Result(report.machine(env), ()))
+    if env.profiler is not None:  # py-spy writes its stacks once the operators are stopped
+        for output in env.profiler.outputs:
+            if output.exists():
+                print(f"{output}:\n{summarize(output.read_text(errors='replace').splitlines()).table()}")
     return results
 
 
@@ -117,6 +122,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="Milvus calls at a time per operator process")
     parser.add_argument("--steady-seconds", type=float, default=120)
     parser.add_argument("--resync-seconds", type=float, default=30)
+    parser.add_argument("--profile", action="store_true", help="py-spy on each operator: CPU by package, at the end")
     args = parser.parse_args()
     results = run(args)
     print("\n".join(result.summary for result in results))
