@@ -11,13 +11,14 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from .failures import Failure, FailureError, Reason
-from .memory import Capacity, Refusal, admit, bytes_per_partition, human
+from .memory import Capacity, NodeMemory, Refusal, admit, bytes_per_partition, human
 from .milvus import MilvusPort
 from .model import CollectionSpec, Desired, LoadState
 from .observe import Observed
 from .plan import LoadCollection, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions
 
 _HELD = (LoadState.LOADED, LoadState.LOADING)
+NodeReading = tuple[tuple[NodeMemory, ...], str]  # each query node's memory, and which nodes these are
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,11 @@ def loads(planned: Plan) -> bool:
     return any(isinstance(action, LoadCollection | LoadPartitions) for action in planned.actions)
 
 
+def checks(settings: GuardSettings, planned: Plan) -> bool:
+    """The guard will read the query nodes' memory for this plan (so it can be read beside the sizes)."""
+    return settings.enabled and loads(planned)
+
+
 async def estimate(port: MilvusPort, spec: CollectionSpec, observed: Observed) -> dict[str, int] | None:
     """Estimated bytes of each partition with all its replicas; None when Milvus could not be asked."""
     try:
@@ -118,15 +124,19 @@ async def guard(
     waiting: WaitingLoads,
     key: str,
     created: str,
+    read: NodeReading | None = None,
 ) -> Refusal | None:
-    """Whether the planned loads fit in the query nodes' free memory; a refusal when they do not."""
-    if not settings.enabled or not loads(planned):
+    """Whether the planned loads fit in the query nodes' free memory; a refusal when they do not.
+
+    `read`: the query nodes' memory, when it was read beside the sizes (`checks`) rather than after them.
+    """
+    if not checks(settings, planned):
         return None
     needed = needed_bytes(planned, observed, sizes)
     if needed <= 0:
         waiting.done(key)
         return None
-    nodes, scope = await port.query_node_memory(spec.load.resource_groups)
+    nodes, scope = read or await port.query_node_memory(spec.load.resource_groups)
     capacity = Capacity(nodes, scope)
     kept = [
         f"{name} ({human(sizes[name])})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,7 +11,17 @@ from typing import Any, Protocol
 from . import REFRESH_ANNOTATION, metrics
 from .apply import apply, apply_refresh
 from .capabilities import capabilities
-from .capacity import GuardSettings, Memory, WaitingLoads, estimate, guard, refused, wants_memory
+from .capacity import (
+    GuardSettings,
+    Memory,
+    NodeReading,
+    WaitingLoads,
+    checks,
+    estimate,
+    guard,
+    refused,
+    wants_memory,
+)
 from .failures import Failure, FailureError, Reason
 from .milvus import PARTITION_KEY_HINT, MilvusPort
 from .model import CollectionSpec, Desired, LoadState, ManagementPolicy, ResourceRef
@@ -168,12 +179,17 @@ async def _memory(
     port: MilvusPort, spec: CollectionSpec, ref: ResourceRef, observed: Observed, planned: Plan, memory: MemoryGuard
 ) -> Memory | None:
     """Each partition's estimate and, before a load, the guard's verdict; None when nothing could be estimated."""
-    sizes = await estimate(port, spec, observed)
+    checked = memory.settings if spec.management_policy == ManagementPolicy.MANAGE else GuardSettings(False)
+    read: NodeReading | None = None
+    if checks(checked, planned):  # both reads are needed before the load: one round trip, not two
+        nodes = port.query_node_memory(spec.load.resource_groups)
+        sizes, read = await asyncio.gather(estimate(port, spec, observed), nodes)
+    else:
+        sizes = await estimate(port, spec, observed)
     if sizes is None:
         return None
     key = ref.uid or f"{ref.namespace}/{ref.name}"
-    checked = memory.settings if spec.management_policy == ManagementPolicy.MANAGE else GuardSettings(False)
-    refusal = await guard(port, spec, observed, planned, sizes, checked, memory.waiting, key, ref.created)
+    refusal = await guard(port, spec, observed, planned, sizes, checked, memory.waiting, key, ref.created, read)
     return Memory(sizes, refusal)
 
 

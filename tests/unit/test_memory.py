@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -186,3 +187,35 @@ async def test_a_refused_load_still_sends_the_releases_of_its_plan() -> None:
     result = await reconcile(spec, REF, {}, FakePorts(milvus), datetime(2026, 1, 1, tzinfo=UTC), memory=guard)
     assert [call[0] for call in milvus.mutating_calls] == ["release_partitions"]  # frees memory, as spec asks
     assert result.verdict.reason == Reason.INSUFFICIENT_MEMORY
+
+
+class Overlapping(FakeMilvus):
+    """Each of the two reads before a load waits, briefly, for the other to have started."""
+
+    def __init__(self, partitions: dict[str, LoadState]) -> None:
+        super().__init__(partitions)
+        self.started = {"shape": asyncio.Event(), "query_node_memory": asyncio.Event()}
+
+    async def _meet(self, mine: str, other: str) -> bool:
+        self.started[mine].set()
+        try:
+            await asyncio.wait_for(self.started[other].wait(), timeout=0.5)
+        except TimeoutError:
+            return False
+        return True
+
+    async def shape(self, collection: str, partitions: list[str]) -> Shape:
+        self.met_in_shape = await self._meet("shape", "query_node_memory")
+        return await super().shape(collection, partitions)
+
+    async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]:
+        await self._meet("query_node_memory", "shape")
+        return await super().query_node_memory(resource_groups)
+
+
+async def test_before_a_load_the_sizes_and_the_query_nodes_memory_are_read_at_the_same_time() -> None:
+    milvus = Overlapping({"_default": LoadState.NOT_LOAD, "big": LoadState.NOT_LOAD})
+    milvus.rows = {"big": 1000}
+    await _pass(milvus, MemoryGuard(GuardSettings(True, 10)))
+    assert milvus.met_in_shape  # one round trip for both: a load starts that much sooner
+    assert [call[0] for call in milvus.mutating_calls] == ["load_partitions"]
