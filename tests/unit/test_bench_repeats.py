@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from bench.burst import Shape, summarise
 from bench.repeats import Spread, paired_ratios, run_order
 
 SIDES = ("asyncio", "floor", "operator")
@@ -64,3 +65,14 @@ def test_ratios_of_unequal_runs_are_refused() -> None:
     with pytest.raises(ValueError, match="2 runs against 3"):
         paired_ratios([1.0, 2.0], [1.0, 2.0, 3.0])
 
+
+def test_burst_rows_give_median_and_spread_of_each_side_and_of_the_paired_ratios() -> None:
+    seconds = {"asyncio": [40.0, 50.0, 45.0], "floor": [3.0, 2.0, 4.0], "operator": [6.0, 5.0, 8.0]}
+    result = summarise(Shape(100, 1), 8, 1234, seconds)
+    against_asyncio, against_floor = result.rows
+    assert against_asyncio.measured == "6.0 s (5.0\u20138.0)"
+    assert against_asyncio.baseline == "45.0 s (40.0\u201350.0) asyncio, each load awaited"
+    assert against_asyncio.ratio == "0.15 (0.10\u20130.18)"  # 6/40, 5/50, 8/45
+    assert against_floor.baseline == "3.0 s (2.0\u20134.0) all loads started, then polled"
+    assert against_floor.ratio == "2.00 (2.00\u20132.50)"  # 6/3, 5/2, 8/4
+    assert "seed 1234" in result.summary
