@@ -130,8 +130,9 @@ def run(
     for number, side in enumerate(order, 1):
         # Milvus 2.3.5 slows down with every collection it has held, loaded and dropped, and waiting
         # until it is idle does not undo that: each run gets a Milvus that has done nothing yet
-        with env.setup.measure(f"fresh Milvus and {shape} for {side} ({number}/{len(order)})"):
+        with env.setup.measure(f"fresh Milvus for {side} ({number}/{len(order)})"):
             env.fresh_milvus()
+        with env.setup.measure(f"{shape} for {side}, then Milvus idle"):
             collections = create_collections(env.milvus, shape.collections, partition_names(shape.partitions))
             milvus_idle()
         if side == "asyncio":
