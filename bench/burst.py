@@ -141,11 +141,11 @@ def run(
             elapsed = direct_started(env.milvus, shape, collections, concurrency)
         else:
             elapsed, names = through_operator(env, shape, collections)
-            if not (keep and number == len(order)):
-                with env.setup.measure(f"resources of burst {shape} deleted"):
-                    delete_all(env.kube, env.namespace, shape.timeout())
         seconds[side].append(elapsed)
         print(f"burst {shape}: {LABELS[side]} {elapsed:.1f}s ({number}/{len(order)})", flush=True)
+        if side == "operator" and not (keep and number == len(order)):
+            with env.setup.measure(f"resources of burst {shape} deleted"):
+                delete_all(env.kube, env.namespace, shape.timeout())
     return summarise(shape, concurrency, seed, seconds), names if keep else []
 
 
