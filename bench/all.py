@@ -4,9 +4,10 @@ operator restarted once), printing each one-line summary and a markdown table fo
     .venv/bin/python -m bench.all [--resources 1000] [--steady-seconds 300] [--profile]
 
 Order: latency; bursts of 100 (when N > 100), of N/5 collections x 5 partitions and of N
-collections, each against its baselines; the N-collection burst's resources stay for steady state
-and restart. Setup and cleanup time is reported apart and not counted. The table is also written to
-bench/out/results.md; --profile writes a py-spy flame graph per operator process there.
+collections, each against its baselines (each side run --repeats times in an order shuffled by
+--seed, every run on a freshly started Milvus); the N-collection burst's resources stay for steady
+state and restart. Setup and cleanup time is reported apart and not counted. The table is also
+written to bench/out/results.md; --profile writes a py-spy flame graph per operator process there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bench import burst, latency, report, restart, steady
 from bench.burst import Shape
 from bench.environment import environment
 from bench.profiling import OUT
+from bench.repeats import new_seed
 from bench.report import Result
 from bench.resources import delete_all
 
@@ -39,9 +41,12 @@ def main() -> int:
     parser.add_argument("--resync-seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=8, help="Milvus calls at a time, operator and scripts")
     parser.add_argument("--latency-rounds", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side of a burst, in a shuffled order")
+    parser.add_argument("--seed", type=int, help="the bursts' order seed, printed (default: a new one)")
     parser.add_argument("--profile", action="store_true", help="record the operator with py-spy into bench/out/")
     args = parser.parse_args()
     started = time.perf_counter()
+    seed = new_seed() if args.seed is None else args.seed  # one seed for every burst, so one --seed repeats the run
     results: list[Result] = []
 
     def done(result: Result) -> None:
@@ -58,7 +63,7 @@ def main() -> int:
         with env.setup.measure("latency resources deleted"):
             delete_all(env.kube, env.namespace, timeout=120)
         for shape, keep in bursts(args.resources, args.partitions):
-            done(burst.run(env, shape, args.concurrency, keep)[0])
+            done(burst.run(env, shape, args.concurrency, keep, args.repeats, seed)[0])
         done(steady.run(env, operator, args.resync_seconds, args.steady_seconds))
         restarted, operator = restart.run(env, operator, settings, args.concurrency)
         done(restarted)

@@ -21,11 +21,14 @@ from dataclasses import dataclass
 from pymilvus import AsyncMilvusClient
 from tests.testenv.milvus import Server
 
+from bench import report
 from bench.environment import Environment, environment
+from bench.profiling import OUT
 from bench.quiet import milvus_idle
+from bench.repeats import Spread, new_seed, paired_ratios, run_order
 from bench.report import Result, Row
 from bench.resources import create_all, delete_all, desired, wait_ready
-from bench.setup import create_collections, drop_collections, partition_names
+from bench.setup import create_collections, partition_names
 
 LOAD_TIMEOUT = 600.0  # seconds one load may take in the direct scripts before they give up
 
@@ -104,46 +107,64 @@ def direct_started(milvus: Server, shape: Shape, collections: list[str], concurr
     return elapsed
 
 
-def run(env: Environment, shape: Shape, concurrency: int, keep: bool = False) -> tuple[Result, list[str]]:
-    """Needs a running operator limited to `concurrency` calls; `keep` leaves the resources (and their
-    collections, loaded) for later benchmarks and returns their names."""
-    milvus, parts = env.milvus, partition_names(shape.partitions)
-    # each side creates its collections just before it runs and drops them after: Milvus 2.3.5 slows
-    # down with every collection it holds (1,000 loads: 82 s with 1,000 held, unfinished after 620 s with 3,000);
-    # and each starts once Milvus is idle again, not while it still cleans up after the one before
-    with env.setup.measure(f"{shape} for the asyncio baseline"):
-        theirs = create_collections(milvus, shape.collections, parts)
-        milvus_idle()
-    direct_seconds = asyncio.run(direct(milvus, shape, theirs, concurrency))
-    print(f"burst {shape}: direct asyncio {direct_seconds:.1f}s", flush=True)
-    with env.setup.measure(f"{shape} for the started-then-polled baseline"):
-        drop_collections(milvus, theirs)
-        floor = create_collections(milvus, shape.collections, parts)
-        milvus_idle()
-    floor_seconds = direct_started(milvus, shape, floor, concurrency)
-    print(f"burst {shape}: direct started then polled {floor_seconds:.1f}s", flush=True)
-    with env.setup.measure(f"{shape} for the operator"):
-        drop_collections(milvus, floor)
-        ours = create_collections(milvus, shape.collections, parts)
-        milvus_idle()
-    operator_seconds, names = through_operator(env, shape, ours)
-    print(f"burst {shape}: operator {operator_seconds:.1f}s", flush=True)
-    if not keep:
-        with env.setup.measure(f"cleanup after burst of {shape}"):
-            delete_all(env.kube, env.namespace, shape.timeout())
-            drop_collections(milvus, ours)
-    ratio, floor_ratio = operator_seconds / direct_seconds, operator_seconds / floor_seconds
-    summary = (
-        f"burst: {shape}, concurrency {concurrency}: operator {operator_seconds:.1f}s | "
-        f"direct asyncio awaiting each load {direct_seconds:.1f}s (ratio {ratio:.2f}) | "
-        f"direct starting all loads then polling {floor_seconds:.1f}s (ratio {floor_ratio:.2f})"
+SIDES = ("asyncio", "floor", "operator")
+LABELS = {
+    "asyncio": "direct asyncio awaiting each load",
+    "floor": "direct starting all loads then polling",
+    "operator": "operator",
+}
+BASELINES = {"asyncio": "asyncio, each load awaited", "floor": "all loads started, then polled"}
+
+
+def run(
+    env: Environment, shape: Shape, concurrency: int, keep: bool = False, repeats: int = 3, seed: int | None = None
+) -> tuple[Result, list[str]]:
+    """Needs a running operator limited to `concurrency` calls; each side runs `repeats` times in an order
+    shuffled by `seed`, each run on a freshly started Milvus. `keep` leaves the last operator run's
+    resources (and their collections, loaded) for later benchmarks and returns their names."""
+    seed = new_seed() if seed is None else seed
+    order = run_order(SIDES, repeats, seed, last="operator" if keep else None)
+    print(f"burst {shape}: order {' '.join(order)} (--seed {seed})", flush=True)
+    seconds: dict[str, list[float]] = {side: [] for side in SIDES}
+    names: list[str] = []
+    for number, side in enumerate(order, 1):
+        # Milvus 2.3.5 slows down with every collection it has held, loaded and dropped, and waiting
+        # until it is idle does not undo that: each run gets a Milvus that has done nothing yet
+        with env.setup.measure(f"fresh Milvus for {side} ({number}/{len(order)})"):
+            env.fresh_milvus()
+        with env.setup.measure(f"{shape} for {side}, then Milvus idle"):
+            collections = create_collections(env.milvus, shape.collections, partition_names(shape.partitions))
+            milvus_idle()
+        if side == "asyncio":
+            elapsed = asyncio.run(direct(env.milvus, shape, collections, concurrency))
+        elif side == "floor":
+            elapsed = direct_started(env.milvus, shape, collections, concurrency)
+        else:
+            elapsed, names = through_operator(env, shape, collections)
+        seconds[side].append(elapsed)
+        print(f"burst {shape}: {LABELS[side]} {elapsed:.1f}s ({number}/{len(order)})", flush=True)
+        if side == "operator" and not (keep and number == len(order)):
+            with env.setup.measure(f"resources of burst {shape} deleted"):
+                delete_all(env.kube, env.namespace, shape.timeout())
+    return summarise(shape, concurrency, seed, seconds), names if keep else []
+
+
+def summarise(shape: Shape, concurrency: int, seed: int, seconds: dict[str, list[float]]) -> Result:
+    ours = seconds["operator"]
+    spreads = {side: Spread.of(values) for side, values in seconds.items()}
+    ratios = {side: Spread.of(paired_ratios(ours, seconds[side])) for side in BASELINES}
+    what = f"burst, {shape}: create → all Ready, median (min\u2013max) of {len(ours)}"
+    rows = tuple(
+        Row(what, spreads["operator"].seconds(), f"{spreads[side].seconds()} {label}", ratios[side].ratio())
+        for side, label in BASELINES.items()
     )
-    what, measured = f"burst, {shape}: create → all Ready", f"{operator_seconds:.1f} s"
-    rows = (
-        Row(what, measured, f"{direct_seconds:.1f} s asyncio, each load awaited", f"{ratio:.2f}"),
-        Row(what, measured, f"{floor_seconds:.1f} s all loads started, then polled", f"{floor_ratio:.2f}"),
+    sides = " | ".join(
+        f"{LABELS[side]} {spreads[side].seconds()}" + (f" (ratio {ratios[side].ratio()})" if side in ratios else "")
+        for side in ("operator", *BASELINES)
     )
-    return Result(summary, rows), names if keep else []
+    fair = f"{len(ours)} runs each on a fresh Milvus, seed {seed}"
+    summary = f"burst: {shape}, concurrency {concurrency}, {fair}: {sides}"
+    return Result(summary, rows)
 
 
 def main() -> int:
@@ -151,12 +172,18 @@ def main() -> int:
     parser.add_argument("--resources", type=int, default=100, help="collections (one MilvusCollection each)")
     parser.add_argument("--partitions", type=int, default=1, help="partitions per collection, all Loaded")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side, in a shuffled order")
+    parser.add_argument("--seed", type=int, help="the order's seed, printed by every run (default: a new one)")
     args = parser.parse_args()
     with environment("burst") as env:
         env.start_operator(MILVUSOPS_MAX_CONCURRENT_CALLS=str(args.concurrency))
-        result, _ = run(env, Shape(args.resources, args.partitions), args.concurrency)
-        print(result.summary)
-        return 0
+        shape = Shape(args.resources, args.partitions)
+        result, _ = run(env, shape, args.concurrency, repeats=args.repeats, seed=args.seed)
+        markdown = f"{report.machine(env)}\n\n{report.table(list(result.rows))}\n"
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"burst-{shape.collections}x{shape.partitions}.md").write_text(markdown)  # bench.all's: results.md
+    print(f"\n{result.summary}\n\n{markdown}")
+    return 0
 
 
 if __name__ == "__main__":

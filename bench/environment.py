@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import tempfile
@@ -54,6 +55,14 @@ class Environment:
         if self.profiler is not None and operator.process is not None:
             self.stack.callback(self.profiler.attach(operator.process.popen.pid))
         return operator
+
+    def fresh_milvus(self) -> None:
+        """Milvus started again on an empty data directory, same port: it has held and loaded nothing yet."""
+        if not isinstance(self.milvus, MilvusServer):
+            raise TypeError(f"a fresh start needs the real Milvus, not {type(self.milvus).__name__}")
+        self.milvus.stop()  # keeps the machine's Milvus slot: nothing else can start one in between
+        shutil.rmtree(self.milvus.workdir / "data" / "data", ignore_errors=True)  # etcd, rocksmq, segments
+        self.milvus.start()
 
 
 @contextmanager
