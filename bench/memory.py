@@ -1,0 +1,121 @@
+"""Memory per resource: the operator's RSS before the first resource, at N1 and at N2 MilvusCollections.
+
+    .venv/bin/python -m bench.memory --first 1000 --second 3000 [--tracemalloc 1] [--setting KEY=VALUE ...]
+
+Against the scale stand-in (bench/standin, NOT a Milvus) on the real kube-apiserver, as bench.scale10k: one
+collection with one partition per resource, `state: Loaded`. After each step every resource is Ready and the
+operator has run `--settle` seconds more (at least one resync of each). Reports VmRSS and VmHWM and the growth
+per resource between N1 and N2. With `--tracemalloc F` the operator runs with PYTHONTRACEMALLOC=F (slower, more
+memory: the figures are then for attribution only) and the top growth between the two snapshots is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.e2e.helpers import Kube, OperatorProcess
+
+from bench import report
+from bench.environment import environment
+from bench.process import Usage, usage
+from bench.resources import CREATE_WIDTH, wait_ready
+from bench.standin import direct
+from bench.standin.process import StandInServer
+
+HOOK = Path(__file__).parent / "memhook"
+MB = 1024 * 1024
+
+
+def create(kube: Kube, namespace: str, indices: range) -> list[str]:
+    def one(index: int) -> str:
+        kube.create(namespace, f"r-{index}", {"collectionName": f"op_{index}", "state": "Loaded"})
+        return f"r-{index}"
+
+    with ThreadPoolExecutor(CREATE_WIDTH) as pool:
+        return list(pool.map(one, indices))
+
+
+def snapshot(operator: OperatorProcess, out: Path) -> tracemalloc.Snapshot:
+    assert operator.process is not None
+    count = len(list(out.glob("snapshot-*.done")))
+    os.kill(operator.process.popen.pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 600
+    while not (out / f"snapshot-{count}.done").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("no tracemalloc snapshot from the operator")
+        time.sleep(0.5)
+    return tracemalloc.Snapshot.load(str(out / f"snapshot-{count}.pickle"))
+
+
+def describe(label: str, reading: Usage) -> str:
+    return f"{label}: RSS {reading.rss_bytes / MB:.1f} MB, peak (VmHWM) {reading.peak_rss_bytes / MB:.1f} MB"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--first", type=int, default=1000, help="resources at the first reading")
+    parser.add_argument("--second", type=int, default=3000, help="resources at the second reading")
+    parser.add_argument("--settle", type=float, default=45, help="seconds after all Ready before each reading")
+    parser.add_argument("--tracemalloc", type=int, default=0, help="frames per traceback; 0: off")
+    parser.add_argument("--setting", action="append", default=[], help="KEY=VALUE for the operator's environment")
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args()
+    settings = {"MILVUSOPS_MAX_CONCURRENT_CALLS": "8", "MILVUSOPS_RESYNC_SECONDS": "30"}
+    settings.update(dict(item.split("=", 1) for item in args.setting))
+    out = Path(tempfile.mkdtemp(prefix="milvusops-snapshots-"))
+    if args.tracemalloc:
+        settings |= {"PYTHONTRACEMALLOC": str(args.tracemalloc), "PYTHONPATH": str(HOOK)}
+        settings["MILVUSOPS_BENCH_SNAPSHOTS"] = str(out)
+    lines: list[str] = []
+    with environment("memory", server=StandInServer) as env:
+        address, token = env.milvus.uri.removeprefix("http://"), env.milvus.root_token
+        with env.setup.measure(f"{args.second} collections in the stand-in"):
+            asyncio.run(direct.create(address, token, [f"op_{i}" for i in range(args.second)]))
+        operator = env.start_operator(**settings)
+        assert operator.process is not None
+        group = operator.process.pgid
+        time.sleep(args.settle / 3)
+        empty = usage(group)
+        lines.append(describe("no resources", empty))
+        print(lines[-1], flush=True)
+        snapshots = []
+        readings = []
+        for start, stop in ((0, args.first), (args.first, args.second)):
+            names = create(env.kube, env.namespace, range(start, stop))
+            took = wait_ready(env.kube, env.namespace, names, timeout=300 + 0.3 * (stop - start))
+            time.sleep(args.settle)
+            readings.append(usage(group))
+            label = f"{stop} resources (Ready after {took:.0f} s, then {args.settle:.0f} s)"
+            lines.append(describe(label, readings[-1]))
+            print(lines[-1], flush=True)
+            if args.tracemalloc:
+                snapshots.append(snapshot(operator, out))
+        span = args.second - args.first
+        growth = (readings[1].rss_bytes - readings[0].rss_bytes) / span / 1024
+        lines.append(f"growth {args.first} -> {args.second}: {growth:.1f} KB per resource (VmRSS)")
+        first = (readings[0].rss_bytes - empty.rss_bytes) / args.first / 1024
+        lines.append(f"growth 0 -> {args.first}: {first:.1f} KB per resource (VmRSS)")
+        if snapshots:
+            total = sum(s.size for s in snapshots[1].statistics("filename"))
+            lines.append(f"traced Python heap at {args.second}: {total / MB:.1f} MB")
+            for key in ("traceback" if args.tracemalloc > 1 else "lineno", "filename"):
+                lines.append(f"top growth {args.first} -> {args.second} by {key}, bytes per resource:")
+                for stat in snapshots[1].compare_to(snapshots[0], key)[: args.top]:
+                    where = "\n      ".join(stat.traceback.format()[-2 * min(args.tracemalloc, 4) :])
+                    lines.append(f"  {stat.size_diff / span:8.0f}  {where}")
+        lines.append(report.machine(env))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
