@@ -1,4 +1,4 @@
-"""`python -m milvusops` / `milvusops`: configure from environment and flags, then run Kopf; or `plan`."""
+"""What `milvusops` runs (after `__main__` kept pandas out): configure, then run Kopf; or `plan`."""
 
 from __future__ import annotations
 
@@ -61,6 +61,3 @@ def main(argv: list[str] | None = None) -> None:
 
 
 assert handlers  # the import registers the handlers with Kopf's default registry
-
-if __name__ == "__main__":
-    main()
