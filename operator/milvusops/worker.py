@@ -78,6 +78,7 @@ class Worker:
         version = (body.get("metadata") or {}).get("resourceVersion")
         if self.written is not None and self.written[0] == version:
             return self.written[1]  # the object is still the one we patched: our write is on its way
+        self.written = None  # the watch brought a newer object: versions only grow, so the copy is never used again
         return dict(body.get("status") or {})
 
     async def write_status(self, body: kopf.Body, new: dict[str, Any], observed_in_full: bool) -> None:

@@ -100,3 +100,14 @@ def test_managed_fields_dropped_from_the_body_kopf_keeps() -> None:
     assert "managedFields" not in kept["metadata"]
     assert dict(kept["spec"]) == {"a": 1} and kept["metadata"]["name"] == "m"
     drop_managed_fields({"kind": "without metadata"})  # nothing to drop, no error
+
+
+def test_own_status_write_used_until_the_watch_brings_a_newer_object() -> None:
+    w = worker()
+    raw: dict[str, Any] = {"metadata": {"resourceVersion": "10", "finalizers": [FINALIZER]}, "status": {"phase": "old"}}
+    live = cast(kopf.Body, raw)
+    w.written = ("10", {"phase": "ours"})
+    assert w.previous_status(live) == {"phase": "ours"}  # the watch has not delivered our patch yet
+    raw["metadata"]["resourceVersion"], raw["status"] = "11", {"phase": "ours, as read"}
+    assert w.previous_status(live) == {"phase": "ours, as read"}
+    assert w.written is None  # not kept for each resource once it can no longer match
