@@ -5,8 +5,9 @@
 Against the scale stand-in (bench/standin, NOT a Milvus) on the real kube-apiserver, as bench.scale10k: one
 collection with one partition per resource, `state: Loaded`. After each step every resource is Ready and the
 operator has run `--settle` seconds more (at least one resync of each). Reports VmRSS and VmHWM and the growth
-per resource between N1 and N2. With `--tracemalloc F` the operator runs with PYTHONTRACEMALLOC=F (slower, more
-memory: the figures are then for attribution only) and the top growth between the two snapshots is printed.
+per resource between N1 and N2. With `--tracemalloc F` (frames per traceback) the operator runs tracemalloc
+from the first reading to the second (slower, more memory: the figures are then for attribution only), and
+what that span allocated and still holds is printed, largest first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from kubernetes.client.exceptions import ApiException
 from tests.e2e.helpers import Kube, OperatorProcess
 
 from bench import report
@@ -37,23 +39,31 @@ MB = 1024 * 1024
 
 def create(kube: Kube, namespace: str, indices: range) -> list[str]:
     def one(index: int) -> str:
-        kube.create(namespace, f"r-{index}", {"collectionName": f"op_{index}", "state": "Loaded"})
+        for attempt in range(5):
+            try:
+                kube.create(namespace, f"r-{index}", {"collectionName": f"op_{index}", "state": "Loaded"})
+                break
+            except ApiException as exc:
+                if exc.status == 409:  # an earlier attempt timed out after all but created it
+                    break
+                if exc.status not in (429, 500, 503, 504) or attempt == 4:
+                    raise
+                time.sleep(1 + attempt)  # an API server overloaded by the burst (or by other work on the machine)
         return f"r-{index}"
 
     with ThreadPoolExecutor(CREATE_WIDTH) as pool:
         return list(pool.map(one, indices))
 
 
-def snapshot(operator: OperatorProcess, out: Path) -> tracemalloc.Snapshot:
+def signal_and_wait(operator: OperatorProcess, done: Path) -> None:
+    """SIGUSR2 to the operator (bench/memhook): the first starts tracemalloc, the second dumps a snapshot."""
     assert operator.process is not None
-    count = len(list(out.glob("snapshot-*.done")))
     os.kill(operator.process.popen.pid, signal.SIGUSR2)
     deadline = time.monotonic() + 600
-    while not (out / f"snapshot-{count}.done").exists():
+    while not done.exists():
         if time.monotonic() > deadline:
-            raise TimeoutError("no tracemalloc snapshot from the operator")
+            raise TimeoutError(f"the operator did not write {done}")
         time.sleep(0.5)
-    return tracemalloc.Snapshot.load(str(out / f"snapshot-{count}.pickle"))
 
 
 def describe(label: str, reading: Usage) -> str:
@@ -73,8 +83,8 @@ def main() -> int:
     settings.update(dict(item.split("=", 1) for item in args.setting))
     out = Path(tempfile.mkdtemp(prefix="milvusops-snapshots-"))
     if args.tracemalloc:
-        settings |= {"PYTHONTRACEMALLOC": str(args.tracemalloc), "PYTHONPATH": str(HOOK)}
-        settings["MILVUSOPS_BENCH_SNAPSHOTS"] = str(out)
+        settings |= {"PYTHONPATH": str(HOOK), "MILVUSOPS_BENCH_SNAPSHOTS": str(out)}
+        settings["MILVUSOPS_BENCH_TRACEMALLOC_FRAMES"] = str(args.tracemalloc)
     lines: list[str] = []
     with environment("memory", server=StandInServer) as env:
         address, token = env.milvus.uri.removeprefix("http://"), env.milvus.root_token
@@ -87,7 +97,6 @@ def main() -> int:
         empty = usage(group)
         lines.append(describe("no resources", empty))
         print(lines[-1], flush=True)
-        snapshots = []
         readings = []
         for start, stop in ((0, args.first), (args.first, args.second)):
             names = create(env.kube, env.namespace, range(start, stop))
@@ -97,21 +106,22 @@ def main() -> int:
             label = f"{stop} resources (Ready after {took:.0f} s, then {args.settle:.0f} s)"
             lines.append(describe(label, readings[-1]))
             print(lines[-1], flush=True)
-            if args.tracemalloc:
-                snapshots.append(snapshot(operator, out))
+            if args.tracemalloc:  # traced from the first reading to the second: what the added resources hold
+                signal_and_wait(operator, out / ("snapshot.done" if readings[1:] else "started"))
         span = args.second - args.first
         growth = (readings[1].rss_bytes - readings[0].rss_bytes) / span / 1024
         lines.append(f"growth {args.first} -> {args.second}: {growth:.1f} KB per resource (VmRSS)")
         first = (readings[0].rss_bytes - empty.rss_bytes) / args.first / 1024
         lines.append(f"growth 0 -> {args.first}: {first:.1f} KB per resource (VmRSS)")
-        if snapshots:
-            total = sum(s.size for s in snapshots[1].statistics("filename"))
-            lines.append(f"traced Python heap at {args.second}: {total / MB:.1f} MB")
+        if args.tracemalloc:
+            held = tracemalloc.Snapshot.load(str(out / "snapshot.pickle"))
+            total = sum(stat.size for stat in held.statistics("filename"))
+            lines.append(f"allocated after {args.first}, held at {args.second}: {total / span:.0f} bytes per resource")
             for key in ("traceback" if args.tracemalloc > 1 else "lineno", "filename"):
-                lines.append(f"top growth {args.first} -> {args.second} by {key}, bytes per resource:")
-                for stat in snapshots[1].compare_to(snapshots[0], key)[: args.top]:
-                    where = "\n      ".join(stat.traceback.format()[-2 * min(args.tracemalloc, 4) :])
-                    lines.append(f"  {stat.size_diff / span:8.0f}  {where}")
+                lines.append(f"top by {key}, bytes per added resource:")
+                for stat in held.statistics(key)[: args.top]:
+                    where = "\n      ".join(stat.traceback.format()[-2 * min(args.tracemalloc, 6) :])
+                    lines.append(f"  {stat.size / span:8.0f}  {where}")
         lines.append(report.machine(env))
     print("\n".join(lines))
     return 0
