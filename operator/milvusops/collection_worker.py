@@ -67,8 +67,9 @@ class CollectionWorker(Worker):
         while self.running(stopped):
             failure: Failure | None
             try:
-                result = await self.sync(body, owners, urgent, state.observed if mode == Mode.RECHECK else None)
-                observed, acted, failure = result.observed, result.acted, result.failure
+                observed, acted, failure = carried(
+                    await self.sync(body, owners, urgent, state.observed if mode == Mode.RECHECK else None)
+                )
             except Exception as exc:
                 # a bug or an API-server hiccup must not end the loop: log it and back off like any failure
                 log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
@@ -129,6 +130,11 @@ class CollectionWorker(Worker):
             metrics.RECONCILE_SECONDS.observe(elapsed)
             metrics.READY_TALLY.set(ref.uid, str(result.verdict.ready), result.verdict.reason.value)
             return result
+
+
+def carried(result: Result) -> tuple[Observed | None, bool, Failure | None]:
+    """What the next pass needs of a pass; not its status and events, which each sleeping loop would hold."""
+    return result.observed, result.acted, result.failure
 
 
 async def finalize_collection(

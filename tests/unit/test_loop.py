@@ -14,12 +14,14 @@ import pytest
 from prometheus_client import REGISTRY
 
 from milvusops import FINALIZER
-from milvusops.collection_worker import CollectionWorker
+from milvusops.collection_worker import CollectionWorker, carried
 from milvusops.connections import ClientPool
-from milvusops.failures import Reason
+from milvusops.failures import Failure, Reason
 from milvusops.kubeapi import KubeApi
 from milvusops.milvus import StateReport
+from milvusops.reconcile import Result
 from milvusops.settings import Settings
+from milvusops.status import Verdict
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus, FakePorts
 
 
@@ -235,3 +237,10 @@ async def test_a_recreated_collection_gets_its_new_id_and_an_event(monkeypatch: 
     assert [reason for _, reason, _ in loop.events].count("CollectionRecreated") == 1
     assert "DriftCorrected" not in [reason for _, reason, _ in loop.events]
     assert loop.mutating() == ["load_partitions"]
+
+
+def test_a_sleeping_loop_carries_only_what_the_next_pass_needs() -> None:
+    failure = Failure(Reason.MILVUS_ERROR, "down")
+    verdict = Verdict(False, Reason.MILVUS_ERROR, "down", False, False)
+    result = Result({"conditions": [{"type": "Ready"}]}, verdict, (), None, True, failure)
+    assert carried(result) == (None, True, failure)  # the status and events are not kept between passes
