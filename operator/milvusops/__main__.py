@@ -7,7 +7,7 @@ from . import nopandas
 
 def main(argv: list[str] | None = None) -> None:
     nopandas.install()  # first: every other module of the operator imports pymilvus, which imports pandas
-    from . import launch
+    from . import launch  # only now: it imports pymilvus
 
     launch.main(argv)
 
