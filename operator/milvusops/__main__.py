@@ -2,65 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import sys
-
-import kopf
-from prometheus_client import start_http_server
-from pydantic import ValidationError
-
-from . import cli, handlers, logs
-from .settings import Settings
+from . import nopandas
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`milvusops plan ...` previews; anything else (no arguments, or the operator's flags) runs the operator."""
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["plan"]:
-        sys.exit(cli.main(args[1:]))
-    try:
-        settings = Settings(_cli_parse_args=args)  # type: ignore[call-arg]
-    except ValidationError as exc:
-        # a bad setting (e.g. a mistyped label selector) stops the operator before it watches anything
-        problems = "; ".join(f"MILVUSOPS_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        sys.exit(f"milvusops: invalid configuration: {problems}")
-    logs.configure(settings.log_format, settings.log_level)
-    registry = kopf.get_default_registry()
-    if settings.serve_connections:
-        handlers.serve_connections(registry)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
-    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
-    if not settings.standalone:
-        logging.getLogger(__name__).info(
-            "Kopf peering %r as priority %d, lifetime %d s: this replica acts only while no live peer has a higher"
-            " priority, and waits while the peering object or its CRD is missing",
-            settings.peering_name,
-            settings.peering_priority,
-            settings.peering_lifetime_seconds,
-        )
-    logging.getLogger(__name__).info(
-        "serving MilvusCollections %s; MilvusConnections %s",
-        f"matching {settings.watch_label_selector!r}" if settings.watch_label_selector else "with any labels",
-        "here" if settings.serve_connections else "in another shard (MILVUSOPS_SERVE_CONNECTIONS=false)",
-    )
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces,
-            standalone=settings.standalone,
-            priority=settings.peering_priority,
-            # a name makes peering mandatory: a replica starts paused and acts only after it has seen its peers
-            peering_name=None if settings.standalone else settings.peering_name,
-            liveness_endpoint=liveness,
-            memo=kopf.Memo(settings=settings),
-        )
-    )
+    nopandas.install()  # first: every other module of the operator imports pymilvus, which imports pandas
+    from . import launch  # only now: it imports pymilvus
 
+    launch.main(argv)
 
-assert handlers  # the import registers the handlers with Kopf's default registry
 
 if __name__ == "__main__":
     main()

@@ -72,9 +72,7 @@ class CollectionWorker(Worker):
             failure: Failure | None
             try:
                 narrow = state.observed if mode in (Mode.RECHECK, Mode.CONFIRM) else None
-                result = await self.sync(body, owners, urgent, narrow, mode)
-                observed, acted, failure = result.observed, result.acted, result.failure
-                settled = failure is None and not acted and result.verdict.reason == Reason.IN_SYNC
+                observed, acted, failure, settled = carried(await self.sync(body, owners, urgent, narrow, mode))
             except Exception as exc:
                 # a bug or an API-server hiccup must not end the loop: log it and back off like any failure
                 log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
@@ -143,6 +141,13 @@ class CollectionWorker(Worker):
             metrics.RECONCILE_SECONDS.observe(elapsed)
             metrics.READY_TALLY.set(ref.uid, str(result.verdict.ready), result.verdict.reason.value)
             return result
+
+
+def carried(result: Result) -> tuple[Observed | None, bool, Failure | None, bool]:
+    """What the next pass needs of a pass (settled: in sync, nothing done); not its status and events,
+    which each sleeping loop would hold."""
+    settled = result.failure is None and not result.acted and result.verdict.reason == Reason.IN_SYNC
+    return result.observed, result.acted, result.failure, settled
 
 
 async def finalize_collection(

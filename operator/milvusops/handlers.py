@@ -21,6 +21,7 @@ from .deletion import connection_use, finalize_connection, indexed_users, listed
 from .kubeapi import KubeApi
 from .reconcile import MemoryGuard
 from .settings import Settings, memory_guard
+from .worker import drop_managed_fields
 
 
 class RetryForever:
@@ -89,6 +90,7 @@ def connection_users(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
 
 @kopf.on.event(GROUP, VERSION, COLLECTIONS)
 async def collection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
+    drop_managed_fields(event["object"])  # on.event runs before Kopf hands this same dict to the daemon
     worker = _worker(memo, CollectionWorker)
     if event.get("type") == "DELETED":
         memo.workers.pop(body["metadata"]["uid"], None)
@@ -118,6 +120,7 @@ def serve_connections(registry: kopf.OperatorRegistry) -> None:
 
 
 async def connection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
+    drop_managed_fields(event["object"])
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     memo.pool.forget(namespace, name)
     connection = _worker(memo, ConnectionWorker)

@@ -78,6 +78,7 @@ class Worker:
         version = (body.get("metadata") or {}).get("resourceVersion")
         if self.written is not None and self.written[0] == version:
             return self.written[1]  # the object is still the one we patched: our write is on its way
+        self.written = None  # the watch brought a newer object: versions only grow, so the copy is never used again
         return dict(body.get("status") or {})
 
     async def write_status(self, body: kopf.Body, new: dict[str, Any], observed_in_full: bool) -> None:
@@ -104,3 +105,10 @@ class Worker:
 
 def finalized(body: kopf.Body) -> bool:
     return FINALIZER in ((body.get("metadata") or {}).get("finalizers") or ())
+
+
+def drop_managed_fields(raw_body: Mapping[str, Any]) -> None:
+    """Kopf keeps each object's latest body for its daemon, in place: managedFields is most of it, unread here."""
+    metadata = raw_body.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)

@@ -14,12 +14,14 @@ import pytest
 from prometheus_client import REGISTRY
 
 from milvusops import FINALIZER
-from milvusops.collection_worker import CollectionWorker
+from milvusops.collection_worker import CollectionWorker, carried
 from milvusops.connections import ClientPool
-from milvusops.failures import Reason
+from milvusops.failures import Failure, Reason
 from milvusops.kubeapi import KubeApi
 from milvusops.milvus import StateReport
+from milvusops.reconcile import Result
 from milvusops.settings import Settings
+from milvusops.status import Verdict
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus, FakePorts
 
 
@@ -268,3 +270,12 @@ async def test_drift_is_seen_and_corrected_by_the_confirming_pass_itself(monkeyp
     await loop.run(3, between)
     assert loop.mutating() == ["load_partitions"]
     assert any(reason == "DriftCorrected" for _, reason, _ in loop.events)
+
+
+def test_a_sleeping_loop_carries_only_what_the_next_pass_needs() -> None:
+    failure = Failure(Reason.MILVUS_ERROR, "down")
+    verdict = Verdict(False, Reason.MILVUS_ERROR, "down", False, False)
+    result = Result({"conditions": [{"type": "Ready"}]}, verdict, (), None, True, failure)
+    assert carried(result) == (None, True, failure, False)  # the status and events are not kept between passes
+    in_sync = Result({}, Verdict(True, Reason.IN_SYNC, "in sync", False, False), (), None, False, None)
+    assert carried(in_sync) == (None, False, None, True)  # settled: the next pass only confirms
