@@ -49,7 +49,10 @@ class Environment:
 
     def start_operator(self, **env: str) -> OperatorProcess:
         """The operator as a process, with the production defaults unless overridden; stopped on exit."""
-        settings = {"MILVUSOPS_RESYNC_SECONDS": "30", "MILVUSOPS_LOADING_RECHECK_SECONDS": "2", **env}
+        # the production defaults, not the test harness's (which observes in full every 15 s)
+        production = {"MILVUSOPS_RESYNC_SECONDS": "30", "MILVUSOPS_LOADING_RECHECK_SECONDS": "2"}
+        production["MILVUSOPS_FULL_OBSERVATION_SECONDS"] = "300"
+        settings = {**production, **env}
         operator = OperatorProcess(self.plane, self.milvus, self.namespace, self.workdir, **settings).start()
         self.stack.callback(operator.stop)
         if self.profiler is not None and operator.process is not None:
