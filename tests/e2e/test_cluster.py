@@ -200,6 +200,40 @@ def test_query_node_killed_under_a_loaded_two_replica_collection(
     calls = _calls(cluster_operator)
     victim = milvus_cluster.query_nodes()[0]
     milvus_cluster.kill_role(victim)
+    try:
+        _lose_a_node(kube, namespace, client, collection, cluster_operator, calls, figures)
+    except BaseException:
+        milvus_cluster.add_query_node()  # the next test needs two query nodes, whatever happened here
+        raise
+
+    began = time.monotonic()
+    milvus_cluster.add_query_node()
+
+    def degraded() -> bool:
+        return kube.condition(namespace, "survivor", "Degraded").get("status") == "True"
+
+    wait_for(lambda: not degraded(), 90, "Degraded cleared after a new query node joined")
+    figures.record("node replaced: Degraded cleared after", f"{time.monotonic() - began:.1f} s")
+    assert kube.get(namespace, "survivor")["status"]["replicas"]["count"] == 2
+    assert _calls(cluster_operator) == calls
+    assert load_states(milvus_cluster, collection) == {"_default": "Loaded", "a": "Loaded"}
+    assert gitops_verdicts(kube, namespace, "survivor") == ("Current", "Healthy")
+    _remove(kube, namespace, "survivor")
+
+
+LOST_NODE_WORDS = ("replica not available", "node not found", "failed to get shard leader")
+
+
+def _lose_a_node(
+    kube: Kube,
+    namespace: str,
+    client: MilvusClient,
+    collection: str,
+    cluster_operator: OperatorProcess,
+    calls: float,
+    figures: Figures,
+) -> None:
+    """After the kill: Degraded with Milvus's words, Ready never flapping, nothing sent to Milvus."""
 
     def degraded() -> bool:
         return kube.condition(namespace, "survivor", "Degraded").get("status") == "True"
@@ -209,23 +243,15 @@ def test_query_node_killed_under_a_loaded_two_replica_collection(
     assert degraded(), f"status never said Degraded: {lost}"
     condition = kube.condition(namespace, "survivor", "Degraded")
     assert condition["reason"] == "ReplicaUnavailable"
-    assert "replica not available" in condition["message"]  # Milvus's own words
+    # Milvus's own words, which vary while it notices the loss: 901 "node not found", "failed to get shard
+    # leader for shard ...", then 401 "replica not available" (each seen first in a run of this test)
+    assert any(words in condition["message"] for words in LOST_NODE_WORDS), condition
     assert gitops_verdicts(kube, namespace, "survivor") == ("Current", "Degraded")
     assert all(sample["ready"] == ("True", "InSync") for sample in lost), f"Ready flapped: {lost}"
     # a few resyncs while degraded: still no flapping and nothing sent to Milvus
     held = _timeline(kube, namespace, "survivor", client, collection, lambda: False, 12)
     assert all(sample["ready"] == ("True", "InSync") for sample in held), f"Ready flapped: {held}"
     assert _calls(cluster_operator) == calls, "no load or release while a replica is down"
-
-    began = time.monotonic()
-    milvus_cluster.add_query_node()
-    wait_for(lambda: not degraded(), 90, "Degraded cleared after a new query node joined")
-    figures.record("node replaced: Degraded cleared after", f"{time.monotonic() - began:.1f} s")
-    assert kube.get(namespace, "survivor")["status"]["replicas"]["count"] == 2
-    assert _calls(cluster_operator) == calls
-    assert load_states(milvus_cluster, collection) == {"_default": "Loaded", "a": "Loaded"}
-    assert gitops_verdicts(kube, namespace, "survivor") == ("Current", "Healthy")
-    _remove(kube, namespace, "survivor")
 
 
 def test_query_node_killed_during_a_two_replica_load(
