@@ -34,9 +34,24 @@ def create_all(kube: Kube, namespace: str, specs: dict[str, dict[str, Any]]) -> 
         list(pool.map(lambda item: kube.create(namespace, item[0], item[1]), specs.items()))
 
 
+PAGE = 500  # a list of 10,000 in one request outran the API server's 60 s timeout (504) under a 4-shard burst
+
+
 def listing(kube: Kube, namespace: str) -> list[dict[str, Any]]:
-    result = kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _request_timeout=120)
-    return cast(list[dict[str, Any]], cast(dict[str, Any], result)["items"])
+    """Every MilvusCollection of the namespace, a page at a time (limit and continue)."""
+    items: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        page = cast(
+            dict[str, Any],
+            kube.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, limit=PAGE, _continue=token or None, _request_timeout=120
+            ),
+        )
+        items.extend(page["items"])
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return items
 
 
 def ready_condition(item: dict[str, Any]) -> dict[str, Any]:
