@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -209,16 +210,17 @@ def test_query_node_killed_under_a_loaded_two_replica_collection(
     began = time.monotonic()
     milvus_cluster.add_query_node()
 
-    def degraded() -> bool:
-        return kube.condition(namespace, "survivor", "Degraded").get("status") == "True"
-
-    wait_for(lambda: not degraded(), 90, "Degraded cleared after a new query node joined")
+    wait_for(lambda: not _degraded(kube, namespace), 90, "Degraded cleared after a new query node joined")
     figures.record("node replaced: Degraded cleared after", f"{time.monotonic() - began:.1f} s")
     assert kube.get(namespace, "survivor")["status"]["replicas"]["count"] == 2
     assert _calls(cluster_operator) == calls
     assert load_states(milvus_cluster, collection) == {"_default": "Loaded", "a": "Loaded"}
     assert gitops_verdicts(kube, namespace, "survivor") == ("Current", "Healthy")
     _remove(kube, namespace, "survivor")
+
+
+def _degraded(kube: Kube, namespace: str) -> bool:
+    return kube.condition(namespace, "survivor", "Degraded").get("status") == "True"
 
 
 LOST_NODE_WORDS = ("replica not available", "node not found", "failed to get shard leader")
@@ -234,13 +236,10 @@ def _lose_a_node(
     figures: Figures,
 ) -> None:
     """After the kill: Degraded with Milvus's words, Ready never flapping, nothing sent to Milvus."""
-
-    def degraded() -> bool:
-        return kube.condition(namespace, "survivor", "Degraded").get("status") == "True"
-
+    degraded = partial(_degraded, kube, namespace)
     lost = _timeline(kube, namespace, "survivor", client, collection, degraded, SESSION_TTL * 6)
     figures.record("node killed: Milvus and status over time", repr(lost))
-    assert degraded(), f"status never said Degraded: {lost}"
+    assert _degraded(kube, namespace), f"status never said Degraded: {lost}"
     condition = kube.condition(namespace, "survivor", "Degraded")
     assert condition["reason"] == "ReplicaUnavailable"
     # Milvus's own words, which vary while it notices the loss: 901 "node not found", "failed to get shard
