@@ -93,7 +93,11 @@ class CollectionWorker(Worker):
             if step.loaded_in is not None:
                 self.pool.record_load(*self.connection, step.loaded_in)
             state = step.state
+            if log.isEnabledFor(logging.DEBUG):  # the pass schedule: when a load's end was looked for, and why
+                log.debug("%s", schedule_line(mode, step.mode, step.delay, failure, acted), extra=where(body))
             urgent = await self.sleep(step.delay, stopped)
+            if urgent and log.isEnabledFor(logging.DEBUG):
+                log.debug("woken early by a change of the resource: the next pass is a full one", extra=where(body))
             mode = Mode.FULL if urgent else step.mode
 
     async def sync(
@@ -141,6 +145,15 @@ class CollectionWorker(Worker):
             metrics.RECONCILE_SECONDS.observe(elapsed)
             metrics.READY_TALLY.set(ref.uid, str(result.verdict.ready), result.verdict.reason.value)
             return result
+
+
+def schedule_line(mode: Mode, following: Mode, delay: float, failure: Failure | None, acted: bool) -> str:
+    outcome = f"failed ({failure.reason})" if failure is not None else "acted" if acted else "done"
+    return f"{mode} pass {outcome}; next: a {following} pass in {delay:.2f}s"
+
+
+def where(body: kopf.Body) -> dict[str, str]:
+    return {"resource": f"{body['metadata']['namespace']}/{body['metadata']['name']}"}
 
 
 def carried(result: Result) -> tuple[Observed | None, bool, Failure | None, bool]:

@@ -5,6 +5,7 @@ The daemon's sleep is replaced by a recorder, so each pass's delay is seen and n
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -270,6 +271,20 @@ async def test_drift_is_seen_and_corrected_by_the_confirming_pass_itself(monkeyp
     await loop.run(3, between)
     assert loop.mutating() == ["load_partitions"]
     assert any(reason == "DriftCorrected" for _, reason, _ in loop.events)
+
+
+async def test_at_debug_each_pass_says_what_it_was_and_when_the_next_one_comes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    milvus = FakeMilvus({"_default": LOADED, "a": NOT_LOAD})
+    loop = Loop(milvus, {"partitions": [{"name": "a", "state": "Loaded"}]}, monkeypatch)
+    with caplog.at_level(logging.DEBUG, logger="milvusops"):
+        await loop.run(3, lambda done: done == 2)  # woken by a change after the second pass
+    lines = [(r.getMessage(), getattr(r, "resource", None)) for r in caplog.records if r.levelno == logging.DEBUG]
+    assert lines[0] == (f"full pass acted; next: a full pass in {loop.delays[0]:.2f}s", "ns/m")
+    assert lines[1] == (f"full pass done; next: a recheck pass in {loop.delays[1]:.2f}s", "ns/m")
+    assert lines[2] == ("woken early by a change of the resource: the next pass is a full one", "ns/m")
+    assert lines[3][0].startswith("full pass ")
 
 
 def test_a_sleeping_loop_carries_only_what_the_next_pass_needs() -> None:
