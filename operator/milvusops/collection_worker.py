@@ -68,11 +68,13 @@ class CollectionWorker(Worker):
 
     async def _loop(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
         state, mode, urgent = PassState(), Mode.FULL, True  # the first pass goes before timer passes
+        settled = False  # the previous pass found the resource in sync
         while self.running(stopped):
             failure: Failure | None
             try:
                 narrow = state.observed if mode in (Mode.RECHECK, Mode.CONFIRM) else None
-                observed, acted, failure, settled = carried(await self.sync(body, owners, urgent, narrow, mode))
+                result = await self.sync(body, owners, urgent, narrow, mode, settled)
+                observed, acted, failure, settled = carried(result)
             except Exception as exc:
                 # a bug or an API-server hiccup must not end the loop: log it and back off like any failure
                 log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
@@ -107,6 +109,7 @@ class CollectionWorker(Worker):
         urgent: bool,
         narrow: Observed | None = None,
         mode: Mode = Mode.FULL,
+        settled: bool = False,
     ) -> Result:
         async with self.lock:
             started = time.perf_counter()
@@ -123,6 +126,7 @@ class CollectionWorker(Worker):
                 recheck_from=narrow if mode == Mode.RECHECK else None,
                 confirm_from=narrow if mode == Mode.CONFIRM else None,
                 memory=self.memory,
+                settled=settled,
             )
             full = result.observed is not None and not result.observed.partial
             await self.write_status(body, result.status, observed_in_full=full)

@@ -28,7 +28,7 @@ from .model import CollectionSpec, Desired, LoadState, ManagementPolicy, Resourc
 from .observe import Observed, confirm, observe, recheck
 from .plan import Action, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions, plan
 from .refresh import RefreshStep, decide
-from .slots import Priority, prioritized
+from .slots import Priority, for_pass, prioritized
 from .status import Outcome, Verdict, build_status, verdict
 
 
@@ -69,16 +69,26 @@ async def reconcile(
     recheck_from: Observed | None = None,
     memory: MemoryGuard | None = None,
     confirm_from: Observed | None = None,
+    settled: bool = False,
 ) -> Result:
     """`urgent`: the first pass, or one after a change; `recheck_from`: ask only what was Loading in it;
-    `confirm_from`: an in-sync picture to confirm (observed in full only if it no longer holds)."""
+    `confirm_from`: an in-sync picture to confirm (observed in full only if it no longer holds);
+    `settled`: the previous pass found the resource in sync (its calls wait behind other resources')."""
     retry_failed_load = _ready_condition(previous).get("reason") == Reason.LOAD_FAILED
     estimated = frozenset(
         str(p["name"]) for p in previous.get("partitions") or [] if p.get("estimatedMemoryBytes") is not None
     )
     passed = _Pass(retry_failed_load, str(previous.get("lastRefresh") or ""), estimated)
     outcome, done = await assess(
-        spec, ref, ports, conflict_with, urgent, recheck_from, passed, memory=memory, confirm_from=confirm_from
+        spec,
+        ref,
+        ports,
+        conflict_with,
+        for_pass(urgent, settled),
+        recheck_from,
+        passed,
+        memory=memory,
+        confirm_from=confirm_from,
     )
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
@@ -112,7 +122,7 @@ async def assess(
     ref: ResourceRef,
     ports: PortSource,
     conflict_with: str | None,
-    urgent: bool = True,
+    priority: Priority = Priority.CHANGE,
     recheck_from: Observed | None = None,
     passed: _Pass | None = None,
     act: Act = apply,
@@ -131,7 +141,7 @@ async def assess(
         port = await ports.port(ref.namespace, spec.connection_name, spec.database)
         for attempt in (1, 2):
             # timer passes wait behind new resources and spec changes for a call slot
-            with prioritized(Priority.CHANGE if urgent else Priority.BACKGROUND):
+            with prioritized(priority):
                 version = await port.version()  # read once per client: no call after the first pass
                 if recheck_from is not None and attempt == 1:
                     observed = await recheck(port, spec.collection_name, recheck_from)
@@ -146,7 +156,7 @@ async def assess(
             planned = plan(spec, observed, caps, passed.retry_failed_load)
             sized, refusal = None, None
             if not observed.partial and wants_memory(observed, planned, passed.estimated, act is not apply):
-                with prioritized(Priority.CHANGE if urgent else Priority.BACKGROUND):  # reads, as the observation
+                with prioritized(priority):  # reads, as the observation
                     sized = await _memory(port, spec, ref, observed, planned, memory)
             if spec.management_policy == ManagementPolicy.OBSERVE:
                 return Outcome(observed, planned, observing=True, version=version, memory=sized), done

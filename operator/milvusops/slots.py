@@ -1,4 +1,4 @@
-"""Per-connection call slots, handed out by priority: loads and releases first, background re-checks last."""
+"""Per-connection call slots, handed out by priority: loads and releases first, resources in sync last."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ class Priority(IntEnum):
 
     ACT = 0  # load and release calls: what the user is waiting for
     CHANGE = 1  # observing a resource that is new or whose spec changed
-    BACKGROUND = 2  # resync and loading re-checks: may wait while there is other work
+    FOLLOW = 2  # later passes over a resource not in sync yet: after a load, re-checks, retries
+    BACKGROUND = 3  # passes over a resource the last pass found in sync: may wait while there is other work
+
+
+def for_pass(urgent: bool, settled: bool) -> Priority:
+    """`urgent`: a first pass or one after a change; `settled`: the previous pass found the resource in sync."""
+    return Priority.CHANGE if urgent else Priority.BACKGROUND if settled else Priority.FOLLOW
 
 
 _priority: ContextVar[Priority] = ContextVar("milvus_call_priority", default=Priority.CHANGE)

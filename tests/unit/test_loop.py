@@ -22,6 +22,7 @@ from milvusops.kubeapi import KubeApi
 from milvusops.milvus import StateReport
 from milvusops.reconcile import Result
 from milvusops.settings import Settings
+from milvusops.slots import Priority
 from milvusops.status import Verdict
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus, FakePorts
 
@@ -256,6 +257,22 @@ async def test_passes_over_an_in_sync_collection_only_confirm_it_and_write_nothi
     assert per_pass[0] == 3 + 3 + 1 + 1
     assert per_pass[1:] == [2, 2, 2, 2]  # then the loaded partitions together, and describe_replica
     assert len(loop.kube.patches) == 1 and loop.mutating() == []
+
+
+async def test_passes_wait_behind_other_resources_only_once_this_one_is_in_sync(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "a": NOT_LOAD})
+    loop = Loop(milvus, {"partitions": [{"name": "a", "state": "Loaded"}]}, monkeypatch)
+    seen: list[set[Priority]] = []
+
+    def between(done: int) -> None:
+        milvus.states["a"] = LOADED  # the load sent by the first pass is done before the second
+        seen.append({priority for method, priority in milvus.priorities if method != "load_partitions"})
+        milvus.priorities.clear()
+
+    await loop.run(4, between)
+    assert seen == [{Priority.CHANGE}, {Priority.FOLLOW}, {Priority.BACKGROUND}, {Priority.BACKGROUND}]
 
 
 async def test_drift_is_seen_and_corrected_by_the_confirming_pass_itself(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -105,14 +105,26 @@ async def test_loading_is_rechecked_quickly_without_new_calls() -> None:
     assert {"name": "hot", "desired": "Loaded", "state": "Loading", "progress": 50}.items() <= hot.items()
 
 
-async def test_observation_waits_behind_loads_and_timer_passes_behind_changes() -> None:
+async def test_observation_waits_behind_loads_and_later_passes_behind_changes() -> None:
     milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": NOT_LOAD})
     await run(milvus)  # the first pass: urgent
     assert {priority for method, priority in milvus.priorities if method != "load_partitions"} == {Priority.CHANGE}
     assert ("load_partitions", Priority.ACT) in milvus.priorities
     milvus.priorities.clear()
-    await run(milvus, urgent=False)
+    await run(milvus, urgent=False)  # the pass after the load: the resource is not in sync yet
+    assert {priority for _, priority in milvus.priorities} == {Priority.FOLLOW}
+
+
+async def test_confirming_a_resource_in_sync_waits_behind_passes_over_resources_that_are_not() -> None:
+    milvus = FakeMilvus(dict(IN_SYNC))
+    first = await run(milvus)
+    milvus.priorities.clear()
+    await run(milvus, previous=written(first.status), urgent=False, settled=True, confirm_from=first.observed)
     assert {priority for _, priority in milvus.priorities} == {Priority.BACKGROUND}
+    milvus.priorities.clear()
+    await run(milvus, previous=written(first.status), urgent=False, settled=True)  # its periodic full observation
+    assert {priority for _, priority in milvus.priorities} == {Priority.BACKGROUND}
+    assert Priority.ACT < Priority.CHANGE < Priority.FOLLOW < Priority.BACKGROUND
 
 
 async def test_a_timer_pass_while_loading_asks_only_about_what_is_loading() -> None:
