@@ -37,21 +37,37 @@ def create_all(kube: Kube, namespace: str, specs: dict[str, dict[str, Any]]) -> 
 PAGE = 500  # a list of 10,000 in one request outran the API server's 60 s timeout (504) under a 4-shard burst
 
 
+TRANSIENT = (429, 500, 503, 504)  # a busy API server; 504 also when its watch cache lags a continue token
+PAGE_ATTEMPTS = 10
+
+
 def listing(kube: Kube, namespace: str) -> list[dict[str, Any]]:
     """Every MilvusCollection of the namespace, a page at a time (limit and continue)."""
     items: list[dict[str, Any]] = []
     token = ""
     while True:
-        page = cast(
-            dict[str, Any],
-            kube.custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, limit=PAGE, _continue=token or None, _request_timeout=120
-            ),
-        )
+        page = _page(kube, namespace, token)
         items.extend(page["items"])
         token = (page.get("metadata") or {}).get("continue") or ""
         if not token:
             return items
+
+
+def _page(kube: Kube, namespace: str, token: str) -> dict[str, Any]:
+    """One page, asked again after the server's Retry-After while the API server says it is busy."""
+    for attempt in range(1, PAGE_ATTEMPTS + 1):
+        try:
+            return cast(
+                dict[str, Any],
+                kube.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, limit=PAGE, _continue=token or None, _request_timeout=120
+                ),
+            )
+        except ApiException as exc:
+            if exc.status not in TRANSIENT or attempt == PAGE_ATTEMPTS:
+                raise
+            time.sleep(float((exc.headers or {}).get("Retry-After") or 1))
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def ready_condition(item: dict[str, Any]) -> dict[str, Any]:
