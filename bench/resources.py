@@ -35,8 +35,6 @@ def create_all(kube: Kube, namespace: str, specs: dict[str, dict[str, Any]]) -> 
 
 
 PAGE = 500  # a list of 10,000 in one request outran the API server's 60 s timeout (504) under a 4-shard burst
-
-
 TRANSIENT = (429, 500, 503, 504)  # a busy API server; 504 also when its watch cache lags a continue token
 PAGE_ATTEMPTS = 10
 

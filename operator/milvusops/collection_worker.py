@@ -63,8 +63,7 @@ class CollectionWorker(Worker):
             # a stopped daemon (peering pause, shutdown, deletion) no longer speaks for its resource
             metrics.READY_TALLY.forget(body["metadata"]["uid"])
             if self.gone:  # a relabelled resource is DELETED for its old shard's watch, though it still exists
-                resource = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
-                log.info("%s", STOPPED_SERVING, extra={"resource": resource})
+                log.info("%s", STOPPED_SERVING, extra=where(body))
 
     async def _loop(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
         state, mode, urgent = PassState(), Mode.FULL, True  # the first pass goes before timer passes
