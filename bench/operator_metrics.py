@@ -6,15 +6,24 @@ from collections import Counter
 
 from tests.e2e.helpers import OperatorProcess
 
-from bench.scrape import by_label
+from bench.scrape import by_label, samples
 
 CALLS = "milvusops_milvus_call_duration_seconds_count"  # every Milvus call, by method and outcome
+CALL_SECONDS = "milvusops_milvus_call_duration_seconds_sum"  # their time, slot wait included
 RECONCILES = "milvusops_reconciles_total"
 RESOURCES = "milvusops_resources"  # each resource counted once, from the end of its first reconcile on
 
 
 def calls_by_method(text: str) -> Counter[str]:
     return by_label(text, CALLS, "method")
+
+
+def milliseconds_by_method(text: str) -> Counter[str]:
+    """Each method's calls' time in all, in whole milliseconds (from asking to answer, slot wait included)."""
+    totals: Counter[str] = Counter()
+    for labels, value in samples(text, CALL_SECONDS):
+        totals[labels.get("method", "")] += round(1000 * value)
+    return totals
 
 
 def load_release_calls(calls: Counter[str]) -> int:

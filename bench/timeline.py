@@ -6,6 +6,11 @@ API server, etcd and the operator since the last line, and the operator's Milvus
 Ends with the operator's RSS. No baseline: use `bench.burst` or `bench.all` for ratios.
 
     .venv/bin/python -m bench.timeline [--resources 1000] [--partitions 1] [--every 10] [--timeout 600]
+        [--setting KEY=VALUE ...]
+
+It ends with each method's calls: how many, and their mean time from asking to answer (slot wait
+included), so a burst's Milvus time can be split by method. --setting MILVUSOPS_MEMORY_GUARD=off, for
+example, shows what the capacity guard's reads cost a burst.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections import Counter
 
 from bench.burst import Shape
 from bench.environment import environment
-from bench.operator_metrics import calls_by_method, operator_group
+from bench.operator_metrics import calls_by_method, milliseconds_by_method, operator_group
 from bench.process import TICKS, cpu_ticks, usage
 from bench.resources import create_all, desired, in_sync, listing, ready_condition
 from bench.setup import create_collections, partition_names
@@ -29,10 +34,11 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=1, help="as in bench.burst")
     parser.add_argument("--every", type=float, default=10, help="seconds between lines")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--setting", action="append", default=[], help="KEY=VALUE for the operator's environment")
     args = parser.parse_args()
     shape = Shape(args.resources, args.partitions)
     with environment("timeline") as env:
-        operator = env.start_operator()
+        operator = env.start_operator(**dict(item.split("=", 1) for item in args.setting))
         with env.setup.measure(str(shape)):
             names = create_collections(env.milvus, shape.collections, partition_names(shape.partitions))
         specs = {f"t-{index}": desired(name, shape.listed) for index, name in enumerate(names)}
@@ -56,6 +62,10 @@ def main() -> int:
                 f"reasons {dict(reasons)}; CPU % {share}; Milvus calls {calls}",
                 flush=True,
             )
+        text = operator.metrics()
+        counts, spent = calls_by_method(text), milliseconds_by_method(text)
+        for method, count in sorted(counts.items()):
+            print(f"  {method}: {count} calls, mean {spent[method] / max(count, 1):.1f} ms", flush=True)
         peak = usage(operator_group(operator))
         print(
             f"timeline {shape}: {ready}/{len(specs)} Ready after {time.perf_counter() - started:.1f}s; "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .failures import Failure, FailureError, Reason
 from .kubeapi import KubeApi
-from .loadtimes import LoadTimes
+from .loadtimes import Expected, LoadTimes
 from .milvus import Endpoint, MilvusClientPort
 from .model import ConnectionSpec
 from .settings import Settings
@@ -55,8 +55,8 @@ class ClientPool:
         self._load_times: dict[str, LoadTimes] = {}  # how long loads took lately, per connection
         self._lock = asyncio.Lock()
 
-    def expected_load(self, namespace: str, connection: str | None) -> float | None:
-        """Seconds a load on this connection took lately (the median of the last few); None before the first."""
+    def expected_load(self, namespace: str, connection: str | None) -> Expected | None:
+        """How long loads on this connection took lately (median and longest of the last few); None before one."""
         times = self._load_times.get(connection_key(namespace, connection))
         return times.expected() if times is not None else None
 

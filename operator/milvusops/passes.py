@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .failures import Failure
+from .loadtimes import Expected
 from .model import LoadState
 from .observe import Observed
 
@@ -66,7 +67,7 @@ def next_pass(
     timing: Timing,
     draw: float,
     now: float = 0.0,
-    expected: float | None = None,
+    expected: Expected | None = None,
     settled: bool = False,
 ) -> Step:
     """`draw` is uniform in [0, 1): the jitter that keeps many resources from retrying in lockstep.
@@ -113,26 +114,33 @@ def _loaded_in(state: PassState, observed: Observed | None, now: float) -> float
     return max(0.0, (seen + now) / 2 - state.first.at)
 
 
-def near_end(first: Sample | None, now: float, expected: float | None) -> float:
-    """Until just before the expected end of a load that started at `first`, fine looks across it, then wider ones."""
+def near_end(first: Sample | None, now: float, expected: Expected | None) -> float:
+    """Until just before an expected end of a load that started at `first`, fine looks across it, then wider ones.
+
+    The ends are the typical load time and, when recent loads came at two speeds, the longest one.
+    """
     if expected is None or first is None:
         return float("inf")
     elapsed = now - first.at
-    opens, closes = (1 - EARLY) * expected, (1 + FINE) * expected
-    if elapsed < opens:
-        return max(FINEST, opens - elapsed)
-    if elapsed < closes:
-        return max(FINEST, (closes - opens) / FINE_LOOKS)  # a few looks, however long the load
-    if elapsed < LATE * expected:
-        return max(FINEST, STEP * expected)  # a few looks past the expected end, each a tenth of it apart
+    ends: tuple[float, ...] = (expected.typical,)
+    if expected.longest > (1 + FINE) * expected.typical:  # beyond the first end's fine looks: aim at it as well
+        ends = (expected.typical, expected.longest)
+    for end in ends:
+        opens, closes = (1 - EARLY) * end, (1 + FINE) * end
+        if elapsed < opens:
+            return max(FINEST, opens - elapsed)
+        if elapsed < closes:
+            return max(FINEST, (closes - opens) / FINE_LOOKS)  # a few looks, however long the load
+    if elapsed < LATE * ends[-1]:
+        return max(FINEST, STEP * ends[-1])  # a few looks past the last expected end, each a tenth of it apart
     return float("inf")  # much later than loads take here: the ladder alone
 
 
 FINEST = 0.1  # seconds: the shortest re-check, near a load's predicted end
 MARGIN = 0.05  # seconds after the predicted end: Milvus reports 100 % a moment after the last segment loads
-# fine looks from 5 % before to 10 % after the expected duration (loads here vary by a few %), four in all
+# fine looks from 5 % before to 10 % after an expected duration (loads here vary by a few %), four in all
 EARLY, FINE, FINE_LOOKS = 0.05, 0.10, 4
-LATE, STEP = 1.4, 0.1  # then a tenth of the expected duration apart until 1.4 times it
+LATE, STEP = 1.4, 0.1  # then a tenth of the last expected duration apart until 1.4 times it
 
 
 def slowest(observed: Observed) -> int | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from milvusops.capabilities import capabilities
 from milvusops.failures import Failure, FailureError, Reason
-from milvusops.loadtimes import LoadTimes
+from milvusops.loadtimes import Expected, LoadTimes
 from milvusops.memory import Field, Index, NodeMemory, Shape
 from milvusops.milvus import CollectionInfo, MilvusPort, Replicas, StateReport
 from milvusops.model import LoadOptions, LoadState
@@ -186,7 +186,7 @@ class FakePorts:
     def for_deletion(self) -> FakePorts:
         return self
 
-    def expected_load(self, namespace: str, connection: str | None) -> float | None:
+    def expected_load(self, namespace: str, connection: str | None) -> Expected | None:
         return self.load_times.expected()
 
     def record_load(self, namespace: str, connection: str | None, seconds: float) -> None:
