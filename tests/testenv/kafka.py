@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from .cache import cache_root, digest
@@ -67,9 +68,11 @@ class Kafka:
         (self.workdir / "log4j.properties").write_text(LOG4J)
         classpath = f"{lib}/*"
         format_storage = ["java", "-cp", classpath, "kafka.tools.StorageTool", "format"]
-        subprocess.run(
-            [*format_storage, "-t", _cluster_id(), "-c", str(properties)], check=True, capture_output=True, timeout=120
+        formatted = subprocess.run(
+            [*format_storage, "-t", _cluster_id(), "-c", str(properties)], capture_output=True, text=True, timeout=120
         )
+        if formatted.returncode != 0:  # CalledProcessError would hide kafka-storage's own words
+            raise RuntimeError(f"kafka-storage format failed ({formatted.returncode}): {formatted.stderr[-2000:]}")
         java = ["java", "-Xmx512m", "-Xms128m", "-cp", classpath]
         log4j = f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}"
         self.process = Process("kafka", [*java, log4j, "kafka.Kafka", str(properties)], self.workdir / "kafka.log")
@@ -110,6 +113,9 @@ class Kafka:
             self.process = None
 
 
-def _cluster_id() -> str:
+def _cluster_id(draw: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
     """A KRaft cluster id: 16 random bytes in URL-safe base64 without padding, as `kafka-storage random-uuid`."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(draw().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):  # kafka-storage would parse it as an option; Kafka's Uuid skips these too
+            return cluster_id
