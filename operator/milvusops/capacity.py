@@ -107,7 +107,7 @@ def checks(settings: GuardSettings, planned: Plan) -> bool:
 async def estimate(port: MilvusPort, spec: CollectionSpec, observed: Observed) -> dict[str, int] | None:
     """Estimated bytes of each partition with all its replicas; None when Milvus could not be asked."""
     try:
-        shape = await port.shape(spec.collection_name, sorted(observed.partitions))
+        shape = await port.shape(spec.collection_name, sorted(observed.partitions), observed.fields)
     except FailureError:
         return None  # an estimate is advice: its absence must not fail the pass
     per_replica = bytes_per_partition(shape, spec.load.load_fields)

@@ -6,6 +6,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping, MutableSet
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,14 +73,16 @@ class CollectionWorker(Worker):
             failure: Failure | None
             try:
                 narrow = state.observed if mode in (Mode.RECHECK, Mode.CONFIRM) else None
-                result = await self.sync(body, owners, urgent, narrow, mode, settled)
-                observed, acted, failure, settled = carried(result)
+                # unbound: a sleeping loop holds only what `carried` keeps, not the pass's status and events
+                observed, acted, failure, settled, started = carried(
+                    await self.sync(body, owners, urgent, narrow, mode, settled)
+                )
             except Exception as exc:
                 # a bug or an API-server hiccup must not end the loop: log it and back off like any failure
                 log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
                 metrics.RECONCILES.labels("exception").inc()
                 observed, acted, failure = None, False, Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")
-                settled = False
+                settled, started = False, None
             step = next_pass(
                 state,
                 observed=observed,
@@ -90,6 +93,7 @@ class CollectionWorker(Worker):
                 now=time.monotonic(),
                 expected=self.pool.expected_load(*self.connection),
                 settled=settled,
+                started=started,
             )
             if step.loaded_in is not None:
                 self.pool.record_load(*self.connection, step.loaded_in)
@@ -159,11 +163,16 @@ def where(body: kopf.Body) -> dict[str, str]:
     return {"resource": f"{body['metadata']['namespace']}/{body['metadata']['name']}"}
 
 
-def carried(result: Result) -> tuple[Observed | None, bool, Failure | None, bool]:
+def carried(result: Result) -> tuple[Observed | None, bool, Failure | None, bool, Observed | None]:
     """What the next pass needs of a pass (settled: in sync, nothing done); not its status and events,
     which each sleeping loop would hold."""
     settled = result.failure is None and not result.acted and result.verdict.reason == Reason.IN_SYNC
-    return result.observed, result.acted, result.failure, settled
+    return _lean(result.observed), result.acted, result.failure, settled, _lean(result.started)
+
+
+def _lean(observed: Observed | None) -> Observed | None:
+    """Without the schema: only the pass that described the collection estimates from it."""
+    return replace(observed, fields=()) if observed is not None and observed.fields else observed
 
 
 async def finalize_collection(

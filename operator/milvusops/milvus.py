@@ -50,6 +50,7 @@ class CollectionInfo:
 
     id: str  # a dropped and recreated collection has a new one
     partition_key: str | None = None  # its partition-key field: Milvus loads and releases only the whole collection
+    fields: tuple[Field, ...] = ()  # the schema, so the same pass's memory estimate need not describe again
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class MilvusPort(Protocol):
     async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState: ...
     async def replicas(self, collection: str) -> Replicas | None: ...
     async def unindexed_vector_fields(self, collection: str) -> list[str]: ...
-    async def shape(self, collection: str, partitions: list[str]) -> Shape: ...
+    async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape: ...
     async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]: ...
     async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None: ...
     async def load_partitions(
@@ -422,7 +423,7 @@ class MilvusClientPort:
             "describe_collection", lambda c: c.describe_collection(collection, timeout=self._timeout)
         )
         keys = [str(field["name"]) for field in info.get("fields", ()) if field.get("is_partition_key")]
-        return CollectionInfo(str(info["collection_id"]), keys[0] if keys else None)
+        return CollectionInfo(str(info["collection_id"]), keys[0] if keys else None, _schema(info.get("fields", ())))
 
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
         try:
@@ -478,18 +479,22 @@ class MilvusClientPort:
 
         return await self._call("list_indexes", ask)
 
-    async def shape(self, collection: str, partitions: list[str]) -> Shape:
-        """Schema, indexes and row counts: what the memory estimate needs (docs/capacity.md)."""
+    async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape:
+        """Schema, indexes and row counts: what the memory estimate needs (docs/capacity.md).
+
+        `fields`: the schema from this pass's observation; Milvus runs each describe_collection one at a
+        time with loads (the proxy's DDL queue), so it is not asked twice.
+        """
 
         def ask(client: MilvusClient) -> Shape:
-            described = client.describe_collection(collection, timeout=self._timeout)
+            schema = fields or fields_of(client.describe_collection(collection, timeout=self._timeout)["fields"])
             # one DescribeIndex for every index with its parameters (MilvusClient.describe_index wants a name each)
             indexes = client._get_connection().list_indexes(collection, timeout=self._timeout)
             rows = {
                 name: int(client.get_partition_stats(collection, name, timeout=self._timeout).get("row_count", 0))
                 for name in partitions
             }
-            return Shape(fields_of(described.get("fields", ())), indexes_of(indexes), rows)
+            return Shape(schema, indexes_of(indexes), rows)
 
         return await self._call("describe_sizes", ask)
 
@@ -539,6 +544,14 @@ class MilvusClientPort:
         await self._call(
             "release_partitions", lambda c: c.release_partitions(collection, partitions, timeout=self._timeout)
         )
+
+
+def _schema(described: Any) -> tuple[Field, ...]:
+    """The estimate's schema; none when a field is not understood (an observation must not fail on advice)."""
+    try:
+        return fields_of(described)
+    except (KeyError, ValueError, TypeError):
+        return ()  # the estimate describes the collection itself, and reports its own failure
 
 
 def fields_of(described: Any) -> tuple[Field, ...]:

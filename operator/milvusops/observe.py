@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field, replace
 
 from .failures import Failure, FailureError, Reason
+from .memory import Field
 from .milvus import CollectionInfo, MilvusPort, Replicas, StateReport
 from .model import LoadState
 
@@ -22,6 +23,7 @@ class Observed:
     partition_key: str | None = None  # the partition-key field: only whole-collection load and release then
     failed_load: Failure | None = None  # get_load_state answered with the cause of a failed load (reads as NotLoad)
     confirmed: bool = False  # a steady pass found an earlier full picture unchanged (`confirm`)
+    fields: tuple[Field, ...] = ()  # the schema this pass described, for its own memory estimate; not carried on
 
     @property
     def exists(self) -> bool:
@@ -57,7 +59,8 @@ def _observed(
     info: CollectionInfo,
     failed_load: Failure | None,
 ) -> Observed:
-    return Observed(whole, partitions, replicas, info.id, partition_key=info.partition_key, failed_load=failed_load)
+    key, fields = info.partition_key, info.fields
+    return Observed(whole, partitions, replicas, info.id, partition_key=key, failed_load=failed_load, fields=fields)
 
 
 async def _collection_state(port: MilvusPort, collection: str) -> tuple[StateReport, Failure | None]:
@@ -71,21 +74,64 @@ async def _collection_state(port: MilvusPort, collection: str) -> tuple[StateRep
 
 
 async def recheck(port: MilvusPort, collection: str, before: Observed) -> Observed:
-    """While loading, ask only about what was Loading; observe in full once nothing is.
+    """While loading, ask only about what was Loading; once nothing is, confirm what the load left.
 
     The collection when it was Loading (one call, however many partitions load with it), otherwise
     the partitions that were. What was not asked keeps its last report, so the result is `partial`.
     """
     if before.collection.state == LoadState.LOADING:
-        whole, _ = await _collection_state(port, collection)
+        whole, failed_load = await _collection_state(port, collection)
         if whole.state == LoadState.LOADING:
             return replace(before, collection=whole, partial=True)
-        return await observe(port, collection)
+        if whole.state != LoadState.LOADED or failed_load is not None:
+            return await observe(port, collection)
+        return await _loaded(port, collection, before, whole)
     loading = [name for name, report in before.partitions.items() if report.state == LoadState.LOADING]
     reports = await _partition_states(port, collection, loading)
-    if len(reports) < len(loading) or not any(report.state == LoadState.LOADING for report in reports.values()):
-        return await observe(port, collection)  # done loading, or a partition was dropped meanwhile
-    return replace(before, partitions={**before.partitions, **reports}, partial=True)
+    if not loading or len(reports) < len(loading):
+        return await observe(port, collection)  # nothing to re-check, or a partition was dropped meanwhile
+    if any(report.state == LoadState.LOADING for report in reports.values()):
+        return replace(before, partitions={**before.partitions, **reports}, partial=True)
+    if any(report.state != LoadState.LOADED for report in reports.values()):
+        return await observe(port, collection)  # a load failed or was undone: look at everything
+    return await _loaded(port, collection, before, None)
+
+
+async def _loaded(port: MilvusPort, collection: str, before: Observed, whole: StateReport | None) -> Observed:
+    """A watched load ended: confirm the picture it should leave, without listing and describing again.
+
+    Milvus runs describe and list_partitions one at a time with loads (the proxy's DDL queue), so a
+    load's end costs no such request. Every partition that was Loading or Loaded must be Loaded
+    together, every other one as it was, else the collection is observed in full. Partitions created
+    or dropped and a recreated collection wait for the next full observation, as with `confirm`.
+    """
+    held = sorted(name for name, report in before.partitions.items() if report.state in _HELD)
+    others = [name for name, report in before.partitions.items() if report.state not in _HELD]
+    if before.failed_load is not None or any(before.partitions[name].state != LoadState.NOT_LOAD for name in others):
+        return await observe(port, collection)
+    try:
+        together, reports, replicas, (whole, failed_load) = await asyncio.gather(
+            port.load_state_together(collection, held),
+            _partition_states(port, collection, others),
+            port.replicas(collection),
+            _known(whole) if whole is not None else _collection_state(port, collection),
+        )
+    except FailureError as exc:
+        if exc.failure.reason in (Reason.PARTITION_NOT_FOUND, Reason.COLLECTION_NOT_FOUND):
+            return await observe(port, collection)  # dropped since the full observation
+        raise
+    unchanged = len(reports) == len(others) and all(r.state == LoadState.NOT_LOAD for r in reports.values())
+    if together != LoadState.LOADED or not unchanged or failed_load is not None or whole.state != LoadState.LOADED:
+        return await observe(port, collection)
+    partitions = {**before.partitions, **dict.fromkeys(held, StateReport(LoadState.LOADED)), **reports}
+    return replace(before, collection=whole, partitions=partitions, replicas=replicas, partial=False, confirmed=True)
+
+
+async def _known(whole: StateReport) -> tuple[StateReport, Failure | None]:
+    return whole, None
+
+
+_HELD = (LoadState.LOADING, LoadState.LOADED)
 
 
 async def confirm(port: MilvusPort, collection: str, before: Observed) -> Observed:

@@ -45,7 +45,7 @@ class PassState:
     failures: int = 0  # failed passes in a row; only a pass without failure resets it
     rechecks: int = 0  # quick passes in a row while something loads or was just acted on
     observed: Observed | None = None  # the picture a re-check narrows down or a confirmation checks
-    full_at: float | None = None  # when the confirmed picture was observed in full (monotonic seconds)
+    full_at: float | None = None  # when the picture confirmed or re-checked was observed in full (monotonic seconds)
     first: Sample | None = None  # the start of the current load (0 % when we sent it): the rate is measured from it
     last: Sample | None = None  # the previous re-check's progress: a load that stopped moving gets only the ladder
 
@@ -69,6 +69,7 @@ def next_pass(
     now: float = 0.0,
     expected: Expected | None = None,
     settled: bool = False,
+    started: Observed | None = None,
 ) -> Step:
     """`draw` is uniform in [0, 1): the jitter that keeps many resources from retrying in lockstep.
 
@@ -76,6 +77,7 @@ def next_pass(
     this connection took lately (`LoadTimes`), so a load is looked at again when it should end, not
     only at the next step of the ladder. `settled`: the pass found everything as the spec wants, so
     the next one only confirms it, until `full_observation_seconds` after the last full observation.
+    `started`: the pass only started loads, and this is the picture they should leave (`plan.started`).
     """
     if failure is not None:
         failures = state.failures + 1
@@ -83,9 +85,13 @@ def next_pass(
         delay = timing.resync_seconds if failure.stalled else backoff(failures, timing, draw)
         return Step(PassState(failures=failures), delay, Mode.FULL)
     if acted:
+        rechecks, began = state.rechecks + 1, Sample(now, 0)
+        if started is not None:  # only loads were started: ask about them, as while loading; plan nothing
+            full_at = state.full_at if observed is not None and observed.confirmed else now
+            after = PassState(rechecks=rechecks, observed=started, full_at=full_at, first=began)
+            return Step(after, quick(rechecks, timing), Mode.RECHECK)
         # the picture predates the calls just made: the next pass observes in full before anything else
-        rechecks = state.rechecks + 1
-        return Step(PassState(rechecks=rechecks, first=Sample(now, 0)), quick(rechecks, timing), Mode.FULL)
+        return Step(PassState(rechecks=rechecks, first=began), quick(rechecks, timing), Mode.FULL)
     if observed is not None and observed.loading:
         rechecks = state.rechecks + 1
         percent = slowest(observed)
@@ -96,7 +102,9 @@ def next_pass(
         delay = until_done(ladder, first, percent, now) if moving else ladder
         delay = min(delay, near_end(first, now, expected))
         last = sample or Sample(now, 0)
-        return Step(PassState(rechecks=rechecks, observed=observed, first=first, last=last), delay, Mode.RECHECK)
+        full_at = state.full_at if observed.partial else now
+        after = PassState(rechecks=rechecks, observed=observed, full_at=full_at, first=first, last=last)
+        return Step(after, delay, Mode.RECHECK)
     loaded_in = _loaded_in(state, observed, now)
     if not settled or observed is None or observed.partial:
         return Step(PassState(), timing.resync_seconds, Mode.FULL, loaded_in=loaded_in)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .capabilities import Capabilities
+from .milvus import StateReport
 from .model import CollectionSpec, Desired, LoadState
 from .observe import Observed
 from .options import unsupported_options
@@ -144,3 +145,24 @@ def _actions(
 
 def missing_released(spec: CollectionSpec, missing: tuple[str, ...]) -> bool:
     return any(spec.desired_for(name) == Desired.RELEASED for name in missing)
+
+
+def started(observed: Observed, actions: tuple[Action, ...]) -> Observed | None:
+    """The picture that loads just started from `observed` should leave: what the next pass re-checks.
+
+    A collection load makes the collection and each partition not yet held Loading; a partition load,
+    those partitions. None after anything else (a release), so the next pass observes in full. The
+    picture is `partial`: nothing is planned from it, only asked about (`observe.recheck`).
+    """
+    if not actions or not all(isinstance(action, LoadCollection | LoadPartitions) for action in actions):
+        return None
+    loading = StateReport(LoadState.LOADING)  # progress unknown until Milvus is asked
+    collection, partitions = observed.collection, dict(observed.partitions)
+    for action in actions:
+        if isinstance(action, LoadPartitions):
+            names: tuple[str, ...] = action.partitions
+        else:
+            collection = loading
+            names = tuple(name for name, report in partitions.items() if report.state not in _HELD)
+        partitions.update(dict.fromkeys(names, loading))
+    return replace(observed, collection=collection, partitions=partitions, partial=True, confirmed=False)

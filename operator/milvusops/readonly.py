@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .failures import Failure, FailureError, Reason
-from .memory import NodeMemory, Shape
+from .memory import Field, NodeMemory, Shape
 from .milvus import CollectionInfo, MilvusPort, Replicas, StateReport
 from .model import CollectionSpec, LoadOptions, LoadState
 from .plan import Action, LoadCollection, LoadPartitions
@@ -44,8 +44,8 @@ class ReadOnlyPort:
     async def unindexed_vector_fields(self, collection: str) -> list[str]:
         return await self._port.unindexed_vector_fields(collection)
 
-    async def shape(self, collection: str, partitions: list[str]) -> Shape:
-        return await self._port.shape(collection, partitions)
+    async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape:
+        return await self._port.shape(collection, partitions, fields)
 
     async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]:
         return await self._port.query_node_memory(resource_groups)

@@ -26,7 +26,7 @@ from .failures import Failure, FailureError, Reason
 from .milvus import PARTITION_KEY_HINT, MilvusPort
 from .model import CollectionSpec, Desired, LoadState, ManagementPolicy, ResourceRef
 from .observe import Observed, confirm, observe, recheck
-from .plan import Action, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions, plan
+from .plan import Action, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions, plan, started
 from .refresh import RefreshStep, decide
 from .slots import Priority, for_pass, prioritized
 from .status import Outcome, Verdict, build_status, verdict
@@ -56,6 +56,7 @@ class Result:
     observed: Observed | None = None  # what this pass saw
     acted: bool = False  # load or release calls were made: what was observed is out of date
     failure: Failure | None = None
+    started: Observed | None = None  # only loads were started: the picture they should leave, re-checked next
 
 
 async def reconcile(
@@ -95,7 +96,11 @@ async def reconcile(
     events = _events(ref, previous, outcome, result, done)
     if passed.refreshed:
         events = (Event("Normal", "Refreshed", passed.refreshed), *events)
-    return Result(status, result, events, outcome.observed, bool(done) or passed.called, outcome.failure)
+    after = None
+    if done and not passed.called and outcome.failure is None and outcome.observed and outcome.plan:
+        after = started(outcome.observed, outcome.plan.actions)
+    acted = bool(done) or passed.called
+    return Result(status, result, events, outcome.observed, acted, outcome.failure, after)
 
 
 @dataclass(frozen=True)

@@ -119,10 +119,10 @@ class FakeMilvus:
         self._call("unindexed_vector_fields", collection)
         return list(self.unindexed)
 
-    async def shape(self, collection: str, partitions: list[str]) -> Shape:
+    async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape:
         self._call("shape", collection)
-        fields = (Field("id", "INT64"), Field("vector", "FLOAT_VECTOR", dim=8))
-        return Shape(fields, (Index("vector", "FLAT"),), {name: self.rows.get(name, 0) for name in partitions})
+        schema = fields or (Field("id", "INT64"), Field("vector", "FLOAT_VECTOR", dim=8))
+        return Shape(schema, (Index("vector", "FLAT"),), {name: self.rows.get(name, 0) for name in partitions})
 
     async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]:
         self._call("query_node_memory")

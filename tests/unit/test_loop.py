@@ -308,6 +308,28 @@ def test_a_sleeping_loop_carries_only_what_the_next_pass_needs() -> None:
     failure = Failure(Reason.MILVUS_ERROR, "down")
     verdict = Verdict(False, Reason.MILVUS_ERROR, "down", False, False)
     result = Result({"conditions": [{"type": "Ready"}]}, verdict, (), None, True, failure)
-    assert carried(result) == (None, True, failure, False)  # the status and events are not kept between passes
+    assert carried(result) == (None, True, failure, False, None)  # the status and events are not kept between passes
     in_sync = Result({}, Verdict(True, Reason.IN_SYNC, "in sync", False, False), (), None, False, None)
-    assert carried(in_sync) == (None, False, None, True)  # settled: the next pass only confirms
+    assert carried(in_sync) == (None, False, None, True, None)  # settled: the next pass only confirms
+
+
+async def test_a_load_watched_to_its_end_lists_and_describes_the_collection_only_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Milvus runs describe and list_partitions one at a time with loads (the proxy's DDL queue): in a
+    burst of 1,000 new collections each asked them three times, once before its load, once after it and
+    once at its end, and the operator took 567 s where the loads alone took 200 s."""
+    milvus = FakeMilvus({"_default": NOT_LOAD, "a": NOT_LOAD})
+    loop = Loop(milvus, {"state": "Loaded"}, monkeypatch)
+
+    def between(done: int) -> None:
+        if done == 2:  # the load is seen Loading once, then ends
+            milvus.states.update(dict.fromkeys(milvus.states, LOADED))
+
+    await loop.run(4, between)
+    methods = [call[0] for call in milvus.calls]
+    assert loop.mutating() == ["load_collection"]
+    assert (methods.count("list_partitions"), methods.count("describe")) == (1, 1)
+    ready = next(c for c in loop.body["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "InSync")
+    assert [p["state"] for p in loop.body["status"]["partitions"]] == ["Loaded", "Loaded"]

@@ -204,9 +204,9 @@ class Overlapping(FakeMilvus):
             return False
         return True
 
-    async def shape(self, collection: str, partitions: list[str]) -> Shape:
+    async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape:
         self.met_in_shape = await self._meet("shape", "query_node_memory")
-        return await super().shape(collection, partitions)
+        return await super().shape(collection, partitions, fields)
 
     async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]:
         await self._meet("query_node_memory", "shape")

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import grpc
 import pytest
-from pymilvus import MilvusException
+from pymilvus import DataType, MilvusException
 from pymilvus.client.types import LoadState as MilvusLoadState
 
 from milvusops import milvus
@@ -175,3 +175,43 @@ async def test_an_unreachable_server_with_a_token_gets_no_credentials_hint(
         await port(executor, token="alice:s3cret").load_state("c")
     assert caught.value.failure.reason == Reason.MILVUS_UNAVAILABLE
     assert "credentials" not in caught.value.failure.message
+
+
+async def test_the_estimate_reuses_the_schema_the_observation_described(
+    monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor
+) -> None:
+    """Milvus runs describe_collection one at a time with loads (the proxy's DDL queue): asked once a pass."""
+    asked: list[str] = []
+    schema = [
+        {"name": "id", "type": DataType.INT64},
+        {"name": "v", "type": DataType.FLOAT_VECTOR, "params": {"dim": 8}},
+    ]
+
+    class Client:
+        def __init__(self, **_: Any) -> None:
+            pass
+
+        def describe_collection(self, collection: str, timeout: float) -> dict[str, Any]:
+            asked.append("describe_collection")
+            return {"collection_id": 7, "fields": schema}
+
+        def _get_connection(self) -> Client:
+            return self
+
+        def list_indexes(self, collection: str, timeout: float) -> list[Any]:
+            asked.append("list_indexes")
+            return []
+
+        def get_partition_stats(self, collection: str, partition: str, timeout: float) -> dict[str, Any]:
+            asked.append("get_partition_stats")
+            return {"row_count": 10}
+
+    monkeypatch.setattr(milvus, "MilvusClient", Client)
+    target = port(executor)
+    info = await target.describe("c")
+    shape = await target.shape("c", ["_default"], info.fields)
+    assert asked == ["describe_collection", "list_indexes", "get_partition_stats"]
+    assert [f.name for f in shape.fields] == ["id", "v"] and shape.rows == {"_default": 10}
+    asked.clear()
+    await target.shape("c", ["_default"])  # no observation's schema at hand: described here
+    assert asked == ["describe_collection", "list_indexes", "get_partition_stats"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from milvusops.failures import Reason
 from milvusops.milvus import Replicas, StateReport
 from milvusops.observe import confirm, observe, recheck
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus
@@ -39,15 +40,26 @@ async def test_a_collection_loading_as_a_whole_is_rechecked_with_one_call() -> N
     assert after.loading
 
 
-async def test_once_the_collection_stops_loading_the_recheck_observes_in_full() -> None:
+async def test_once_the_collection_stops_loading_the_recheck_confirms_it_without_listing_or_describing() -> None:
     milvus = FakeMilvus({"_default": LOADING, "a": LOADING})
     before = await observe(milvus, "docs")
     milvus.partitions = {"_default": LOADED, "a": LOADED}
     milvus.calls.clear()
     after = await recheck(milvus, "docs", before)
-    assert ("list_partitions", "docs") in milvus.calls
+    assert sorted(call[0] for call in milvus.calls) == ["load_state", "load_state_together", "replicas"]
     assert {name: report.state for name, report in after.partitions.items()} == {"_default": LOADED, "a": LOADED}
-    assert not after.loading
+    assert after.collection.state == LOADED and after.replicas == Replicas(1, ("__default_resource_group",))
+    assert after.confirmed and not after.partial and not after.loading
+
+
+async def test_a_load_that_ends_other_than_loaded_is_observed_in_full() -> None:
+    milvus = FakeMilvus({"_default": LOADING, "a": LOADING})
+    before = await observe(milvus, "docs")
+    milvus.partitions = {"_default": NOT_LOAD, "a": NOT_LOAD}  # failed, or released by someone else
+    milvus.calls.clear()
+    after = await recheck(milvus, "docs", before)
+    assert ("list_partitions", "docs") in milvus.calls and not after.confirmed
+    assert {name: report.state for name, report in after.partitions.items()} == {"_default": NOT_LOAD, "a": NOT_LOAD}
 
 
 async def test_partitions_loading_in_a_loaded_collection_are_rechecked_alone() -> None:
@@ -63,15 +75,41 @@ async def test_partitions_loading_in_a_loaded_collection_are_rechecked_alone() -
     assert after.partitions["cold"] == before.partitions["cold"]
 
 
-async def test_when_the_last_loading_partition_is_done_the_recheck_observes_in_full() -> None:
-    milvus = FakeMilvus({"_default": LOADED, "hot": LOADING})
+async def test_when_the_last_loading_partition_is_done_the_recheck_confirms_the_picture() -> None:
+    milvus = FakeMilvus({"_default": LOADED, "cold": NOT_LOAD, "hot": LOADING})
     before = await observe(milvus, "docs")
-    milvus.partitions = {"_default": LOADED, "hot": LOADED, "new": NOT_LOAD}  # and a partition was created
+    milvus.states["hot"] = LOADED
+    milvus.states["new"] = NOT_LOAD  # created meanwhile: seen by the next full observation
     milvus.calls.clear()
     after = await recheck(milvus, "docs", before)
-    assert ("list_partitions", "docs") in milvus.calls
-    assert set(after.partitions) == {"_default", "hot", "new"}
-    assert not after.loading
+    assert ("list_partitions", "docs") not in milvus.calls and ("describe", "docs") not in milvus.calls
+    assert ("load_state_together", "docs", ("_default", "hot")) in milvus.calls
+    assert {name: report.state for name, report in after.partitions.items()} == {
+        "_default": LOADED,
+        "cold": NOT_LOAD,
+        "hot": LOADED,
+    }
+    assert after.confirmed and not after.partial
+
+
+async def test_a_partition_loaded_by_someone_else_during_a_load_turns_its_end_into_a_full_observation() -> None:
+    milvus = FakeMilvus({"_default": LOADED, "cold": NOT_LOAD, "hot": LOADING})
+    before = await observe(milvus, "docs")
+    milvus.states.update(hot=LOADED, cold=LOADED)
+    milvus.calls.clear()
+    after = await recheck(milvus, "docs", before)
+    assert ("list_partitions", "docs") in milvus.calls and not after.confirmed
+    assert after.partitions["cold"].state == LOADED
+
+
+async def test_a_collection_dropped_as_its_load_ends_is_observed_in_full() -> None:
+    milvus = FakeMilvus({"_default": LOADED, "hot": LOADING})
+    before = await observe(milvus, "docs")
+    milvus.states["hot"] = LOADED
+    milvus.fail("load_state_together", Reason.COLLECTION_NOT_FOUND, "collection not found")
+    milvus.calls.clear()
+    after = await recheck(milvus, "docs", before)
+    assert ("list_partitions", "docs") in milvus.calls and not after.confirmed
 
 
 async def test_confirming_a_loaded_collection_costs_two_calls_whatever_its_partitions() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -12,6 +13,7 @@ from milvusops.milvus import StateReport
 from milvusops.model import LoadState
 from milvusops.observe import Observed
 from milvusops.passes import FINEST, MARGIN, Mode, PassState, Sample, Step, Timing, backoff, next_pass
+from milvusops.plan import LoadCollection, ReleaseCollection, started
 
 TIMING = Timing(resync_seconds=30.0, loading_recheck_seconds=2.0)
 LOADING = Observed(StateReport(LoadState.LOADED), {"a": StateReport(LoadState.LOADING, 50)})
@@ -53,7 +55,9 @@ def step(state: PassState, observed: Observed | None = None, acted: bool = False
             False,
             None,
             Step(
-                PassState(rechecks=2, observed=LOADING, first=Sample(0.0, 50), last=Sample(0.0, 50)), 0.5, Mode.RECHECK
+                PassState(rechecks=2, observed=LOADING, full_at=0.0, first=Sample(0.0, 50), last=Sample(0.0, 50)),
+                0.5,
+                Mode.RECHECK,
             ),
             id="loading-rechecks",  # a load the operator did not start: its first sample dates the rate
         ),
@@ -272,4 +276,27 @@ def test_only_an_in_sync_full_picture_is_confirmed_instead_of_observed(
     after = next_pass(
         state, observed=observed, acted=acted, failure=failure, timing=TIMING, draw=0.5, now=130.0, settled=in_sync
     )
-    assert after.mode != Mode.CONFIRM and after.state.full_at is None
+    assert after.mode != Mode.CONFIRM
+    assert after.state.full_at == (130.0 if observed is LOADING else None)  # a full picture of a load: its time
+
+
+def test_after_loads_only_the_next_pass_rechecks_them_and_the_full_observation_keeps_its_time() -> None:
+    before = Observed(StateReport(LoadState.NOT_LOAD), {"a": StateReport(LoadState.NOT_LOAD)})
+    began = started(before, (LoadCollection(),))
+    assert began is not None
+    sent = next_pass(PassState(), observed=before, acted=True, failure=None, timing=TIMING, draw=0.5, now=100.0,
+                     started=began)  # fmt: skip
+    assert sent == Step(PassState(rechecks=1, observed=began, full_at=100.0, first=Sample(100.0, 0)), 0.5, Mode.RECHECK)
+    answer = replace(began, collection=StateReport(LoadState.LOADING, 40))  # a re-check: still partial
+    loading = next_pass(sent.state, observed=answer, acted=False, failure=None, timing=TIMING, draw=0.5, now=101.0)
+    assert loading.mode == Mode.RECHECK and loading.state.full_at == 100.0
+    done = settled(loading.state, CONFIRMED, 103.0)  # the load's end, confirmed without a full observation
+    assert done.mode == Mode.CONFIRM and done.state.full_at == 100.0 and done.loaded_in == 2.0
+    assert settled(done.state, CONFIRMED, 370.0).mode == Mode.FULL  # 300 s after the observation before the load
+
+
+def test_after_a_release_the_next_pass_observes_in_full() -> None:
+    before = Observed(StateReport(LoadState.LOADED), {"a": StateReport(LoadState.LOADED)})
+    assert started(before, (ReleaseCollection(),)) is None
+    after = next_pass(PassState(), observed=before, acted=True, failure=None, timing=TIMING, draw=0.5, now=100.0)
+    assert after.mode == Mode.FULL

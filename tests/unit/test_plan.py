@@ -19,6 +19,7 @@ from milvusops.plan import (
     ReleasePartitions,
     desired_partitions,
     plan,
+    started,
 )
 
 V2_3 = capabilities("v2.3.5")  # the server the cases below were first written against
@@ -385,3 +386,23 @@ def test_replica_mismatch_only_ever_drops_loads() -> None:
         assert (
             plan_2_3(spec, Observed(observed.collection, observed.partitions, Replicas(spec.load.replicas))) == baseline
         )
+
+
+def test_a_collection_load_leaves_the_collection_and_every_partition_not_held_loading() -> None:
+    before = Observed(StateReport(LoadState.NOT_LOAD), {"_default": StateReport(LoadState.NOT_LOAD),
+                                                      "a": StateReport(LoadState.NOT_LOAD)})  # fmt: skip
+    after = started(before, (LoadCollection(),))
+    assert after is not None and after.partial and after.loading
+    assert after.collection.state == LoadState.LOADING
+    assert {name: report.state for name, report in after.partitions.items()} == dict.fromkeys(
+        ["_default", "a"], LoadState.LOADING
+    )
+
+
+def test_a_partition_load_leaves_only_those_partitions_loading_and_a_release_leaves_no_guess() -> None:
+    states = {"_default": LoadState.LOADED, "a": LoadState.NOT_LOAD, "b": LoadState.NOT_LOAD}
+    before = Observed(StateReport(LoadState.LOADED), {name: StateReport(state) for name, state in states.items()})
+    after = started(before, (LoadPartitions(("a",)),))
+    assert after is not None and after.collection == before.collection
+    assert {name: report.state for name, report in after.partitions.items()} == {**states, "a": LoadState.LOADING}
+    assert started(before, (ReleasePartitions(("b",)), LoadPartitions(("a",)))) is None

@@ -130,18 +130,21 @@ async def test_confirming_a_resource_in_sync_waits_behind_passes_over_resources_
 async def test_a_timer_pass_while_loading_asks_only_about_what_is_loading() -> None:
     milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": NOT_LOAD})
     started = await run(milvus)  # starts the load: what it observed is from before the load
-    loading = await run(milvus, previous=written(started.status), urgent=False, recheck_from=started.observed)
+    assert started.started is not None and started.started.partitions["hot"].state == LOADING  # what it expects
+    milvus.calls.clear()
+    loading = await run(milvus, previous=written(started.status), urgent=False, recheck_from=started.started)
+    assert sorted(milvus.calls) == [("load_state", "products", "hot")]  # only what the load started
     assert loading.observed is not None and loading.observed.partitions["hot"].state == LOADING
     milvus.calls.clear()
     still = await run(milvus, previous=written(loading.status), urgent=False, recheck_from=loading.observed)
-    assert milvus.calls == [("load_state", "products", None)]  # the collection says Loading: enough
+    assert milvus.calls == [("load_state", "products", "hot")]  # still Loading: nothing else is asked
     assert ready(still) == (False, Reason.LOADING, True, False)
     milvus.states["hot"] = LOADED
     milvus.calls.clear()
     done = await run(milvus, previous=written(still.status), urgent=False, recheck_from=still.observed)
-    assert ("list_partitions", "products") in milvus.calls  # done loading: observed in full again
+    assert ("list_partitions", "products") not in milvus.calls  # done loading: confirmed, not listed again
     assert ready(done) == (True, Reason.IN_SYNC, False, False)
-    assert done.observed is not None and not done.observed.partial
+    assert done.observed is not None and done.observed.confirmed and not done.observed.partial
 
 
 async def test_a_pass_after_a_change_observes_in_full_even_while_loading() -> None:
