@@ -76,3 +76,11 @@ def test_burst_rows_give_median_and_spread_of_each_side_and_of_the_paired_ratios
     assert against_floor.baseline == "3.0 s (2.0\u20134.0) all loads started, then polled"
     assert against_floor.ratio == "2.00 (2.00\u20132.50)"  # 6/3, 5/2, 8/4
     assert "seed 1234" in result.summary
+
+
+def test_a_burst_run_without_one_baseline_gives_rows_only_for_the_others() -> None:
+    seconds = {"floor": [200.0, 190.0], "operator": [380.0, 400.0]}  # --baselines floor: asyncio took 988 s alone
+    result = summarise(Shape(1000, 1), 8, 13, seconds)
+    (against_floor,) = result.rows
+    assert against_floor.ratio == "2.00 (1.90\u20132.11)"  # 380/200, 400/190
+    assert "asyncio" not in result.summary
