@@ -23,6 +23,7 @@ class Capabilities:
     refresh_load: bool
     failed_load_raised_by_get_load_state: bool
     partition_key_refusal_code: int
+    ddl_one_at_a_time: bool
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,14 @@ ROWS: tuple[Row, ...] = (
         65535,
         1100,
         'internal/proxy/task.go loadPartitionsTask.PreExecute: "disable load partitions if partition key mode is used"',
+    ),
+    # proxy definitionLoop ran each DDL task inline until a pool of proxy.ddlConcurrency (default 16) in 2.5.0
+    Row(
+        "ddl_one_at_a_time",
+        (2, 5, 0),
+        True,
+        False,
+        "internal/proxy/task_scheduler.go definitionLoop: processTask inline; from 2.5.0 a proxy.ddlConcurrency pool",
     ),
 )
 

@@ -80,7 +80,8 @@ class ClientPool:
             if pooled is None:
                 size = self._settings.max_concurrent_calls
                 executor = ThreadPoolExecutor(size, thread_name_prefix="milvus")
-                pooled = self._pooled[key] = _Pooled(endpoint, executor, Slots(size))
+                slots = Slots(size, queued=self._settings.max_queued_calls)
+                pooled = self._pooled[key] = _Pooled(endpoint, executor, slots)
             port = pooled.ports.get(database)
             if port is None:
                 port = pooled.ports[database] = MilvusClientPort(endpoint, database, pooled.executor, pooled.slots)

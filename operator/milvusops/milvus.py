@@ -272,12 +272,29 @@ class _Connect:
         self.error: BaseException | None = None
 
 
+# what Milvus 2.3.5's proxy runs one at a time (its DDL queue); get_load_state, describe_replica and
+# get_metrics go straight to the coordinators
+QUEUED = frozenset(
+    {
+        "describe_collection",
+        "describe_sizes",
+        "list_indexes",
+        "list_partitions",
+        "load_collection",
+        "load_partitions",
+        "release_collection",
+        "release_partitions",
+    }
+)
+
+
 class MilvusClientPort:
     """MilvusPort over the thread-safe sync MilvusClient, run on the connection's executor.
 
     The sync client is used because it can start a load and return at once (`_async=True`), so no
     call blocks for the length of a load. The connection's slots (as many as its executor has
-    threads) decide which waiting call runs next: by the priority of the task that makes it.
+    threads) decide which waiting call runs next: by the priority of the task that makes it; calls that
+    Milvus queues (`QUEUED`) take at most the connection's share for them.
 
     One connect is in flight at a time: calls that need a client meanwhile wait for that attempt (at
     most the connection's timeout) and share its outcome, so an unreachable Milvus costs one connect
@@ -300,7 +317,7 @@ class MilvusClientPort:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            async with self._slots.take(current()):
+            async with self._slots.take(current(), queued=method in QUEUED):
                 result = await loop.run_in_executor(self._executor, self._run, fn)
         except Exception as exc:
             metrics.observe_milvus_call(method, "error", time.perf_counter() - started)
@@ -397,9 +414,11 @@ class MilvusClientPort:
 
     async def server_version(self) -> str:
         """Asks the server every time (a reachability check); the answer is kept for `version`."""
-        return await self._call(
+        version = await self._call(
             "get_server_version", lambda c: self._remember(c, c.get_server_version(timeout=self._timeout))
         )
+        self._slots.follow_server(capabilities(version).ddl_one_at_a_time)
+        return version
 
     async def version(self) -> str:
         """The server version, read once per client: a reconnect (a new client) reads it again."""

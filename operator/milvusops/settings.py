@@ -52,6 +52,14 @@ class Settings(BaseSettings):
         10.0, gt=0, description="connect and read timeout of each API server call the operator makes itself"
     )
     max_concurrent_calls: int = Field(8, ge=1, description="concurrent Milvus calls per connection")
+    # Milvus before 2.5 runs describe, list, index, statistics, load and release requests one at a time: more
+    # in flight only wait in its queue, holding slots that get_load_state re-checks need (1,000 burst: 0 Ready)
+    max_queued_calls: int | None = Field(
+        None,
+        ge=1,
+        description="of those, at most this many that Milvus queues (describe, list, load, release ...); "
+        "default: 2 before Milvus 2.5, all from 2.5",
+    )
     # each connection costs a TLS handshake and buffers on both ends; a burst of 1,000 new resources opened ~270
     api_connections: int = Field(
         32, ge=0, description="concurrent API server requests of Kopf, besides its watch streams; 0 = unbounded"

@@ -42,39 +42,82 @@ def prioritized(priority: Priority) -> Iterator[None]:
         _priority.reset(token)
 
 
-class Slots:
-    """A semaphore whose waiters are served by priority, then in arrival order."""
+ONE_AT_A_TIME = 2  # queued calls in flight where Milvus runs them one by one: one running, the next one ready
 
-    def __init__(self, size: int) -> None:
+
+class Slots:
+    """A semaphore whose waiters are served by priority, then in arrival order.
+
+    At most `queued` of the slots go to requests that Milvus queues (its proxy's DDL queue: describe,
+    list, index, statistics, load, release), so those never hold every slot while Milvus makes them
+    wait, and the operator's priorities, not Milvus's queue, decide their order. `queued` None: the
+    share follows the server (`follow_server`), `ONE_AT_A_TIME` until it is known.
+    """
+
+    def __init__(self, size: int, queued: int | None = None) -> None:
+        self._size = size
+        self._fixed = queued is not None
+        self._queued_limit = min(queued if queued is not None else ONE_AT_A_TIME, size)
         self._free = size
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._queued_free = self._queued_limit
+        self._waiting: dict[bool, list[tuple[int, int, asyncio.Future[None]]]] = {False: [], True: []}
         self._arrivals = itertools.count()
 
+    def follow_server(self, one_at_a_time: bool) -> None:
+        """Unless set, the queued share: ONE_AT_A_TIME where Milvus runs those requests one by one, else all."""
+        if self._fixed:
+            return
+        limit = min(ONE_AT_A_TIME, self._size) if one_at_a_time else self._size
+        self._queued_free += limit - self._queued_limit  # below 0 until calls over the new limit return
+        self._queued_limit = limit
+        self._dispatch()
+
     @asynccontextmanager
-    async def take(self, priority: Priority) -> AsyncIterator[None]:
-        await self._acquire(priority)
+    async def take(self, priority: Priority, queued: bool = False) -> AsyncIterator[None]:
+        await self._acquire(priority, queued)
         try:
             yield
         finally:
-            self._release()
+            self._release(queued)
 
-    async def _acquire(self, priority: Priority) -> None:
-        if self._free > 0:  # a free slot means nobody is waiting: _release hands slots to waiters first
-            self._free -= 1
+    def _runnable(self, queued: bool) -> bool:
+        return self._free > 0 and (not queued or self._queued_free > 0)
+
+    def _grant(self, queued: bool) -> None:
+        self._free -= 1
+        self._queued_free -= queued
+
+    async def _acquire(self, priority: Priority, queued: bool) -> None:
+        if self._runnable(queued):  # then nobody who could run waits: _release hands slots to waiters first
+            self._grant(queued)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (priority, next(self._arrivals), future))
+        heapq.heappush(self._waiting[queued], (priority, next(self._arrivals), future))
         try:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self._release()  # the slot was handed over just before the cancellation: pass it on
+                self._release(queued)  # the slot was handed over just before the cancellation: pass it on
             raise
 
-    def _release(self) -> None:
-        while self._waiting:
-            *_, future = heapq.heappop(self._waiting)
-            if not future.done():  # cancelled waiters are skipped here, not searched for when they leave
-                future.set_result(None)
-                return
+    def _release(self, queued: bool) -> None:
         self._free += 1
+        self._queued_free += queued
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while True:
+            heads = [kind for kind in (False, True) if self._runnable(kind) and self._head(kind) is not None]
+            if not heads:
+                return
+            kind = min(heads, key=lambda k: self._waiting[k][0][:2])  # the first by priority, then arrival
+            *_, future = heapq.heappop(self._waiting[kind])
+            self._grant(kind)
+            future.set_result(None)
+
+    def _head(self, queued: bool) -> tuple[int, int, asyncio.Future[None]] | None:
+        """The first waiter of a kind still waiting; cancelled ones are dropped here, not searched for."""
+        waiting = self._waiting[queued]
+        while waiting and waiting[0][2].done():
+            heapq.heappop(waiting)
+        return waiting[0] if waiting else None

@@ -29,28 +29,35 @@ def test_parse(text: str, parsed: tuple[int, int, int] | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "in_place", "fields", "priority", "refresh", "failed_load", "code"),
+    ("version", "in_place", "fields", "priority", "refresh", "failed_load", "code", "serial"),
     [
-        ("v2.2.2", False, False, False, False, True, 65535),
-        ("v2.2.3", False, False, False, True, True, 65535),
-        ("v2.3.5", False, False, False, True, True, 65535),
-        ("v2.4.9", False, False, False, True, True, 65535),
-        ("v2.4.10", False, True, False, True, True, 65535),
-        ("v2.4.12", False, True, False, True, True, 65535),
-        ("v2.4.13", True, True, False, True, True, 65535),
-        ("v2.5.27", True, True, False, True, True, 65535),
-        ("v2.6.0", True, True, True, True, True, 65535),
-        ("v2.6.15", True, True, True, True, True, 65535),
-        ("v2.6.16", True, True, True, True, False, 65535),
-        ("v2.6.18", True, True, True, True, False, 65535),
-        ("v2.6.19", True, True, True, True, False, 1100),
-        ("v3.0.0", True, True, True, True, False, 1100),
+        ("v2.2.2", False, False, False, False, True, 65535, True),
+        ("v2.2.3", False, False, False, True, True, 65535, True),
+        ("v2.3.5", False, False, False, True, True, 65535, True),
+        ("v2.4.9", False, False, False, True, True, 65535, True),
+        ("v2.4.10", False, True, False, True, True, 65535, True),
+        ("v2.4.12", False, True, False, True, True, 65535, True),
+        ("v2.4.13", True, True, False, True, True, 65535, True),
+        ("v2.5.27", True, True, False, True, True, 65535, False),
+        ("v2.6.0", True, True, True, True, True, 65535, False),
+        ("v2.6.15", True, True, True, True, True, 65535, False),
+        ("v2.6.16", True, True, True, True, False, 65535, False),
+        ("v2.6.18", True, True, True, True, False, 65535, False),
+        ("v2.6.19", True, True, True, True, False, 1100, False),
+        ("v3.0.0", True, True, True, True, False, 1100, False),
     ],
 )
 def test_capabilities_by_version(
-    version: str, in_place: bool, fields: bool, priority: bool, refresh: bool, failed_load: bool, code: int
+    version: str,
+    in_place: bool,
+    fields: bool,
+    priority: bool,
+    refresh: bool,
+    failed_load: bool,
+    code: int,
+    serial: bool,
 ) -> None:
-    expected = Capabilities(version, True, in_place, fields, priority, refresh, failed_load, code)
+    expected = Capabilities(version, True, in_place, fields, priority, refresh, failed_load, code, serial)
     assert capabilities(version) == expected
 
 

@@ -215,3 +215,32 @@ async def test_the_estimate_reuses_the_schema_the_observation_described(
     asked.clear()
     await target.shape("c", ["_default"])  # no observation's schema at hand: described here
     assert asked == ["describe_collection", "list_indexes", "get_partition_stats"]
+
+
+async def test_calls_milvus_queues_leave_slots_for_load_state_checks(
+    monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor
+) -> None:
+    gate, listing = threading.Event(), threading.Event()
+
+    class Client:
+        def __init__(self, **_: Any) -> None:
+            pass
+
+        def list_partitions(self, collection: str, timeout: float) -> list[str]:
+            listing.set()
+            gate.wait(5)  # Milvus's queue: one at a time, and slow in a burst
+            return ["_default"]
+
+        def get_load_state(self, collection: str, partition: str, timeout: float) -> dict[str, Any]:
+            return {"state": MilvusLoadState.Loaded}
+
+    monkeypatch.setattr(milvus, "MilvusClient", Client)
+    target = MilvusClientPort(Endpoint("http://milvus:19530", "", 10.0), "default", executor, Slots(2, queued=1))
+    lists = [asyncio.create_task(target.list_partitions(f"c{i}")) for i in range(3)]
+    await asyncio.to_thread(listing.wait, 5)
+    state = await asyncio.wait_for(target.load_state("c"), 2)  # not stuck behind the queued calls
+    assert state.state.value == "Loaded"
+    gate.set()
+    assert await asyncio.gather(*lists) == [["_default"]] * 3
+    assert {"describe_collection", "list_partitions", "describe_sizes", "load_collection"} <= milvus.QUEUED
+    assert not milvus.QUEUED & {"get_load_state", "describe_replica", "get_metrics"}

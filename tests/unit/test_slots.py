@@ -87,3 +87,49 @@ async def test_the_priority_follows_the_task_and_the_tasks_it_starts() -> None:
             assert await asyncio.create_task(seen()) == Priority.ACT
         assert current() == Priority.BACKGROUND
     assert current() == Priority.CHANGE
+
+
+async def _take_queued(slots: Slots, priority: Priority, order: list[str], name: str, hold: asyncio.Event) -> None:
+    async with slots.take(priority, queued=True):
+        order.append(name)
+        await hold.wait()
+
+
+async def test_requests_milvus_queues_take_at_most_their_share_and_never_block_the_others() -> None:
+    """Milvus 2.3.5 runs describe, list, statistics and load requests one at a time: with all 8 slots
+    held by them, a burst of 1,000 had no slot left for the re-checks Milvus answers at once (0 Ready
+    after 1,050 s)."""
+    slots, order, hold = Slots(3, queued=1), list[str](), asyncio.Event()
+    describes = [
+        asyncio.create_task(_take_queued(slots, Priority.CHANGE, order, f"describe-{i}", hold)) for i in range(3)
+    ]
+    await _settle()
+    recheck = asyncio.create_task(_take(slots, Priority.FOLLOW, order, "recheck", hold))
+    await _settle()
+    assert order == ["describe-0", "recheck"]  # one queued request in flight; the re-check is not stuck behind
+    load = asyncio.create_task(_take_queued(slots, Priority.ACT, order, "load", hold))
+    await _settle()
+    hold.set()
+    await asyncio.gather(*describes, recheck, load)
+    assert order == ["describe-0", "recheck", "load", "describe-1", "describe-2"]  # the load goes first
+
+
+async def test_the_queued_share_follows_the_server_unless_it_is_set() -> None:
+    async def in_flight(slots: Slots) -> int:
+        order, hold = list[str](), asyncio.Event()
+        tasks = [asyncio.create_task(_take_queued(slots, Priority.CHANGE, order, f"d{i}", hold)) for i in range(4)]
+        await _settle()
+        running = len(order)
+        hold.set()
+        await asyncio.gather(*tasks)
+        return running
+
+    slots = Slots(4)
+    assert await in_flight(slots) == 2  # until the server is known: as Milvus before 2.5, one at a time
+    slots.follow_server(one_at_a_time=False)  # Milvus 2.5+: proxy.ddlConcurrency at once
+    assert await in_flight(slots) == 4
+    slots.follow_server(one_at_a_time=True)
+    assert await in_flight(slots) == 2
+    fixed = Slots(4, queued=3)
+    fixed.follow_server(one_at_a_time=True)
+    assert await in_flight(fixed) == 3
