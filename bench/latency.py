@@ -7,7 +7,8 @@ pymilvus load-and-confirm of the same kind of partition, interleaved A B A B in 
 Milvus takes to load, apart from what Kubernetes and Kopf add: "started" starts the load and asks
 get_load_state every 0.1 s (how the operator waits, without its other calls); "operator's calls"
 makes the operator's calls for such a resource through its own adapter (milvusops' observe, the
-memory guard's two reads, the load, a full observation 0.5 s later, then a re-check every 0.1 s).
+memory guard's two reads, the load, a re-check of it 0.5 s later and then every 0.1 s, and the
+confirmation at its end).
 
 Starts its own control plane, Milvus and operator (as `make test` does) and stops them at the end.
 Its operator logs at DEBUG, so the slowest round's pass schedule is printed (why its end was seen
@@ -31,7 +32,7 @@ from tests.testenv.milvus import Server
 from bench.environment import Environment, environment
 from bench.profiling import OUT
 from bench.report import Result, Row
-from milvusops import observe
+from milvusops import observe, plan
 from milvusops.milvus import Endpoint, MilvusClientPort
 from milvusops.model import LoadOptions, LoadState
 from milvusops.slots import Slots
@@ -81,10 +82,12 @@ async def _as_the_operator(port: MilvusClientPort, collection: str) -> float:
     await port.server_version()  # connected before the clock starts, as the other sides' clients are
     started = time.perf_counter()
     seen = await observe.observe(port, collection)
-    await asyncio.gather(port.shape(collection, sorted(seen.partitions)), port.query_node_memory())
-    await port.load_partitions(collection, ["hot"], LoadOptions())
-    await asyncio.sleep(0.5)  # the operator's first look after a load is a full one
-    seen = await observe.observe(port, collection)
+    await asyncio.gather(port.shape(collection, sorted(seen.partitions), seen.fields), port.query_node_memory())
+    load = plan.LoadPartitions(("hot",))
+    await port.load_partitions(collection, list(load.partitions), LoadOptions())
+    seen = plan.started(seen, (load,)) or seen  # the operator re-checks what its load started, 0.5 s later
+    await asyncio.sleep(0.5)
+    seen = await observe.recheck(port, collection, seen)
     while seen.partitions["hot"].state != LoadState.LOADED:
         await asyncio.sleep(0.1)  # its finest re-check step
         seen = await observe.recheck(port, collection, seen)
