@@ -42,7 +42,8 @@ def machine(env: Environment) -> str:
     kube_version = client.VersionApi(env.kube.api).get_code().git_version
     server = f"Milvus {milvus_version} (PyPI `milvus`, standalone)"
     if isinstance(env.milvus, StandInServer):
-        server = f"the scale stand-in of bench/standin (not a Milvus; answers as {milvus_version})"
+        ddl = env.milvus.ddl_concurrency
+        server = f"the scale stand-in of bench/standin (not a Milvus; answers as {milvus_version}, {ddl} DDL at a time)"
     return (
         f"Machine: {len(os.sched_getaffinity(0))} CPUs ({cpu}), {gib:.0f} GiB RAM, "
         f"{platform.platform()}; Kubernetes {kube_version}, {server}, "

@@ -2,6 +2,7 @@
 kube-apiserver, with K operator processes (shards), against the stand-in driven directly in the same run.
 
     .venv/bin/python -m bench.scale10k --resources 1000 [--shards 1] [--concurrency 8] [--steady-seconds 120]
+        [--ddl-concurrency 1]
 
 Order: the floor (N loads straight over gRPC, started then polled); the burst of N resources until all
 Ready; steady state (Kubernetes writes, Milvus calls per partition per resync); restart of every shard
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -55,7 +57,8 @@ def create_resources(env: Environment, collections: list[str], shards: int) -> l
 def run(args: argparse.Namespace) -> list[Result]:
     count, shards = args.resources, args.shards
     results: list[Result] = []
-    with environment("scale10k", server=StandInServer, profile=args.profile, raw_profile=True) as env:
+    standin = functools.partial(StandInServer, ddl_concurrency=args.ddl_concurrency)
+    with environment("scale10k", server=standin, profile=args.profile, raw_profile=True) as env:
         address, token = env.milvus.uri.removeprefix("http://"), env.milvus.root_token
         theirs, threaded = [f"direct_{i}" for i in range(count)], [f"threads_{i}" for i in range(count)]
         ours = [f"op_{i}" for i in range(count)]
@@ -123,6 +126,9 @@ def main() -> int:
     parser.add_argument("--steady-seconds", type=float, default=120)
     parser.add_argument("--resync-seconds", type=float, default=30)
     parser.add_argument("--profile", action="store_true", help="py-spy on each operator: CPU by package, at the end")
+    parser.add_argument(
+        "--ddl-concurrency", type=int, default=1, help="the stand-in's DDL requests at a time (1: as Milvus 2.3.5)"
+    )
     args = parser.parse_args()
     results = run(args)
     print("\n".join(result.summary for result in results))

@@ -2,9 +2,12 @@
 through pymilvus 3.0.2's MilvusClient, from an in-memory store, after latencies sampled from
 distributions fitted to the real Milvus 2.3.5 (fit.py, measured.json). For bench/ only.
 
-    .venv/bin/python -m bench.standin.server --port 19530 [--seed 1]
+    .venv/bin/python -m bench.standin.server --port 19530 [--seed 1] [--ddl-concurrency 1]
 
 Any token is accepted. Every other RPC answers UNIMPLEMENTED and is counted, so a missing one shows.
+As Milvus 2.3.5's proxy, it runs the requests of its DDL queue (QUEUED) one at a time, each for its
+sampled latency; --ddl-concurrency N > 1 runs N at once and answers as v2.5.0, whose proxy has
+`proxy.ddlConcurrency` (the latencies stay those measured on 2.3.5).
 """
 
 from __future__ import annotations
@@ -27,6 +30,20 @@ from bench.standin.fit import MEASURED, LogNormal, load_fitted
 from bench.standin.state import Collection, Store, UnknownError
 
 VERSION = "v2.3.5"  # what capabilities() reads: the stand-in answers as 2.3.5 does
+POOLED_VERSION = "v2.5.0"  # with more than one DDL request at a time: the first Milvus that runs them so
+# what 2.3.5's proxy puts in its DDL queue (internal/proxy/impl.go); GetLoadState, GetReplicas and GetMetrics bypass it
+QUEUED = frozenset(
+    {
+        "DescribeCollection",
+        "ShowPartitions",
+        "DescribeIndex",
+        "GetPartitionStatistics",
+        "LoadCollection",
+        "LoadPartitions",
+        "ReleaseCollection",
+        "ReleasePartitions",
+    }
+)
 OK = common_pb2.Status(error_code=common_pb2.Success, code=0)
 # a query node with room for any load: the capacity guard reads memory from GetMetrics system_info
 SYSTEM_INFO = {
@@ -85,13 +102,23 @@ class Latencies:
 
 
 class StandIn(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
-    def __init__(self, latencies: Latencies, store: Store | None = None) -> None:
+    def __init__(self, latencies: Latencies, store: Store | None = None, ddl_concurrency: int = 1) -> None:
         self.latencies = latencies
         self.store = store or Store()
         self.calls: Counter[str] = Counter()
+        self.ddl = asyncio.Semaphore(ddl_concurrency)  # FIFO, as the proxy's queue
+        self.version = VERSION if ddl_concurrency == 1 else POOLED_VERSION
 
     async def _answer(self, rpc: str, build: Callable[[], Any], error: Callable[[common_pb2.Status], Any]) -> Any:
         self.calls[rpc] += 1
+        if rpc in QUEUED:
+            async with self.ddl:  # the whole sampled latency: an upper bound, it includes the client's round trip
+                return await self._after_latency(rpc, build, error)
+        return await self._after_latency(rpc, build, error)
+
+    async def _after_latency(
+        self, rpc: str, build: Callable[[], Any], error: Callable[[common_pb2.Status], Any]
+    ) -> Any:
         await self.latencies.wait(rpc)
         try:
             return build()
@@ -99,14 +126,14 @@ class StandIn(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
             return error(failed(exc))
 
     async def Connect(self, request: Any, context: Any) -> Any:
-        info = common_pb2.ServerInfo(build_tags=VERSION, reserved={"standin": "scale stand-in, not a Milvus"})
+        info = common_pb2.ServerInfo(build_tags=self.version, reserved={"standin": "scale stand-in, not a Milvus"})
         return await self._answer(
             "Connect", lambda: milvus_pb2.ConnectResponse(status=OK, server_info=info, identifier=1), _never
         )
 
     async def GetVersion(self, request: Any, context: Any) -> Any:
         return await self._answer(
-            "GetVersion", lambda: milvus_pb2.GetVersionResponse(status=OK, version=VERSION), _never
+            "GetVersion", lambda: milvus_pb2.GetVersionResponse(status=OK, version=self.version), _never
         )
 
     async def ShowCollections(self, request: Any, context: Any) -> Any:
@@ -298,13 +325,13 @@ class Counting(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return await continuation(handler_call_details)
 
 
-async def serve(port: int, seed: int, measured: Path = MEASURED) -> None:
-    standin = StandIn(Latencies(load_fitted(measured), seed))
+async def serve(port: int, seed: int, measured: Path = MEASURED, ddl_concurrency: int = 1) -> None:
+    standin = StandIn(Latencies(load_fitted(measured), seed), ddl_concurrency=ddl_concurrency)
     server = grpc.aio.server(interceptors=[Counting(standin.calls)], options=OPTIONS)
     milvus_pb2_grpc.add_MilvusServiceServicer_to_server(standin, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
-    print(f"scale stand-in (not a Milvus) on 127.0.0.1:{port}", flush=True)
+    print(f"scale stand-in (not a Milvus) on 127.0.0.1:{port}, {standin.version}", flush=True)
     try:
         while True:
             await asyncio.sleep(30)
@@ -319,8 +346,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--measured", type=Path, default=MEASURED, help="the data the latencies are fitted to")
+    parser.add_argument("--ddl-concurrency", type=int, default=1, help="DDL requests at a time (1: as 2.3.5)")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.seed, args.measured))
+    asyncio.run(serve(args.port, args.seed, args.measured, args.ddl_concurrency))
     return 0
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import statistics
+import time
 
 import pytest
 from bench.standin.fit import LogNormal, fit, fit_all, percentile
+from bench.standin.server import Latencies, StandIn
 from bench.standin.state import State, Store, UnknownError
+from pymilvus.grpc_gen import milvus_pb2
 
 
 @pytest.mark.parametrize(
@@ -111,3 +115,36 @@ def test_unknown_names_fail_with_milvus_codes(collection: str, partitions: list[
 
 def test_unknown_partition_state_is_not_exist() -> None:
     assert store_with([]).get("c").state(0.0, "nope") == State.NOT_EXIST
+
+
+def standin(ddl_concurrency: int) -> StandIn:
+    constant = LogNormal(median=0.05, p90=0.05)
+    fitted = {"DescribeCollection": constant, "GetLoadState": constant}
+    server = StandIn(Latencies(fitted, seed=1), store_with(["p"]), ddl_concurrency=ddl_concurrency)
+    return server
+
+
+async def timed_answers(server: StandIn) -> tuple[float, float]:
+    """Three DescribeCollection at once beside one GetLoadState: when each kind is answered."""
+    started = time.perf_counter()
+    describe = milvus_pb2.DescribeCollectionRequest(collection_name="c")
+    describes = asyncio.gather(*(server.DescribeCollection(describe, None) for _ in range(3)))
+    await server.GetLoadState(milvus_pb2.GetLoadStateRequest(collection_name="c"), None)
+    state_at = time.perf_counter() - started
+    await describes
+    return time.perf_counter() - started, state_at
+
+
+async def test_the_standin_runs_ddl_requests_one_at_a_time_as_milvus_2_3_5() -> None:
+    server = standin(1)
+    describes_at, state_at = await timed_answers(server)
+    assert describes_at >= 0.15  # 3 x 50 ms, one after another
+    assert state_at < 0.1  # GetLoadState bypasses the queue
+    assert server.version == "v2.3.5"
+
+
+async def test_the_standin_with_a_ddl_pool_answers_as_the_milvus_that_has_one() -> None:
+    server = standin(4)
+    describes_at, _ = await timed_answers(server)
+    assert describes_at < 0.1
+    assert server.version == "v2.5.0"
