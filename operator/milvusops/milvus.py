@@ -85,7 +85,7 @@ class MilvusPort(Protocol):
     async def describe(self, collection: str) -> CollectionInfo: ...
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
     async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState: ...
-    async def replicas(self, collection: str) -> Replicas | None: ...
+    async def replicas(self, collection: str, collection_id: str | None = None) -> Replicas | None: ...
     async def unindexed_vector_fields(self, collection: str) -> list[str]: ...
     async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape: ...
     async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]: ...
@@ -272,11 +272,12 @@ class _Connect:
         self.error: BaseException | None = None
 
 
-# what Milvus 2.3.5's proxy runs one at a time (its DDL queue); get_load_state, describe_replica and
-# get_metrics go straight to the coordinators
+# what Milvus 2.3.5's proxy runs one at a time (its DDL queue), describe_replica too (it asks DescribeCollection
+# first); get_load_state, get_replicas (by id) and get_metrics go straight to the coordinators
 QUEUED = frozenset(
     {
         "describe_collection",
+        "describe_replica",
         "describe_sizes",
         "list_indexes",
         "list_partitions",
@@ -467,8 +468,13 @@ class MilvusClientPort:
         )
         return _LOAD_STATES.get(state, LoadState.UNKNOWN)
 
-    async def replicas(self, collection: str) -> Replicas | None:
-        """None when the server cannot tell (Milvus Lite does not implement describe_replica)."""
+    async def replicas(self, collection: str, collection_id: str | None = None) -> Replicas | None:
+        """None when the server cannot tell (Milvus Lite does not implement describe_replica).
+
+        With the collection's id from an observation, GetReplicas is asked alone: describe_replica asks
+        DescribeCollection first, which Milvus before 2.5 queues behind every load. An id Milvus knows no
+        replicas of (the collection was recreated) is asked again by name.
+        """
 
         def describe(client: MilvusClient) -> list[Any] | str:
             try:
@@ -478,7 +484,20 @@ class MilvusClientPort:
                     return str(exc.message)  # an answer about the replicas, not a failure of the call
                 raise
 
+        def by_id(client: MilvusClient) -> Replicas | None:
+            request = milvus_pb2.GetReplicasRequest(collectionID=int(collection_id or 0))
+            response = client._get_connection()._stub.GetReplicas(request, timeout=self._timeout)
+            if response.status.code in _REPLICA_LOST:
+                return Replicas(None, unavailable=str(response.status.reason))
+            if response.status.code or response.status.error_code:
+                return None
+            return _replicas(
+                [(str(r.replicaID), str(r.resource_group_name), bool(r.node_ids)) for r in response.replicas]
+            )
+
         try:
+            if collection_id and (known := await self._call("get_replicas", by_id)) is not None:
+                return known
             described = await self._call("describe_replica", describe)
         except FailureError as exc:
             if exc.failure.reason == Reason.UNSUPPORTED:
@@ -628,11 +647,16 @@ _REPLICA_LOST = frozenset({401, 901, 902, 905})
 
 def replicas_of(described: list[Any]) -> Replicas:
     """describe_replica's answer (pymilvus ReplicaInfo) -> count, groups, and any replica left without a node."""
-    groups = tuple(sorted({str(replica.resource_group) for replica in described}))
-    empty = [str(replica.id) for replica in described if not replica.group_nodes]
+    return _replicas([(str(r.id), str(r.resource_group), bool(r.group_nodes)) for r in described])
+
+
+def _replicas(listed: list[tuple[str, str, bool]]) -> Replicas:
+    """Each replica's id, resource group and whether any query node serves it."""
+    groups = tuple(sorted({group for _, group, _ in listed}))
+    empty = [replica for replica, _, served in listed if not served]
     # newer servers may list a replica without nodes instead of failing with 401 as 2.3.5 does
     unavailable = f"no query node serves replica(s) {', '.join(empty)}" if empty else ""
-    return Replicas(len(described), groups, unavailable)
+    return Replicas(len(listed), groups, unavailable)
 
 
 # querycoordv2/services.go ShowLoadCollections wraps the cached cause of a failed load in these words

@@ -48,7 +48,7 @@ async def observe(port: MilvusPort, collection: str) -> Observed:
     partitions = await _partition_states(port, collection, names)
     replicas = None
     if any(report.state == LoadState.LOADED for report in partitions.values()):
-        replicas = await port.replicas(collection)
+        replicas = await port.replicas(collection, info.id)
     return _observed(whole, partitions, replicas, info, None)
 
 
@@ -113,7 +113,7 @@ async def _loaded(port: MilvusPort, collection: str, before: Observed, whole: St
         together, reports, replicas, (whole, failed_load) = await asyncio.gather(
             port.load_state_together(collection, held),
             _partition_states(port, collection, others),
-            port.replicas(collection),
+            port.replicas(collection, before.collection_id),
             _known(whole) if whole is not None else _collection_state(port, collection),
         )
     except FailureError as exc:
@@ -155,7 +155,7 @@ async def confirm(port: MilvusPort, collection: str, before: Observed) -> Observ
         together, reports, replicas = await asyncio.gather(
             port.load_state_together(collection, loaded),
             _partition_states(port, collection, released),
-            port.replicas(collection),
+            port.replicas(collection, before.collection_id),
         )
     except FailureError as exc:
         if exc.failure.reason in (Reason.PARTITION_NOT_FOUND, Reason.COLLECTION_NOT_FOUND):

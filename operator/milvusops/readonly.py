@@ -38,8 +38,8 @@ class ReadOnlyPort:
     async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState:
         return await self._port.load_state_together(collection, partitions)
 
-    async def replicas(self, collection: str) -> Replicas | None:
-        return await self._port.replicas(collection)
+    async def replicas(self, collection: str, collection_id: str | None = None) -> Replicas | None:
+        return await self._port.replicas(collection, collection_id)
 
     async def unindexed_vector_fields(self, collection: str) -> list[str]:
         return await self._port.unindexed_vector_fields(collection)

@@ -34,6 +34,7 @@ class FakeMilvus:
         self.replica_unavailable = ""  # Milvus's 401 message while a replica has lost its query node
         self.id = "4507"  # changes when the collection is "dropped and recreated"
         self.calls: list[tuple[Any, ...]] = []
+        self.replica_ids: list[str | None] = []  # the collection id each replicas call named
         self.priorities: list[tuple[str, Priority]] = []  # (method, the priority its slot would be taken at)
         self.failures: dict[str, Failure] = {}
         self.version_text = "v2.3.5"  # what get_server_version answers; decides the fake's behaviour too
@@ -109,8 +110,9 @@ class FakeMilvus:
         # as Milvus: NotLoad as soon as one of them is released, Loading while one loads
         return NOT_LOAD if NOT_LOAD in named else LOADING if LOADING in named else LOADED
 
-    async def replicas(self, collection: str) -> Replicas:
+    async def replicas(self, collection: str, collection_id: str | None = None) -> Replicas:
         self._call("replicas", collection)
+        self.replica_ids.append(collection_id)
         if self.replica_unavailable:
             return Replicas(None, unavailable=self.replica_unavailable)
         return Replicas(self.replica_count, ("__default_resource_group",))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,9 @@ from typing import Any, cast
 import grpc
 import pytest
 from pymilvus import DataType, MilvusException
+from pymilvus.client.grpc_handler import GrpcHandler
 from pymilvus.client.types import LoadState as MilvusLoadState
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from milvusops import milvus
 from milvusops.connections import ClientPool
@@ -217,30 +220,101 @@ async def test_the_estimate_reuses_the_schema_the_observation_described(
     assert asked == ["describe_collection", "list_indexes", "get_partition_stats"]
 
 
+@pytest.mark.parametrize("queued", ["list_partitions", "describe_replica"])
 async def test_calls_milvus_queues_leave_slots_for_load_state_checks(
-    monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor
+    monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor, queued: str
 ) -> None:
-    gate, listing = threading.Event(), threading.Event()
+    gate, asking = threading.Event(), threading.Event()
+
+    def wait_in_milvus_queue(*_: Any, **__: Any) -> list[Any]:
+        asking.set()
+        gate.wait(5)  # Milvus's queue: one at a time, and slow in a burst
+        return []
 
     class Client:
         def __init__(self, **_: Any) -> None:
-            pass
-
-        def list_partitions(self, collection: str, timeout: float) -> list[str]:
-            listing.set()
-            gate.wait(5)  # Milvus's queue: one at a time, and slow in a burst
-            return ["_default"]
+            setattr(self, queued, wait_in_milvus_queue)
 
         def get_load_state(self, collection: str, partition: str, timeout: float) -> dict[str, Any]:
             return {"state": MilvusLoadState.Loaded}
 
     monkeypatch.setattr(milvus, "MilvusClient", Client)
     target = MilvusClientPort(Endpoint("http://milvus:19530", "", 10.0), "default", executor, Slots(2, queued=1))
-    lists = [asyncio.create_task(target.list_partitions(f"c{i}")) for i in range(3)]
-    await asyncio.to_thread(listing.wait, 5)
+    ask = target.list_partitions if queued == "list_partitions" else target.replicas
+    waiting = [asyncio.create_task(ask(f"c{i}")) for i in range(3)]
+    await asyncio.to_thread(asking.wait, 5)
     state = await asyncio.wait_for(target.load_state("c"), 2)  # not stuck behind the queued calls
     assert state.state.value == "Loaded"
     gate.set()
-    assert await asyncio.gather(*lists) == [["_default"]] * 3
-    assert {"describe_collection", "list_partitions", "describe_sizes", "load_collection"} <= milvus.QUEUED
-    assert not milvus.QUEUED & {"get_load_state", "describe_replica", "get_metrics"}
+    await asyncio.gather(*waiting)
+
+
+def test_describe_replica_waits_in_milvus_queue() -> None:
+    """pymilvus asks DescribeCollection (queued in Milvus before 2.5) for the id GetReplicas wants."""
+    source = inspect.getsource(GrpcHandler.describe_replica)
+    assert "self.describe_collection(" in source
+    assert source.index("self.describe_collection(") < source.index("GetReplicas")
+
+
+class ReplicaClient:
+    """describe_replica as pymilvus makes it (DescribeCollection first) beside the bare GetReplicas stub."""
+
+    def __init__(self, answer: Any, asked: list[str]) -> None:
+        self.asked = asked
+        self.answer = answer
+        self._stub = self
+
+    def _get_connection(self) -> Any:
+        return self
+
+    def GetReplicas(self, request: Any, timeout: float) -> Any:
+        self.asked.append(f"GetReplicas {request.collectionID}")
+        return self.answer
+
+    def describe_replica(self, collection: str, timeout: float) -> list[Any]:
+        self.asked.append("DescribeCollection")
+        self.asked.append("GetReplicas by name")
+        return []
+
+
+def replicas_answer(code: int = 0, nodes: tuple[list[int], ...] = ([1], [2])) -> Any:
+    status = common_pb2.Status(code=code, reason="replica not available" if code else "")
+    listed = [
+        milvus_pb2.ReplicaInfo(replicaID=10 + i, node_ids=n, resource_group_name="rg") for i, n in enumerate(nodes)
+    ]
+    return milvus_pb2.GetReplicasResponse(status=status, replicas=listed if not code else [])
+
+
+async def ask_replicas(
+    monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor, answer: Any, collection_id: str
+) -> tuple[Any, list[str]]:
+    asked: list[str] = []
+    monkeypatch.setattr(milvus, "MilvusClient", lambda **_: ReplicaClient(answer, asked))
+    target = MilvusClientPort(Endpoint("http://milvus:19530", "", 10.0), "default", executor, Slots(2, queued=1))
+    return await target.replicas("c", collection_id), asked
+
+
+async def test_replicas_of_a_known_collection_id_are_asked_without_describing_it(
+    monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor
+) -> None:
+    found, asked = await ask_replicas(monkeypatch, executor, replicas_answer(nodes=([1], [])), "42")
+    assert asked == ["GetReplicas 42"]  # DescribeCollection waits in Milvus's queue behind every load
+    assert found == milvus.Replicas(2, ("rg",), "no query node serves replica(s) 11")
+
+
+async def test_a_replica_without_its_query_node_is_an_answer_when_asked_by_id(
+    monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor
+) -> None:
+    found, asked = await ask_replicas(monkeypatch, executor, replicas_answer(code=401), "42")
+    assert asked == ["GetReplicas 42"]
+    assert found == milvus.Replicas(None, unavailable="replica not available")
+
+
+@pytest.mark.parametrize("collection_id", ["", "42"])
+async def test_replicas_are_asked_by_name_without_an_id_or_when_the_id_is_not_loaded(
+    monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor, collection_id: str
+) -> None:
+    """A collection recreated since the observation has a new id; Milvus knows no replicas of the old one."""
+    found, asked = await ask_replicas(monkeypatch, executor, replicas_answer(code=400), collection_id)
+    assert asked[-2:] == ["DescribeCollection", "GetReplicas by name"]
+    assert found == milvus.Replicas(0, (), "")

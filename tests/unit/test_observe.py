@@ -188,3 +188,14 @@ async def test_a_replica_losing_its_node_is_confirmed_with_the_news_and_a_new_re
     milvus.replica_count = 2
     after = await confirm(milvus, "docs", before)
     assert not after.confirmed and after.replicas is not None and after.replicas.count == 2
+
+
+async def test_replicas_are_asked_with_the_collection_id_the_observation_described() -> None:
+    """By id, Milvus answers GetReplicas without DescribeCollection, which it queues behind every load."""
+    milvus = FakeMilvus({"_default": LOADING, "a": LOADING})
+    before = await observe(milvus, "docs")
+    milvus.partitions = {"_default": LOADED, "a": LOADED}
+    ended = await recheck(milvus, "docs", before)
+    await confirm(milvus, "docs", ended)
+    await observe(milvus, "docs")
+    assert milvus.replica_ids == [milvus.id] * 3
