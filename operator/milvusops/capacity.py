@@ -37,7 +37,8 @@ class Memory:
 
 @dataclass
 class WaitingLoads:
-    """Loads refused for memory, so that freed memory goes to the oldest first (creation time, then name).
+    """Loads refused for memory, so that freed memory goes to the oldest first (creation time, then name),
+    and loads sent but not yet seen to end, whose memory Milvus does not count in full until they do.
 
     Shared by every resource of one operator; an entry not renewed within `ttl` seconds (its resource
     was deleted, or its spec no longer loads) stops counting.
@@ -46,6 +47,19 @@ class WaitingLoads:
     ttl: float = 120.0
     clock: Callable[[], float] = time.monotonic
     _entries: dict[str, tuple[str, int, float]] = field(default_factory=dict)  # key -> (created, bytes, seen)
+    _running: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (bytes, sent)
+
+    def running(self, key: str) -> int:
+        """Bytes of other resources' loads that were admitted and have not been seen to end."""
+        now = self.clock()
+        return sum(needed for other, (needed, sent) in self._running.items() if other != key and now - sent <= self.ttl)
+
+    def sent(self, key: str, needed: int) -> None:
+        self._running[key] = (needed, self.clock())
+
+    def ended(self, key: str) -> None:
+        """This resource's pass saw nothing loading: Milvus's memory use now holds what its load took."""
+        self._running.pop(key, None)
 
     def ahead(self, key: str, created: str) -> int:
         """Bytes that older waiting loads (other resources) are owed before this one."""
@@ -143,9 +157,11 @@ async def guard(
         for name, report in sorted(observed.partitions.items())
         if report.state == LoadState.LOADED and name in sizes
     ]
-    refusal = admit(needed, capacity, settings.headroom_percent, waiting.ahead(key, created), tuple(kept))
+    ahead, running = waiting.ahead(key, created), waiting.running(key)
+    refusal = admit(needed, capacity, settings.headroom_percent, ahead, tuple(kept), running)
     if refusal is None:
         waiting.done(key)
+        waiting.sent(key, needed)
     else:
         waiting.wait(key, created, needed)
     return refusal

@@ -169,15 +169,19 @@ def admit(
     headroom_percent: float,
     ahead: int = 0,
     releasable: tuple[str, ...] = (),
+    running: int = 0,
 ) -> Refusal | None:
-    """None when `needed` bytes fit in what the query nodes have free, after `ahead` bytes of older waiting loads.
+    """None when `needed` bytes fit in what the query nodes have free, after `ahead` bytes of older waiting loads
+    and `running` bytes of loads sent that Milvus does not count in full yet.
 
     `releasable`: partitions this resource keeps loaded, named in the message as what could make room.
     """
-    available = capacity.available(headroom_percent) - ahead
+    available = capacity.available(headroom_percent) - ahead - running
     if needed <= available:
         return None
-    waiting = f" after {human(ahead)} reserved for older loads waiting for memory" if ahead else ""
+    reserved = [f"{human(ahead)} reserved for older loads waiting for memory"] if ahead else []
+    reserved += [f"{human(running)} for loads still running"] if running else []
+    waiting = f" after {' and '.join(reserved)}" if reserved else ""
     hint = (
         f"; releasing {', '.join(releasable)} would free memory"
         if releasable

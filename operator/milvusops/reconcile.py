@@ -157,6 +157,8 @@ async def assess(
             if not observed.exists:
                 message = f"collection {spec.collection_name!r} not found in database {spec.database!r}"
                 return Outcome(observed, failure=Failure(Reason.COLLECTION_NOT_FOUND, message), version=version), done
+            if not observed.loading:
+                memory.waiting.ended(_guard_key(ref))
             caps = capabilities(version)
             planned = plan(spec, observed, caps, passed.retry_failed_load)
             sized, refusal = None, None
@@ -169,7 +171,8 @@ async def assess(
                 planned, refusal = refused(planned, sized.refusal)  # loads held back; releases still go
             if not observed.partial:
                 try:
-                    with prioritized(Priority.ACT):
+                    # in arrival order with first passes' reads: a burst reads everything before Milvus holds its loads
+                    with prioritized(min(priority, Priority.CHANGE)):
                         done += await act(port, spec, planned.actions)
                 except FailureError as exc:
                     if exc.failure.reason == Reason.PARTITION_NOT_FOUND and attempt == 1:
@@ -203,9 +206,13 @@ async def _memory(
         sizes = await estimate(port, spec, observed)
     if sizes is None:
         return None
-    key = ref.uid or f"{ref.namespace}/{ref.name}"
+    key = _guard_key(ref)
     refusal = await guard(port, spec, observed, planned, sizes, checked, memory.waiting, key, ref.created, read)
     return Memory(sizes, refusal)
+
+
+def _guard_key(ref: ResourceRef) -> str:
+    return ref.uid or f"{ref.namespace}/{ref.name}"
 
 
 def conflict(spec: CollectionSpec, winner: str) -> Failure:

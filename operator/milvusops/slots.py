@@ -1,4 +1,4 @@
-"""Per-connection call slots, handed out by priority: loads and releases first, resources in sync last."""
+"""Per-connection call slots, handed out by priority: new and changed resources first, resources in sync last."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from enum import IntEnum
 class Priority(IntEnum):
     """Lower goes first; within one priority, first come first served."""
 
-    ACT = 0  # load and release calls: what the user is waiting for
-    CHANGE = 1  # observing a resource that is new or whose spec changed
+    ACT = 0  # a deleted resource's release, a refresh: someone waits for exactly that call
+    CHANGE = 1  # a pass over a resource that is new or whose spec changed, and every load and release of a pass
     FOLLOW = 2  # later passes over a resource not in sync yet: after a load, re-checks, retries
     BACKGROUND = 3  # passes over a resource the last pass found in sync: may wait while there is other work
 

@@ -219,3 +219,35 @@ async def test_before_a_load_the_sizes_and_the_query_nodes_memory_are_read_at_th
     await _pass(milvus, MemoryGuard(GuardSettings(True, 10)))
     assert milvus.met_in_shape  # one round trip for both: a load starts that much sooner
     assert [call[0] for call in milvus.mutating_calls] == ["load_partitions"]
+
+
+def test_loads_still_running_count_for_the_others_until_seen_to_end() -> None:
+    now = [0.0]
+    waiting = WaitingLoads(ttl=60, clock=lambda: now[0])
+    waiting.sent("a", 5)
+    waiting.sent("b", 7)
+    assert (waiting.running("a"), waiting.running("b"), waiting.running("c")) == (7, 5, 12)
+    waiting.ended("a")
+    assert waiting.running("c") == 7
+    now[0] = 61  # not seen since: its resource was deleted while loading
+    assert waiting.running("c") == 0
+
+
+async def test_a_load_still_running_counts_against_the_next_one_that_milvus_does_not_see_yet() -> None:
+    """Milvus's memory use grows as a load runs: a burst's loads all read it before any of them counts."""
+    guard = MemoryGuard(GuardSettings(True, 10))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first, second = (FakeMilvus({"_default": LoadState.NOT_LOAD, "big": LoadState.NOT_LOAD}) for _ in range(2))
+    first.rows, second.rows = {"big": 7_000_000}, {"big": 10_000_000}  # 392 MB, then 560 MB
+    for milvus in (first, second):
+        milvus.nodes = (NodeMemory(1, GiB, 50 * MiB),)  # 914 MB free with 10 % headroom, for both passes
+    sent = await reconcile(SPEC, REF, {}, FakePorts(first), now, memory=guard)
+    assert [call[0] for call in first.mutating_calls] == ["load_partitions"]
+    later = ResourceRef(namespace="ns", name="r2", uid="u2", generation=1, created="2026-01-01T00:01:00Z")
+    refused = await reconcile(SPEC, later, {}, FakePorts(second), now, memory=guard)
+    assert second.mutating_calls == []
+    assert refused.verdict.reason == Reason.INSUFFICIENT_MEMORY
+    assert "for loads still running" in refused.verdict.message
+    first.states["big"] = LoadState.LOADED  # its load ended; Milvus now counts it in the node's use
+    await reconcile(SPEC, REF, sent.status, FakePorts(first), now, memory=guard)
+    assert guard.waiting.running("u2") == 0

@@ -105,11 +105,12 @@ async def test_loading_is_rechecked_quickly_without_new_calls() -> None:
     assert {"name": "hot", "desired": "Loaded", "state": "Loading", "progress": 50}.items() <= hot.items()
 
 
-async def test_observation_waits_behind_loads_and_later_passes_behind_changes() -> None:
+async def test_a_first_pass_loads_in_arrival_order_with_other_first_passes_and_later_passes_wait() -> None:
+    """A burst reads everything before its loads: Milvus 2.3.5 answers reads slower with every load it holds."""
     milvus = FakeMilvus({"_default": NOT_LOAD, "cold": NOT_LOAD, "hot": NOT_LOAD})
     await run(milvus)  # the first pass: urgent
-    assert {priority for method, priority in milvus.priorities if method != "load_partitions"} == {Priority.CHANGE}
-    assert ("load_partitions", Priority.ACT) in milvus.priorities
+    assert {priority for _, priority in milvus.priorities} == {Priority.CHANGE}
+    assert ("load_partitions", Priority.CHANGE) in milvus.priorities
     milvus.priorities.clear()
     await run(milvus, urgent=False)  # the pass after the load: the resource is not in sync yet
     assert {priority for _, priority in milvus.priorities} == {Priority.FOLLOW}
