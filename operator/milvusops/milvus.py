@@ -473,7 +473,8 @@ class MilvusClientPort:
 
         With the collection's id from an observation, GetReplicas is asked alone: describe_replica asks
         DescribeCollection first, which Milvus before 2.5 queues behind every load. An id Milvus knows no
-        replicas of (the collection was recreated) is asked again by name.
+        replicas of (the collection was recreated), and a bare call that failed in transport, are asked
+        again by name.
         """
 
         def describe(client: MilvusClient) -> list[Any] | str:
@@ -486,7 +487,10 @@ class MilvusClientPort:
 
         def by_id(client: MilvusClient) -> Replicas | None:
             request = milvus_pb2.GetReplicasRequest(collectionID=int(collection_id or 0))
-            response = client._get_connection()._stub.GetReplicas(request, timeout=self._timeout)
+            try:
+                response = client._get_connection()._stub.GetReplicas(request, timeout=self._timeout)
+            except grpc.RpcError:
+                return None  # by name: pymilvus's retries, reconnect and errors, as for every other call
             if response.status.code in _REPLICA_LOST:
                 return Replicas(None, unavailable=str(response.status.reason))
             if response.status.code or response.status.error_code:

@@ -318,3 +318,27 @@ async def test_replicas_are_asked_by_name_without_an_id_or_when_the_id_is_not_lo
     found, asked = await ask_replicas(monkeypatch, executor, replicas_answer(code=400), collection_id)
     assert asked[-2:] == ["DescribeCollection", "GetReplicas by name"]
     assert found == milvus.Replicas(0, (), "")
+
+
+async def test_replicas_asked_by_id_that_fail_in_transport_are_asked_through_pymilvus(
+    monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor
+) -> None:
+    """The bare stub has none of pymilvus's retries and reconnects: a Milvus that is down fails as for any call."""
+    asked: list[str] = []
+
+    class Down(ReplicaClient):
+        def GetReplicas(self, request: Any, timeout: float) -> Any:
+            asked.append("GetReplicas by id")
+            raise FakeRpcError(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses")
+
+        def describe_replica(self, collection: str, timeout: float) -> list[Any]:
+            asked.append("describe_replica")
+            raise MilvusException(code=2, message="Fail connecting to server on milvus:19530")
+
+    monkeypatch.setattr(milvus, "MilvusClient", lambda **_: Down(None, asked))
+    target = MilvusClientPort(Endpoint("http://milvus:19530", "", 10.0), "default", executor, Slots(2, queued=1))
+    with pytest.raises(FailureError) as failed:
+        await target.replicas("c", "42")
+    assert asked == ["GetReplicas by id", "describe_replica"]
+    assert failed.value.failure.reason == Reason.MILVUS_UNAVAILABLE
+    assert "Fail connecting to server" in failed.value.failure.message
