@@ -9,9 +9,19 @@ RECONCILE_SECONDS = Histogram("milvusops_reconcile_duration_seconds", "Duration 
 MILVUS_CALL_SECONDS = Histogram(
     "milvusops_milvus_call_duration_seconds", "Duration of Milvus calls", ["method", "outcome"]
 )
+SLOT_WAIT_SECONDS = Histogram(
+    "milvusops_milvus_call_slot_wait_seconds",
+    "Time a Milvus call waited for one of its connection's call slots before it was sent",
+    ["method"],
+    buckets=(0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, float("inf")),  # a burst's waits last minutes
+)
 RESOURCES_BY_REASON = Gauge("milvusops_resources", "MilvusCollections by Ready status and reason", ["ready", "reason"])
 DRIFT_CORRECTIONS = Counter("milvusops_drift_corrections_total", "Out-of-band changes reverted")
 LOAD_RELEASE_CALLS = Counter("milvusops_load_release_calls_total", "load/release calls made to Milvus", ["method"])
+
+
+def observe_slot_wait(method: str, seconds: float) -> None:
+    SLOT_WAIT_SECONDS.labels(method).observe(seconds)
 
 
 def observe_milvus_call(method: str, outcome: str, seconds: float) -> None:

@@ -316,9 +316,11 @@ class MilvusClientPort:
 
     async def _call(self, method: str, fn: Callable[[MilvusClient], T]) -> T:
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
+        asked = started = time.perf_counter()
         try:
             async with self._slots.take(current(), queued=method in QUEUED):
+                started = time.perf_counter()  # the call's duration is Milvus's (and the client's), not the slot's
+                metrics.observe_slot_wait(method, started - asked)
                 result = await loop.run_in_executor(self._executor, self._run, fn)
         except Exception as exc:
             metrics.observe_milvus_call(method, "error", time.perf_counter() - started)

@@ -19,7 +19,7 @@ from pymilvus.client.grpc_handler import GrpcHandler
 from pymilvus.client.types import LoadState as MilvusLoadState
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
-from milvusops import milvus
+from milvusops import metrics, milvus
 from milvusops.connections import ClientPool
 from milvusops.failures import FailureError, Reason
 from milvusops.kubeapi import KubeApi
@@ -342,3 +342,28 @@ async def test_replicas_asked_by_id_that_fail_in_transport_are_asked_through_pym
     assert asked == ["GetReplicas by id", "describe_replica"]
     assert failed.value.failure.reason == Reason.MILVUS_UNAVAILABLE
     assert "Fail connecting to server" in failed.value.failure.message
+
+
+async def test_call_duration_leaves_out_the_wait_for_a_call_slot_which_has_its_own_metric(
+    fakes: Fakes, executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    durations: list[tuple[str, str, float]] = []
+    waits: list[tuple[str, float]] = []
+    monkeypatch.setattr(metrics, "observe_milvus_call", lambda *sample: durations.append(sample))
+    monkeypatch.setattr(metrics, "observe_slot_wait", lambda *sample: waits.append(sample))
+    target = MilvusClientPort(Endpoint("http://milvus:19530", "", 10.0), "default", executor, Slots(1))
+    await target.load_state("c")  # connected: no connect inside the calls below
+    durations.clear()
+    waits.clear()
+    fakes.call_gate.clear()
+    first = asyncio.create_task(target.load_state("c"))
+    await asyncio.to_thread(fakes.in_call.wait, 5)
+    second = asyncio.create_task(target.load_state("c"))  # waits for the one slot
+    await asyncio.sleep(0.4)
+    fakes.call_gate.set()
+    await asyncio.gather(first, second)
+    assert len(durations) == 2 and all(outcome == "ok" for _, outcome, _ in durations)
+    held, waited = sorted(seconds for *_, seconds in durations)[::-1]  # the first call held the slot 0.4 s
+    assert held >= 0.3 and waited < 0.2, f"slot wait counted as Milvus time: {durations}"
+    assert len(waits) == 2 and sorted(seconds for _, seconds in waits)[1] >= 0.3, waits
+    assert {method for method, _ in waits} == {"get_load_state"}
