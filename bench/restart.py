@@ -23,6 +23,7 @@ from tests.testenv.milvus import Server
 from bench.apiwrites import describe, split_writes, write_counts
 from bench.environment import Environment, environment
 from bench.operator_metrics import calls_by_method, load_release_calls, resources_seen
+from bench.process import frozen
 from bench.report import Result, Row
 from bench.resources import NotReadyError, listing, wait_ready
 from bench.setup import resources_in_sync
@@ -77,7 +78,8 @@ def run(
     loads = load_release_calls(calls_by_method(restarted.metrics()))
     ours, _ = split_writes(before, write_counts(env.kube))
     collections = [item["spec"]["collectionName"] for item in items]
-    direct_seconds = direct_observation(env.milvus, collections, concurrency)
+    with frozen([restarted.process.pgid] if restarted.process is not None else []):
+        direct_seconds = direct_observation(env.milvus, collections, concurrency)
     observing = observed_seconds - up_seconds
     ratio = observing / direct_seconds
     summary = (

@@ -9,6 +9,7 @@ from tests.e2e.helpers import OperatorProcess
 from bench.apiwrites import describe, split_writes
 from bench.environment import Environment
 from bench.operator_metrics import describe_calls, load_release_calls, resources_seen
+from bench.process import frozen
 from bench.report import Result, Row
 from bench.resources import NotReadyError, listing, total_partitions, wait_ready
 from bench.restart import direct_observation
@@ -91,7 +92,8 @@ def restart(
     loads = load_release_calls(after.calls)
     ours, _ = split_writes(before.writes, after.writes)
     writes = int(sum(ours.values()))
-    direct_seconds = direct_observation(env.milvus, [item["spec"]["collectionName"] for item in items], concurrency)
+    with frozen(operator.process.pgid for operator in restarted if operator.process is not None):
+        direct_seconds = direct_observation(env.milvus, [item["spec"]["collectionName"] for item in items], concurrency)
     observing = observed - up
     what = f"restart, {count} resources in sync, {len(operators)} shard(s)"
     summary = (
