@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 
 from . import COLLECTIONS, CONNECTIONS, FINALIZER, GROUP, VERSION, kubesession
+from .bodies import slim_body
 from .collection_worker import CollectionWorker, finalize_collection
 from .conflicts import claimant, claims_collection, conflict_key
 from .connection_worker import ConnectionWorker
@@ -21,7 +22,6 @@ from .deletion import connection_use, finalize_connection, indexed_users, listed
 from .kubeapi import KubeApi
 from .reconcile import MemoryGuard
 from .settings import Settings, memory_guard
-from .worker import drop_managed_fields
 
 
 class RetryForever:
@@ -90,7 +90,7 @@ def connection_users(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
 
 @kopf.on.event(GROUP, VERSION, COLLECTIONS)
 async def collection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
-    drop_managed_fields(event["object"])  # on.event runs before Kopf hands this same dict to the daemon
+    slim_body(event["object"])  # on.event runs before Kopf hands this same dict to the daemon
     worker = _worker(memo, CollectionWorker)
     if event.get("type") == "DELETED":
         memo.workers.pop(body["metadata"]["uid"], None)
@@ -120,7 +120,7 @@ def serve_connections(registry: kopf.OperatorRegistry) -> None:
 
 
 async def connection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
-    drop_managed_fields(event["object"])
+    slim_body(event["object"])
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     memo.pool.forget(namespace, name)
     connection = _worker(memo, ConnectionWorker)

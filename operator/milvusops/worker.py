@@ -105,10 +105,3 @@ class Worker:
 
 def finalized(body: kopf.Body) -> bool:
     return FINALIZER in ((body.get("metadata") or {}).get("finalizers") or ())
-
-
-def drop_managed_fields(raw_body: Mapping[str, Any]) -> None:
-    """Kopf keeps each object's latest body for its daemon, in place: managedFields is most of it, unread here."""
-    metadata = raw_body.get("metadata")
-    if isinstance(metadata, dict):
-        metadata.pop("managedFields", None)

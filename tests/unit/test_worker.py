@@ -10,7 +10,7 @@ import kopf
 from milvusops import FINALIZER, REFRESH_ANNOTATION
 from milvusops.kubeapi import KubeApi
 from milvusops.settings import Settings
-from milvusops.worker import Worker, drop_managed_fields
+from milvusops.worker import Worker
 
 
 class Stopped:
@@ -91,15 +91,6 @@ def test_a_new_refresh_annotation_wakes_the_worker_and_other_annotations_do_not(
     live["metadata"]["annotations"] = {REFRESH_ANNOTATION: "2026-11-29T10:00:00Z"}
     w.notice(live)
     assert w.wakeup.is_set()
-
-
-def test_managed_fields_dropped_from_the_body_kopf_keeps() -> None:
-    raw: dict[str, Any] = {"metadata": {"name": "m", "managedFields": [{"manager": "kubectl"}]}, "spec": {"a": 1}}
-    kept = kopf.Body(cast(Any, raw))  # Kopf's live body is a view of the event's dict
-    drop_managed_fields(raw)
-    assert "managedFields" not in kept["metadata"]
-    assert dict(kept["spec"]) == {"a": 1} and kept["metadata"]["name"] == "m"
-    drop_managed_fields({"kind": "without metadata"})  # nothing to drop, no error
 
 
 def test_own_status_write_used_until_the_watch_brings_a_newer_object() -> None:
