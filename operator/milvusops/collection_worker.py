@@ -61,6 +61,7 @@ class CollectionWorker(Worker):
             if await self.admitted(body, stopped):
                 await self._loop(body, owners, stopped)
         finally:
+            self.unwatch()
             # a stopped daemon (peering pause, shutdown, deletion) no longer speaks for its resource
             metrics.READY_TALLY.forget(body["metadata"]["uid"])
             if self.gone:  # a relabelled resource is DELETED for its old shard's watch, though it still exists

@@ -29,8 +29,13 @@ class ConnectionWorker(Worker):
 
     async def run(self, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
         self.reset()
-        if not await self.admitted(body, stopped):
-            return
+        try:
+            if await self.admitted(body, stopped):
+                await self._loop(body, stopped)
+        finally:
+            self.unwatch()
+
+    async def _loop(self, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
         while self.running(stopped):
             try:
                 await self.sync(body)

@@ -102,3 +102,42 @@ def test_own_status_write_used_until_the_watch_brings_a_newer_object() -> None:
     raw["metadata"]["resourceVersion"], raw["status"] = "11", {"phase": "ours, as read"}
     assert w.previous_status(live) == {"phase": "ours, as read"}
     assert w.written is None  # not kept for each resource once it can no longer match
+
+
+def own_tasks(*outside: asyncio.Task[Any]) -> set[asyncio.Task[Any]]:
+    return asyncio.all_tasks() - {asyncio.current_task(), *outside}
+
+
+async def test_a_sleeping_worker_holds_one_task_for_the_stop_signal_kept_across_its_sleeps() -> None:
+    """Two tasks made per sleep (change, stop) cost about 1.9 KB a sleeping resource: one lives as long as the run."""
+    w, stopped = worker(), Stopped()
+    first = asyncio.create_task(w.sleep(30, cast(kopf.DaemonStopped, stopped)))
+    await asyncio.sleep(0.05)
+    watchers = own_tasks(first)
+    assert len(watchers) == 1
+    w.wakeup.set()  # a change of the object ends the sleep early
+    assert await asyncio.wait_for(first, 1) is True
+    second = asyncio.create_task(w.sleep(30, cast(kopf.DaemonStopped, stopped)))
+    await asyncio.sleep(0.05)
+    assert own_tasks(second) == watchers  # the same watcher, not a new one per sleep
+    stopped.event.set()
+    assert await asyncio.wait_for(second, 1) is False  # stopped: woken, but not by a change
+    await asyncio.sleep(0)
+    assert not own_tasks()
+
+
+async def test_a_restarted_daemon_watches_its_new_stop_signal_and_the_end_of_its_run_frees_the_watcher() -> None:
+    w, old, new = worker(), Stopped(), Stopped()
+    sleeping = asyncio.create_task(w.sleep(30, cast(kopf.DaemonStopped, old)))
+    await asyncio.sleep(0.05)
+    w.retire(body())  # gone: the sleep ends, Kopf's old stop signal is never set
+    await asyncio.wait_for(sleeping, 1)
+    w.gone = False
+    sleeping = asyncio.create_task(w.sleep(30, cast(kopf.DaemonStopped, new)))
+    await asyncio.sleep(0.05)
+    assert len(own_tasks(sleeping)) == 1  # the old watcher was let go
+    new.event.set()
+    assert await asyncio.wait_for(sleeping, 1) is False
+    w.unwatch()
+    await asyncio.sleep(0)
+    assert not own_tasks()
