@@ -95,7 +95,9 @@ def main() -> int:
     settings.update(dict(item.split("=", 1) for item in args.setting))
     out = Path(tempfile.mkdtemp(prefix="milvusops-snapshots-"))
     if args.tracemalloc:
-        settings |= {"PYTHONPATH": str(HOOK), "MILVUSOPS_BENCH_SNAPSHOTS": str(out)}
+        # the hook first, then a PYTHONPATH given by --setting (e.g. another checkout's operator, for a before run)
+        path = os.pathsep.join(filter(None, (str(HOOK), settings.get("PYTHONPATH"))))
+        settings |= {"PYTHONPATH": path, "MILVUSOPS_BENCH_SNAPSHOTS": str(out)}
         settings["MILVUSOPS_BENCH_TRACEMALLOC_FRAMES"] = str(args.tracemalloc)
     lines: list[str] = []
     with environment("memory", server=StandInServer) as env:
