@@ -82,6 +82,18 @@ def describe(label: str, reading: Usage) -> str:
     return f"{label}: RSS {reading.rss_bytes / MB:.1f} MB, peak (VmHWM) {reading.peak_rss_bytes / MB:.1f} MB"
 
 
+def operator_settings(given: list[str], frames: int, out: Path) -> dict[str, str]:
+    """The operator's environment: production limits, then `--setting KEY=VALUE`, then the tracemalloc hook."""
+    settings = {"MILVUSOPS_MAX_CONCURRENT_CALLS": "8", "MILVUSOPS_RESYNC_SECONDS": "30"}
+    settings.update(dict(item.split("=", 1) for item in given))
+    if frames:
+        # the hook first, then a PYTHONPATH given by --setting (e.g. another checkout's operator, for a before run)
+        path = os.pathsep.join(filter(None, (str(HOOK), settings.get("PYTHONPATH"))))
+        settings |= {"PYTHONPATH": path, "MILVUSOPS_BENCH_SNAPSHOTS": str(out)}
+        settings["MILVUSOPS_BENCH_TRACEMALLOC_FRAMES"] = str(frames)
+    return settings
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--first", type=int, default=1000, help="resources at the first reading")
@@ -91,14 +103,8 @@ def main() -> int:
     parser.add_argument("--setting", action="append", default=[], help="KEY=VALUE for the operator's environment")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
-    settings = {"MILVUSOPS_MAX_CONCURRENT_CALLS": "8", "MILVUSOPS_RESYNC_SECONDS": "30"}
-    settings.update(dict(item.split("=", 1) for item in args.setting))
     out = Path(tempfile.mkdtemp(prefix="milvusops-snapshots-"))
-    if args.tracemalloc:
-        # the hook first, then a PYTHONPATH given by --setting (e.g. another checkout's operator, for a before run)
-        path = os.pathsep.join(filter(None, (str(HOOK), settings.get("PYTHONPATH"))))
-        settings |= {"PYTHONPATH": path, "MILVUSOPS_BENCH_SNAPSHOTS": str(out)}
-        settings["MILVUSOPS_BENCH_TRACEMALLOC_FRAMES"] = str(args.tracemalloc)
+    settings = operator_settings(args.setting, args.tracemalloc, out)
     lines: list[str] = []
     with environment("memory", server=StandInServer) as env:
         address, token = env.milvus.uri.removeprefix("http://"), env.milvus.root_token
