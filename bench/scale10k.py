@@ -2,7 +2,7 @@
 kube-apiserver, with K operator processes (shards), against the stand-in driven directly in the same run.
 
     .venv/bin/python -m bench.scale10k --resources 1000 [--shards 1] [--concurrency 8] [--steady-seconds 120]
-        [--ddl-concurrency 1]
+        [--ddl-concurrency 1] [--queued N]
 
 Order: the floor (N loads straight over gRPC, started then polled); the burst of N resources until all
 Ready; steady state (Kubernetes writes, Milvus calls per partition per resync); restart of every shard
@@ -34,8 +34,12 @@ from bench.standin.readings import cpu_percent, read
 SHARD_KEY = "sharding.milvusops.dev/key"
 
 
-def shard_settings(shard: int, shards: int, concurrency: int, resync: float) -> dict[str, str]:
+def shard_settings(
+    shard: int, shards: int, concurrency: int, resync: float, queued: int | None = None
+) -> dict[str, str]:
     settings = {"MILVUSOPS_MAX_CONCURRENT_CALLS": str(concurrency), "MILVUSOPS_RESYNC_SECONDS": str(resync)}
+    if queued is not None:  # otherwise the operator's default for the version the stand-in reports
+        settings["MILVUSOPS_MAX_QUEUED_CALLS"] = str(queued)
     if shards > 1:
         settings["MILVUSOPS_WATCH_LABEL_SELECTOR"] = f"{SHARD_KEY}=shard{shard}"
         settings["MILVUSOPS_SERVE_CONNECTIONS"] = "true" if shard == 0 else "false"  # one owner of connections
@@ -70,7 +74,9 @@ def run(args: argparse.Namespace) -> list[Result]:
         # the operator's client: pymilvus's sync MilvusClient on a thread pool (bench.burst's started-then-polled)
         pymilvus_floor = direct_started(env.milvus, Shape(count, 1), threaded, width)
         print(f"floor: the same with pymilvus MilvusClient on {width} threads: {pymilvus_floor:.1f}s", flush=True)
-        settings = [shard_settings(s, shards, args.concurrency, args.resync_seconds) for s in range(shards)]
+        settings = [
+            shard_settings(s, shards, args.concurrency, args.resync_seconds, args.queued) for s in range(shards)
+        ]
         operators = [env.start_operator(**setting) for setting in settings]
         start = read(env, operators)
         names = create_resources(env, ours, shards)
@@ -128,6 +134,9 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy on each operator: CPU by package, at the end")
     parser.add_argument(
         "--ddl-concurrency", type=int, default=1, help="the stand-in's DDL requests at a time (1: as Milvus 2.3.5)"
+    )
+    parser.add_argument(
+        "--queued", type=int, default=None, help="MILVUSOPS_MAX_QUEUED_CALLS of each shard (default: the operator's)"
     )
     args = parser.parse_args()
     results = run(args)
