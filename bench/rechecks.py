@@ -1,18 +1,22 @@
-"""Do re-checks beside loads slow Milvus's loads? One Milvus with a share of its collections loaded; the
-rest loaded in blocks, 2 load calls in flight (the operator's share against Milvus before 2.5),
-alternately alone and with get_load_state polls of the loaded collections beside them at the rate the
-operator re-checks in a burst of 1,000. The baseline is the blocks without polls, in the same run.
+"""Do the operator's other calls slow Milvus's loads? One Milvus with a share of its collections loaded;
+the rest loaded in blocks, 2 load calls in flight (the operator's share against Milvus before 2.5),
+each block alone or with one kind of call made beside it, over the loaded collections, at the rate the
+operator makes it in a burst of 1,000: get_load_state (re-checks), get_replicas by id (confirmations),
+get_metrics (the memory guard's). The baseline is the blocks alone, in the same run.
 
-    .venv/bin/python -m bench.rechecks [--collections 1000] [--preload 600] [--block 25] [--rate 40]
+    .venv/bin/python -m bench.rechecks [--collections 1000] [--preload 600] [--block 25]
+        [--rates get_load_state=40,get_replicas=15,get_metrics=5] [--continuous]
 
-Blocks run alone, polled, polled, alone, ... so that Milvus slowing down with every collection it holds
-loaded weighs on both kinds alike.
+Blocks run in mirrored cycles (alone, A, B, C, C, B, A, alone, ...) so that Milvus changing from block to block
+weighs on every kind alike. --continuous sends the rest's loads back to back instead,
+as a burst sends them, and prints the load calls' medians per block.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import statistics
 import sys
 import threading
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from pymilvus import MilvusClient
+from pymilvus.grpc_gen import milvus_pb2
 from tests.testenv.milvus import Server
 
 from bench import report
@@ -35,25 +40,43 @@ POLLERS = 6  # threads polling: the operator's call slots besides the queued sha
 LOAD_TIMEOUT = 600.0
 
 
+ALONE = "alone"
+METRICS = milvus_pb2.GetMetricsRequest(request=json.dumps({"metric_type": "system_info"}))
+
+
 @dataclass(frozen=True)
 class Block:
-    polled: bool
+    beside: str  # the kind of call made beside the loads, or ALONE
     loaded_before: int  # collections Milvus held loaded when the block started
     calls: list[float]  # seconds each load call took
     seconds: float  # first load sent → every load of the block Loaded
     polls: int  # get_load_state calls made beside the block
 
 
-def block_order(blocks: int) -> list[bool]:
-    """Whether each block runs polled: alone, polled, polled, alone, ... (balanced against a steady drift)."""
-    return [index % 4 in (1, 2) for index in range(blocks)]
+def block_order(blocks: int, kinds: list[str]) -> list[str]:
+    """What runs beside each block: mirrored cycles of ALONE and `kinds`, balanced against a steady drift."""
+    cycle = [ALONE, *kinds]
+    mirrored = cycle + cycle[::-1]
+    return [mirrored[index % len(mirrored)] for index in range(blocks)]
+
+
+def call(client: MilvusClient, kind: str, name: str, ids: dict[str, int]) -> None:
+    """One call of `kind` about collection `name`, made the way the operator makes it."""
+    if kind == "get_load_state":
+        client.get_load_state(name)
+    elif kind == "get_replicas":  # by id, as confirmations ask: GetReplicas alone, outside Milvus's DDL queue
+        client._get_connection()._stub.GetReplicas(milvus_pb2.GetReplicasRequest(collectionID=ids[name]))
+    elif kind == "get_metrics":  # the memory guard's system_info, before each load
+        client._get_connection()._stub.GetMetrics(METRICS)
+    else:
+        raise ValueError(f"unknown kind of call: {kind}")
 
 
 class Poller:
-    """get_load_state over `names` (read as it grows) at `rate` calls a second in all, on POLLERS threads."""
+    """Calls of `kind` over `names` (read as it grows) at `rate` a second in all, on POLLERS threads."""
 
-    def __init__(self, client: MilvusClient, names: list[str], rate: float) -> None:
-        self.client, self.names, self.rate = client, names, rate
+    def __init__(self, client: MilvusClient, kind: str, names: list[str], ids: dict[str, int], rate: float) -> None:
+        self.client, self.kind, self.names, self.ids, self.rate = client, kind, names, ids, rate
         self.stopped = threading.Event()
         self.calls = itertools.count()
         self.made = 0
@@ -65,7 +88,7 @@ class Poller:
             if self.stopped.wait(max(0.0, due - time.monotonic())):
                 return
             due += interval
-            self.client.get_load_state(self.names[turn % len(self.names)])
+            call(self.client, self.kind, self.names[turn % len(self.names)], self.ids)
             next(self.calls)
 
     def __enter__(self) -> Poller:
@@ -102,19 +125,20 @@ def load_and_wait(client: MilvusClient, names: list[str], width: int) -> list[fl
     return calls
 
 
-def run_blocks(milvus: Server, names: list[str], preload: int, size: int, rate: float) -> list[Block]:
+def run_blocks(milvus: Server, names: list[str], preload: int, size: int, rates: dict[str, float]) -> list[Block]:
     client = milvus.client(timeout=LOAD_TIMEOUT)
     try:
+        ids = {name: int(client.describe_collection(name)["collection_id"]) for name in names}
         loaded = names[:preload]
         load_and_wait(client, loaded, width=8)
         rest = names[preload:]
         chunks = [rest[index : index + size] for index in range(0, len(rest) - size + 1, size)]
         blocks = []
-        for polled, chunk in zip(block_order(len(chunks)), chunks, strict=True):
+        for beside, chunk in zip(block_order(len(chunks), list(rates)), chunks, strict=True):
             before, started = len(loaded), time.perf_counter()
-            with Poller(client, loaded, rate if polled else 0.0) as poller:
+            with Poller(client, beside, loaded, ids, rates.get(beside, 0.0)) as poller:
                 calls = load_and_wait(client, chunk, width=QUEUED)
-            blocks.append(Block(polled, before, calls, time.perf_counter() - started, poller.made))
+            blocks.append(Block(beside, before, calls, time.perf_counter() - started, poller.made))
             loaded.extend(chunk)
             print(describe(blocks[-1]), flush=True)
         return blocks
@@ -122,8 +146,24 @@ def run_blocks(milvus: Server, names: list[str], preload: int, size: int, rate: 
         client.close()
 
 
+def run_continuous(milvus: Server, names: list[str], preload: int, size: int) -> list[Block]:
+    """The rest's loads sent without waiting for earlier ones to end, as a burst does; one Block per `size` calls."""
+    client = milvus.client(timeout=LOAD_TIMEOUT)
+    try:
+        load_and_wait(client, names[:preload], width=8)
+        started = time.perf_counter()
+        calls = load_and_wait(client, names[preload:], width=QUEUED)
+        print(f"{len(calls)} loads sent without waiting, all Loaded after {time.perf_counter() - started:.1f}s")
+        return [
+            Block("continuous", preload + index, calls[index : index + size], sum(calls[index : index + size]), 0)
+            for index in range(0, len(calls), size)
+        ]
+    finally:
+        client.close()
+
+
 def describe(block: Block) -> str:
-    kind = f"polled ({block.polls / block.seconds:.0f} get_load_state/s)" if block.polled else "alone"
+    kind = ALONE if block.beside == ALONE else f"{block.polls / block.seconds:.0f} {block.beside}/s beside"
     return (
         f"block at {block.loaded_before} loaded, {kind}: {len(block.calls)} loads in {block.seconds:.1f}s, "
         f"load call median {statistics.median(block.calls):.3f}s, max {max(block.calls):.3f}s"
@@ -131,32 +171,44 @@ def describe(block: Block) -> str:
 
 
 def summarise(blocks: list[Block]) -> Result:
-    alone = [block for block in blocks if not block.polled]
-    polled = [block for block in blocks if block.polled]
-    call = {kind: statistics.median(c for b in group for c in b.calls) for kind, group in (("a", alone), ("p", polled))}
-    block = {kind: statistics.median(b.seconds for b in group) for kind, group in (("a", alone), ("p", polled))}
-    rate = sum(b.polls for b in polled) / sum(b.seconds for b in polled)
+    """Each kind's median load call and block time against the blocks alone."""
     span = f"{blocks[0].loaded_before} to {blocks[-1].loaded_before + len(blocks[-1].calls)} loaded"
-    summary = (
-        f"load calls, {span}: median {call['p']:.3f}s with {rate:.0f} get_load_state/s beside them, "
-        f"{call['a']:.3f}s alone (ratio {call['p'] / call['a']:.2f}); block of {len(blocks[0].calls)} until "
-        f"Loaded: median {block['p']:.1f}s polled, {block['a']:.1f}s alone (ratio {block['p'] / block['a']:.2f})"
-    )
-    rows = (
-        Row(
-            f"load call, {span}, {QUEUED} in flight, {rate:.0f} get_load_state/s beside",
-            f"{call['p']:.3f} s",
-            f"{call['a']:.3f} s alone",
-            f"{call['p'] / call['a']:.2f}",
-        ),
-        Row(
-            f"block of {len(blocks[0].calls)} loads until Loaded, {span}, polled",
-            f"{block['p']:.1f} s",
-            f"{block['a']:.1f} s alone",
-            f"{block['p'] / block['a']:.2f}",
-        ),
-    )
-    return Result(summary, rows)
+    size = len(blocks[0].calls)
+
+    def medians(kind: str) -> tuple[float, float, float]:
+        group = [block for block in blocks if block.beside == kind]
+        rate = sum(b.polls for b in group) / sum(b.seconds for b in group)
+        return statistics.median(c for b in group for c in b.calls), statistics.median(b.seconds for b in group), rate
+
+    call_alone, block_alone, _ = medians(ALONE)
+    parts, rows = [f"{span}, alone: load call median {call_alone:.3f}s, block of {size} {block_alone:.1f}s"], []
+    for kind in dict.fromkeys(b.beside for b in blocks if b.beside != ALONE):
+        call_time, block_time, rate = medians(kind)
+        parts.append(
+            f"{rate:.0f} {kind}/s beside: {call_time:.3f}s (ratio {call_time / call_alone:.2f}), "
+            f"{block_time:.1f}s (ratio {block_time / block_alone:.2f})"
+        )
+        what = f"{span}, {QUEUED} in flight, {rate:.0f} {kind}/s beside"
+        rows.append(
+            Row(
+                f"load call, {what}", f"{call_time:.3f} s", f"{call_alone:.3f} s alone", f"{call_time / call_alone:.2f}"
+            )
+        )
+        rows.append(
+            Row(
+                f"block of {size} loads until Loaded, {what}",
+                f"{block_time:.1f} s",
+                f"{block_alone:.1f} s alone",
+                f"{block_time / block_alone:.2f}",
+            )
+        )
+    return Result("; ".join(parts), tuple(rows))
+
+
+def rates_of(text: str) -> dict[str, float]:
+    """`get_load_state=40,get_metrics=5` → {"get_load_state": 40.0, "get_metrics": 5.0}."""
+    pairs = (item.split("=", 1) for item in text.split(",") if item)
+    return {kind.strip(): float(rate) for kind, rate in pairs}
 
 
 def main() -> int:
@@ -164,15 +216,31 @@ def main() -> int:
     parser.add_argument("--collections", type=int, default=1000)
     parser.add_argument("--preload", type=int, default=600, help="collections loaded before the first block")
     parser.add_argument("--block", type=int, default=25, help="loads per block")
-    parser.add_argument("--rate", type=float, default=40, help="get_load_state calls a second beside polled blocks")
+    parser.add_argument(
+        "--rates",
+        type=rates_of,
+        default="get_load_state=40,get_replicas=15,get_metrics=5",
+        help="kinds of call made beside the loads, and how many a second (the operator's in a burst of 1,000)",
+    )
+    parser.add_argument(
+        "--continuous", action="store_true", help="send the rest's loads without waiting for each block to end"
+    )
     args = parser.parse_args()
-    if (args.collections - args.preload) // args.block < 2:
-        parser.error("need at least two blocks: lower --preload or --block")
+    if not args.continuous and (args.collections - args.preload) // args.block < 2 * (len(args.rates) + 1):
+        parser.error("need two blocks of every kind: lower --preload or --block")
     with environment("rechecks") as env:
         with env.setup.measure(f"{args.collections} collections, then Milvus idle"):
             names = create_collections(env.milvus, args.collections, ["p"])
             milvus_idle()
-        blocks = run_blocks(env.milvus, names, args.preload, args.block, args.rate)
+        if args.continuous:
+            for block in run_continuous(env.milvus, names, args.preload, args.block):
+                print(
+                    f"loads {block.loaded_before}-: call median {statistics.median(block.calls):.3f}s, "
+                    f"max {max(block.calls):.3f}s, {block.seconds:.1f}s in all"
+                )
+            print(report.machine(env))
+            return 0
+        blocks = run_blocks(env.milvus, names, args.preload, args.block, args.rates)
         result = summarise(blocks)
         print(result.summary)
         print(report.machine(env))

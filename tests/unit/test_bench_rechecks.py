@@ -1,25 +1,29 @@
-"""bench.rechecks: the order of its blocks and the ratios it reports."""
+"""bench.rechecks: the order of its blocks, the rates it reads and the ratios it reports."""
 
-from bench.rechecks import Block, block_order, summarise
-
-
-def test_blocks_alternate_alone_polled_polled_alone_so_a_steady_drift_weighs_on_both_alike() -> None:
-    order = block_order(8)
-    assert order == [False, True, True, False, False, True, True, False]
-    # a drift that grows with the block's index adds up the same on both sides
-    assert sum(i for i, polled in enumerate(order) if polled) == sum(i for i, polled in enumerate(order) if not polled)
+from bench.rechecks import ALONE, Block, block_order, rates_of, summarise
 
 
-def test_the_summary_compares_polled_blocks_with_the_blocks_alone_of_the_same_run() -> None:
+def test_blocks_run_in_mirrored_cycles_so_a_steady_drift_weighs_on_every_kind_alike() -> None:
+    order = block_order(16, ["a", "b", "c"])
+    assert order[:8] == [ALONE, "a", "b", "c", "c", "b", "a", ALONE]
+    assert order[8:] == order[:8]
+    # a drift that grows with the block's index adds up the same for every kind
+    positions = {kind: sum(i for i, beside in enumerate(order) if beside == kind) for kind in (ALONE, "a", "b", "c")}
+    assert len(set(positions.values())) == 1
+
+
+def test_rates_are_read_as_kind_equals_calls_a_second() -> None:
+    assert rates_of("get_load_state=40,get_metrics=2.5") == {"get_load_state": 40.0, "get_metrics": 2.5}
+
+
+def test_the_summary_compares_each_kind_with_the_blocks_alone_of_the_same_run() -> None:
     blocks = [
-        Block(False, 600, [0.1, 0.1], 4.0, 0),
-        Block(True, 602, [0.3, 0.3], 6.0, 240),
-        Block(True, 604, [0.3, 0.5], 10.0, 400),
-        Block(False, 606, [0.1, 0.2], 5.0, 0),
+        Block(ALONE, 600, [0.1, 0.1], 4.0, 0),
+        Block("get_metrics", 602, [0.3, 0.3], 6.0, 30),
+        Block("get_metrics", 604, [0.3, 0.5], 10.0, 50),
+        Block(ALONE, 606, [0.1, 0.2], 5.0, 0),
     ]
     result = summarise(blocks)
-    assert "600 to 608 loaded" in result.summary
-    assert "median 0.300s with 40 get_load_state/s" in result.summary
-    assert "0.100s alone (ratio 3.00)" in result.summary
-    assert "median 8.0s polled, 4.5s alone (ratio 1.78)" in result.summary
+    assert "600 to 608 loaded, alone: load call median 0.100s, block of 2 4.5s" in result.summary
+    assert "5 get_metrics/s beside: 0.300s (ratio 3.00), 8.0s (ratio 1.78)" in result.summary
     assert [row.ratio for row in result.rows] == ["3.00", "1.78"]
