@@ -147,7 +147,8 @@ def run_blocks(milvus: Server, names: list[str], preload: int, size: int, rates:
 
 
 def run_continuous(milvus: Server, names: list[str], preload: int, size: int) -> list[Block]:
-    """The rest's loads sent without waiting for earlier ones to end, as a burst does; one Block per `size` calls."""
+    """The rest's loads sent without waiting for earlier ones to end, as a burst does; one Block per `size` calls
+    (its `seconds`: those calls' durations added up, not a wall time)."""
     client = milvus.client(timeout=LOAD_TIMEOUT)
     try:
         load_and_wait(client, names[:preload], width=8)
@@ -236,7 +237,7 @@ def main() -> int:
             for block in run_continuous(env.milvus, names, args.preload, args.block):
                 print(
                     f"loads {block.loaded_before}-: call median {statistics.median(block.calls):.3f}s, "
-                    f"max {max(block.calls):.3f}s, {block.seconds:.1f}s in all"
+                    f"max {max(block.calls):.3f}s, {block.seconds:.1f}s added up"
                 )
             print(report.machine(env))
             return 0
