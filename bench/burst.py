@@ -23,6 +23,7 @@ from pymilvus import AsyncMilvusClient
 from tests.testenv.milvus import Server
 
 from bench import report
+from bench.connection import create_connection
 from bench.environment import Environment, environment
 from bench.profiling import OUT
 from bench.quiet import milvus_idle
@@ -54,8 +55,13 @@ class Shape:
         return 120 + 1.5 * self.collections * self.partitions
 
 
-def through_operator(env: Environment, shape: Shape, collections: list[str]) -> tuple[float, list[str]]:
-    specs = {f"b{shape.partitions}-{index}": desired(name, shape.listed) for index, name in enumerate(collections)}
+def through_operator(
+    env: Environment, shape: Shape, collections: list[str], connection: str | None = None
+) -> tuple[float, list[str]]:
+    specs = {
+        f"b{shape.partitions}-{index}": desired(name, shape.listed, connection)
+        for index, name in enumerate(collections)
+    }
     started = time.perf_counter()
     create_all(env.kube, env.namespace, specs)
     wait_ready(env.kube, env.namespace, specs, shape.timeout())
@@ -125,11 +131,13 @@ def run(
     repeats: int = 3,
     seed: int | None = None,
     sides: tuple[str, ...] = SIDES,
+    connection: str | None = None,
 ) -> tuple[Result, list[str]]:
     """Needs a running operator limited to `concurrency` calls; each of `sides` (the operator always among
     them) runs `repeats` times in an order shuffled by `seed`, each run on a freshly started Milvus. `keep`
     leaves the last operator run's resources (and their collections, loaded) for later benchmarks and
-    returns their names."""
+    returns their names. `connection`: the MilvusConnection the resources name (made once: a fresh Milvus keeps
+    its URI and token)."""
     seed = new_seed() if seed is None else seed
     order = run_order(sides, repeats, seed, last="operator" if keep else None)
     print(f"burst {shape}: order {' '.join(order)} (--seed {seed})", flush=True)
@@ -148,21 +156,24 @@ def run(
         elif side == "floor":
             elapsed = direct_started(env.milvus, shape, collections, concurrency)
         else:
-            elapsed, names = through_operator(env, shape, collections)
+            elapsed, names = through_operator(env, shape, collections, connection)
         seconds[side].append(elapsed)
         print(f"burst {shape}: {LABELS[side]} {elapsed:.1f}s ({number}/{len(order)})", flush=True)
         if side == "operator" and not (keep and number == len(order)):
             with env.setup.measure(f"resources of burst {shape} deleted"):
                 delete_all(env.kube, env.namespace, shape.timeout())
-    return summarise(shape, concurrency, seed, seconds), names if keep else []
+    return summarise(shape, concurrency, seed, seconds, connection), names if keep else []
 
 
-def summarise(shape: Shape, concurrency: int, seed: int, seconds: dict[str, list[float]]) -> Result:
+def summarise(
+    shape: Shape, concurrency: int, seed: int, seconds: dict[str, list[float]], connection: str | None = None
+) -> Result:
     ours = seconds["operator"]
     spreads = {side: Spread.of(values) for side, values in seconds.items()}
     baselines = {side: label for side, label in BASELINES.items() if side in seconds}
     ratios = {side: Spread.of(paired_ratios(ours, seconds[side])) for side in baselines}
-    what = f"burst, {shape}: create → all Ready, median (min\u2013max) of {len(ours)}"
+    via = f" through MilvusConnection {connection}" if connection else ""
+    what = f"burst, {shape}{via}: create → all Ready, median (min\u2013max) of {len(ours)}"
     rows = tuple(
         Row(what, spreads["operator"].seconds(), f"{spreads[side].seconds()} {label}", ratios[side].ratio())
         for side, label in baselines.items()
@@ -172,7 +183,7 @@ def summarise(shape: Shape, concurrency: int, seed: int, seconds: dict[str, list
         for side in ("operator", *baselines)
     )
     fair = f"{len(ours)} runs each on a fresh Milvus, seed {seed}"
-    summary = f"burst: {shape}, concurrency {concurrency}, {fair}: {sides}"
+    summary = f"burst: {shape}{via}, concurrency {concurrency}, {fair}: {sides}"
     return Result(summary, rows)
 
 
@@ -188,6 +199,9 @@ def main() -> int:
         default=",".join(BASELINES),
         help="comma-separated sides beside the operator's (asyncio took 988 s for 1,000 loads)",
     )
+    parser.add_argument(
+        "--connection", action="store_true", help="the resources go through a MilvusConnection and its Secret"
+    )
     args = parser.parse_args()
     sides = ("operator", *(side for side in args.baselines.split(",") if side))
     unknown = set(sides) - set(SIDES)
@@ -196,7 +210,10 @@ def main() -> int:
     with environment("burst") as env:
         env.start_operator(MILVUSOPS_MAX_CONCURRENT_CALLS=str(args.concurrency))
         shape = Shape(args.resources, args.partitions)
-        result, _ = run(env, shape, args.concurrency, repeats=args.repeats, seed=args.seed, sides=sides)
+        connection = create_connection(env.kube, env.namespace, env.milvus) if args.connection else None
+        result, _ = run(
+            env, shape, args.concurrency, repeats=args.repeats, seed=args.seed, sides=sides, connection=connection
+        )
         markdown = f"{report.machine(env)}\n\n{report.table(list(result.rows))}\n"
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"burst-{shape.collections}x{shape.partitions}.md").write_text(markdown)  # bench.all's: results.md

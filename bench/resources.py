@@ -22,11 +22,15 @@ class NotReadyError(RuntimeError):
     pass
 
 
-def desired(collection: str, partitions: list[str] | None) -> dict[str, Any]:
-    """Every partition Loaded: the whole collection, or the listed partitions (then `_default` stays Released)."""
+def desired(collection: str, partitions: list[str] | None, connection: str | None = None) -> dict[str, Any]:
+    """Every partition Loaded: the whole collection, or the listed partitions (then `_default` stays Released).
+
+    `connection`: through that MilvusConnection, not the operator's default connection."""
+    via = {"connectionRef": {"name": connection}} if connection else {}
     if partitions is None:
-        return {"collectionName": collection, "state": "Loaded"}
-    return {"collectionName": collection, "partitions": [{"name": name, "state": "Loaded"} for name in partitions]}
+        return {"collectionName": collection, "state": "Loaded", **via}
+    listed = [{"name": name, "state": "Loaded"} for name in partitions]
+    return {"collectionName": collection, "partitions": listed, **via}
 
 
 def create_all(kube: Kube, namespace: str, specs: dict[str, dict[str, Any]]) -> None:

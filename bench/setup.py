@@ -44,11 +44,12 @@ def drop_collections(milvus: Server, names: list[str], width: int = SETUP_WIDTH)
         client.close()
 
 
-def resources_in_sync(env: Environment, count: int, prefix: str = "s") -> list[str]:
-    """`count` one-partition collections, each Loaded through its MilvusCollection (a running operator needed)."""
+def resources_in_sync(env: Environment, count: int, prefix: str = "s", connection: str | None = None) -> list[str]:
+    """`count` one-partition collections, each Loaded through its MilvusCollection (a running operator needed);
+    `connection`: the MilvusConnection they name (default: the operator's default connection)."""
     with env.setup.measure(f"{count} collections, Loaded through the operator"):
         collections = create_collections(env.milvus, count, ["p"])
-        specs = {f"{prefix}-{index}": desired(name, None) for index, name in enumerate(collections)}
+        specs = {f"{prefix}-{index}": desired(name, None, connection) for index, name in enumerate(collections)}
         create_all(env.kube, env.namespace, specs)
         wait_ready(env.kube, env.namespace, specs, timeout=120 + 0.5 * count)
     return list(specs)

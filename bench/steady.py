@@ -15,6 +15,7 @@ import argparse
 import sys
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from tests.e2e.helpers import OperatorProcess
 
 from bench.apiwrites import describe, split_writes, write_counts
+from bench.connection import create_connection, flapping
 from bench.environment import Environment, environment
 from bench.operator_metrics import calls_by_method, describe_calls, operator_group, reconciles
 from bench.process import Usage, usage
@@ -69,8 +71,12 @@ def events_since(env: Environment, opened: datetime) -> Counter[str]:
     return Counter(reason for reason, stamp in stamps if stamp is not None and stamp >= cutoff)
 
 
-def run(env: Environment, operator: OperatorProcess, resync: float, seconds: float) -> Result:
-    """Measures every MilvusCollection of the namespace; they must all be in sync already."""
+def run(
+    env: Environment, operator: OperatorProcess, resync: float, seconds: float, flap: tuple[str, float] | None = None
+) -> Result:
+    """Measures every MilvusCollection of the namespace; they must all be in sync already.
+
+    `flap`: a MilvusConnection whose status flaps (Ready False, then True) every so many seconds in the window."""
     items = listing(env.kube, env.namespace)
     count, partitions = len(items), total_partitions(items)
     names = [item["metadata"]["name"] for item in items]
@@ -80,8 +86,11 @@ def run(env: Environment, operator: OperatorProcess, resync: float, seconds: flo
     print(f"steady: settling for one resync interval ({resync:.0f}s), then measuring {seconds:.0f}s", flush=True)
     time.sleep(resync)  # passes scheduled by the loads just finished end within one interval; steady is after
     before, bodies, opened = reading(env, operator), listing(env.kube, env.namespace), datetime.now(UTC)
-    time.sleep(seconds)  # the window itself: nothing but the operator touches the API server or Milvus
-    after = reading(env, operator)
+    with flapping(env.kube, env.namespace, *flap) if flap else nullcontext(list[float]()) as flaps:
+        time.sleep(
+            seconds
+        )  # the window itself: nothing but the operator (and the flaps) touch the API server or Milvus
+        after = reading(env, operator)
     wait_ready(env.kube, env.namespace, names, timeout=60)  # still in sync at the end
     window = after.at - before.at
     intervals = window / resync
@@ -101,8 +110,9 @@ def run(env: Environment, operator: OperatorProcess, resync: float, seconds: flo
     for line in status_changes(bodies, listing(env.kube, env.namespace)):
         print(f"steady: changed in the window: {line}", flush=True)
     print(f"steady: events in the window, by reason: {dict(events_since(env, opened))}", flush=True)
+    flapped = f", the connection's status flapped {len(flaps)} times" if flap else ""
     summary = (
-        f"steady: {count} resources ({partitions} partitions) for {window:.0f}s, resync {resync:.0f}s: "
+        f"steady: {count} resources ({partitions} partitions) for {window:.0f}s, resync {resync:.0f}s{flapped}: "
         f"Kubernetes writes {writes_per_minute:.1f}/min (target 0; {describe(ours)}) | "
         f"Milvus calls {calls_per_resource:.2f} per resource per resync ({describe_calls(calls, count * intervals)}); "
         f"per partition per resync: {calls_per_partition:.2f} calls, get_load_state {states_per_partition:.2f}, "
@@ -110,7 +120,7 @@ def run(env: Environment, operator: OperatorProcess, resync: float, seconds: flo
         f"reconciles {passes:.2f} per resource per resync | operator CPU {cpu:.1f}% of one core | "
         f"RSS {now:.0f} MB at the end, peak {peak:.0f} MB (target <= 200)"
     )
-    what = f"steady, {count} resources in sync, {window:.0f} s"
+    what = f"steady, {count} resources in sync, {window:.0f} s{flapped}"
     rows = (
         Row(f"{what}: Kubernetes writes", f"{writes_per_minute:.1f} / min", ratio="target 0"),
         Row(
@@ -133,11 +143,21 @@ def main() -> int:
     parser.add_argument("--resources", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--resync-seconds", type=float, default=30)
+    parser.add_argument(
+        "--connection", action="store_true", help="the resources go through a MilvusConnection and its Secret"
+    )
+    parser.add_argument(
+        "--flap-seconds", type=float, help="with --connection: flap the connection's status this often in the window"
+    )
     args = parser.parse_args()
+    if args.flap_seconds and not args.connection:
+        parser.error("--flap-seconds needs --connection")
     with environment("steady") as env:
         operator = env.start_operator(MILVUSOPS_RESYNC_SECONDS=str(args.resync_seconds))
-        resources_in_sync(env, args.resources)
-        print(run(env, operator, args.resync_seconds, args.seconds).summary)
+        connection = create_connection(env.kube, env.namespace, env.milvus) if args.connection else None
+        resources_in_sync(env, args.resources, connection=connection)
+        flap = (connection, args.flap_seconds) if connection and args.flap_seconds else None
+        print(run(env, operator, args.resync_seconds, args.seconds, flap).summary)
         return 0
 
 
