@@ -6,6 +6,7 @@ from .milvus import MilvusPort
 from .model import CollectionSpec
 from .plan import Action, LoadCollection, LoadPartitions, ReleaseCollection, ReleasePartitions
 from .refresh import Refresh
+from .status import listing
 
 
 async def apply(port: MilvusPort, spec: CollectionSpec, actions: tuple[Action, ...]) -> list[str]:
@@ -19,10 +20,10 @@ async def apply(port: MilvusPort, spec: CollectionSpec, actions: tuple[Action, .
                 done.append(f"load of collection {name} started (replicas={spec.load.replicas})")
             case LoadPartitions(partitions):
                 await port.load_partitions(name, list(partitions), spec.load)
-                done.append(f"load of partitions {', '.join(partitions)} started (replicas={spec.load.replicas})")
+                done.append(f"load of partitions {listing(partitions)} started (replicas={spec.load.replicas})")
             case ReleasePartitions(partitions):
                 await port.release_partitions(name, list(partitions))
-                done.append(f"released partitions {', '.join(partitions)}")
+                done.append(f"released partitions {listing(partitions)}")
             case ReleaseCollection():
                 await port.release_collection(name)
                 done.append(f"released collection {name}")
@@ -36,7 +37,7 @@ async def apply_refresh(port: MilvusPort, spec: CollectionSpec, refresh: Refresh
         await port.load_collection(name, spec.load, refresh=True)
         return f"refresh of collection {name} started"
     await port.load_partitions(name, list(refresh.partitions), spec.load, refresh=True)
-    return f"refresh of collection {name} started (loaded partitions {', '.join(refresh.partitions)})"
+    return f"refresh of collection {name} started (loaded partitions {listing(refresh.partitions)})"
 
 
 def describe(action: Action) -> str:

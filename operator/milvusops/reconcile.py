@@ -29,7 +29,7 @@ from .observe import Observed, confirm, observe, recheck
 from .plan import Action, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions, plan, started
 from .refresh import RefreshStep, decide
 from .slots import Priority, for_pass, prioritized
-from .status import Outcome, Verdict, build_status, verdict
+from .status import Outcome, Verdict, build_status, clipped, listing, verdict
 
 
 class PortSource(Protocol):
@@ -264,18 +264,21 @@ def _partition_key(planned: Plan) -> Failure | None:
     return Failure(Reason.PARTITION_KEY_COLLECTION, message)
 
 
+FREE_TEXT_CHARS = 2000  # Milvus's own words in a message: its causes are a line or two, its dumps are not
+
+
 def _failed_load(observed: Observed, planned: Plan) -> Failure | None:
     """Milvus (before 2.6.16) answers get_load_state with the cause of the last, failed load."""
     if observed.failed_load is None:
         return None
     then = "the load is tried again at the next resync" if planned.load_held_back else "the load was started again"
-    return Failure(Reason.LOAD_FAILED, f"{observed.failed_load.message}; {then}")
+    return Failure(Reason.LOAD_FAILED, f"{clipped(observed.failed_load.message, FREE_TEXT_CHARS)}; {then}")
 
 
 def _missing(planned: Plan) -> Failure | None:
     if not planned.missing:
         return None
-    names = ", ".join(planned.missing)
+    names = listing(planned.missing)
     return Failure(Reason.PARTITION_NOT_FOUND, f"partitions named in spec do not exist in Milvus: {names}")
 
 

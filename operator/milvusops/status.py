@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +14,8 @@ from .observe import Observed
 from .plan import Plan
 
 TRUE, FALSE = "True", "False"
+MESSAGE_LIMIT = 32768  # the CRD's maxLength of a condition message: a longer one fails the whole status patch
+LISTED_CHARS = 400  # names shown in one list: readable in `kubectl describe`, and an event stays under Kopf's 1,024
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,29 @@ def verdict(spec: CollectionSpec, outcome: Outcome) -> Verdict:
         return Verdict(True, Reason.IN_SYNC, f"{loaded}/{total} partitions loaded, as desired", False, False)
     releasing = any(plan.desired.get(name) == Desired.RELEASED for name in mismatched)
     reason = Reason.RELEASING if releasing else Reason.LOADING
-    return Verdict(False, reason, f"{reason.value.lower()}: {', '.join(mismatched)}", True, False)
+    return Verdict(False, reason, f"{reason.value.lower()}: {listing(mismatched)}", True, False)
+
+
+def listing(names: Iterable[str], budget: int = LISTED_CHARS) -> str:
+    """Sorted names, as many as fit in `budget` characters (at least one), then "and N more"."""
+    ordered = sorted(names)
+    shown: list[str] = []
+    used = 0
+    for name in ordered:
+        used += len(name) + (2 if shown else 0)
+        if shown and used > budget:
+            break
+        shown.append(name)
+    rest = len(ordered) - len(shown)
+    return ", ".join(shown) + (f" and {rest} more" if rest else "")
+
+
+def clipped(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Free text (Milvus's own words) cut to `limit` characters, saying that it was."""
+    if len(text) <= limit:
+        return text
+    mark = " [...]"
+    return text[: max(limit - len(mark), 0)] + mark
 
 
 def _matches(want: Desired, state: LoadState) -> bool:
@@ -241,7 +265,7 @@ def conditions_of(
                 "observedGeneration": generation,
                 "lastTransitionTime": since or _timestamp(now),
                 "reason": reason.value,
-                "message": message,
+                "message": clipped(message),  # whoever built it: a status that cannot be written is worse
             }
         )
     return out

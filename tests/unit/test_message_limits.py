@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from milvusops.failures import Reason
 from milvusops.model import CollectionSpec, ResourceRef
 from milvusops.reconcile import Result, reconcile
+from milvusops.status import clipped, listing
 from tests.unit.fake_milvus import NOT_LOAD, FakeMilvus, FakePorts
 
 CRD = Path(__file__).parents[2] / "crds" / "milvuscollections.milvusops.dev.yaml"
@@ -77,3 +79,21 @@ async def test_loading_thousands_of_long_partitions_still_writes_a_status_within
     assert result.verdict.reason == Reason.LOADING
     assert violations(status_schema(), result.status) == []
     assert all(len(event.message) <= 1024 for event in result.events)  # Kopf cuts longer ones mid-name
+
+
+@pytest.mark.parametrize(
+    ("names", "budget", "expected"),
+    [
+        ([], 100, ""),
+        (["b", "a"], 100, "a, b"),  # sorted: the same set always reads the same (no status churn)
+        (["ccc", "bbb", "aaa"], 8, "aaa, bbb and 1 more"),
+        (["ccc", "bbb", "aaa"], 2, "aaa and 2 more"),  # at least one name, whatever the budget
+    ],
+)
+def test_listing_caps_names_with_and_n_more(names: list[str], budget: int, expected: str) -> None:
+    assert listing(names, budget) == expected
+
+
+def test_free_text_is_clipped_and_says_so() -> None:
+    assert clipped("short", 10) == "short"
+    assert clipped("x" * 50, 20) == "x" * 14 + " [...]"
