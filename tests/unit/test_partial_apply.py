@@ -47,7 +47,7 @@ async def test_a_release_that_went_through_before_a_load_failed_is_in_status_and
     before = drift_count()
     result = await run(milvus, previous)
     assert [call[0] for call in milvus.mutating_calls] == ["release_partitions", "load_partitions"]
-    assert milvus.partitions["cold"] == NOT_LOAD  # Milvus did release it
+    assert milvus.states["cold"] == NOT_LOAD  # Milvus did release it
     states = {p["name"]: p["state"] for p in result.status["partitions"]}
     assert states["cold"] == "NotLoad"  # not the picture from before the calls
     assert result.status["loadedPartitions"] == 0
