@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from . import REFRESH_ANNOTATION, metrics
-from .apply import apply, apply_refresh
+from .apply import Applied, after, apply, apply_refresh
 from .capabilities import capabilities
 from .capacity import (
     GuardSettings,
@@ -37,7 +37,7 @@ class PortSource(Protocol):
 
 
 # runs the planned actions; `milvusops plan` passes one that only predicts what Milvus would refuse
-Act = Callable[[MilvusPort, CollectionSpec, tuple[Action, ...]], Awaitable[list[str]]]
+Act = Callable[[MilvusPort, CollectionSpec, tuple[Action, ...]], Awaitable[Applied]]
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ async def reconcile(
         str(p["name"]) for p in previous.get("partitions") or [] if p.get("estimatedMemoryBytes") is not None
     )
     passed = _Pass(retry_failed_load, str(previous.get("lastRefresh") or ""), estimated)
-    outcome, done = await assess(
+    outcome, applied = await assess(
         spec,
         ref,
         ports,
@@ -93,14 +93,14 @@ async def reconcile(
     )
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
-    events = _events(ref, previous, outcome, result, done)
+    events = _events(ref, previous, outcome, result, applied)
     if passed.refreshed:
         events = (Event("Normal", "Refreshed", passed.refreshed), *events)
-    after = None
-    if done and not passed.called and outcome.failure is None and outcome.observed and outcome.plan:
-        after = started(outcome.observed, outcome.plan.actions)
-    acted = bool(done) or passed.called
-    return Result(status, result, events, outcome.observed, acted, outcome.failure, after)
+    loading = None
+    if applied.actions and not passed.called and outcome.failure is None and outcome.observed:
+        loading = started(outcome.observed, applied.actions)
+    acted = bool(applied.actions) or passed.called
+    return Result(status, result, events, outcome.observed, acted, outcome.failure, loading)
 
 
 @dataclass(frozen=True)
@@ -133,15 +133,15 @@ async def assess(
     act: Act = apply,
     memory: MemoryGuard | None = None,
     confirm_from: Observed | None = None,
-) -> tuple[Outcome, list[str]]:
-    """One pass up to status: observe, plan, `act` on the plan; the outcome and one line per action done."""
+) -> tuple[Outcome, Applied]:
+    """One pass up to status: observe, plan, `act` on the plan; the outcome and what the calls did."""
     passed = passed or _Pass(retry_failed_load=False, last_refresh="")
     memory = memory or MemoryGuard()
     if ref.paused:
-        return Outcome(paused=True), []
+        return Outcome(paused=True), Applied()
     if conflict_with is not None:
-        return Outcome(failure=conflict(spec, conflict_with)), []
-    observed, planned, done, version = None, None, list[str](), None
+        return Outcome(failure=conflict(spec, conflict_with)), Applied()
+    observed, planned, done, version = None, None, Applied(), None
     try:
         port = await ports.port(ref.namespace, spec.connection_name, spec.database)
         for attempt in (1, 2):
@@ -170,14 +170,16 @@ async def assess(
             if sized is not None and sized.refusal is not None:
                 planned, refusal = refused(planned, sized.refusal)  # loads held back; releases still go
             if not observed.partial:
-                try:
-                    # in arrival order with first passes' reads: a burst reads everything before Milvus holds its loads
-                    with prioritized(min(priority, Priority.CHANGE)):
-                        done += await act(port, spec, planned.actions)
-                except FailureError as exc:
-                    if exc.failure.reason == Reason.PARTITION_NOT_FOUND and attempt == 1:
+                # in arrival order with first passes' reads: a burst reads everything before Milvus holds its loads
+                with prioritized(min(priority, Priority.CHANGE)):
+                    this = await act(port, spec, planned.actions)
+                done += this
+                if this.failure is not None:
+                    if this.failure.reason == Reason.PARTITION_NOT_FOUND and attempt == 1:
                         continue  # a partition was dropped since it was observed: look again, once
-                    raise
+                    # status shows what the calls that went through changed, with the refusal that stopped the rest
+                    picture = after(observed, this.actions)
+                    return Outcome(picture, planned, failure=this.failure, version=version, memory=sized), done
             step = (
                 None
                 if observed.partial
@@ -283,14 +285,14 @@ def _missing(planned: Plan) -> Failure | None:
 
 
 def _events(
-    ref: ResourceRef, previous: Mapping[str, Any], outcome: Outcome, result: Verdict, done: list[str]
+    ref: ResourceRef, previous: Mapping[str, Any], outcome: Outcome, result: Verdict, done: Applied
 ) -> tuple[Event, ...]:
     events: list[Event] = []
     before = _ready_condition(previous)
     recreated = _recreated(previous, outcome.observed)
     if recreated:
         events.append(Event("Normal", "CollectionRecreated", recreated))
-    if done:
+    if done.actions:
         # an unchanged spec that was in sync and now needs calls means someone changed Milvus behind our back
         drift = (
             not recreated
@@ -300,9 +302,9 @@ def _events(
         )
         if drift:
             metrics.DRIFT_CORRECTIONS.inc()
-        reason = "DriftCorrected" if drift else ("Releasing" if outcome.plan and outcome.plan.releasing else "Loading")
-        touched = _touched(outcome.plan.actions) if outcome.plan else ()
-        events.append(Event("Normal", reason, "; ".join(done), touched))
+        releasing = any(isinstance(action, ReleasePartitions | ReleaseCollection) for action in done.actions)
+        reason = "DriftCorrected" if drift else ("Releasing" if releasing else "Loading")
+        events.append(Event("Normal", reason, "; ".join(done.lines), _touched(done.actions)))
     if outcome.failure is not None:
         events.append(Event("Warning", outcome.failure.reason.value, outcome.failure.message))
     elif result.ready and before.get("reason") != result.reason.value:
@@ -347,4 +349,7 @@ async def finalize(spec: CollectionSpec, ref: ResourceRef, ports: PortSource) ->
         return []
     action: ReleaseCollection | ReleasePartitions
     action = ReleaseCollection() if ours == held else ReleasePartitions(tuple(sorted(ours)))
-    return await apply(port, spec, (action,))
+    applied = await apply(port, spec, (action,))
+    if applied.failure is not None:
+        raise FailureError(applied.failure)
+    return list(applied.lines)

@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 
+from milvusops.apply import after
 from milvusops.failures import Reason
-from milvusops.model import CollectionSpec, ResourceRef
+from milvusops.milvus import StateReport
+from milvusops.model import CollectionSpec, LoadState, ResourceRef
+from milvusops.observe import Observed
+from milvusops.plan import Action, LoadCollection, LoadPartitions, ReleaseCollection, ReleasePartitions
 from milvusops.reconcile import Result, reconcile
 from milvusops.status import stamp
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
@@ -71,3 +76,24 @@ async def test_a_first_call_that_fails_leaves_the_picture_as_observed() -> None:
     assert states["cold"] == "Loaded"
     assert [(e.type, e.reason) for e in result.events] == [("Warning", "InsufficientResources")]
     assert not result.acted
+
+
+@pytest.mark.parametrize(
+    ("before", "actions", "collection", "partitions"),
+    [
+        ({"a": LOADED, "b": LOADED}, (ReleasePartitions(("a",)),), "Loaded", {"a": "NotLoad", "b": "Loaded"}),
+        ({"a": LOADED}, (ReleasePartitions(("a",)),), "NotLoad", {"a": "NotLoad"}),
+        ({"a": LOADED, "b": NOT_LOAD}, (ReleaseCollection(),), "NotLoad", {"a": "NotLoad", "b": "NotLoad"}),
+        ({"a": NOT_LOAD, "b": LOADED}, (LoadPartitions(("a",)),), "Loaded", {"a": "Loading", "b": "Loaded"}),
+        ({"a": NOT_LOAD}, (LoadCollection(),), "Loading", {"a": "Loading"}),
+        ({"a": LOADED}, (), "Loaded", {"a": "Loaded"}),  # nothing went through: as observed
+    ],
+)
+def test_the_picture_calls_leave(
+    before: dict[str, LoadState], actions: tuple[Action, ...], collection: str, partitions: dict[str, str]
+) -> None:
+    whole = StateReport(LOADED if LOADED in before.values() else NOT_LOAD)
+    observed = Observed(whole, {name: StateReport(state) for name, state in before.items()})
+    left = after(observed, actions)
+    assert left.collection.state == collection
+    assert {name: report.state.value for name, report in left.partitions.items()} == partitions
