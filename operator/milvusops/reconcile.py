@@ -20,6 +20,7 @@ from .capacity import (
     estimate,
     guard,
     refused,
+    to_size,
     wants_memory,
 )
 from .failures import Failure, FailureError, Reason
@@ -76,9 +77,11 @@ async def reconcile(
     `confirm_from`: an in-sync picture to confirm (observed in full only if it no longer holds);
     `settled`: the previous pass found the resource in sync (its calls wait behind other resources')."""
     retry_failed_load = _ready_condition(previous).get("reason") == Reason.LOAD_FAILED
-    estimated = frozenset(
-        str(p["name"]) for p in previous.get("partitions") or [] if p.get("estimatedMemoryBytes") is not None
-    )
+    estimated = {
+        str(p["name"]): int(p["estimatedMemoryBytes"])
+        for p in previous.get("partitions") or []
+        if p.get("estimatedMemoryBytes") is not None
+    }
     passed = _Pass(retry_failed_load, str(previous.get("lastRefresh") or ""), estimated)
     outcome, applied = await assess(
         spec,
@@ -117,7 +120,7 @@ class _Pass:
 
     retry_failed_load: bool
     last_refresh: str
-    estimated: frozenset[str] = frozenset()  # partitions whose memory estimate status already holds
+    estimated: Mapping[str, int] = field(default_factory=dict)  # the memory estimates status already holds
     refreshed: str = ""  # the Refreshed event's message
     called: bool = False  # a refresh call was made: what was observed is out of date
 
@@ -164,7 +167,9 @@ async def assess(
             sized, refusal = None, None
             if not observed.partial and wants_memory(observed, planned, passed.estimated, act is not apply):
                 with prioritized(priority):  # reads, as the observation
-                    sized = await _memory(port, spec, ref, observed, planned, memory)
+                    sized = await _memory(
+                        port, spec, ref, observed, planned, memory, passed.estimated, act is not apply
+                    )
             if spec.management_policy == ManagementPolicy.OBSERVE:
                 return Outcome(observed, planned, observing=True, version=version, memory=sized), done
             if sized is not None and sized.refusal is not None:
@@ -196,21 +201,40 @@ async def assess(
 
 
 async def _memory(
-    port: MilvusPort, spec: CollectionSpec, ref: ResourceRef, observed: Observed, planned: Plan, memory: MemoryGuard
+    port: MilvusPort,
+    spec: CollectionSpec,
+    ref: ResourceRef,
+    observed: Observed,
+    planned: Plan,
+    memory: MemoryGuard,
+    known: Mapping[str, int] | None = None,
+    preview: bool = False,
 ) -> Memory | None:
-    """Each partition's estimate and, before a load, the guard's verdict; None when nothing could be estimated."""
+    """Each partition's estimate and, before a load, the guard's verdict; None when nothing could be estimated.
+
+    `known`: the estimates in status, kept for partitions whose row counts this pass does not read.
+    """
     checked = memory.settings if spec.management_policy == ManagementPolicy.MANAGE else GuardSettings(False)
+    known = known or {}
+    names = to_size(observed, planned, known, preview or _replicas_change(observed, spec))
     read: NodeReading | None = None
     if checks(checked, planned):  # both reads are needed before the load: one round trip, not two
         nodes = port.query_node_memory(spec.load.resource_groups)
-        sizes, read = await asyncio.gather(estimate(port, spec, observed), nodes)
+        fresh, read = await asyncio.gather(estimate(port, spec, observed, names), nodes)
     else:
-        sizes = await estimate(port, spec, observed)
-    if sizes is None:
+        fresh = await estimate(port, spec, observed, names)
+    if fresh is None:
         return None
+    sizes = {**{name: known[name] for name in observed.partitions if name in known}, **fresh}
     key = _guard_key(ref)
     refusal = await guard(port, spec, observed, planned, sizes, checked, memory.waiting, key, ref.created, read)
     return Memory(sizes, refusal)
+
+
+def _replicas_change(observed: Observed, spec: CollectionSpec) -> bool:
+    """Every estimate counts the replicas: a new number makes the ones in status out of date."""
+    count = observed.replicas.count if observed.replicas is not None else None
+    return count is not None and count != spec.load.replicas
 
 
 def _guard_key(ref: ResourceRef) -> str:

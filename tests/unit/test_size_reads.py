@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from milvusops.model import CollectionSpec, ResourceRef
+import pytest
+
+from milvusops.capabilities import capabilities
+from milvusops.capacity import to_size
+from milvusops.milvus import StateReport
+from milvusops.model import CollectionSpec, LoadState, ResourceRef
+from milvusops.observe import Observed
+from milvusops.plan import plan
 from milvusops.reconcile import MemoryGuard, reconcile
 from milvusops.status import stamp
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
@@ -35,3 +42,22 @@ async def test_loading_one_more_tenant_reads_only_its_row_count() -> None:
     sizes = {p["name"]: p.get("estimatedMemoryBytes") for p in result.status["partitions"]}
     assert sizes["t0001"] == sizes["t0500"] == 5_600  # 100 rows x 56 B, the kept one from status
     assert result.status["memory"] == {"estimatedLoadedBytes": 5_600, "estimatedDesiredBytes": 11_200}
+
+
+@pytest.mark.parametrize(
+    ("states", "spec", "known", "every", "expected"),
+    [
+        ({"a": NOT_LOAD, "b": NOT_LOAD}, {"state": "Loaded"}, {"a": 1, "b": 1}, False, ["a", "b"]),  # load_collection
+        ({"a": LOADED, "b": NOT_LOAD}, {"state": "Released"}, {}, False, ["a"]),  # a release: what status lacks
+        ({"a": LOADED, "b": NOT_LOAD}, {"state": "Released"}, {"a": 1}, False, []),
+        ({"a": LOADED, "b": NOT_LOAD}, {}, {"a": 1}, True, ["a", "b"]),  # a preview, or new replicas: all
+    ],
+)
+def test_which_row_counts_are_read(
+    states: dict[str, LoadState], spec: dict[str, str], known: dict[str, int], every: bool, expected: list[str]
+) -> None:
+    body = CollectionSpec.from_body({"metadata": {"name": "c"}, "spec": spec})
+    observed = Observed(
+        StateReport(LOADED if LOADED in states.values() else NOT_LOAD), {n: StateReport(s) for n, s in states.items()}
+    )
+    assert to_size(observed, plan(body, observed, capabilities("v2.3.5")), known, every) == expected
