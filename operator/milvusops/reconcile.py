@@ -184,7 +184,7 @@ async def assess(
                         continue  # a partition was dropped since it was observed: look again, once
                     # status shows what the calls that went through changed, with the refusal that stopped the rest
                     picture = after(observed, this.actions)
-                    return Outcome(picture, planned, failure=this.failure, version=version, memory=sized), done
+                    return Outcome(picture, planned, failure=this.failure, version=version), done
             step = (
                 None
                 if observed.partial
