@@ -18,17 +18,29 @@ def slim_body(raw_body: Mapping[str, Any]) -> None:
         annotations = metadata.get("annotations")
         if isinstance(annotations, dict):
             annotations.pop(LAST_APPLIED, None)  # a client-side apply's second copy of the whole object
-    _share(raw_body)
+    _share(raw_body, values=interning_frees(tuple(sys.version_info[:3])))
 
 
-def _share(value: Any) -> Any:
-    """The same keys and short values in every body as one string each: JSON parsing makes new ones per event."""
+def interning_frees(version: tuple[int, ...]) -> bool:
+    """Whether an interned string is freed once unused (the documented behaviour)."""
+    # CPython 3.12.0-3.12.5 made interned strings immortal: python/cpython#113993, fixed in 3.12.6
+    return not ((3, 12) <= version < (3, 12, 6))
+
+
+def _share(value: Any, values: bool) -> Any:
+    """The same keys and short values in every body as one string each: JSON parsing makes new ones per event.
+
+    `values` False: keys only (a small vocabulary), since a value such as a resourceVersion is new with
+    every event and, where interned strings are immortal, would stay for the life of the process.
+    """
     if isinstance(value, dict):
-        items = [(sys.intern(key) if isinstance(key, str) else key, _share(item)) for key, item in value.items()]
+        items = [
+            (sys.intern(key) if isinstance(key, str) else key, _share(item, values)) for key, item in value.items()
+        ]
         value.clear()
         value.update(items)
     elif isinstance(value, list):
-        value[:] = [_share(item) for item in value]
-    elif isinstance(value, str) and len(value) <= SHARED_UP_TO:
+        value[:] = [_share(item, values) for item in value]
+    elif values and isinstance(value, str) and len(value) <= SHARED_UP_TO:
         return sys.intern(value)
     return value

@@ -74,6 +74,15 @@ class Replicas:
     count: int | None  # None: Milvus could not describe them (a replica has no available query node)
     resource_groups: tuple[str, ...] = ()
     unavailable: str = ""  # Milvus's words when a replica has no query node to serve it
+    lost: tuple[str, ...] = ()  # ids of the replicas without a query node, when Milvus lists them
+
+    @property
+    def lost_ids(self) -> tuple[str, ...]:
+        """The replicas without a query node: as listed, else as Milvus 2.3.5's 401 names one ("[replica=4471]")."""
+        return self.lost or tuple(dict.fromkeys(_REPLICA_ID.findall(self.unavailable)))
+
+
+_REPLICA_ID = re.compile(r"replica=(\d+)")
 
 
 class MilvusPort(Protocol):
@@ -662,7 +671,7 @@ def _replicas(listed: list[tuple[str, str, bool]]) -> Replicas:
     empty = [replica for replica, _, served in listed if not served]
     # newer servers may list a replica without nodes instead of failing with 401 as 2.3.5 does
     unavailable = f"no query node serves replica(s) {', '.join(empty)}" if empty else ""
-    return Replicas(len(listed), groups, unavailable)
+    return Replicas(len(listed), groups, unavailable, tuple(empty))
 
 
 # querycoordv2/services.go ShowLoadCollections wraps the cached cause of a failed load in these words

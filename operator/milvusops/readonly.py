@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .failures import Failure, FailureError, Reason
+from .apply import Applied
+from .failures import Failure, Reason
 from .memory import Field, NodeMemory, Shape
 from .milvus import CollectionInfo, MilvusPort, Replicas, StateReport
 from .model import CollectionSpec, LoadOptions, LoadState
@@ -76,8 +77,8 @@ class ReadOnlyPorts:
         return ReadOnlyPort(await self._source.port(namespace, None if self._ignore_refs else connection, database))
 
 
-async def predict(port: MilvusPort, spec: CollectionSpec, actions: tuple[Action, ...]) -> list[str]:
-    """Stands in for `apply`: calls nothing that changes Milvus, raises the refusal a load would meet.
+async def predict(port: MilvusPort, spec: CollectionSpec, actions: tuple[Action, ...]) -> Applied:
+    """Stands in for `apply`: calls nothing that changes Milvus, returns the refusal a load would meet.
 
     Only what can be read beforehand is predicted: a vector field without an index (Milvus: code 700).
     """
@@ -85,5 +86,5 @@ async def predict(port: MilvusPort, spec: CollectionSpec, actions: tuple[Action,
         unindexed = await port.unindexed_vector_fields(spec.collection_name)
         if unindexed:
             message = f"vector field(s) {', '.join(unindexed)} of {spec.collection_name} have no index"
-            raise FailureError(Failure(Reason.INDEX_NOT_FOUND, f"{message}: create a vector index before loading"))
-    return []  # nothing was done: the calls are read from the plan
+            return Applied(failure=Failure(Reason.INDEX_NOT_FOUND, f"{message}: create a vector index before loading"))
+    return Applied()  # nothing was done: the calls are read from the plan

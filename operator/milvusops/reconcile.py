@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from . import REFRESH_ANNOTATION, metrics
-from .apply import apply, apply_refresh
+from .apply import Applied, after, apply, apply_refresh
 from .capabilities import capabilities
 from .capacity import (
     GuardSettings,
@@ -20,6 +20,7 @@ from .capacity import (
     estimate,
     guard,
     refused,
+    to_size,
     wants_memory,
 )
 from .failures import Failure, FailureError, Reason
@@ -29,7 +30,7 @@ from .observe import Observed, confirm, observe, recheck
 from .plan import Action, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions, plan, started
 from .refresh import RefreshStep, decide
 from .slots import Priority, for_pass, prioritized
-from .status import Outcome, Verdict, build_status, verdict
+from .status import Outcome, Verdict, build_status, clipped, listing, verdict
 
 
 class PortSource(Protocol):
@@ -37,7 +38,7 @@ class PortSource(Protocol):
 
 
 # runs the planned actions; `milvusops plan` passes one that only predicts what Milvus would refuse
-Act = Callable[[MilvusPort, CollectionSpec, tuple[Action, ...]], Awaitable[list[str]]]
+Act = Callable[[MilvusPort, CollectionSpec, tuple[Action, ...]], Awaitable[Applied]]
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,13 @@ async def reconcile(
     `confirm_from`: an in-sync picture to confirm (observed in full only if it no longer holds);
     `settled`: the previous pass found the resource in sync (its calls wait behind other resources')."""
     retry_failed_load = _ready_condition(previous).get("reason") == Reason.LOAD_FAILED
-    estimated = frozenset(
-        str(p["name"]) for p in previous.get("partitions") or [] if p.get("estimatedMemoryBytes") is not None
-    )
+    estimated = {
+        str(p["name"]): int(p["estimatedMemoryBytes"])
+        for p in previous.get("partitions") or []
+        if p.get("estimatedMemoryBytes") is not None
+    }
     passed = _Pass(retry_failed_load, str(previous.get("lastRefresh") or ""), estimated)
-    outcome, done = await assess(
+    outcome, applied = await assess(
         spec,
         ref,
         ports,
@@ -93,14 +96,14 @@ async def reconcile(
     )
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
-    events = _events(ref, previous, outcome, result, done)
+    events = _events(ref, previous, outcome, result, applied)
     if passed.refreshed:
         events = (Event("Normal", "Refreshed", passed.refreshed), *events)
-    after = None
-    if done and not passed.called and outcome.failure is None and outcome.observed and outcome.plan:
-        after = started(outcome.observed, outcome.plan.actions)
-    acted = bool(done) or passed.called
-    return Result(status, result, events, outcome.observed, acted, outcome.failure, after)
+    loading = None
+    if applied.actions and not passed.called and outcome.failure is None and outcome.observed:
+        loading = started(outcome.observed, applied.actions)
+    acted = bool(applied.actions) or passed.called
+    return Result(status, result, events, outcome.observed, acted, outcome.failure, loading)
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ class _Pass:
 
     retry_failed_load: bool
     last_refresh: str
-    estimated: frozenset[str] = frozenset()  # partitions whose memory estimate status already holds
+    estimated: Mapping[str, int] = field(default_factory=dict)  # the memory estimates status already holds
     refreshed: str = ""  # the Refreshed event's message
     called: bool = False  # a refresh call was made: what was observed is out of date
 
@@ -133,15 +136,15 @@ async def assess(
     act: Act = apply,
     memory: MemoryGuard | None = None,
     confirm_from: Observed | None = None,
-) -> tuple[Outcome, list[str]]:
-    """One pass up to status: observe, plan, `act` on the plan; the outcome and one line per action done."""
+) -> tuple[Outcome, Applied]:
+    """One pass up to status: observe, plan, `act` on the plan; the outcome and what the calls did."""
     passed = passed or _Pass(retry_failed_load=False, last_refresh="")
     memory = memory or MemoryGuard()
     if ref.paused:
-        return Outcome(paused=True), []
+        return Outcome(paused=True), Applied()
     if conflict_with is not None:
-        return Outcome(failure=conflict(spec, conflict_with)), []
-    observed, planned, done, version = None, None, list[str](), None
+        return Outcome(failure=conflict(spec, conflict_with)), Applied()
+    observed, planned, done, version = None, None, Applied(), None
     try:
         port = await ports.port(ref.namespace, spec.connection_name, spec.database)
         for attempt in (1, 2):
@@ -164,20 +167,24 @@ async def assess(
             sized, refusal = None, None
             if not observed.partial and wants_memory(observed, planned, passed.estimated, act is not apply):
                 with prioritized(priority):  # reads, as the observation
-                    sized = await _memory(port, spec, ref, observed, planned, memory)
+                    sized = await _memory(
+                        port, spec, ref, observed, planned, memory, passed.estimated, act is not apply
+                    )
             if spec.management_policy == ManagementPolicy.OBSERVE:
                 return Outcome(observed, planned, observing=True, version=version, memory=sized), done
             if sized is not None and sized.refusal is not None:
                 planned, refusal = refused(planned, sized.refusal)  # loads held back; releases still go
             if not observed.partial:
-                try:
-                    # in arrival order with first passes' reads: a burst reads everything before Milvus holds its loads
-                    with prioritized(min(priority, Priority.CHANGE)):
-                        done += await act(port, spec, planned.actions)
-                except FailureError as exc:
-                    if exc.failure.reason == Reason.PARTITION_NOT_FOUND and attempt == 1:
+                # in arrival order with first passes' reads: a burst reads everything before Milvus holds its loads
+                with prioritized(min(priority, Priority.CHANGE)):
+                    this = await act(port, spec, planned.actions)
+                done += this
+                if this.failure is not None:
+                    if this.failure.reason == Reason.PARTITION_NOT_FOUND and attempt == 1:
                         continue  # a partition was dropped since it was observed: look again, once
-                    raise
+                    # status shows what the calls that went through changed, with the refusal that stopped the rest
+                    picture = after(observed, this.actions)
+                    return Outcome(picture, planned, failure=this.failure, version=version), done
             step = (
                 None
                 if observed.partial
@@ -194,21 +201,40 @@ async def assess(
 
 
 async def _memory(
-    port: MilvusPort, spec: CollectionSpec, ref: ResourceRef, observed: Observed, planned: Plan, memory: MemoryGuard
+    port: MilvusPort,
+    spec: CollectionSpec,
+    ref: ResourceRef,
+    observed: Observed,
+    planned: Plan,
+    memory: MemoryGuard,
+    known: Mapping[str, int] | None = None,
+    preview: bool = False,
 ) -> Memory | None:
-    """Each partition's estimate and, before a load, the guard's verdict; None when nothing could be estimated."""
+    """Each partition's estimate and, before a load, the guard's verdict; None when nothing could be estimated.
+
+    `known`: the estimates in status, kept for partitions whose row counts this pass does not read.
+    """
     checked = memory.settings if spec.management_policy == ManagementPolicy.MANAGE else GuardSettings(False)
+    known = known or {}
+    names = to_size(observed, planned, known, preview or _replicas_change(observed, spec))
     read: NodeReading | None = None
     if checks(checked, planned):  # both reads are needed before the load: one round trip, not two
         nodes = port.query_node_memory(spec.load.resource_groups)
-        sizes, read = await asyncio.gather(estimate(port, spec, observed), nodes)
+        fresh, read = await asyncio.gather(estimate(port, spec, observed, names), nodes)
     else:
-        sizes = await estimate(port, spec, observed)
-    if sizes is None:
+        fresh = await estimate(port, spec, observed, names)
+    if fresh is None:
         return None
+    sizes = {**{name: known[name] for name in observed.partitions if name in known}, **fresh}
     key = _guard_key(ref)
     refusal = await guard(port, spec, observed, planned, sizes, checked, memory.waiting, key, ref.created, read)
     return Memory(sizes, refusal)
+
+
+def _replicas_change(observed: Observed, spec: CollectionSpec) -> bool:
+    """Every estimate counts the replicas: a new number makes the ones in status out of date."""
+    count = observed.replicas.count if observed.replicas is not None else None
+    return count is not None and count != spec.load.replicas
 
 
 def _guard_key(ref: ResourceRef) -> str:
@@ -264,30 +290,33 @@ def _partition_key(planned: Plan) -> Failure | None:
     return Failure(Reason.PARTITION_KEY_COLLECTION, message)
 
 
+FREE_TEXT_CHARS = 2000  # Milvus's own words in a message: its causes are a line or two, its dumps are not
+
+
 def _failed_load(observed: Observed, planned: Plan) -> Failure | None:
     """Milvus (before 2.6.16) answers get_load_state with the cause of the last, failed load."""
     if observed.failed_load is None:
         return None
     then = "the load is tried again at the next resync" if planned.load_held_back else "the load was started again"
-    return Failure(Reason.LOAD_FAILED, f"{observed.failed_load.message}; {then}")
+    return Failure(Reason.LOAD_FAILED, f"{clipped(observed.failed_load.message, FREE_TEXT_CHARS)}; {then}")
 
 
 def _missing(planned: Plan) -> Failure | None:
     if not planned.missing:
         return None
-    names = ", ".join(planned.missing)
+    names = listing(planned.missing)
     return Failure(Reason.PARTITION_NOT_FOUND, f"partitions named in spec do not exist in Milvus: {names}")
 
 
 def _events(
-    ref: ResourceRef, previous: Mapping[str, Any], outcome: Outcome, result: Verdict, done: list[str]
+    ref: ResourceRef, previous: Mapping[str, Any], outcome: Outcome, result: Verdict, done: Applied
 ) -> tuple[Event, ...]:
     events: list[Event] = []
     before = _ready_condition(previous)
     recreated = _recreated(previous, outcome.observed)
     if recreated:
         events.append(Event("Normal", "CollectionRecreated", recreated))
-    if done:
+    if done.actions:
         # an unchanged spec that was in sync and now needs calls means someone changed Milvus behind our back
         drift = (
             not recreated
@@ -297,9 +326,9 @@ def _events(
         )
         if drift:
             metrics.DRIFT_CORRECTIONS.inc()
-        reason = "DriftCorrected" if drift else ("Releasing" if outcome.plan and outcome.plan.releasing else "Loading")
-        touched = _touched(outcome.plan.actions) if outcome.plan else ()
-        events.append(Event("Normal", reason, "; ".join(done), touched))
+        releasing = any(isinstance(action, ReleasePartitions | ReleaseCollection) for action in done.actions)
+        reason = "DriftCorrected" if drift else ("Releasing" if releasing else "Loading")
+        events.append(Event("Normal", reason, "; ".join(done.lines), _touched(done.actions)))
     if outcome.failure is not None:
         events.append(Event("Warning", outcome.failure.reason.value, outcome.failure.message))
     elif result.ready and before.get("reason") != result.reason.value:
@@ -344,4 +373,7 @@ async def finalize(spec: CollectionSpec, ref: ResourceRef, ports: PortSource) ->
         return []
     action: ReleaseCollection | ReleasePartitions
     action = ReleaseCollection() if ours == held else ReleasePartitions(tuple(sorted(ours)))
-    return await apply(port, spec, (action,))
+    applied = await apply(port, spec, (action,))
+    if applied.failure is not None:
+        raise FailureError(applied.failure)
+    return list(applied.lines)

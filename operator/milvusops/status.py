@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from .capacity import Memory
 from .failures import Failure, Reason
+from .milvus import Replicas
 from .model import CollectionSpec, Desired, LoadState, ResourceRef
 from .observe import Observed
 from .plan import Plan
 
 TRUE, FALSE = "True", "False"
+MESSAGE_LIMIT = 32768  # the CRD's maxLength of a condition message: a longer one fails the whole status patch
+LISTED_CHARS = 400  # names shown in one list: readable in `kubectl describe`, and an event stays under Kopf's 1,024
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,29 @@ def verdict(spec: CollectionSpec, outcome: Outcome) -> Verdict:
         return Verdict(True, Reason.IN_SYNC, f"{loaded}/{total} partitions loaded, as desired", False, False)
     releasing = any(plan.desired.get(name) == Desired.RELEASED for name in mismatched)
     reason = Reason.RELEASING if releasing else Reason.LOADING
-    return Verdict(False, reason, f"{reason.value.lower()}: {', '.join(mismatched)}", True, False)
+    return Verdict(False, reason, f"{reason.value.lower()}: {listing(mismatched)}", True, False)
+
+
+def listing(names: Iterable[str], budget: int = LISTED_CHARS) -> str:
+    """Sorted names, as many as fit in `budget` characters (at least one), then "and N more"."""
+    ordered = sorted(names)
+    shown: list[str] = []
+    used = 0
+    for name in ordered:
+        used += len(name) + (2 if shown else 0)
+        if shown and used > budget:
+            break
+        shown.append(name)
+    rest = len(ordered) - len(shown)
+    return ", ".join(shown) + (f" and {rest} more" if rest else "")
+
+
+def clipped(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Free text (Milvus's own words) cut to `limit` characters, saying that it was."""
+    if len(text) <= limit:
+        return text
+    mark = " [...]"
+    return text[: max(limit - len(mark), 0)] + mark
 
 
 def _matches(want: Desired, state: LoadState) -> bool:
@@ -130,7 +155,9 @@ def build_status(
             if key in previous_collection:
                 status["collection"][key] = previous_collection[key]
     old = previous.get("conditions") or []
-    status["conditions"] = conditions(result, ref.generation, old, now) + _degraded(observed, ref.generation, old, now)
+    known = (previous.get("replicas") or {}).get("count")
+    degraded = _degraded(observed, ref.generation, old, now, int(known) if known else None)
+    status["conditions"] = conditions(result, ref.generation, old, now) + degraded
     return status
 
 
@@ -177,21 +204,55 @@ def _replicas(observed: Observed, previous: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _degraded(
-    observed: Observed | None, generation: int, previous: list[Mapping[str, Any]], now: datetime
+    observed: Observed | None,
+    generation: int,
+    previous: list[Mapping[str, Any]],
+    now: datetime,
+    known_count: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Degraded=True while Milvus reports a replica without a query node; Ready keeps following get_load_state."""
+    """Degraded=True while Milvus reports a replica without a query node; Ready keeps following get_load_state.
+
+    `known_count`: the replica count last described (status), since Milvus 2.3.5 cannot count them meanwhile.
+    """
     before = [c for c in previous if c.get("type") == "Degraded"]
     if observed is None:
         return [dict(c) for c in before]  # not observed this pass: keep what was last known
     replicas = observed.replicas
     if replicas is not None and replicas.unavailable:
-        message = (
-            f"{replicas.unavailable}: Milvus still reports the load state, and serves searches from the other "
-            "replicas, if any, until it places this one on a query node again (restart or add one)"
-        )
+        message = lost_replica(replicas, replicas.count or known_count)
         return conditions_of([("Degraded", True, Reason.REPLICA_UNAVAILABLE, message)], generation, previous, now)
     served = f"{replicas.count} replica(s), each on a query node" if replicas and replicas.count else "nothing loaded"
     return conditions_of([("Degraded", False, Reason.REPLICAS_AVAILABLE, served)], generation, previous, now)
+
+
+MILVUS_WORDS_CHARS = 600  # Milvus's text after ours: its 401 is a line; a lost shard leader dumps whole positions
+
+
+def lost_replica(replicas: Replicas, count: int | None) -> str:
+    """What a replica without a query node means for searches first, Milvus's own words after."""
+    ids = replicas.lost_ids
+    who = f"replica {listing(ids)}" if len(ids) == 1 else f"replicas {listing(ids)}" if ids else "a replica"
+    verb = "have" if len(ids) > 1 else "has"
+    others = count - max(len(ids), 1) if count is not None else None
+    of = " (the only one)" if count == 1 and len(ids) <= 1 else f" (of {count})" if count else ""
+    serving = _serving(others)
+    return (
+        f"{who}{of} {verb} no query node: {serving} until Milvus places it on a query node again (restart the "
+        f"lost query node or add one); Milvus: {clipped(replicas.unavailable, MILVUS_WORDS_CHARS)}"
+    )
+
+
+def _serving(others: int | None) -> str:
+    """Who answers searches meanwhile: Milvus routes them to the replicas that still have their nodes."""
+    if others is None:
+        return "searches are served by the other replicas, if any"
+    if others <= 0:
+        return "searches fail"
+    return (
+        "searches are served by the other replica"
+        if others == 1
+        else f"searches are served by the other {others} replicas"
+    )
 
 
 def _partition_state(observed: Observed, name: str) -> dict[str, Any]:
@@ -241,7 +302,7 @@ def conditions_of(
                 "observedGeneration": generation,
                 "lastTransitionTime": since or _timestamp(now),
                 "reason": reason.value,
-                "message": message,
+                "message": clipped(message),  # whoever built it: a status that cannot be written is worse
             }
         )
     return out

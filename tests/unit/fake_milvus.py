@@ -42,6 +42,7 @@ class FakeMilvus:
         self.failed_load: Failure | None = None  # what get_load_state raises until a load clears it (before 2.6.16)
         self.unindexed: list[str] = []  # vector fields without an index
         self.rows: dict[str, int] = {}  # partition -> rows, for the memory estimate (dim 8 FLAT: 48 B a row)
+        self.sized: list[str] = []  # partitions whose row count `shape` read: one get_partition_stats each
         self.nodes: tuple[NodeMemory, ...] = (NodeMemory(1, 8 * 2**30, 2**30),)  # what GetMetrics reports
 
     @property
@@ -123,6 +124,7 @@ class FakeMilvus:
 
     async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape:
         self._call("shape", collection)
+        self.sized.extend(partitions)
         schema = fields or (Field("id", "INT64"), Field("vector", "FLOAT_VECTOR", dim=8))
         return Shape(schema, (Index("vector", "FLAT"),), {name: self.rows.get(name, 0) for name in partitions})
 

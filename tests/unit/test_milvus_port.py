@@ -299,7 +299,7 @@ async def test_replicas_of_a_known_collection_id_are_asked_without_describing_it
 ) -> None:
     found, asked = await ask_replicas(monkeypatch, executor, replicas_answer(nodes=([1], [])), "42")
     assert asked == ["GetReplicas 42"]  # DescribeCollection waits in Milvus's queue behind every load
-    assert found == milvus.Replicas(2, ("rg",), "no query node serves replica(s) 11")
+    assert found == milvus.Replicas(2, ("rg",), "no query node serves replica(s) 11", ("11",))
 
 
 async def test_a_replica_without_its_query_node_is_an_answer_when_asked_by_id(

@@ -31,7 +31,7 @@ def spec_of(state: str = "Released", partitions: dict[str, str] | None = None, *
 
 async def planned(milvus: FakeMilvus, spec: CollectionSpec, conflict_with: str | None = None) -> ResourcePreview:
     outcome, done = await assess(spec, REF, ReadOnlyPorts(FakePorts(milvus)), conflict_with, act=predict)
-    assert done == []
+    assert done.actions == ()
     assert milvus.mutating_calls == []  # whatever the plan, nothing was changed
     return preview("m.yaml", spec, REF, "the default connection", outcome)
 
