@@ -43,6 +43,7 @@ class FakeMilvus:
         self.unindexed: list[str] = []  # vector fields without an index
         self.rows: dict[str, int] = {}  # partition -> rows, for the memory estimate (dim 8 FLAT: 48 B a row)
         self.nodes: tuple[NodeMemory, ...] = (NodeMemory(1, 8 * 2**30, 2**30),)  # what GetMetrics reports
+        self.server = "fake:19530"  # which Milvus server this is: two fakes with the same one share its memory
 
     @property
     def states(self) -> dict[str, LoadState]:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import cast
 
+import kopf
 import pytest
 
 from milvusops.capacity import GuardSettings, WaitingLoads, needed_bytes
+from milvusops.collection_worker import CollectionWorker
+from milvusops.connections import ClientPool
 from milvusops.failures import Reason
+from milvusops.kubeapi import KubeApi
 from milvusops.memory import Capacity, Field, Index, NodeMemory, Shape, admit, bytes_per_partition, human
 from milvusops.milvus import StateReport, query_nodes_of
 from milvusops.model import CollectionSpec, Desired, LoadState, ResourceRef
 from milvusops.observe import Observed
 from milvusops.plan import LoadCollection, LoadPartitions, Plan, ReleasePartitions
 from milvusops.reconcile import MemoryGuard, reconcile
+from milvusops.settings import Settings
 from tests.unit.fake_milvus import FakeMilvus, FakePorts
 
 GiB, MiB = 2**30, 2**20
@@ -251,3 +257,61 @@ async def test_a_load_still_running_counts_against_the_next_one_that_milvus_does
     first.states["big"] = LoadState.LOADED  # its load ended; Milvus now counts it in the node's use
     await reconcile(SPEC, REF, sent.status, FakePorts(first), now, memory=guard)
     assert guard.waiting.running("u2") == 0
+
+
+def _ref(uid: str, created: str) -> ResourceRef:
+    return ResourceRef(namespace="ns", name=uid, uid=uid, generation=1, created=created)
+
+
+def _server(name: str, node_bytes: int, partition_bytes: int) -> FakeMilvus:
+    milvus = FakeMilvus({"_default": LoadState.NOT_LOAD, "big": LoadState.NOT_LOAD})
+    milvus.server = name
+    milvus.rows = {"big": partition_bytes // 56}  # 56 B a row
+    milvus.nodes = (NodeMemory(1, node_bytes, GiB),)
+    return milvus
+
+
+async def test_an_older_load_refused_on_one_server_holds_back_no_load_on_another() -> None:
+    """Issue 29 item 1: a 40 GiB load refused on a small Milvus must not reserve memory on a big, empty one."""
+    guard = MemoryGuard(GuardSettings(True, 10))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    small, big = _server("small:19530", 2 * GiB, 40 * GiB), _server("big:19530", 48 * GiB, 10 * GiB)
+    older = await reconcile(SPEC, _ref("u1", "2026-01-01T00:00:00Z"), {}, FakePorts(small), now, memory=guard)
+    assert older.verdict.reason == Reason.INSUFFICIENT_MEMORY
+    younger = await reconcile(SPEC, _ref("u2", "2026-01-02T00:00:00Z"), {}, FakePorts(big), now, memory=guard)
+    assert younger.verdict.reason != Reason.INSUFFICIENT_MEMORY, younger.verdict.message
+    assert [call[0] for call in big.mutating_calls] == ["load_partitions"]
+
+
+async def test_a_load_running_on_one_server_is_not_counted_on_another() -> None:
+    guard = MemoryGuard(GuardSettings(True, 10))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first, second = _server("one:19530", 48 * GiB, 30 * GiB), _server("two:19530", 48 * GiB, 30 * GiB)
+    await reconcile(SPEC, _ref("u1", "2026-01-01T00:00:00Z"), {}, FakePorts(first), now, memory=guard)
+    assert [call[0] for call in first.mutating_calls] == ["load_partitions"]  # still Loading on server one
+    await reconcile(SPEC, _ref("u2", "2026-01-02T00:00:00Z"), {}, FakePorts(second), now, memory=guard)
+    assert [call[0] for call in second.mutating_calls] == ["load_partitions"]
+
+
+async def test_two_connections_to_one_server_share_its_memory() -> None:
+    """Two MilvusConnections (or one and the default) to the same server: one queue, as they share its memory."""
+    guard = MemoryGuard(GuardSettings(True, 10))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first, second = _server("same:19530", 48 * GiB, 30 * GiB), _server("same:19530", 48 * GiB, 30 * GiB)
+    await reconcile(SPEC, _ref("u1", "2026-01-01T00:00:00Z"), {}, FakePorts(first), now, memory=guard)
+    refused = await reconcile(SPEC, _ref("u2", "2026-01-02T00:00:00Z"), {}, FakePorts(second), now, memory=guard)
+    assert refused.verdict.reason == Reason.INSUFFICIENT_MEMORY and second.mutating_calls == []
+
+
+async def test_a_deleted_resource_stops_holding_memory_at_once() -> None:
+    """A retired (deleted) resource's waiting load is dropped when it goes, not only after the entries' TTL."""
+    worker = CollectionWorker(Settings(_cli_parse_args=[]), cast(KubeApi, None), cast(ClientPool, None))  # type: ignore[call-arg]
+    worker.memory = guard = MemoryGuard(GuardSettings(True, 10))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    older = _server("one:19530", 48 * GiB, 40 * GiB)
+    older.nodes = (NodeMemory(1, 32 * GiB, GiB),)  # too small for it: it waits
+    await reconcile(SPEC, _ref("u1", "2026-01-01T00:00:00Z"), {}, FakePorts(older), now, memory=guard)
+    worker.retire(cast(kopf.Body, {"metadata": {"namespace": "ns", "name": "u1", "uid": "u1"}}))
+    younger = _server("one:19530", 48 * GiB, 10 * GiB)
+    await reconcile(SPEC, _ref("u2", "2026-01-02T00:00:00Z"), {}, FakePorts(younger), now, memory=guard)
+    assert [call[0] for call in younger.mutating_calls] == ["load_partitions"]
