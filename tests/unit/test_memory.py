@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
 
 import kopf
 import pytest
 
-from milvusops.capacity import GuardSettings, WaitingLoads, needed_bytes
+from milvusops.capacity import GuardSettings, LoadsByServer, WaitingLoads, needed_bytes
 from milvusops.collection_worker import CollectionWorker
 from milvusops.connections import ClientPool
 from milvusops.failures import Reason
 from milvusops.kubeapi import KubeApi
 from milvusops.memory import Capacity, Field, Index, NodeMemory, Shape, admit, bytes_per_partition, human
-from milvusops.milvus import StateReport, query_nodes_of
+from milvusops.milvus import Endpoint, StateReport, query_nodes_of, server_address
 from milvusops.model import CollectionSpec, Desired, LoadState, ResourceRef
 from milvusops.observe import Observed
 from milvusops.plan import LoadCollection, LoadPartitions, Plan, ReleasePartitions
@@ -256,7 +258,7 @@ async def test_a_load_still_running_counts_against_the_next_one_that_milvus_does
     assert "for loads still running" in refused.verdict.message
     first.states["big"] = LoadState.LOADED  # its load ended; Milvus now counts it in the node's use
     await reconcile(SPEC, REF, sent.status, FakePorts(first), now, memory=guard)
-    assert guard.waiting.running("u2") == 0
+    assert guard.waiting.on("fake:19530", "u2").running("u2") == 0
 
 
 def _ref(uid: str, created: str) -> ResourceRef:
@@ -315,3 +317,100 @@ async def test_a_deleted_resource_stops_holding_memory_at_once() -> None:
     younger = _server("one:19530", 48 * GiB, 10 * GiB)
     await reconcile(SPEC, _ref("u2", "2026-01-02T00:00:00Z"), {}, FakePorts(younger), now, memory=guard)
     assert [call[0] for call in younger.mutating_calls] == ["load_partitions"]
+
+
+class NaiveLoads:
+    """The old, obvious WaitingLoads (a scan of every entry), to check the incremental one against."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
+        self.ttl, self.clock = ttl, clock
+        self.entries: dict[str, tuple[str, int, float]] = {}
+        self.runs: dict[str, tuple[int, float]] = {}
+
+    def ahead(self, key: str, created: str) -> int:
+        now = self.clock()
+        return sum(
+            needed
+            for other, (since, needed, seen) in self.entries.items()
+            if other != key and now - seen <= self.ttl and (since, other) < (created, key)
+        )
+
+    def running(self, key: str) -> int:
+        now = self.clock()
+        return sum(needed for other, (needed, sent) in self.runs.items() if other != key and now - sent <= self.ttl)
+
+
+def test_waiting_loads_agree_with_a_scan_of_every_entry() -> None:
+    """Renewals, new entries, admissions, ends and expiry in a random order: the prefix sums never go stale."""
+    rng = random.Random(29)  # noqa: S311 - a reproducible order, not a secret
+    now = [0.0]
+    fast, slow = WaitingLoads(ttl=30, clock=lambda: now[0]), NaiveLoads(30, lambda: now[0])
+    keys = [f"r{i:02d}" for i in range(40)]
+    created = {key: f"2026-01-01T00:{rng.randrange(60):02d}:00Z" for key in keys}  # ties broken by name
+    for _ in range(3000):
+        key, needed, op = rng.choice(keys), rng.randrange(1, 1000), rng.random()
+        now[0] += rng.random()
+        if op < 0.4:
+            fast.wait(key, created[key], needed)
+            slow.entries[key] = (created[key], needed, now[0])
+        elif op < 0.55:
+            fast.done(key)
+            slow.entries.pop(key, None)
+        elif op < 0.7:
+            fast.sent(key, needed)
+            slow.runs[key] = (needed, now[0])
+        elif op < 0.8:
+            fast.ended(key)
+            slow.runs.pop(key, None)
+        elif op < 0.85:
+            fast.forget(key)
+            slow.entries.pop(key, None)
+            slow.runs.pop(key, None)
+        assert fast.ahead(key, created[key]) == slow.ahead(key, created[key])
+        assert fast.running(key) == slow.running(key)
+
+
+def test_expired_entries_are_pruned_as_checks_go() -> None:
+    now = [0.0]
+    waiting = WaitingLoads(ttl=60, clock=lambda: now[0])
+    for i in range(100):
+        waiting.wait(f"r{i}", f"2026-01-01T00:00:{i:02d}Z", 1)
+        waiting.sent(f"r{i}", 1)
+    now[0] = 61
+    waiting.wait("new", "2026-01-02T00:00:00Z", 1)
+    assert waiting.ahead("new", "2026-01-02T00:00:00Z") == 0
+    assert waiting.running("new") == 0
+    waiting.done("new")
+    assert waiting.empty()  # nothing of the 100 is kept: memory stays bounded by the live entries
+
+
+def test_loads_by_server_keep_each_server_apart_and_drop_what_goes() -> None:
+    loads = LoadsByServer(ttl=60)
+    loads.on("one:19530", "a").wait("a", "2026-01-01T00:00:00Z", 7)
+    loads.on("one:19530", "b").sent("b", 5)
+    assert loads.on("two:19530", "c").ahead("c", "2026-01-02T00:00:00Z") == 0
+    assert loads.on("one:19530", "d").ahead("d", "2026-01-02T00:00:00Z") == 7
+    assert loads.on("one:19530", "d").running("d") == 5
+    loads.ended("b")
+    assert loads.on("one:19530", "d").running("d") == 0
+    loads.on("two:19530", "a")  # a's connection now points at another server: its old entry goes
+    assert loads.on("one:19530", "d").ahead("d", "2026-01-02T00:00:00Z") == 0
+    for key in "abd":
+        loads.forget(key)
+    loads.ended("c")  # a resource whose server's (empty) entries were dropped
+    assert loads._servers == {}  # servers without entries are not kept: connections come and go
+
+
+@pytest.mark.parametrize(
+    ("uri", "server"),
+    [
+        ("http://127.0.0.1:19530", "127.0.0.1:19530"),
+        ("tcp://Milvus.Example:19530/db1", "milvus.example:19530"),  # the database is not the server
+        ("http://milvus", "milvus:19530"),
+        ("https://in01.example.com", "in01.example.com:443"),
+        ("unix:/tmp/milvus.sock", "unix:/tmp/milvus.sock"),
+        ("http://host:notaport", "http://host:notaport"),
+    ],
+)
+def test_server_address(uri: str, server: str) -> None:
+    assert Endpoint(uri, token="root:Milvus").server == server == server_address(uri)
