@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from .model import CollectionSpec, Desired, LoadState
 from .observe import Observed
 from .plan import LoadCollection, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions
 
+log = logging.getLogger("milvusops")
 _HELD = (LoadState.LOADED, LoadState.LOADING)
 NodeReading = tuple[tuple[NodeMemory, ...], str]  # each query node's memory, and which nodes these are
 
@@ -247,6 +249,9 @@ async def guard(
     ]
     ahead, running = waiting.ahead(key, created), waiting.running(key)
     refusal = admit(needed, capacity, settings.headroom_percent, ahead, tuple(kept), running)
+    if refusal is not None and log.isEnabledFor(logging.DEBUG):  # the exact figures the message only bounds
+        figures = f"needs {needed} B, {refusal.available} B free after {ahead} B ahead and {running} B running"
+        log.debug("memory guard on %s refused %s: %s", port.server, key, figures)
     if refusal is None:
         waiting.done(key)
         waiting.sent(key, needed)

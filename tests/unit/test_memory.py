@@ -16,7 +16,17 @@ from milvusops.collection_worker import CollectionWorker
 from milvusops.connections import ClientPool
 from milvusops.failures import Reason
 from milvusops.kubeapi import KubeApi
-from milvusops.memory import Capacity, Field, Index, NodeMemory, Shape, admit, bytes_per_partition, human
+from milvusops.memory import (
+    Capacity,
+    Field,
+    Index,
+    NodeMemory,
+    Shape,
+    admit,
+    bytes_per_partition,
+    coarse_free,
+    human,
+)
 from milvusops.milvus import Endpoint, StateReport, query_nodes_of, server_address
 from milvusops.model import CollectionSpec, Desired, LoadState, ResourceRef
 from milvusops.observe import Observed
@@ -64,22 +74,40 @@ NODES = Capacity((NodeMemory(1, 1000 * MiB, 100 * MiB), NodeMemory(2, 1000 * MiB
 
 
 @pytest.mark.parametrize(
-    ("needed", "headroom", "ahead", "fits", "available"),
+    ("needed", "headroom", "ahead", "fits", "available", "free"),
     [
-        (900 * MiB, 10, 0, True, None),  # node 1: 900 - 100 free; node 2: 900 - 800
-        (901 * MiB, 10, 0, False, 900 * MiB),
-        (901 * MiB, 0, 0, True, None),  # no headroom: 900 + 200
-        (701 * MiB, 10, 200 * MiB, False, 700 * MiB),  # an older waiting load goes first
-        (100 * MiB, 95, 0, False, 0),  # a node over its line counts as zero, never negative
+        (900 * MiB, 10, 0, True, None, ""),  # node 1: 900 - 100 free; node 2: 900 - 800
+        (901 * MiB, 10, 0, False, 900 * MiB, "less than that free"),
+        (2000 * MiB, 10, 0, False, 900 * MiB, "less than 1000 MiB free"),
+        (901 * MiB, 0, 0, True, None, ""),  # no headroom: 900 + 200
+        (701 * MiB, 10, 200 * MiB, False, 700 * MiB, "less than that free after 200.0 MiB reserved for older"),
+        (100 * MiB, 95, 0, False, 0, "no memory free"),  # a node over its line counts as zero, never negative
     ],
 )
-def test_admit(needed: int, headroom: float, ahead: int, fits: bool, available: int | None) -> None:
+def test_admit(needed: int, headroom: float, ahead: int, fits: bool, available: int | None, free: str) -> None:
     refusal = admit(needed, NODES, headroom, ahead, ("a (1.0 MiB)",))
     assert (refusal is None) == fits
     if refusal is not None:
         assert (refusal.needed, refusal.available) == (needed, available)
-        assert f"({needed} B)" in refusal.message and f"({available} B) free" in refusal.message
+        assert f"({needed} B)" in refusal.message and f"have {free}" in refusal.message
         assert "releasing a (1.0 MiB) would free memory" in refusal.message
+
+
+@pytest.mark.parametrize(
+    ("available", "needed", "text"),
+    [
+        (0, MiB, "no memory"),
+        (-5, MiB, "no memory"),
+        (int(409.8 * MiB), 534 * MiB, "less than 500 MiB"),
+        (int(410.9 * MiB), 534 * MiB, "less than 500 MiB"),  # a wobble of a MiB reads the same
+        (500 * MiB, 534 * MiB, "less than that"),  # 600 MiB would be above what the load needs
+        (int(1.26 * GiB), 10 * GiB, "less than 1.5 GiB"),
+        (900 * MiB, 10 * GiB, "less than 1000 MiB"),
+        (1000, 10 * GiB, "less than 1500 B"),
+    ],
+)
+def test_coarse_free(available: int, needed: int, text: str) -> None:
+    assert coarse_free(available, needed) == text
 
 
 def test_waiting_loads_go_oldest_first_and_expire() -> None:
@@ -151,8 +179,7 @@ async def test_a_load_that_does_not_fit_sends_nothing_and_stalls_with_both_numbe
     [ready] = [c for c in status["conditions"] if c["type"] == "Ready"]  # type: ignore[attr-defined]
     [stalled] = [c for c in status["conditions"] if c["type"] == "Stalled"]  # type: ignore[attr-defined]
     assert ready["reason"] == stalled["reason"] == Reason.INSUFFICIENT_MEMORY.value and stalled["status"] == "True"
-    free = int(512 * MiB * 0.9) - 50 * MiB
-    assert "(560000000 B)" in ready["message"] and f"({free} B) free" in ready["message"]
+    assert "(560000000 B)" in ready["message"] and "have less than 500 MiB free" in ready["message"]  # 410.8 MiB
     assert status["memory"] == {"estimatedLoadedBytes": 0, "estimatedDesiredBytes": 560_000_000}
 
 
