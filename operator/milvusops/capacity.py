@@ -6,6 +6,9 @@ the decisions are pure (`memory.admit`, `needed_bytes`, `WaitingLoads.ahead`) an
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -17,6 +20,7 @@ from .model import CollectionSpec, Desired, LoadState
 from .observe import Observed
 from .plan import LoadCollection, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions
 
+log = logging.getLogger("milvusops")
 _HELD = (LoadState.LOADED, LoadState.LOADING)
 NodeReading = tuple[tuple[NodeMemory, ...], str]  # each query node's memory, and which nodes these are
 
@@ -37,44 +41,130 @@ class Memory:
 
 @dataclass
 class WaitingLoads:
-    """Loads refused for memory, so that freed memory goes to the oldest first (creation time, then name),
-    and loads sent but not yet seen to end, whose memory Milvus does not count in full until they do.
+    """One Milvus server's loads refused for memory, so that its freed memory goes to the oldest first (creation
+    time, then name), and its loads sent but not yet seen to end, whose memory Milvus does not count in full yet.
 
-    Shared by every resource of one operator; an entry not renewed within `ttl` seconds (its resource
-    was deleted, or its spec no longer loads) stops counting.
+    An entry not renewed within `ttl` seconds (its spec no longer loads, or it moved to another server) stops
+    counting and is pruned as checks go; a check costs O(log N) of this server's entries, not O(N).
     """
 
     ttl: float = 120.0
     clock: Callable[[], float] = time.monotonic
-    _entries: dict[str, tuple[str, int, float]] = field(default_factory=dict)  # key -> (created, bytes, seen)
-    _running: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (bytes, sent)
+    _seen: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (created, renewed), least recent first
+    _order: list[tuple[str, str]] = field(default_factory=list)  # (created, key) of waiting loads, oldest first
+    _bytes: list[int] = field(default_factory=list)  # needed bytes, in `_order`'s order
+    _sums: list[int] = field(default_factory=lambda: [0])  # _sums[i]: bytes of _order[:i]; valid as far as it goes
+    _running: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (bytes, sent), least recent first
+    _running_total: int = 0
 
     def running(self, key: str) -> int:
         """Bytes of other resources' loads that were admitted and have not been seen to end."""
-        now = self.clock()
-        return sum(needed for other, (needed, sent) in self._running.items() if other != key and now - sent <= self.ttl)
+        self._prune(self.clock())
+        own = self._running.get(key, (0, 0.0))[0]
+        return self._running_total - own
 
     def sent(self, key: str, needed: int) -> None:
+        self.ended(key)
         self._running[key] = (needed, self.clock())
+        self._running_total += needed
 
     def ended(self, key: str) -> None:
         """This resource's pass saw nothing loading: Milvus's memory use now holds what its load took."""
-        self._running.pop(key, None)
+        needed, _ = self._running.pop(key, (0, 0.0))
+        self._running_total -= needed
 
     def ahead(self, key: str, created: str) -> int:
         """Bytes that older waiting loads (other resources) are owed before this one."""
-        now = self.clock()
-        return sum(
-            needed
-            for other, (since, needed, seen) in self._entries.items()
-            if other != key and now - seen <= self.ttl and (since, other) < (created, key)
-        )
+        self._prune(self.clock())
+        return self._sum_to(bisect.bisect_left(self._order, (created, key)))
 
     def wait(self, key: str, created: str, needed: int) -> None:
-        self._entries[key] = (created, needed, self.clock())
+        entry = self._seen.get(key)
+        if entry is not None and entry[0] == created:  # a renewal: the order stands, only the bytes may change
+            at = bisect.bisect_left(self._order, (created, key))
+            if self._bytes[at] != needed:
+                self._bytes[at] = needed
+                del self._sums[at + 1 :]
+            del self._seen[key]  # entered again below: the least recently renewed stay first
+        else:
+            self.done(key)
+            at = bisect.bisect_left(self._order, (created, key))
+            self._order.insert(at, (created, key))
+            self._bytes.insert(at, needed)
+            del self._sums[at + 1 :]
+        self._seen[key] = (created, self.clock())
 
     def done(self, key: str) -> None:
-        self._entries.pop(key, None)
+        entry = self._seen.pop(key, None)
+        if entry is None:
+            return
+        at = bisect.bisect_left(self._order, (entry[0], key))
+        del self._order[at], self._bytes[at], self._sums[at + 1 :]
+
+    def forget(self, key: str) -> None:
+        """The resource is gone: its entries stop counting now, not when they expire."""
+        self.done(key)
+        self.ended(key)
+
+    def empty(self) -> bool:
+        return not self._seen and not self._running
+
+    def _sum_to(self, end: int) -> int:
+        """Bytes of the first `end` waiting loads, extending the prefix sums only as far as asked."""
+        if len(self._sums) <= end:
+            start = len(self._sums) - 1
+            self._sums.extend(itertools.accumulate(self._bytes[start:end], initial=self._sums.pop()))
+        return self._sums[end]
+
+    def _prune(self, now: float) -> None:
+        """Drop entries not renewed within `ttl`: both maps are kept least recently renewed first."""
+        while self._seen:
+            key, (_, renewed) = next(iter(self._seen.items()))
+            if now - renewed <= self.ttl:
+                break
+            self.done(key)
+        while self._running:
+            key, (_, sent) = next(iter(self._running.items()))
+            if now - sent <= self.ttl:
+                break
+            self.ended(key)
+
+
+@dataclass
+class LoadsByServer:
+    """Each Milvus server's WaitingLoads (STYLE 15): a load waits only for loads on the server it goes to.
+
+    Keyed by the server's address (`MilvusPort.server`), so connections to the same server share one queue;
+    `forget` drops a deleted resource's entries, and a resource that moved to another server leaves the old one.
+    """
+
+    ttl: float = 120.0
+    clock: Callable[[], float] = time.monotonic
+    _servers: dict[str, WaitingLoads] = field(default_factory=dict)
+    _home: dict[str, str] = field(default_factory=dict)  # resource key -> the server its entries are on
+
+    def on(self, server: str, key: str) -> WaitingLoads:
+        """The loads of `server`, for resource `key` to check against (and be entered in)."""
+        if self._home.get(key, server) != server:
+            self.forget(key)
+        self._home[key] = server
+        loads = self._servers.get(server)
+        if loads is None:
+            loads = self._servers[server] = WaitingLoads(self.ttl, self.clock)
+        return loads
+
+    def ended(self, key: str) -> None:
+        loads = self._servers.get(self._home.get(key, ""))
+        if loads is not None:
+            loads.ended(key)
+
+    def forget(self, key: str) -> None:
+        home = self._home.pop(key, "")
+        loads = self._servers.get(home)
+        if loads is not None:
+            loads.forget(key)
+            if loads.empty():
+                del self._servers[home]  # connections come and go: keep only servers with loads in them
 
 
 def wants_memory(observed: Observed, planned: Plan, estimated: Collection[str], preview: bool) -> bool:
@@ -190,6 +280,9 @@ async def guard(
     ]
     ahead, running = waiting.ahead(key, created), waiting.running(key)
     refusal = admit(needed, capacity, settings.headroom_percent, ahead, tuple(kept), running)
+    if refusal is not None and log.isEnabledFor(logging.DEBUG):  # the exact figures the message only bounds
+        figures = f"needs {needed} B, {refusal.available} B free after {ahead} B ahead and {running} B running"
+        log.debug("memory guard on %s refused %s: %s", port.server, key, figures)
     if refusal is None:
         waiting.done(key)
         waiting.sent(key, needed)

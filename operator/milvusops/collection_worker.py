@@ -40,7 +40,7 @@ class CollectionWorker(Worker):
             settings.loading_recheck_seconds,
             full_observation_seconds=settings.full_observation_seconds,
         )
-        # replaced by the operator-wide one (handlers), so loads waiting for memory are ordered across resources
+        # replaced by the operator-wide one (handlers), which orders the loads waiting for each server's memory
         self.memory = MemoryGuard(memory_guard(settings))
         self.connection: tuple[str, str | None] = ("", None)  # (namespace, connectionRef name)
 
@@ -53,6 +53,7 @@ class CollectionWorker(Worker):
 
     def retire(self, body: kopf.Body) -> None:
         metrics.READY_TALLY.forget(body["metadata"]["uid"])
+        self.memory.forget(body["metadata"]["uid"])  # a deleted resource's waiting load must not hold others back
         super().retire(body)
 
     async def run(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:

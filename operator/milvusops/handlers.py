@@ -53,7 +53,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.kube = KubeApi(config.api_timeout_seconds)
     memo.workers = {}  # uid -> worker; shared by every per-object memo (they are shallow copies)
     memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
-    memo.memory = MemoryGuard(memory_guard(config))  # one order of loads waiting for memory, for all resources
+    memo.memory = MemoryGuard(memory_guard(config))  # per Milvus server, the order of loads waiting for its memory
 
 
 @kopf.on.login()

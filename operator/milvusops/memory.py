@@ -146,7 +146,7 @@ class Capacity:
 
 @dataclass(frozen=True)
 class Refusal:
-    """A load that does not fit: both numbers, and what could be released to make room."""
+    """A load that does not fit: both numbers (exact here; the message bounds the free one), what could be released."""
 
     needed: int
     available: int
@@ -163,6 +163,24 @@ def human(size: float) -> str:
     raise AssertionError("unreachable")
 
 
+# the bounds a free-memory figure is rounded up to in messages, in each binary unit: x1.25 to x2 apart
+_COARSE_STEPS = tuple(step * 10**power for power in range(4) for step in (1, 1.5, 2, 3, 4, 5, 6, 8))
+
+
+def coarse_free(available: int, needed: int) -> str:
+    """Free memory on a coarse scale, so a figure that moves a little every pass reads the same: 409.8 MiB ->
+    "less than 500 MiB"; "less than that" when the step would reach `needed` (the tighter bound); 0 -> "no memory"."""
+    if available <= 0:
+        return "no memory"
+    value, scale = float(available), 1
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            bound = next((step for step in _COARSE_STEPS if step > value), value)
+            return "less than that" if bound * scale >= needed else f"less than {bound:g} {unit}"
+        value, scale = value / 1024, scale * 1024
+    raise AssertionError("unreachable")
+
+
 def admit(
     needed: int,
     capacity: Capacity,
@@ -174,7 +192,9 @@ def admit(
     """None when `needed` bytes fit in what the query nodes have free, after `ahead` bytes of older waiting loads
     and `running` bytes of loads sent that Milvus does not count in full yet.
 
-    `releasable`: partitions this resource keeps loaded, named in the message as what could make room.
+    `releasable`: partitions this resource keeps loaded, named in the message as what could make room. The message
+    says free memory only coarsely (`coarse_free`): it must read the same while the situation is the same, or each
+    resync would write status and post an event for a few KiB that a query node's use moved (issue 29 item 9).
     """
     available = capacity.available(headroom_percent) - ahead - running
     if needed <= available:
@@ -189,7 +209,7 @@ def admit(
     )
     message = (
         f"the load needs an estimated {human(needed)} ({needed} B) of query-node memory but {capacity.scope} have "
-        f"{human(max(available, 0))} ({max(available, 0)} B) free{waiting}, keeping {headroom_percent:g}% headroom"
-        f"{hint}; no load was sent to Milvus"
+        f"{coarse_free(available, needed)} free{waiting}, keeping {headroom_percent:g}% headroom{hint}; "
+        "no load was sent to Milvus"
     )
     return Refusal(needed, max(available, 0), message)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlparse
 
 import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
@@ -66,6 +67,23 @@ class Endpoint:
     def fingerprint(self) -> tuple[str, ...]:
         return (self.uri, self.token, str(self.timeout), self.ca_pem_path, self.server_name)
 
+    @property
+    def server(self) -> str:
+        """The Milvus server reached, whatever the database and credentials: what shares one server's memory."""
+        return server_address(self.uri)
+
+
+def server_address(uri: str) -> str:
+    """host:port as pymilvus dials it (its ConnectionManager's defaults); a database in the path is ignored."""
+    if uri.startswith("unix:"):
+        return uri
+    try:
+        parsed = urlparse(uri)
+        port = parsed.port or (443 if parsed.scheme.lower() == "https" else 19530)
+    except ValueError:  # an invalid port: the connect will say so, the guard needs only a stable key
+        return uri
+    return f"{parsed.hostname or 'localhost'}:{port}"
+
 
 @dataclass(frozen=True)
 class Replicas:
@@ -88,6 +106,8 @@ _REPLICA_ID = re.compile(r"replica=(\d+)")
 class MilvusPort(Protocol):
     """What the operator needs from Milvus, for one connection and database."""
 
+    @property
+    def server(self) -> str: ...  # which Milvus server (host:port): state about its memory is kept per server
     async def server_version(self) -> str: ...
     async def version(self) -> str: ...
     async def list_partitions(self, collection: str) -> list[str]: ...
@@ -423,6 +443,10 @@ class MilvusClientPort:
     @property
     def _timeout(self) -> float:
         return self._endpoint.timeout
+
+    @property
+    def server(self) -> str:
+        return self._endpoint.server
 
     async def server_version(self) -> str:
         """Asks the server every time (a reachability check); the answer is kept for `version`."""

@@ -21,6 +21,10 @@ class ReadOnlyPort:
     def __init__(self, port: MilvusPort) -> None:
         self._port = port
 
+    @property
+    def server(self) -> str:
+        return self._port.server
+
     async def server_version(self) -> str:
         return await self._port.server_version()
 

@@ -13,9 +13,9 @@ from .apply import Applied, after, apply, apply_refresh
 from .capabilities import capabilities
 from .capacity import (
     GuardSettings,
+    LoadsByServer,
     Memory,
     NodeReading,
-    WaitingLoads,
     checks,
     estimate,
     guard,
@@ -108,10 +108,14 @@ async def reconcile(
 
 @dataclass(frozen=True)
 class MemoryGuard:
-    """The capacity guard's settings and the operator-wide order of loads waiting for memory."""
+    """The capacity guard's settings and, per Milvus server, the order of loads waiting for its memory."""
 
     settings: GuardSettings = field(default_factory=GuardSettings)
-    waiting: WaitingLoads = field(default_factory=WaitingLoads)
+    waiting: LoadsByServer = field(default_factory=LoadsByServer)
+
+    def forget(self, uid: str) -> None:
+        """The resource is deleted (or no longer served here): its loads stop counting at once."""
+        self.waiting.forget(uid)
 
 
 @dataclass
@@ -227,7 +231,8 @@ async def _memory(
         return None
     sizes = {**{name: known[name] for name in observed.partitions if name in known}, **fresh}
     key = _guard_key(ref)
-    refusal = await guard(port, spec, observed, planned, sizes, checked, memory.waiting, key, ref.created, read)
+    waiting = memory.waiting.on(port.server, key)  # only loads on the server this one goes to count
+    refusal = await guard(port, spec, observed, planned, sizes, checked, waiting, key, ref.created, read)
     return Memory(sizes, refusal)
 
 

@@ -30,13 +30,13 @@ class Worker:
         self.seen: Hashable = None
         self.gone = False
         self.written: tuple[str, dict[str, Any]] | None = None
-        self.posted: set[tuple[str, str, str]] = set()
+        self.posted: frozenset[tuple[str, ...]] = frozenset()  # keys of the previous pass's events (`event_key`)
         self.stop_watch: tuple[kopf.DaemonStopped, asyncio.Future[None]] | None = None
 
     def reset(self) -> None:
         """A daemon (re)starts, e.g. after a peering pause: what it remembered may no longer be true."""
         self.written = None  # (resourceVersion the object had when we patched it, the status we wrote)
-        self.posted = set()
+        self.posted = frozenset()
 
     def notice(self, body: kopf.Body) -> None:
         """Wake the daemon when something it acts on changed (not on our own status writes)."""
@@ -113,11 +113,22 @@ class Worker:
         self.written = (version, stamped)
 
     def post(self, body: kopf.Body, events: list[tuple[str, str, str]]) -> None:
-        """Post events not posted by the previous pass, so a lasting condition is reported once."""
-        for event in events:
-            if event not in self.posted:
+        """Post events the previous pass did not report, so a lasting condition is reported once.
+
+        Only the previous pass's keys are kept (a handful per resource): a reason that comes back after a pass
+        without it is posted again, as client-go's EventCorrelator would count it again.
+        """
+        keys = [event_key(*event) for event in events]
+        for event, key in zip(events, keys, strict=True):
+            if key not in self.posted:
                 kopf.event(body, type=event[0], reason=event[1], message=event[2])
-        self.posted = set(events)
+        self.posted = frozenset(keys)
+
+
+def event_key(kind: str, reason: str, message: str) -> tuple[str, ...]:
+    """A Warning is a lasting condition, the same while its reason is (its message may carry figures that move);
+    a Normal event says what a pass did, so two different actions of one reason are two events."""
+    return (kind, reason) if kind == "Warning" else (kind, reason, message)
 
 
 def finalized(body: kopf.Body) -> bool:

@@ -44,6 +44,7 @@ class FakeMilvus:
         self.rows: dict[str, int] = {}  # partition -> rows, for the memory estimate (dim 8 FLAT: 48 B a row)
         self.sized: list[str] = []  # partitions whose row count `shape` read: one get_partition_stats each
         self.nodes: tuple[NodeMemory, ...] = (NodeMemory(1, 8 * 2**30, 2**30),)  # what GetMetrics reports
+        self.server = "fake:19530"  # which Milvus server this is: two fakes with the same one share its memory
 
     @property
     def states(self) -> dict[str, LoadState]:

@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import cast
 
+import kopf
 import pytest
 
-from milvusops.capacity import GuardSettings, WaitingLoads, needed_bytes
+from milvusops.capacity import GuardSettings, LoadsByServer, WaitingLoads, needed_bytes
+from milvusops.collection_worker import CollectionWorker
+from milvusops.connections import ClientPool
 from milvusops.failures import Reason
-from milvusops.memory import Capacity, Field, Index, NodeMemory, Shape, admit, bytes_per_partition, human
-from milvusops.milvus import StateReport, query_nodes_of
+from milvusops.kubeapi import KubeApi
+from milvusops.memory import (
+    Capacity,
+    Field,
+    Index,
+    NodeMemory,
+    Shape,
+    admit,
+    bytes_per_partition,
+    coarse_free,
+    human,
+)
+from milvusops.milvus import Endpoint, StateReport, query_nodes_of, server_address
 from milvusops.model import CollectionSpec, Desired, LoadState, ResourceRef
 from milvusops.observe import Observed
 from milvusops.plan import LoadCollection, LoadPartitions, Plan, ReleasePartitions
 from milvusops.reconcile import MemoryGuard, reconcile
+from milvusops.settings import Settings
 from tests.unit.fake_milvus import FakeMilvus, FakePorts
 
 GiB, MiB = 2**30, 2**20
@@ -56,22 +74,40 @@ NODES = Capacity((NodeMemory(1, 1000 * MiB, 100 * MiB), NodeMemory(2, 1000 * MiB
 
 
 @pytest.mark.parametrize(
-    ("needed", "headroom", "ahead", "fits", "available"),
+    ("needed", "headroom", "ahead", "fits", "available", "free"),
     [
-        (900 * MiB, 10, 0, True, None),  # node 1: 900 - 100 free; node 2: 900 - 800
-        (901 * MiB, 10, 0, False, 900 * MiB),
-        (901 * MiB, 0, 0, True, None),  # no headroom: 900 + 200
-        (701 * MiB, 10, 200 * MiB, False, 700 * MiB),  # an older waiting load goes first
-        (100 * MiB, 95, 0, False, 0),  # a node over its line counts as zero, never negative
+        (900 * MiB, 10, 0, True, None, ""),  # node 1: 900 - 100 free; node 2: 900 - 800
+        (901 * MiB, 10, 0, False, 900 * MiB, "less than that free"),
+        (2000 * MiB, 10, 0, False, 900 * MiB, "less than 1000 MiB free"),
+        (901 * MiB, 0, 0, True, None, ""),  # no headroom: 900 + 200
+        (701 * MiB, 10, 200 * MiB, False, 700 * MiB, "less than that free after 200.0 MiB reserved for older"),
+        (100 * MiB, 95, 0, False, 0, "no memory free"),  # a node over its line counts as zero, never negative
     ],
 )
-def test_admit(needed: int, headroom: float, ahead: int, fits: bool, available: int | None) -> None:
+def test_admit(needed: int, headroom: float, ahead: int, fits: bool, available: int | None, free: str) -> None:
     refusal = admit(needed, NODES, headroom, ahead, ("a (1.0 MiB)",))
     assert (refusal is None) == fits
     if refusal is not None:
         assert (refusal.needed, refusal.available) == (needed, available)
-        assert f"({needed} B)" in refusal.message and f"({available} B) free" in refusal.message
+        assert f"({needed} B)" in refusal.message and f"have {free}" in refusal.message
         assert "releasing a (1.0 MiB) would free memory" in refusal.message
+
+
+@pytest.mark.parametrize(
+    ("available", "needed", "text"),
+    [
+        (0, MiB, "no memory"),
+        (-5, MiB, "no memory"),
+        (int(409.8 * MiB), 534 * MiB, "less than 500 MiB"),
+        (int(410.9 * MiB), 534 * MiB, "less than 500 MiB"),  # a wobble of a MiB reads the same
+        (500 * MiB, 534 * MiB, "less than that"),  # 600 MiB would be above what the load needs
+        (int(1.26 * GiB), 10 * GiB, "less than 1.5 GiB"),
+        (900 * MiB, 10 * GiB, "less than 1000 MiB"),
+        (1000, 10 * GiB, "less than 1500 B"),
+    ],
+)
+def test_coarse_free(available: int, needed: int, text: str) -> None:
+    assert coarse_free(available, needed) == text
 
 
 def test_waiting_loads_go_oldest_first_and_expire() -> None:
@@ -143,8 +179,7 @@ async def test_a_load_that_does_not_fit_sends_nothing_and_stalls_with_both_numbe
     [ready] = [c for c in status["conditions"] if c["type"] == "Ready"]  # type: ignore[attr-defined]
     [stalled] = [c for c in status["conditions"] if c["type"] == "Stalled"]  # type: ignore[attr-defined]
     assert ready["reason"] == stalled["reason"] == Reason.INSUFFICIENT_MEMORY.value and stalled["status"] == "True"
-    free = int(512 * MiB * 0.9) - 50 * MiB
-    assert "(560000000 B)" in ready["message"] and f"({free} B) free" in ready["message"]
+    assert "(560000000 B)" in ready["message"] and "have less than 500 MiB free" in ready["message"]  # 410.8 MiB
     assert status["memory"] == {"estimatedLoadedBytes": 0, "estimatedDesiredBytes": 560_000_000}
 
 
@@ -250,4 +285,159 @@ async def test_a_load_still_running_counts_against_the_next_one_that_milvus_does
     assert "for loads still running" in refused.verdict.message
     first.states["big"] = LoadState.LOADED  # its load ended; Milvus now counts it in the node's use
     await reconcile(SPEC, REF, sent.status, FakePorts(first), now, memory=guard)
-    assert guard.waiting.running("u2") == 0
+    assert guard.waiting.on("fake:19530", "u2").running("u2") == 0
+
+
+def _ref(uid: str, created: str) -> ResourceRef:
+    return ResourceRef(namespace="ns", name=uid, uid=uid, generation=1, created=created)
+
+
+def _server(name: str, node_bytes: int, partition_bytes: int) -> FakeMilvus:
+    milvus = FakeMilvus({"_default": LoadState.NOT_LOAD, "big": LoadState.NOT_LOAD})
+    milvus.server = name
+    milvus.rows = {"big": partition_bytes // 56}  # 56 B a row
+    milvus.nodes = (NodeMemory(1, node_bytes, GiB),)
+    return milvus
+
+
+async def test_an_older_load_refused_on_one_server_holds_back_no_load_on_another() -> None:
+    """Issue 29 item 1: a 40 GiB load refused on a small Milvus must not reserve memory on a big, empty one."""
+    guard = MemoryGuard(GuardSettings(True, 10))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    small, big = _server("small:19530", 2 * GiB, 40 * GiB), _server("big:19530", 48 * GiB, 10 * GiB)
+    older = await reconcile(SPEC, _ref("u1", "2026-01-01T00:00:00Z"), {}, FakePorts(small), now, memory=guard)
+    assert older.verdict.reason == Reason.INSUFFICIENT_MEMORY
+    younger = await reconcile(SPEC, _ref("u2", "2026-01-02T00:00:00Z"), {}, FakePorts(big), now, memory=guard)
+    assert younger.verdict.reason != Reason.INSUFFICIENT_MEMORY, younger.verdict.message
+    assert [call[0] for call in big.mutating_calls] == ["load_partitions"]
+
+
+async def test_a_load_running_on_one_server_is_not_counted_on_another() -> None:
+    guard = MemoryGuard(GuardSettings(True, 10))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first, second = _server("one:19530", 48 * GiB, 30 * GiB), _server("two:19530", 48 * GiB, 30 * GiB)
+    await reconcile(SPEC, _ref("u1", "2026-01-01T00:00:00Z"), {}, FakePorts(first), now, memory=guard)
+    assert [call[0] for call in first.mutating_calls] == ["load_partitions"]  # still Loading on server one
+    await reconcile(SPEC, _ref("u2", "2026-01-02T00:00:00Z"), {}, FakePorts(second), now, memory=guard)
+    assert [call[0] for call in second.mutating_calls] == ["load_partitions"]
+
+
+async def test_two_connections_to_one_server_share_its_memory() -> None:
+    """Two MilvusConnections (or one and the default) to the same server: one queue, as they share its memory."""
+    guard = MemoryGuard(GuardSettings(True, 10))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first, second = _server("same:19530", 48 * GiB, 30 * GiB), _server("same:19530", 48 * GiB, 30 * GiB)
+    await reconcile(SPEC, _ref("u1", "2026-01-01T00:00:00Z"), {}, FakePorts(first), now, memory=guard)
+    refused = await reconcile(SPEC, _ref("u2", "2026-01-02T00:00:00Z"), {}, FakePorts(second), now, memory=guard)
+    assert refused.verdict.reason == Reason.INSUFFICIENT_MEMORY and second.mutating_calls == []
+
+
+async def test_a_deleted_resource_stops_holding_memory_at_once() -> None:
+    """A retired (deleted) resource's waiting load is dropped when it goes, not only after the entries' TTL."""
+    worker = CollectionWorker(Settings(_cli_parse_args=[]), cast(KubeApi, None), cast(ClientPool, None))  # type: ignore[call-arg]
+    worker.memory = guard = MemoryGuard(GuardSettings(True, 10))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    older = _server("one:19530", 48 * GiB, 40 * GiB)
+    older.nodes = (NodeMemory(1, 32 * GiB, GiB),)  # too small for it: it waits
+    await reconcile(SPEC, _ref("u1", "2026-01-01T00:00:00Z"), {}, FakePorts(older), now, memory=guard)
+    worker.retire(cast(kopf.Body, {"metadata": {"namespace": "ns", "name": "u1", "uid": "u1"}}))
+    younger = _server("one:19530", 48 * GiB, 10 * GiB)
+    await reconcile(SPEC, _ref("u2", "2026-01-02T00:00:00Z"), {}, FakePorts(younger), now, memory=guard)
+    assert [call[0] for call in younger.mutating_calls] == ["load_partitions"]
+
+
+class NaiveLoads:
+    """The old, obvious WaitingLoads (a scan of every entry), to check the incremental one against."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
+        self.ttl, self.clock = ttl, clock
+        self.entries: dict[str, tuple[str, int, float]] = {}
+        self.runs: dict[str, tuple[int, float]] = {}
+
+    def ahead(self, key: str, created: str) -> int:
+        now = self.clock()
+        return sum(
+            needed
+            for other, (since, needed, seen) in self.entries.items()
+            if other != key and now - seen <= self.ttl and (since, other) < (created, key)
+        )
+
+    def running(self, key: str) -> int:
+        now = self.clock()
+        return sum(needed for other, (needed, sent) in self.runs.items() if other != key and now - sent <= self.ttl)
+
+
+def test_waiting_loads_agree_with_a_scan_of_every_entry() -> None:
+    """Renewals, new entries, admissions, ends and expiry in a random order: the prefix sums never go stale."""
+    rng = random.Random(29)  # noqa: S311 - a reproducible order, not a secret
+    now = [0.0]
+    fast, slow = WaitingLoads(ttl=30, clock=lambda: now[0]), NaiveLoads(30, lambda: now[0])
+    keys = [f"r{i:02d}" for i in range(40)]
+    created = {key: f"2026-01-01T00:{rng.randrange(60):02d}:00Z" for key in keys}  # ties broken by name
+    for _ in range(3000):
+        key, needed, op = rng.choice(keys), rng.randrange(1, 1000), rng.random()
+        now[0] += rng.random()
+        if op < 0.4:
+            fast.wait(key, created[key], needed)
+            slow.entries[key] = (created[key], needed, now[0])
+        elif op < 0.55:
+            fast.done(key)
+            slow.entries.pop(key, None)
+        elif op < 0.7:
+            fast.sent(key, needed)
+            slow.runs[key] = (needed, now[0])
+        elif op < 0.8:
+            fast.ended(key)
+            slow.runs.pop(key, None)
+        elif op < 0.85:
+            fast.forget(key)
+            slow.entries.pop(key, None)
+            slow.runs.pop(key, None)
+        assert fast.ahead(key, created[key]) == slow.ahead(key, created[key])
+        assert fast.running(key) == slow.running(key)
+
+
+def test_expired_entries_are_pruned_as_checks_go() -> None:
+    now = [0.0]
+    waiting = WaitingLoads(ttl=60, clock=lambda: now[0])
+    for i in range(100):
+        waiting.wait(f"r{i}", f"2026-01-01T00:00:{i:02d}Z", 1)
+        waiting.sent(f"r{i}", 1)
+    now[0] = 61
+    waiting.wait("new", "2026-01-02T00:00:00Z", 1)
+    assert waiting.ahead("new", "2026-01-02T00:00:00Z") == 0
+    assert waiting.running("new") == 0
+    waiting.done("new")
+    assert waiting.empty()  # nothing of the 100 is kept: memory stays bounded by the live entries
+
+
+def test_loads_by_server_keep_each_server_apart_and_drop_what_goes() -> None:
+    loads = LoadsByServer(ttl=60)
+    loads.on("one:19530", "a").wait("a", "2026-01-01T00:00:00Z", 7)
+    loads.on("one:19530", "b").sent("b", 5)
+    assert loads.on("two:19530", "c").ahead("c", "2026-01-02T00:00:00Z") == 0
+    assert loads.on("one:19530", "d").ahead("d", "2026-01-02T00:00:00Z") == 7
+    assert loads.on("one:19530", "d").running("d") == 5
+    loads.ended("b")
+    assert loads.on("one:19530", "d").running("d") == 0
+    loads.on("two:19530", "a")  # a's connection now points at another server: its old entry goes
+    assert loads.on("one:19530", "d").ahead("d", "2026-01-02T00:00:00Z") == 0
+    for key in "abd":
+        loads.forget(key)
+    loads.ended("c")  # a resource whose server's (empty) entries were dropped
+    assert loads._servers == {}  # servers without entries are not kept: connections come and go
+
+
+@pytest.mark.parametrize(
+    ("uri", "server"),
+    [
+        ("http://127.0.0.1:19530", "127.0.0.1:19530"),
+        ("tcp://Milvus.Example:19530/db1", "milvus.example:19530"),  # the database is not the server
+        ("http://milvus", "milvus:19530"),
+        ("https://in01.example.com", "in01.example.com:443"),
+        ("unix:/tmp/milvus.sock", "unix:/tmp/milvus.sock"),
+        ("http://host:notaport", "http://host:notaport"),
+    ],
+)
+def test_server_address(uri: str, server: str) -> None:
+    assert Endpoint(uri, token="root:Milvus").server == server == server_address(uri)

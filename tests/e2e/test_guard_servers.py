@@ -1,0 +1,111 @@
+"""The memory guard keeps each Milvus server's waiting loads apart (issue 29 item 1), on real parts.
+
+Two MilvusConnections: one to the small cluster (one query node in a 200 MiB memory cgroup, as in
+test_capacity.py), one to the standalone (the host's memory). An older load far too big for the small
+cluster is refused there; a small load on the standalone, through the other connection, must not wait
+for it. Before the fix, the older load's bytes were subtracted from the standalone's free memory too.
+Then (item 9) the lasting refusal makes no status write and no second Warning over further resyncs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Figures
+from tests.e2e.helpers import Kube, OperatorProcess, big_collection, load_states, new_collection, wait_for
+from tests.testenv import gobins
+from tests.testenv.memcgroup import available
+from tests.testenv.milvus import MilvusServer
+from tests.testenv.milvus_cluster import MilvusCluster
+
+LIMIT = 200 * 2**20  # the small cluster's query node, as in test_capacity.py
+DIM, BYTES_PER_ROW = 256, 16 + 8 + 256 * 4  # FLAT: system fields, the int64 id, the vector
+REPLICAS = 100  # the CRD's maximum: the older load asks for more than the whole host has, with few rows
+
+pytestmark = pytest.mark.skipif(not available(), reason="needs a writable cgroup v1 memory controller")
+
+
+@pytest.fixture(scope="module")
+def small_cluster(binaries: gobins.Binaries, workdir: Path, figures: Figures) -> Iterator[MilvusCluster]:
+    cluster = MilvusCluster(binaries, workdir / "milvus-guard-servers", query_nodes=1, query_node_memory=LIMIT)
+    try:
+        cluster.start()
+        figures.record("guard servers: small cluster started in", f"{cluster.started_in:.1f} s")
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _host_memory() -> int:
+    """What the standalone (no cgroup of its own) reports as its query node's memory."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _flushed(server: MilvusServer, collection: str) -> str:
+    """Flushed, so Milvus reports its rows and the guard weighs a load of more than 0 bytes."""
+    client = server.client(timeout=60)
+    try:
+        client.flush(collection)
+    finally:
+        client.close()
+    return collection
+
+
+def _connect(kube: Kube, namespace: str, name: str, server: MilvusServer | MilvusCluster) -> None:
+    kube.create_secret(namespace, f"{name}-token", {"token": server.root_token})
+    kube.create_connection(namespace, name, {"uri": server.uri, "credentialsSecretRef": {"name": f"{name}-token"}})
+
+
+def test_a_load_refused_on_one_server_holds_back_no_load_on_another(
+    kube: Kube,
+    namespace: str,
+    milvus: MilvusServer,
+    small_cluster: MilvusCluster,
+    start_operator: Callable[..., OperatorProcess],
+    figures: Figures,
+) -> None:
+    # more rows than the standalone's whole memory could take with 100 replicas: whatever the host is using
+    rows = int(_host_memory() * 1.1 / (BYTES_PER_ROW * REPLICAS)) + 1
+    too_big = big_collection(small_cluster, rows, dim=DIM)
+    fits = _flushed(milvus, new_collection(milvus, ["a"]))
+    _connect(kube, namespace, "small", small_cluster)
+    _connect(kube, namespace, "standalone", milvus)
+    operator = start_operator()
+
+    spec = {"collectionName": too_big, "partitions": [{"name": "big", "state": "Loaded"}]}
+    kube.create(namespace, "older", {**spec, "load": {"replicas": REPLICAS}, "connectionRef": {"name": "small"}})
+    refused = kube.wait_reason(namespace, "older", "InsufficientMemory", timeout=90)
+    figures.record("guard servers: the older load on the small cluster", refused["message"])
+    needed = next(p for p in kube.get(namespace, "older")["status"]["partitions"] if p["name"] == "big")
+    assert needed["estimatedMemoryBytes"] > _host_memory(), needed  # it would fill the standalone too
+
+    # older by creationTimestamp (whole seconds), not by a tie broken on the uids
+    created = datetime.fromisoformat(kube.get(namespace, "older")["metadata"]["creationTimestamp"])
+    wait_for(lambda: datetime.now(UTC) >= created + timedelta(seconds=1), 5, "a later creation second")
+    kube.create(
+        namespace, "younger", {"collectionName": fits, "state": "Loaded", "connectionRef": {"name": "standalone"}}
+    )
+    ready = kube.wait_reason(namespace, "younger", "InSync", timeout=90)
+    assert ready["status"] == "True"
+    weighed = kube.get(namespace, "younger")["status"]["memory"]["estimatedDesiredBytes"]
+    assert weighed > 0  # the guard did weigh this load against the standalone's free memory
+    assert set(load_states(milvus, fits).values()) == {"Loaded"}
+    # the older one still waits on its own server, and nothing was sent there
+    assert kube.condition(namespace, "older", "Ready")["reason"] == "InsufficientMemory"
+    assert load_states(small_cluster, too_big)["big"] == "NotLoad"
+    assert operator.metric("milvusops_load_release_calls_total") == 1  # the standalone's load only
+    figures.record("guard servers: rows in the older load's partition (dim 256, 100 replicas)", f"{rows}")
+
+    # item 9: the refusal lasts while the query node's use wobbles: no status write, no second Warning
+    version = kube.get(namespace, "older")["metadata"]["resourceVersion"]
+    passes = operator.metric("milvusops_reconciles_total", result="stalled")
+    wait_for(lambda: operator.metric("milvusops_reconciles_total", result="stalled") >= passes + 4, 60, "4 passes")
+    assert kube.get(namespace, "older")["metadata"]["resourceVersion"] == version, "a status write"
+    warnings = [e for e in kube.events(namespace, "older") if e.reason == "InsufficientMemory"]
+    assert len(warnings) == 1 and (warnings[0].count or 1) == 1, warnings
+    figures.record("guard servers: refused passes after the first, status writes, Warnings", "4+, 0, 1")
