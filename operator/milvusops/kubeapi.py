@@ -11,7 +11,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from . import COLLECTIONS, CONNECTIONS, GROUP, VERSION
+from . import COLLECTIONS, CONNECTIONS, GROUP, VERSION, metrics
 from .failures import Failure, FailureError, Reason
 
 
@@ -40,6 +40,7 @@ class KubeApi:
             raise FailureError(Failure(Reason.API_SERVER_UNAVAILABLE, message)) from exc
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        metrics.KUBE_READS.labels("Secret").inc()
         try:
             secret = await self._call(
                 f"get Secret {namespace}/{name}", self._core.read_namespaced_secret, name, namespace
@@ -62,6 +63,7 @@ class KubeApi:
         return value
 
     async def read_connection(self, namespace: str, name: str) -> Mapping[str, Any]:
+        metrics.KUBE_READS.labels("MilvusConnection").inc()
         try:
             body = await self._call(
                 f"get MilvusConnection {namespace}/{name}",

@@ -17,6 +17,8 @@ SLOT_WAIT_SECONDS = Histogram(
 )
 RESOURCES_BY_REASON = Gauge("milvusops_resources", "MilvusCollections by Ready status and reason", ["ready", "reason"])
 DRIFT_CORRECTIONS = Counter("milvusops_drift_corrections_total", "Out-of-band changes reverted")
+# what resolving MilvusConnections costs the API server: one GET per connection read, one per Secret read
+KUBE_READS = Counter("milvusops_kube_reads_total", "MilvusConnection and Secret GETs to resolve connections", ["kind"])
 LOAD_RELEASE_CALLS = Counter("milvusops_load_release_calls_total", "load/release calls made to Milvus", ["method"])
 
 

@@ -6,8 +6,10 @@ import asyncio
 from typing import Any, cast
 
 import kopf
+import pytest
 
 from milvusops.collection_worker import CollectionWorker
+from milvusops.connection_worker import WakeKey, wake_delays, wake_key, wakes_collections
 from milvusops.connections import ClientPool
 from milvusops.handlers import connection_changed
 from milvusops.kubeapi import KubeApi
@@ -86,3 +88,57 @@ async def test_a_status_only_event_wakes_no_collection() -> None:
     await asyncio.sleep(SETTLE_SECONDS)
     assert _woken(workers) == 0
     assert pool.forgotten == []
+
+
+async def _first_seen(memo: kopf.Memo, pool: _Pool, workers: list[CollectionWorker]) -> None:
+    await _event(memo, _connection(), kind="ADDED")
+    await asyncio.sleep(SETTLE_SECONDS)
+    assert _woken(workers) == 0  # first sight (a start): the collections are in their first pass anyway
+    pool.forgotten.clear()
+
+
+@pytest.mark.parametrize(
+    ("changed", "why"),
+    [(_connection(generation=2), "spec edited"), (_connection(ready="False"), "became NotReady")],
+)
+async def test_a_spec_or_ready_change_wakes_every_collection_of_the_connection(
+    changed: dict[str, Any], why: str
+) -> None:
+    global_memo, memo, pool = _memos()
+    workers = _collections(global_memo, pool, 3)
+    other = CollectionWorker(_settings(), cast(KubeApi, None), cast(ClientPool, pool))
+    other.notice(cast(kopf.Body, {"metadata": {"namespace": "team", "name": "x"}, "spec": {}}))
+    other.wakeup.clear()
+    global_memo.workers["default-user"] = other
+    await _first_seen(memo, pool, workers)
+    await _event(memo, changed)
+    await asyncio.wait_for(asyncio.gather(*(worker.wakeup.wait() for worker in workers)), 1)
+    assert pool.forgotten == [("team", "main")], why
+    assert not other.wakeup.is_set()  # on the default connection: not concerned
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "wakes"),
+    [
+        (None, (1, "True"), False),  # first seen: the operator just started or the connection was just created
+        ((1, "True"), (1, "True"), False),  # a status write or heartbeat
+        ((1, "True"), (2, "True"), True),  # spec edited
+        ((1, "True"), (1, "False"), True),  # became NotReady
+        ((1, "False"), (1, "True"), True),  # recovered
+        ((1, None), (1, "True"), True),  # a new connection's first check: its waiting collections go now
+    ],
+)
+def test_only_a_change_of_generation_or_ready_wakes(previous: WakeKey | None, current: WakeKey, wakes: bool) -> None:
+    assert wakes_collections(previous, current) is wakes
+
+
+def test_the_wake_key_ignores_everything_but_generation_and_ready() -> None:
+    assert wake_key(_connection(heartbeat="t1")) == wake_key(_connection(heartbeat="t2")) == (1, "True")
+    assert wake_key(_connection(ready=None)) == (1, None)
+
+
+@pytest.mark.parametrize(("count", "window"), [(1, 0.01), (200, 2.0), (10_000, 30.0)])
+def test_wake_ups_spread_over_a_window_growing_with_their_number(count: int, window: float) -> None:
+    delays = wake_delays(count, 30.0, lambda: 1.0)
+    assert len(delays) == count and max(delays) == pytest.approx(window)
+    assert wake_delays(count, 30.0, lambda: 0.0) == [0.0] * count
