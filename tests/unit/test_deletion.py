@@ -11,6 +11,7 @@ import kopf
 import pytest
 
 from milvusops import deletion
+from milvusops.collection_worker import CollectionWorker, finalize_collection
 from milvusops.connections import ClientPool
 from milvusops.deletion import (
     connection_use,
@@ -26,6 +27,7 @@ from milvusops.deletion import (
 from milvusops.failures import Failure, FailureError, Reason
 from milvusops.kubeapi import KubeApi
 from milvusops.settings import Settings
+from tests.unit.fake_milvus import FakeMilvus, FakePorts
 
 
 def _collection(name: str, ref: Any = None, namespace: str = "team") -> dict[str, Any]:
@@ -249,3 +251,22 @@ async def test_the_last_endpoint_follows_a_changed_secret(pool: ClientPool, kube
     del kube.secrets["token"]
     pool.forget("team", "main")
     assert (await pool.endpoint("team", "main", last_known=True)).token == "root:Rotated"
+
+
+def _releasing_body() -> kopf.Body:
+    meta: dict[str, Any] = {"name": "m", "namespace": "ns", "uid": "u1", "generation": 1}
+    spec = {"state": "Loaded", "deletionPolicy": "Release", "collectionName": "c"}
+    return cast(kopf.Body, {"metadata": meta, "spec": spec})
+
+
+async def test_a_transient_milvus_error_on_deletion_is_retried_not_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 6: an unclassified error (a Milvus rolling upgrade's unknown code) must not leave the collection loaded."""
+    posted: list[str] = []
+    monkeypatch.setattr(kopf, "event", lambda body, type, reason, message: posted.append(reason))
+    unknown = Failure(Reason.MILVUS_ERROR, "code 65535: service is upgrading")
+    pool = cast(ClientPool, FakePorts(FakeMilvus(None), failure=unknown))
+    worker = CollectionWorker(Settings(_cli_parse_args=[]), cast(KubeApi, None), pool)  # type: ignore[call-arg]
+    with pytest.raises(kopf.TemporaryError) as caught:
+        await finalize_collection(_releasing_body(), worker, {}, runtime_seconds=1.0, reported=set())
+    assert "service is upgrading" in str(caught.value)
+    assert posted == ["ReleasePending"]
