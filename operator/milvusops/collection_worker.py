@@ -182,6 +182,7 @@ async def finalize_collection(
     owners: Mapping[Any, Any],
     runtime_seconds: float,
     reported: MutableSet[str],
+    retry: int = 0,
 ) -> None:
     """deletionPolicy Release: release what this resource kept loaded; never wedge the namespace."""
     ref = ResourceRef.from_body(body)
@@ -196,11 +197,11 @@ async def finalize_collection(
         return
     async with worker.lock:
         try:
-            done = await finalize(spec, ref, worker.pool.for_deletion())
+            done = await _release_on_deletion(spec, ref, worker)
         except FailureError as exc:
             failure = exc.failure
             timeout = worker.settings.deletion_timeout_seconds
-            delay = release_retry_delay(failure, runtime_seconds, timeout)
+            delay = release_retry_delay(failure, runtime_seconds, timeout, retry)
             if delay is not None:
                 if failure.reason not in reported:  # one Warning per cause, not one per retry
                     reported.add(failure.reason)
@@ -213,3 +214,14 @@ async def finalize_collection(
     for line in done:
         kopf.event(body, type="Normal", reason="Released", message=line)
         log.info("%s", line, extra={"resource": f"{ref.namespace}/{ref.name}", "collection": spec.collection_name})
+
+
+async def _release_on_deletion(spec: CollectionSpec, ref: ResourceRef, worker: CollectionWorker) -> list[str]:
+    """An unexpected exception counts against the deletion timeout like an unclassified Milvus error."""
+    try:
+        return await finalize(spec, ref, worker.pool.for_deletion())
+    except FailureError:
+        raise
+    except Exception as exc:
+        log.exception("release on deletion of %s/%s failed", ref.namespace, ref.name)
+        raise FailureError(Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")) from exc

@@ -108,10 +108,11 @@ async def collection_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.Daem
 
 
 @kopf.on.delete(GROUP, VERSION, COLLECTIONS)
-async def collection_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelta, **kwargs: Any) -> None:
+async def collection_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelta, retry: int, **kwargs: Any) -> None:
     worker = _worker(memo, CollectionWorker)
     reported = memo.setdefault("deletion_reported", set())
-    await finalize_collection(body, worker, kwargs["collection_owners"], runtime.total_seconds(), reported)
+    owners = kwargs["collection_owners"]
+    await finalize_collection(body, worker, owners, runtime.total_seconds(), reported, retry)
 
 
 def serve_connections(registry: kopf.OperatorRegistry) -> None:

@@ -140,23 +140,46 @@ async def test_an_unanswered_list_is_retried_by_kopf_not_taken_for_no_users() ->
 
 
 @pytest.mark.parametrize(
-    ("reason", "runtime", "delay"),
+    ("reason", "runtime", "retry", "delay"),
     [
-        (Reason.MILVUS_UNAVAILABLE, 0.0, 30.0),
-        (Reason.MILVUS_UNAVAILABLE, 290.0, 10.0),
-        (Reason.SECRET_NOT_FOUND, 0.0, 30.0),  # a prune deleted it, and nothing was cached (operator restarted)
-        (Reason.CONNECTION_NOT_FOUND, 100.0, 30.0),
-        (Reason.SECRET_NOT_FOUND, 300.0, None),  # the deletion timeout is over: give up
-        (Reason.MILVUS_UNAVAILABLE, 301.0, None),
-        (Reason.INDEX_NOT_FOUND, 0.0, None),  # waiting cannot help
-        (Reason.FORBIDDEN, 0.0, None),
-        (Reason.SECRET_INVALID, 0.0, None),
+        (Reason.MILVUS_UNAVAILABLE, 0.0, 0, 1.0),
+        (Reason.MILVUS_UNAVAILABLE, 0.0, 3, 8.0),
+        (Reason.MILVUS_UNAVAILABLE, 0.0, 9, 30.0),
+        (Reason.MILVUS_UNAVAILABLE, 290.0, 9, 10.0),
+        (Reason.MILVUS_ERROR, 0.0, 4, 16.0),  # unclassified: may be transient, so waited for as well
+        (Reason.API_SERVER_UNAVAILABLE, 0.0, 1, 2.0),
+        (Reason.SECRET_NOT_FOUND, 0.0, 9, 30.0),  # a prune deleted it, and nothing was cached (operator restarted)
+        (Reason.CONNECTION_NOT_FOUND, 100.0, 9, 30.0),
+        (Reason.SECRET_NOT_FOUND, 300.0, 0, None),  # the deletion timeout is over: give up
+        (Reason.MILVUS_UNAVAILABLE, 301.0, 0, None),
+        (Reason.MILVUS_ERROR, 301.0, 0, None),
+        (Reason.INDEX_NOT_FOUND, 0.0, 0, None),  # waiting cannot help
+        (Reason.FORBIDDEN, 0.0, 0, None),
+        (Reason.SECRET_INVALID, 0.0, 0, None),
     ],
 )
-def test_a_release_on_deletion_waits_only_for_what_can_come_back(
-    reason: Reason, runtime: float, delay: float | None
+def test_a_release_on_deletion_gives_up_early_only_on_a_permanent_cause(
+    reason: Reason, runtime: float, retry: int, delay: float | None
 ) -> None:
-    assert release_retry_delay(Failure(reason, "x"), runtime, 300.0) == delay
+    assert release_retry_delay(Failure(reason, "x"), runtime, 300.0, retry) == delay
+
+
+async def test_an_unexpected_exception_on_deletion_counts_against_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    posted: list[str] = []
+    monkeypatch.setattr(kopf, "event", lambda body, type, reason, message: posted.append(reason))
+    worker = CollectionWorker(Settings(_cli_parse_args=[]), cast(KubeApi, None), cast(ClientPool, _Exploding()))  # type: ignore[call-arg]
+    with pytest.raises(kopf.TemporaryError, match="RuntimeError: cannot schedule new futures"):
+        await finalize_collection(_releasing_body(), worker, {}, runtime_seconds=1.0, reported=set())
+    await finalize_collection(_releasing_body(), worker, {}, runtime_seconds=300.0, reported=set())  # timeout over
+    assert posted == ["ReleasePending", "ReleaseSkipped"]
+
+
+class _Exploding:
+    def for_deletion(self) -> _Exploding:
+        return self
+
+    async def port(self, namespace: str, connection: str | None, database: str) -> Any:
+        raise RuntimeError("cannot schedule new futures after shutdown")
 
 
 def test_the_pending_message_says_what_happens_next() -> None:
