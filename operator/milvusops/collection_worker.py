@@ -78,8 +78,12 @@ class CollectionWorker(Worker):
                 observed, acted, failure, settled, started = carried(
                     await self.sync(body, owners, urgent, narrow, mode, settled)
                 )
+            except FailureError as exc:  # the API server refused the status patch: nothing to write it with
+                log.warning("%s", exc.failure.message, extra=where(body))
+                metrics.RECONCILES.labels("progressing").inc()
+                observed, acted, failure, settled, started = None, False, exc.failure, False, None
             except Exception as exc:
-                # a bug or an API-server hiccup must not end the loop: log it and back off like any failure
+                # a bug must not end the loop: log it and back off like any failure
                 log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
                 metrics.RECONCILES.labels("exception").inc()
                 observed, acted, failure = None, False, Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")
@@ -101,7 +105,7 @@ class CollectionWorker(Worker):
             state = step.state
             if log.isEnabledFor(logging.DEBUG):  # the pass schedule: when a load's end was looked for, and why
                 log.debug("%s", schedule_line(mode, step.mode, step.delay, failure, acted), extra=where(body))
-            urgent = await self.sleep(step.delay, stopped)
+            urgent = await self.sleep(honour_retry_after(step.delay, failure), stopped)
             if urgent and log.isEnabledFor(logging.DEBUG):
                 log.debug("woken early by a change of the resource: the next pass is a full one", extra=where(body))
             mode = Mode.FULL if urgent else step.mode
@@ -153,6 +157,11 @@ class CollectionWorker(Worker):
             metrics.RECONCILE_SECONDS.observe(elapsed)
             metrics.READY_TALLY.set(ref.uid, str(result.verdict.ready), result.verdict.reason.value)
             return result
+
+
+def honour_retry_after(delay: float, failure: Failure | None) -> float:
+    """The API server's Retry-After, when it asked for longer than the backoff."""
+    return max(delay, failure.retry_after or 0.0) if failure is not None else delay
 
 
 def schedule_line(mode: Mode, following: Mode, delay: float, failure: Failure | None, acted: bool) -> str:

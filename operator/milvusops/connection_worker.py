@@ -70,10 +70,10 @@ class ConnectionWorker(Worker):
         while self.running(stopped):
             try:
                 await self.sync(body)
+            except FailureError as exc:  # the API server refused the status patch: looked at again next time
+                log.warning("%s", exc.failure.message, extra={"resource": _name(body)})
             except Exception:
-                log.exception(
-                    "check of connection %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"]
-                )
+                log.exception("check of connection %s failed", _name(body))
             await self.sleep(self.settings.resync_seconds, stopped)
 
     async def sync(self, body: kopf.Body) -> None:
@@ -95,3 +95,7 @@ class ConnectionWorker(Worker):
         await self.write_status(body, status, observed_in_full=result.ready)
         kind = "Normal" if result.ready else "Warning"
         self.post(body, [(kind, result.reason.value, result.message)])
+
+
+def _name(body: kopf.Body) -> str:
+    return f"{body['metadata']['namespace']}/{body['metadata']['name']}"

@@ -102,7 +102,8 @@ def release_retry_delay(
     permanent = failure.stalled and failure.reason not in COMES_BACK
     if permanent or runtime_seconds >= timeout_seconds:
         return None
-    return min(RELEASE_RETRY_CAP_SECONDS, 2.0 ** min(retry, 5), timeout_seconds - runtime_seconds)
+    backoff = max(min(RELEASE_RETRY_CAP_SECONDS, 2.0 ** min(retry, 5)), failure.retry_after or 0.0)
+    return min(backoff, timeout_seconds - runtime_seconds)
 
 
 def pending_message(failure: Failure, timeout_seconds: float) -> str:
