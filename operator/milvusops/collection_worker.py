@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from . import COLLECTIONS, metrics
-from .conflicts import conflict_winner
+from .conflicts import conflict_winner, rivals, server_conflict
 from .connections import ClientPool
 from .deletion import pending_message, release_retry_delay
 from .failures import Failure, FailureError, Reason
@@ -129,7 +129,7 @@ class CollectionWorker(Worker):
                 self.previous_status(body),
                 self.pool,
                 datetime.now(UTC),
-                conflict_with=conflict_winner(body, owners),
+                conflict_with=conflict_winner(body, owners) or await server_conflict(body, owners, self.pool),
                 urgent=urgent,
                 recheck_from=narrow if mode == Mode.RECHECK else None,
                 confirm_from=narrow if mode == Mode.CONFIRM else None,
@@ -206,7 +206,7 @@ async def finalize_collection(
         return
     async with worker.lock:
         try:
-            done = await _release_on_deletion(spec, ref, worker)
+            done = await _release_on_deletion(body, owners, worker)
         except FailureError as exc:
             failure = exc.failure
             timeout = worker.settings.deletion_timeout_seconds
@@ -225,10 +225,23 @@ async def finalize_collection(
         log.info("%s", line, extra={"resource": f"{ref.namespace}/{ref.name}", "collection": spec.collection_name})
 
 
-async def _release_on_deletion(spec: CollectionSpec, ref: ResourceRef, worker: CollectionWorker) -> list[str]:
+async def _losers(body: kopf.Body, owners: Mapping[Any, Any], kube: KubeApi) -> tuple[CollectionSpec, ...]:
+    """The specs of the live resources this winner kept from acting: they take over what they declare."""
+    specs = []
+    for _, namespace, name in rivals(body, owners):
+        other = await kube.read_collection(namespace, name)
+        if other is not None and not other["metadata"].get("deletionTimestamp"):
+            specs.append(CollectionSpec.from_body(other))
+    return tuple(specs)
+
+
+async def _release_on_deletion(body: kopf.Body, owners: Mapping[Any, Any], worker: CollectionWorker) -> list[str]:
     """An unexpected exception counts against the deletion timeout like an unclassified Milvus error."""
+    ref, spec = ResourceRef.from_body(body), CollectionSpec.from_body(body)
     try:
-        return await finalize(spec, ref, worker.pool.for_deletion())
+        if await server_conflict(body, owners, worker.pool) is not None:
+            return []  # lost to an older resource through another MilvusConnection to the same server
+        return await finalize(spec, ref, worker.pool.for_deletion(), await _losers(body, owners, worker.kube))
     except FailureError:
         raise
     except Exception as exc:

@@ -17,7 +17,7 @@ import kopf
 from . import COLLECTIONS, CONNECTIONS, FINALIZER, GROUP, VERSION, kubesession
 from .bodies import slim_body
 from .collection_worker import CollectionWorker, finalize_collection
-from .conflicts import claimant, claims_collection, conflict_key
+from .conflicts import SERVER_CLAIMS, claimant, claims_collection, conflict_key
 from .connection_worker import ConnectionWorker, wake_delays
 from .connections import ClientPool
 from .deletion import connection_use, finalize_connection, indexed_users, listed_users
@@ -113,6 +113,7 @@ async def collection_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelt
     reported = memo.setdefault("deletion_reported", set())
     owners = kwargs["collection_owners"]
     await finalize_collection(body, worker, owners, runtime.total_seconds(), reported, retry)
+    SERVER_CLAIMS.forget(body["metadata"]["uid"])
 
 
 def serve_connections(registry: kopf.OperatorRegistry) -> None:

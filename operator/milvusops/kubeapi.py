@@ -90,6 +90,25 @@ class KubeApi:
         assert isinstance(body, Mapping)
         return body
 
+    async def read_collection(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """A MilvusCollection as the API server has it now; None once it is gone."""
+        try:
+            body = await self._call(
+                f"get MilvusCollection {namespace}/{name}",
+                self._custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                COLLECTIONS,
+                name,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _forbidden(exc, "milvuscollections", namespace, name) from exc
+        assert isinstance(body, Mapping)
+        return body
+
     async def list_collections(self, namespace: str | None) -> list[Mapping[str, Any]]:
         """Every MilvusCollection in `namespace`, or in all namespaces (for `milvusops plan --live`)."""
         what = f"list MilvusCollections in {namespace or 'all namespaces'}"

@@ -9,11 +9,13 @@ import kopf
 import pytest
 
 from milvusops.collection_worker import CollectionWorker, finalize_collection
-from milvusops.conflicts import claimant, conflict_key
+from milvusops.conflicts import Claim, ServerClaims, claimant, conflict_key
 from milvusops.connections import ClientPool
-from milvusops.failures import Failure, FailureError, Reason
+from milvusops.failures import Reason
 from milvusops.kubeapi import KubeApi
 from milvusops.milvus import Endpoint
+from milvusops.model import CollectionSpec, ResourceRef
+from milvusops.reconcile import finalize
 from milvusops.settings import Settings
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
 
@@ -41,9 +43,9 @@ class _Kube:
     def __init__(self, *bodies: Mapping[str, Any]) -> None:
         self.bodies = {body["metadata"]["name"]: body for body in bodies}
 
-    async def read_collection(self, namespace: str, name: str) -> Mapping[str, Any]:
+    async def read_collection(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         if name not in self.bodies:
-            raise FailureError(Failure(Reason.COLLECTION_NOT_FOUND, f"MilvusCollection {namespace}/{name} not found"))
+            return None
         return self.bodies[name]
 
     async def patch_status(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
@@ -88,3 +90,45 @@ async def test_two_connections_to_one_server_conflict_and_the_oldest_wins(monkey
     assert result.verdict.reason == Reason.CONFLICT, result.verdict
     assert "team/via-a" in result.verdict.message
     assert milvus.mutating_calls == []  # the younger one never loads what the older one keeps released
+
+
+def _claim(name: str, created: str, server: str = "http://m:19530", connection: str = "a") -> tuple[str, Claim]:
+    body = _body(name, created, connection=connection)
+    return body["metadata"]["uid"], Claim((server, "default", "docs"), claimant(body), conflict_key(body))
+
+
+def test_server_claims_count_only_resources_the_index_still_lists() -> None:
+    claims = ServerClaims()
+    old_uid, old = _claim("old", "2026-01-01T00:00:00Z", connection="a")
+    new_uid, new = _claim("new", "2026-06-01T00:00:00Z", connection="b")
+    claims.claim(old_uid, old)
+    claims.claim(new_uid, new)
+    both = {old.listed_under: [old.who], new.listed_under: [new.who]}
+    assert claims.claimants(new_uid, both) == [old.who, new.who]
+    # the older one was deleted (or edited to another collection): it left the index, so it no longer wins
+    assert claims.claimants(new_uid, {new.listed_under: [new.who]}) == [new.who]
+    assert claims.claimants(new_uid, both) == [new.who]  # and it was dropped, not just skipped
+
+
+def test_a_claim_moves_with_its_resource_and_goes_with_it() -> None:
+    claims = ServerClaims()
+    uid, here = _claim("r", "2026-01-01T00:00:00Z", server="http://one:19530")
+    other_uid, there = _claim("s", "2026-06-01T00:00:00Z", server="http://two:19530")
+    claims.claim(uid, here)
+    claims.claim(other_uid, there)
+    owners = {here.listed_under: [here.who, there.who]}
+    assert claims.claimants(other_uid, owners) == [there.who]  # another server: no conflict
+    claims.claim(uid, Claim(there.server, here.who, here.listed_under))  # its connection now points at `two`
+    assert claims.claimants(other_uid, owners) == [here.who, there.who]
+    claims.forget(uid)
+    assert claims.claimants(other_uid, owners) == [there.who]
+    assert claims.claimants(uid, owners) == []
+
+
+async def test_the_winners_deletion_keeps_nothing_when_no_other_resource_wants_it() -> None:
+    milvus = FakeMilvus({"_default": NOT_LOAD, "hot": LOADED})
+    spec = CollectionSpec.from_body(_body("old", "t", state="Loaded"))
+    released = CollectionSpec.from_body(_body("new", "t", state="Released"))
+    done = await finalize(spec, ResourceRef.from_body(_body("old", "t")), FakePorts(milvus), (released,))
+    assert milvus.states == {"_default": NOT_LOAD, "hot": NOT_LOAD}
+    assert done and not any("left" in line for line in done)

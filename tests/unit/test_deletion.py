@@ -181,6 +181,9 @@ class _Exploding:
     async def port(self, namespace: str, connection: str | None, database: str) -> Any:
         raise RuntimeError("cannot schedule new futures after shutdown")
 
+    async def endpoint(self, namespace: str, connection: str | None) -> Any:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
 
 def test_the_pending_message_says_what_happens_next() -> None:
     message = pending_message(Failure(Reason.SECRET_NOT_FOUND, "Secret team/token not found"), 300.0)
