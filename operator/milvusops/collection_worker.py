@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from . import COLLECTIONS, metrics
-from .conflicts import conflict_winner
+from .conflicts import conflict_winner, rivals, server_conflict
 from .connections import ClientPool
 from .deletion import pending_message, release_retry_delay
 from .failures import Failure, FailureError, Reason
@@ -79,8 +79,12 @@ class CollectionWorker(Worker):
                 observed, acted, failure, settled, started = carried(
                     await self.sync(body, owners, urgent, narrow, mode, settled)
                 )
+            except FailureError as exc:  # the API server refused the status patch: nothing to write it with
+                log.warning("%s", exc.failure.message, extra=where(body))
+                metrics.RECONCILES.labels("progressing").inc()
+                observed, acted, failure, settled, started = None, False, exc.failure, False, None
             except Exception as exc:
-                # a bug or an API-server hiccup must not end the loop: log it and back off like any failure
+                # a bug must not end the loop: log it and back off like any failure
                 log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
                 metrics.RECONCILES.labels("exception").inc()
                 observed, acted, failure = None, False, Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")
@@ -102,7 +106,7 @@ class CollectionWorker(Worker):
             state = step.state
             if log.isEnabledFor(logging.DEBUG):  # the pass schedule: when a load's end was looked for, and why
                 log.debug("%s", schedule_line(mode, step.mode, step.delay, failure, acted), extra=where(body))
-            urgent = await self.sleep(step.delay, stopped)
+            urgent = await self.sleep(honour_retry_after(step.delay, failure), stopped)
             if urgent and log.isEnabledFor(logging.DEBUG):
                 log.debug("woken early by a change of the resource: the next pass is a full one", extra=where(body))
             mode = Mode.FULL if urgent else step.mode
@@ -126,7 +130,7 @@ class CollectionWorker(Worker):
                 self.previous_status(body),
                 self.pool,
                 datetime.now(UTC),
-                conflict_with=conflict_winner(body, owners),
+                conflict_with=conflict_winner(body, owners) or await server_conflict(body, owners, self.pool),
                 urgent=urgent,
                 recheck_from=narrow if mode == Mode.RECHECK else None,
                 confirm_from=narrow if mode == Mode.CONFIRM else None,
@@ -156,6 +160,11 @@ class CollectionWorker(Worker):
             return result
 
 
+def honour_retry_after(delay: float, failure: Failure | None) -> float:
+    """The API server's Retry-After, when it asked for longer than the backoff."""
+    return max(delay, failure.retry_after or 0.0) if failure is not None else delay
+
+
 def schedule_line(mode: Mode, following: Mode, delay: float, failure: Failure | None, acted: bool) -> str:
     outcome = f"failed ({failure.reason})" if failure is not None else "acted" if acted else "done"
     return f"{mode} pass {outcome}; next: a {following} pass in {delay:.2f}s"
@@ -183,6 +192,7 @@ async def finalize_collection(
     owners: Mapping[Any, Any],
     runtime_seconds: float,
     reported: MutableSet[str],
+    retry: int = 0,
 ) -> None:
     """deletionPolicy Release: release what this resource kept loaded; never wedge the namespace."""
     ref = ResourceRef.from_body(body)
@@ -197,11 +207,11 @@ async def finalize_collection(
         return
     async with worker.lock:
         try:
-            done = await finalize(spec, ref, worker.pool.for_deletion())
+            done = await _release_on_deletion(body, owners, worker)
         except FailureError as exc:
             failure = exc.failure
             timeout = worker.settings.deletion_timeout_seconds
-            delay = release_retry_delay(failure, runtime_seconds, timeout)
+            delay = release_retry_delay(failure, runtime_seconds, timeout, retry)
             if delay is not None:
                 if failure.reason not in reported:  # one Warning per cause, not one per retry
                     reported.add(failure.reason)
@@ -214,3 +224,27 @@ async def finalize_collection(
     for line in done:
         kopf.event(body, type="Normal", reason="Released", message=line)
         log.info("%s", line, extra={"resource": f"{ref.namespace}/{ref.name}", "collection": spec.collection_name})
+
+
+async def _losers(body: kopf.Body, owners: Mapping[Any, Any], kube: KubeApi) -> tuple[CollectionSpec, ...]:
+    """The specs of the live resources this winner kept from acting: they take over what they declare."""
+    specs = []
+    for _, namespace, name in rivals(body, owners):
+        other = await kube.read_collection(namespace, name)
+        if other is not None and not other["metadata"].get("deletionTimestamp"):
+            specs.append(CollectionSpec.from_body(other))
+    return tuple(specs)
+
+
+async def _release_on_deletion(body: kopf.Body, owners: Mapping[Any, Any], worker: CollectionWorker) -> list[str]:
+    """An unexpected exception counts against the deletion timeout like an unclassified Milvus error."""
+    ref, spec = ResourceRef.from_body(body), CollectionSpec.from_body(body)
+    try:
+        if await server_conflict(body, owners, worker.pool) is not None:
+            return []  # lost to an older resource through another MilvusConnection to the same server
+        return await finalize(spec, ref, worker.pool.for_deletion(), await _losers(body, owners, worker.kube))
+    except FailureError:
+        raise
+    except Exception as exc:
+        log.exception("release on deletion of %s/%s failed", ref.namespace, ref.name)
+        raise FailureError(Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")) from exc

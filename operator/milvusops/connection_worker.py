@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,28 @@ from .worker import Worker
 
 log = logging.getLogger("milvusops")
 
+WakeKey = tuple[Any, str | None]  # (metadata.generation, status of the Ready condition)
+# woken collections spread over count / this many seconds (capped at a resync): a steady trickle, not one burst
+WAKES_PER_SECOND = 100.0
+
+
+def wake_key(body: Mapping[str, Any]) -> WakeKey:
+    """What of a MilvusConnection its collections depend on: its spec (by generation) and whether it is Ready."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    ready = next((c.get("status") for c in conditions if c.get("type") == "Ready"), None)
+    return ((body.get("metadata") or {}).get("generation"), ready)
+
+
+def wakes_collections(previous: WakeKey | None, current: WakeKey) -> bool:
+    """Only a change since the last event wakes them; the first one seen (a start) finds them in their first pass."""
+    return previous is not None and previous != current
+
+
+def wake_delays(count: int, cap_seconds: float, draw: Callable[[], float]) -> list[float]:
+    """A random delay per woken collection within a window that grows with their number, up to `cap_seconds`."""
+    window = min(cap_seconds, count / WAKES_PER_SECOND)
+    return [draw() * window for _ in range(count)]
+
 
 class ConnectionWorker(Worker):
     plural = CONNECTIONS
@@ -26,6 +49,14 @@ class ConnectionWorker(Worker):
     def __init__(self, settings: Settings, kube: KubeApi, pool: ClientPool) -> None:
         super().__init__(settings, kube)
         self.pool = pool
+        self.announced: WakeKey | None = None  # the wake key of the last event its collections were judged on
+
+    def changed_for_collections(self, body: Mapping[str, Any]) -> bool:
+        """Whether this event changed what the connection's collections depend on (not a status write of ours)."""
+        current = wake_key(body)
+        changed = wakes_collections(self.announced, current)
+        self.announced = current
+        return changed
 
     async def run(self, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
         self.reset()
@@ -39,10 +70,10 @@ class ConnectionWorker(Worker):
         while self.running(stopped):
             try:
                 await self.sync(body)
+            except FailureError as exc:  # the API server refused the status patch: looked at again next time
+                log.warning("%s", exc.failure.message, extra={"resource": _name(body)})
             except Exception:
-                log.exception(
-                    "check of connection %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"]
-                )
+                log.exception("check of connection %s failed", _name(body))
             await self.sleep(self.settings.resync_seconds, stopped)
 
     async def sync(self, body: kopf.Body) -> None:
@@ -64,3 +95,7 @@ class ConnectionWorker(Worker):
         await self.write_status(body, status, observed_in_full=result.ready)
         kind = "Normal" if result.ready else "Warning"
         self.post(body, [(kind, result.reason.value, result.message)])
+
+
+def _name(body: kopf.Body) -> str:
+    return f"{body['metadata']['namespace']}/{body['metadata']['name']}"

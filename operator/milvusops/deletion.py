@@ -22,16 +22,10 @@ from .model import CollectionSpec
 
 log = logging.getLogger("milvusops")
 
-# what a release on deletion waits for (up to the deletion timeout) instead of giving up at once
-WAITED_FOR = frozenset(
-    {
-        Reason.MILVUS_UNAVAILABLE,
-        Reason.RATE_LIMITED,
-        Reason.API_SERVER_UNAVAILABLE,
-        Reason.SECRET_NOT_FOUND,
-        Reason.CONNECTION_NOT_FOUND,
-    }
-)
+# Stalled reasons that a release on deletion still waits for: what a prune removes may come back (restored)
+COMES_BACK = frozenset({Reason.SECRET_NOT_FOUND, Reason.CONNECTION_NOT_FOUND})
+# a release on deletion is retried after 1, 2, 4 ... seconds, then every 30 s, until the deletion timeout
+RELEASE_RETRY_CAP_SECONDS = 30.0
 # a prune's releases take a few seconds: watch the in-memory index that long before a Kopf retry (a PATCH, a log line)
 IN_USE_WATCH_SECONDS = 5.0
 IN_USE_POLL_SECONDS = 0.2
@@ -97,11 +91,19 @@ def in_use_message(users: list[str]) -> str:
     return f"deletion waits until no MilvusCollection uses this connection; still used by: {shown}"
 
 
-def release_retry_delay(failure: Failure, runtime_seconds: float, timeout_seconds: float) -> float | None:
-    """Seconds until a release on deletion is tried again; None: give up and remove the finalizer."""
-    if failure.reason not in WAITED_FOR or runtime_seconds >= timeout_seconds:
+def release_retry_delay(
+    failure: Failure, runtime_seconds: float, timeout_seconds: float, retry: int = 0
+) -> float | None:
+    """Seconds until a release on deletion is tried again; None: give up and remove the finalizer.
+
+    Only a permanent cause (Stalled: RBAC, the collection's definition) gives up before the timeout; transient
+    and unclassified ones (an unknown code during a Milvus upgrade) are retried with backoff until then.
+    """
+    permanent = failure.stalled and failure.reason not in COMES_BACK
+    if permanent or runtime_seconds >= timeout_seconds:
         return None
-    return min(30.0, timeout_seconds - runtime_seconds)
+    backoff = max(min(RELEASE_RETRY_CAP_SECONDS, 2.0 ** min(retry, 5)), failure.retry_after or 0.0)
+    return min(backoff, timeout_seconds - runtime_seconds)
 
 
 def pending_message(failure: Failure, timeout_seconds: float) -> str:

@@ -31,6 +31,7 @@ class Reason(StrEnum):
     REPLICAS_AVAILABLE = "ReplicasAvailable"
     MILVUS_ERROR = "MilvusError"
     API_SERVER_UNAVAILABLE = "ApiServerUnavailable"
+    API_SERVER_ERROR = "ApiServerError"
     SECRET_NOT_FOUND = "SecretNotFound"
     SECRET_INVALID = "SecretInvalid"
     CONNECTION_NOT_FOUND = "ConnectionNotFound"
@@ -69,6 +70,7 @@ STALLED_REASONS = frozenset(
 class Failure:
     reason: Reason
     message: str
+    retry_after: float | None = None  # seconds the server asked us to wait (a 429's Retry-After)
 
     @property
     def stalled(self) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+import random
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,8 +17,8 @@ import kopf
 from . import COLLECTIONS, CONNECTIONS, FINALIZER, GROUP, VERSION, kubesession
 from .bodies import slim_body
 from .collection_worker import CollectionWorker, finalize_collection
-from .conflicts import claimant, claims_collection, conflict_key
-from .connection_worker import ConnectionWorker
+from .conflicts import SERVER_CLAIMS, claimant, claims_collection, conflict_key
+from .connection_worker import ConnectionWorker, wake_delays
 from .connections import ClientPool
 from .deletion import connection_use, finalize_connection, indexed_users, listed_users
 from .kubeapi import KubeApi
@@ -106,10 +108,12 @@ async def collection_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.Daem
 
 
 @kopf.on.delete(GROUP, VERSION, COLLECTIONS)
-async def collection_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelta, **kwargs: Any) -> None:
+async def collection_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelta, retry: int, **kwargs: Any) -> None:
     worker = _worker(memo, CollectionWorker)
     reported = memo.setdefault("deletion_reported", set())
-    await finalize_collection(body, worker, kwargs["collection_owners"], runtime.total_seconds(), reported)
+    owners = kwargs["collection_owners"]
+    await finalize_collection(body, worker, owners, runtime.total_seconds(), reported, retry)
+    SERVER_CLAIMS.forget(body["metadata"]["uid"])
 
 
 def serve_connections(registry: kopf.OperatorRegistry) -> None:
@@ -122,7 +126,6 @@ def serve_connections(registry: kopf.OperatorRegistry) -> None:
 async def connection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
     slim_body(event["object"])
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    memo.pool.forget(namespace, name)
     connection = _worker(memo, ConnectionWorker)
     if event.get("type") == "DELETED":
         memo.pool.discard(namespace, name)  # its finalizer waited until no collection could need it
@@ -131,10 +134,20 @@ async def connection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEv
         connection.notice(body)
         if body["metadata"].get("deletionTimestamp"):
             return  # on its way out, patched by each retry of its finalizer: nothing new for its collections
-    # a new or fixed connection should not wait for the next resync of the collections using it
-    for worker in memo.workers.values():
-        if isinstance(worker, CollectionWorker) and worker.uses_connection(namespace, name):
-            worker.wakeup.set()
+        if not connection.changed_for_collections(body):
+            return  # our own status writes and heartbeats: the cached endpoint and the collections stand
+        memo.pool.forget(namespace, name)
+    # a new, fixed or failing connection should not wait for the next resync of the collections using it
+    _wake_users(memo, namespace, name)
+
+
+def _wake_users(memo: kopf.Memo, namespace: str, name: str) -> None:
+    """Each collection using the connection wakes after its own random delay, so their passes do not all coincide."""
+    config: Settings = memo.settings
+    users = [w for w in memo.workers.values() if isinstance(w, CollectionWorker) and w.uses_connection(namespace, name)]
+    loop = asyncio.get_running_loop()
+    for worker, delay in zip(users, wake_delays(len(users), config.resync_seconds, random.random), strict=True):
+        loop.call_later(delay, worker.wakeup.set)
 
 
 async def connection_deleted(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:

@@ -11,7 +11,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from . import COLLECTIONS, CONNECTIONS, GROUP, VERSION
+from . import COLLECTIONS, CONNECTIONS, GROUP, VERSION, metrics
 from .failures import Failure, FailureError, Reason
 
 
@@ -34,12 +34,21 @@ class KubeApi:
         """One API call off the event loop; a half-open connection or a silent server fails it, not hangs it."""
         try:
             return await asyncio.to_thread(method, *args, _request_timeout=(self._timeout, self._timeout))
-        except urllib3.exceptions.HTTPError as exc:
+        except ApiException as exc:
+            failure = _server_failure(exc, what)
+            if failure is None:
+                raise  # 403, 404 and the like: the caller says what they mean for its object
+            raise FailureError(failure) from exc
+        except urllib3.exceptions.TimeoutError as exc:
             message = f"no answer from the Kubernetes API server to {what} within {self._timeout:g} s"
             message += f" ({type(exc).__name__}); retried"
             raise FailureError(Failure(Reason.API_SERVER_UNAVAILABLE, message)) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            message = f"cannot reach the Kubernetes API server to {what} ({type(exc).__name__}); retried"
+            raise FailureError(Failure(Reason.API_SERVER_UNAVAILABLE, message)) from exc
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        metrics.KUBE_READS.labels("Secret").inc()
         try:
             secret = await self._call(
                 f"get Secret {namespace}/{name}", self._core.read_namespaced_secret, name, namespace
@@ -62,6 +71,7 @@ class KubeApi:
         return value
 
     async def read_connection(self, namespace: str, name: str) -> Mapping[str, Any]:
+        metrics.KUBE_READS.labels("MilvusConnection").inc()
         try:
             body = await self._call(
                 f"get MilvusConnection {namespace}/{name}",
@@ -77,6 +87,25 @@ class KubeApi:
                 message = f"MilvusConnection {namespace}/{name} not found"
                 raise FailureError(Failure(Reason.CONNECTION_NOT_FOUND, message)) from exc
             raise _forbidden(exc, "milvusconnections", namespace, name) from exc
+        assert isinstance(body, Mapping)
+        return body
+
+    async def read_collection(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """A MilvusCollection as the API server has it now; None once it is gone."""
+        try:
+            body = await self._call(
+                f"get MilvusCollection {namespace}/{name}",
+                self._custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                COLLECTIONS,
+                name,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _forbidden(exc, "milvuscollections", namespace, name) from exc
         assert isinstance(body, Mapping)
         return body
 
@@ -125,6 +154,32 @@ def merge_patch(previous: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str
 
 
 __all__ = ["COLLECTIONS", "CONNECTIONS", "KubeApi", "merge_patch"]
+
+
+# a Retry-After beyond this is not waited for in full: the next pass looks again anyway
+RETRY_AFTER_CAP_SECONDS = 300.0
+
+
+def _server_failure(exc: ApiException, what: str) -> Failure | None:
+    """429 (throttled, e.g. API Priority and Fairness) and 5xx: the API server's trouble, retried with backoff."""
+    status = exc.status or 0
+    if status != 429 and status < 500:
+        return None
+    retry_after = _retry_after(exc.headers)
+    message = f"the Kubernetes API server answered {status} {exc.reason or ''}".rstrip() + f" to {what}; retried"
+    if retry_after is not None:
+        message += f" after {retry_after:g} s (its Retry-After)"
+    return Failure(Reason.API_SERVER_ERROR, message, retry_after)
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Retry-After in seconds; its HTTP-date form is not worth parsing (the backoff applies instead)."""
+    value = (headers or {}).get("Retry-After")
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return None if seconds is None or seconds < 0 else min(seconds, RETRY_AFTER_CAP_SECONDS)
 
 
 def _forbidden(exc: ApiException, resource: str, namespace: str, name: str) -> Exception:

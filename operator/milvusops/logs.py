@@ -30,6 +30,23 @@ class TextFormatter(logging.Formatter):
         return line + "".join(f" {k}={getattr(record, k)}" for k in FIELDS if hasattr(record, k))
 
 
+class EventsIntoGoingNamespaces(logging.Filter):
+    """Kopf logs each refused retry of an event posted into a namespace being deleted at ERROR: routine, not an error.
+
+    The API server answers 403 NamespaceTerminating, then 404 once the namespace is gone; the retries go to DEBUG
+    and the final "Failed to post an event" to INFO.
+    """
+
+    MARKS = ("because it is being terminated", "Code: 404. Message: namespaces ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.INFO or not any(mark in record.getMessage() for mark in self.MARKS):
+            return True
+        record.levelno = logging.INFO if "Failed to post an event" in record.getMessage() else logging.DEBUG
+        record.levelname = logging.getLevelName(record.levelno)
+        return logging.getLogger().isEnabledFor(record.levelno)
+
+
 def configure(log_format: str, level: str) -> None:
     handler = logging.StreamHandler()
     if log_format == "json":
@@ -39,5 +56,7 @@ def configure(log_format: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Kopf's event poster logs through its own module logger (posting.py passes it to every request)
+    logging.getLogger("kopf._core.engines.posting").addFilter(EventsIntoGoingNamespaces())
     # Kopf reports every handled watch event at INFO; our own lines already say what happened
     logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, root.level))

@@ -17,6 +17,8 @@ SLOT_WAIT_SECONDS = Histogram(
 )
 RESOURCES_BY_REASON = Gauge("milvusops_resources", "MilvusCollections by Ready status and reason", ["ready", "reason"])
 DRIFT_CORRECTIONS = Counter("milvusops_drift_corrections_total", "Out-of-band changes reverted")
+# what resolving MilvusConnections costs the API server: one GET per connection read, one per Secret read
+KUBE_READS = Counter("milvusops_kube_reads_total", "MilvusConnection and Secret GETs to resolve connections", ["kind"])
 LOAD_RELEASE_CALLS = Counter("milvusops_load_release_calls_total", "load/release calls made to Milvus", ["method"])
 
 
@@ -31,24 +33,39 @@ def observe_milvus_call(method: str, outcome: str, seconds: float) -> None:
 
 
 class ReadyTally:
-    """Keeps the per-resource (ready, reason) so the gauge counts each resource once."""
+    """Keeps the per-resource (ready, reason) so the gauge counts each resource once.
+
+    A (ready, reason) no resource has any more is removed, not left at 0: a replica paused by a peer
+    exports no series for resources it no longer serves.
+    """
 
     def __init__(self) -> None:
         self._by_uid: dict[str, tuple[str, str]] = {}
+        self._counts: dict[tuple[str, str], int] = {}
 
     def set(self, uid: str, ready: str, reason: str) -> None:
         previous = self._by_uid.get(uid)
         if previous == (ready, reason):
             return
         if previous is not None:
-            RESOURCES_BY_REASON.labels(*previous).dec()
+            self._leave(previous)
         self._by_uid[uid] = (ready, reason)
-        RESOURCES_BY_REASON.labels(ready, reason).inc()
+        self._counts[ready, reason] = self._counts.get((ready, reason), 0) + 1
+        RESOURCES_BY_REASON.labels(ready, reason).set(self._counts[ready, reason])
 
     def forget(self, uid: str) -> None:
         previous = self._by_uid.pop(uid, None)
         if previous is not None:
-            RESOURCES_BY_REASON.labels(*previous).dec()
+            self._leave(previous)
+
+    def _leave(self, labels: tuple[str, str]) -> None:
+        left = self._counts.get(labels, 0) - 1
+        if left > 0:
+            self._counts[labels] = left
+            RESOURCES_BY_REASON.labels(*labels).set(left)
+        else:
+            self._counts.pop(labels, None)
+            RESOURCES_BY_REASON.remove(*labels)
 
 
 READY_TALLY = ReadyTally()

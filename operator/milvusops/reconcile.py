@@ -247,7 +247,7 @@ def _guard_key(ref: ResourceRef) -> str:
 
 
 def conflict(spec: CollectionSpec, winner: str) -> Failure:
-    message = f"{winner} already manages collection {spec.database}.{spec.collection_name} on this connection"
+    message = f"{winner} already manages collection {spec.database}.{spec.collection_name} on this Milvus server"
     return Failure(Reason.CONFLICT, message)
 
 
@@ -364,15 +364,23 @@ def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
-async def finalize(spec: CollectionSpec, ref: ResourceRef, ports: PortSource) -> list[str]:
-    """Deletion with deletionPolicy Release: release what this resource kept loaded."""
+async def finalize(
+    spec: CollectionSpec, ref: ResourceRef, ports: PortSource, others: tuple[CollectionSpec, ...] = ()
+) -> list[str]:
+    """Deletion with deletionPolicy Release: release what this resource kept loaded.
+
+    `others`: the specs of the live resources that lost a conflict to this one; what they declare Loaded is
+    handed over to them, not released.
+    """
     port = await ports.port(ref.namespace, spec.connection_name, spec.database)
     with prioritized(Priority.ACT):  # someone is waiting for the deletion
         observed = await observe(port, spec.collection_name)
     if not observed.exists:
         return []
     held = {name for name, r in observed.partitions.items() if r.state in (LoadState.LOADED, LoadState.LOADING)}
-    ours = {name for name in held if spec.desired_for(name) == Desired.LOADED}
+    wanted = {name for name in held if spec.desired_for(name) == Desired.LOADED}
+    handed_over = {name for name in wanted if any(other.desired_for(name) == Desired.LOADED for other in others)}
+    ours = wanted - handed_over
     # a partition-key collection is released only as a whole, and only if this resource wanted all of it
     if not ours or (observed.partition_key is not None and ours != held):
         return []
@@ -381,4 +389,8 @@ async def finalize(spec: CollectionSpec, ref: ResourceRef, ports: PortSource) ->
     applied = await apply(port, spec, (action,))
     if applied.failure is not None:
         raise FailureError(applied.failure)
-    return list(applied.lines)
+    done = list(applied.lines)
+    if handed_over:
+        kept = ", ".join(sorted(handed_over))
+        done.append(f"left {kept} of collection {spec.collection_name} loaded: another MilvusCollection declares them")
+    return done

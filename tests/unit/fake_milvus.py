@@ -9,7 +9,7 @@ from milvusops.capabilities import capabilities
 from milvusops.failures import Failure, FailureError, Reason
 from milvusops.loadtimes import Expected, LoadTimes
 from milvusops.memory import Field, Index, NodeMemory, Shape
-from milvusops.milvus import CollectionInfo, MilvusPort, Replicas, StateReport
+from milvusops.milvus import CollectionInfo, Endpoint, MilvusPort, Replicas, StateReport
 from milvusops.model import LoadOptions, LoadState
 from milvusops.slots import Priority, current
 
@@ -196,6 +196,12 @@ class FakePorts:
 
     def record_load(self, namespace: str, connection: str | None, seconds: float) -> None:
         self.load_times = self.load_times.record(seconds)
+
+    async def endpoint(self, namespace: str, connection: str | None, last_known: bool = False) -> Endpoint:
+        """Every connection resolves to one server unless a test says otherwise."""
+        if self.failure is not None:
+            raise FailureError(self.failure)
+        return Endpoint(uri="http://fake-milvus:19530")
 
     async def port(self, namespace: str, connection: str | None, database: str) -> MilvusPort:
         self.requests.append((namespace, connection, database))

@@ -11,6 +11,7 @@ import kopf
 import pytest
 
 from milvusops import deletion
+from milvusops.collection_worker import CollectionWorker, finalize_collection
 from milvusops.connections import ClientPool
 from milvusops.deletion import (
     connection_use,
@@ -26,6 +27,7 @@ from milvusops.deletion import (
 from milvusops.failures import Failure, FailureError, Reason
 from milvusops.kubeapi import KubeApi
 from milvusops.settings import Settings
+from tests.unit.fake_milvus import FakeMilvus, FakePorts
 
 
 def _collection(name: str, ref: Any = None, namespace: str = "team") -> dict[str, Any]:
@@ -138,23 +140,49 @@ async def test_an_unanswered_list_is_retried_by_kopf_not_taken_for_no_users() ->
 
 
 @pytest.mark.parametrize(
-    ("reason", "runtime", "delay"),
+    ("reason", "runtime", "retry", "delay"),
     [
-        (Reason.MILVUS_UNAVAILABLE, 0.0, 30.0),
-        (Reason.MILVUS_UNAVAILABLE, 290.0, 10.0),
-        (Reason.SECRET_NOT_FOUND, 0.0, 30.0),  # a prune deleted it, and nothing was cached (operator restarted)
-        (Reason.CONNECTION_NOT_FOUND, 100.0, 30.0),
-        (Reason.SECRET_NOT_FOUND, 300.0, None),  # the deletion timeout is over: give up
-        (Reason.MILVUS_UNAVAILABLE, 301.0, None),
-        (Reason.INDEX_NOT_FOUND, 0.0, None),  # waiting cannot help
-        (Reason.FORBIDDEN, 0.0, None),
-        (Reason.SECRET_INVALID, 0.0, None),
+        (Reason.MILVUS_UNAVAILABLE, 0.0, 0, 1.0),
+        (Reason.MILVUS_UNAVAILABLE, 0.0, 3, 8.0),
+        (Reason.MILVUS_UNAVAILABLE, 0.0, 9, 30.0),
+        (Reason.MILVUS_UNAVAILABLE, 290.0, 9, 10.0),
+        (Reason.MILVUS_ERROR, 0.0, 4, 16.0),  # unclassified: may be transient, so waited for as well
+        (Reason.API_SERVER_UNAVAILABLE, 0.0, 1, 2.0),
+        (Reason.SECRET_NOT_FOUND, 0.0, 9, 30.0),  # a prune deleted it, and nothing was cached (operator restarted)
+        (Reason.CONNECTION_NOT_FOUND, 100.0, 9, 30.0),
+        (Reason.SECRET_NOT_FOUND, 300.0, 0, None),  # the deletion timeout is over: give up
+        (Reason.MILVUS_UNAVAILABLE, 301.0, 0, None),
+        (Reason.MILVUS_ERROR, 301.0, 0, None),
+        (Reason.INDEX_NOT_FOUND, 0.0, 0, None),  # waiting cannot help
+        (Reason.FORBIDDEN, 0.0, 0, None),
+        (Reason.SECRET_INVALID, 0.0, 0, None),
     ],
 )
-def test_a_release_on_deletion_waits_only_for_what_can_come_back(
-    reason: Reason, runtime: float, delay: float | None
+def test_a_release_on_deletion_gives_up_early_only_on_a_permanent_cause(
+    reason: Reason, runtime: float, retry: int, delay: float | None
 ) -> None:
-    assert release_retry_delay(Failure(reason, "x"), runtime, 300.0) == delay
+    assert release_retry_delay(Failure(reason, "x"), runtime, 300.0, retry) == delay
+
+
+async def test_an_unexpected_exception_on_deletion_counts_against_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    posted: list[str] = []
+    monkeypatch.setattr(kopf, "event", lambda body, type, reason, message: posted.append(reason))
+    worker = CollectionWorker(Settings(_cli_parse_args=[]), cast(KubeApi, None), cast(ClientPool, _Exploding()))  # type: ignore[call-arg]
+    with pytest.raises(kopf.TemporaryError, match="RuntimeError: cannot schedule new futures"):
+        await finalize_collection(_releasing_body(), worker, {}, runtime_seconds=1.0, reported=set())
+    await finalize_collection(_releasing_body(), worker, {}, runtime_seconds=300.0, reported=set())  # timeout over
+    assert posted == ["ReleasePending", "ReleaseSkipped"]
+
+
+class _Exploding:
+    def for_deletion(self) -> _Exploding:
+        return self
+
+    async def port(self, namespace: str, connection: str | None, database: str) -> Any:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    async def endpoint(self, namespace: str, connection: str | None) -> Any:
+        raise RuntimeError("cannot schedule new futures after shutdown")
 
 
 def test_the_pending_message_says_what_happens_next() -> None:
@@ -249,3 +277,22 @@ async def test_the_last_endpoint_follows_a_changed_secret(pool: ClientPool, kube
     del kube.secrets["token"]
     pool.forget("team", "main")
     assert (await pool.endpoint("team", "main", last_known=True)).token == "root:Rotated"
+
+
+def _releasing_body() -> kopf.Body:
+    meta: dict[str, Any] = {"name": "m", "namespace": "ns", "uid": "u1", "generation": 1}
+    spec = {"state": "Loaded", "deletionPolicy": "Release", "collectionName": "c"}
+    return cast(kopf.Body, {"metadata": meta, "spec": spec})
+
+
+async def test_a_transient_milvus_error_on_deletion_is_retried_not_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 6: an unclassified error (a Milvus rolling upgrade's unknown code) must not leave the collection loaded."""
+    posted: list[str] = []
+    monkeypatch.setattr(kopf, "event", lambda body, type, reason, message: posted.append(reason))
+    unknown = Failure(Reason.MILVUS_ERROR, "code 65535: service is upgrading")
+    pool = cast(ClientPool, FakePorts(FakeMilvus(None), failure=unknown))
+    worker = CollectionWorker(Settings(_cli_parse_args=[]), cast(KubeApi, None), pool)  # type: ignore[call-arg]
+    with pytest.raises(kopf.TemporaryError) as caught:
+        await finalize_collection(_releasing_body(), worker, {}, runtime_seconds=1.0, reported=set())
+    assert "service is upgrading" in str(caught.value)
+    assert posted == ["ReleasePending"]
