@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from milvusops.collection_worker import carried
 from milvusops.failures import Failure, Reason
 from milvusops.loadtimes import Expected, LoadTimes
 from milvusops.milvus import StateReport
@@ -14,6 +15,8 @@ from milvusops.model import LoadState
 from milvusops.observe import Observed
 from milvusops.passes import FINEST, MARGIN, Mode, PassState, Sample, Step, Timing, backoff, next_pass
 from milvusops.plan import LoadCollection, ReleaseCollection, started
+from milvusops.reconcile import Result
+from milvusops.status import Verdict
 
 TIMING = Timing(resync_seconds=30.0, loading_recheck_seconds=2.0)
 LOADING = Observed(StateReport(LoadState.LOADED), {"a": StateReport(LoadState.LOADING, 50)})
@@ -300,3 +303,18 @@ def test_after_a_release_the_next_pass_observes_in_full() -> None:
     assert started(before, (ReleaseCollection(),)) is None
     after = next_pass(PassState(), observed=before, acted=True, failure=None, timing=TIMING, draw=0.5, now=100.0)
     assert after.mode == Mode.FULL
+
+
+@pytest.mark.parametrize(
+    ("reason", "ready"),
+    [pytest.param(Reason.IN_SYNC, True, id="managed-in-sync"), pytest.param(Reason.OBSERVING, True, id="observe-mode")],
+)
+def test_an_observer_with_nothing_loading_gets_the_cheap_confirm_pass_like_an_in_sync_resource(
+    reason: Reason, ready: bool
+) -> None:
+    """Item 11 of issue 29: Observe-mode resources were observed in full every resync (P + 4 calls)."""
+    result = Result({}, Verdict(ready, reason, "", False, False), (), SETTLED, False, None)
+    observed, acted, failure, in_sync, began = carried(result)
+    after = next_pass(PassState(), observed=observed, acted=acted, failure=failure, timing=TIMING, draw=0.5,
+                      now=100.0, settled=in_sync, started=began)  # fmt: skip
+    assert after.mode == Mode.CONFIRM and after.state.observed == SETTLED
