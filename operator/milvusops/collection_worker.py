@@ -20,7 +20,7 @@ from .failures import Failure, FailureError, Reason
 from .kubeapi import KubeApi
 from .model import CollectionSpec, DeletionPolicy, ManagementPolicy, ResourceRef
 from .observe import Observed
-from .passes import Mode, PassState, Timing, next_pass
+from .passes import Mode, PassState, Timing, next_pass, steady
 from .reconcile import MemoryGuard, Result, finalize, reconcile
 from .settings import Settings, memory_guard
 from .worker import Worker
@@ -165,9 +165,9 @@ def where(body: kopf.Body) -> dict[str, str]:
 
 
 def carried(result: Result) -> tuple[Observed | None, bool, Failure | None, bool, Observed | None]:
-    """What the next pass needs of a pass (settled: in sync, nothing done); not its status and events,
-    which each sleeping loop would hold."""
-    settled = result.failure is None and not result.acted and result.verdict.reason == Reason.IN_SYNC
+    """What the next pass needs of a pass (settled: in sync or observing, nothing done); not its status and
+    events, which each sleeping loop would hold."""
+    settled = steady(result.verdict.reason, result.failure, result.acted)
     return _lean(result.observed), result.acted, result.failure, settled, _lean(result.started)
 
 

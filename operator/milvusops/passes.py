@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .failures import Failure
+from .failures import Failure, Reason
 from .loadtimes import Expected
 from .model import LoadState
 from .observe import Observed
@@ -20,6 +20,15 @@ class Mode(StrEnum):
     FULL = "full"  # observe every partition; may plan and act
     RECHECK = "recheck"  # ask only about what was Loading; reports progress, never acts
     CONFIRM = "confirm"  # ask only whether an in-sync picture still holds; observe in full if it does not
+
+
+# a pass that ends with one of these, without failure or action, hands the next one a picture to confirm
+STEADY_REASONS = frozenset({Reason.IN_SYNC, Reason.OBSERVING})
+
+
+def steady(reason: Reason, failure: Failure | None, acted: bool) -> bool:
+    """The pass found nothing to do: in sync, or an observer (it never acts) with nothing failing."""
+    return failure is None and not acted and reason in STEADY_REASONS
 
 
 @dataclass(frozen=True)
