@@ -13,7 +13,19 @@ from milvusops.loadtimes import Expected, LoadTimes
 from milvusops.milvus import StateReport
 from milvusops.model import LoadState
 from milvusops.observe import Observed
-from milvusops.passes import FINEST, MARGIN, Mode, PassState, Sample, Step, Timing, backoff, next_pass
+from milvusops.passes import (
+    FINEST,
+    MARGIN,
+    Mode,
+    PassState,
+    Sample,
+    Step,
+    Timing,
+    backoff,
+    calls,
+    full_every,
+    next_pass,
+)
 from milvusops.plan import LoadCollection, ReleaseCollection, started
 from milvusops.reconcile import Result
 from milvusops.status import Verdict
@@ -325,11 +337,11 @@ BUDGETED = replace(TIMING, full_observation_seconds=300.0)
 
 def test_with_a_handful_of_resources_on_the_server_the_full_observation_is_due_every_resync() -> None:
     """Item 13 of issue 29: a partition created outside the operator waited for the 300 s ceiling under 4 resources."""
-    timing = replace(BUDGETED, calls_per_second=50.0)  # type: ignore[call-arg]
+    timing = replace(BUDGETED, calls_per_second=50.0)
     state = PassState()
     for now in (100.0, 130.0, 160.0):
         after = next_pass(state, observed=SETTLED, acted=False, failure=None, timing=timing, draw=0.5, now=now,
-                          settled=True, resources=4)  # type: ignore[call-arg]  # fmt: skip
+                          settled=True, resources=4)  # fmt: skip
         assert after.mode == Mode.FULL and after.delay == 30.0 and after.state.full_at == now
         state = after.state
 
@@ -354,9 +366,7 @@ TWO_LOADED = Observed(
 def test_full_observations_come_as_often_as_the_connection_call_budget_allows(
     resources: int, calls_per_second: float, ceiling: float, every: float
 ) -> None:
-    from milvusops.passes import calls, full_every  # type: ignore[attr-defined]  # new in item 13
-
-    timing = replace(TIMING, full_observation_seconds=ceiling, calls_per_second=calls_per_second)  # type: ignore[call-arg]
+    timing = replace(TIMING, full_observation_seconds=ceiling, calls_per_second=calls_per_second)
     full, confirming = calls(TWO_LOADED)
     assert (full, confirming) == (6, 2)  # get_load_state x3, list_partitions, describe, describe_replica; 2 together
     assert full_every(resources, timing, full, confirming) == every
