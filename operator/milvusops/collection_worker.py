@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Mapping, MutableSet
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -14,13 +15,13 @@ import kopf
 
 from . import COLLECTIONS, metrics
 from .conflicts import conflict_winner, rivals, server_conflict
-from .connections import ClientPool
+from .connections import ClientPool, connection_key
 from .deletion import pending_message, release_retry_delay
 from .failures import Failure, FailureError, Reason
 from .kubeapi import KubeApi
 from .model import CollectionSpec, DeletionPolicy, ManagementPolicy, ResourceRef
 from .observe import Observed
-from .passes import Mode, PassState, Timing, next_pass
+from .passes import Mode, PassState, Timing, next_pass, steady
 from .reconcile import MemoryGuard, Result, finalize, reconcile
 from .settings import Settings, memory_guard
 from .worker import Worker
@@ -29,8 +30,31 @@ log = logging.getLogger("milvusops")
 STOPPED_SERVING = "no longer served here: deleted, or its labels no longer match this shard's label selector"
 
 
+class Census:
+    """How many resources each connection serves in this process: they share its call budget."""
+
+    def __init__(self) -> None:
+        self._where: dict[str, str] = {}  # resource uid -> connection key
+        self._counts: Counter[str] = Counter()
+
+    def place(self, uid: str, connection: str) -> int:
+        """Count `uid` under `connection` (once, wherever it was before); how many that connection serves."""
+        self.leave(uid)
+        self._where[uid] = connection
+        self._counts[connection] += 1
+        return self._counts[connection]
+
+    def leave(self, uid: str) -> None:
+        before = self._where.pop(uid, None)
+        if before is not None:
+            self._counts[before] -= 1
+            if not self._counts[before]:
+                del self._counts[before]
+
+
 class CollectionWorker(Worker):
     plural = COLLECTIONS
+    census = Census()  # one per process, like the pool the workers share
 
     def __init__(self, settings: Settings, kube: KubeApi, pool: ClientPool) -> None:
         super().__init__(settings, kube)
@@ -39,6 +63,7 @@ class CollectionWorker(Worker):
             settings.resync_seconds,
             settings.loading_recheck_seconds,
             full_observation_seconds=settings.full_observation_seconds,
+            calls_per_second=settings.steady_calls_per_second,
         )
         # replaced by the operator-wide one (handlers), which orders the loads waiting for each server's memory
         self.memory = MemoryGuard(memory_guard(settings))
@@ -62,6 +87,7 @@ class CollectionWorker(Worker):
             if await self.admitted(body, stopped):
                 await self._loop(body, owners, stopped)
         finally:
+            self.census.leave(body["metadata"]["uid"])
             self.unwatch()
             # a stopped daemon (peering pause, shutdown, deletion) no longer speaks for its resource
             metrics.READY_TALLY.forget(body["metadata"]["uid"])
@@ -100,6 +126,7 @@ class CollectionWorker(Worker):
                 expected=self.pool.expected_load(*self.connection),
                 settled=settled,
                 started=started,
+                resources=self.census.place(body["metadata"]["uid"], connection_key(*self.connection)),
             )
             if step.loaded_in is not None:
                 self.pool.record_load(*self.connection, step.loaded_in)
@@ -175,9 +202,9 @@ def where(body: kopf.Body) -> dict[str, str]:
 
 
 def carried(result: Result) -> tuple[Observed | None, bool, Failure | None, bool, Observed | None]:
-    """What the next pass needs of a pass (settled: in sync, nothing done); not its status and events,
-    which each sleeping loop would hold."""
-    settled = result.failure is None and not result.acted and result.verdict.reason == Reason.IN_SYNC
+    """What the next pass needs of a pass (settled: in sync or observing, nothing done); not its status and
+    events, which each sleeping loop would hold."""
+    settled = steady(result.verdict.reason, result.failure, result.acted)
     return _lean(result.observed), result.acted, result.failure, settled, _lean(result.started)
 
 

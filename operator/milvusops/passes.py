@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .failures import Failure
+from .failures import Failure, Reason
 from .loadtimes import Expected
 from .model import LoadState
 from .observe import Observed
@@ -22,12 +22,22 @@ class Mode(StrEnum):
     CONFIRM = "confirm"  # ask only whether an in-sync picture still holds; observe in full if it does not
 
 
+# a pass that ends with one of these, without failure or action, hands the next one a picture to confirm
+STEADY_REASONS = frozenset({Reason.IN_SYNC, Reason.OBSERVING})
+
+
+def steady(reason: Reason, failure: Failure | None, acted: bool) -> bool:
+    """The pass found nothing to do: in sync, or an observer (it never acts) with nothing failing."""
+    return failure is None and not acted and reason in STEADY_REASONS
+
+
 @dataclass(frozen=True)
 class Timing:
     resync_seconds: float
     loading_recheck_seconds: float
     first_recheck_seconds: float = 0.5
     full_observation_seconds: float = 300.0  # in sync, a pass at least this often lists partitions and ids again
+    calls_per_second: float = 0.0  # a connection's steady-state call budget; full observations use what is left
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ def next_pass(
     expected: Expected | None = None,
     settled: bool = False,
     started: Observed | None = None,
+    resources: int | None = None,
 ) -> Step:
     """`draw` is uniform in [0, 1): the jitter that keeps many resources from retrying in lockstep.
 
@@ -78,6 +89,8 @@ def next_pass(
     only at the next step of the ladder. `settled`: the pass found everything as the spec wants, so
     the next one only confirms it, until `full_observation_seconds` after the last full observation.
     `started`: the pass only started loads, and this is the picture they should leave (`plan.started`).
+    `resources`: how many resources share this one's connection; the full observations' interval then
+    follows the connection's call budget (`full_every`), else it is `full_observation_seconds`.
     """
     if failure is not None:
         failures = state.failures + 1
@@ -109,9 +122,37 @@ def next_pass(
     if not settled or observed is None or observed.partial:
         return Step(PassState(), timing.resync_seconds, Mode.FULL, loaded_in=loaded_in)
     full_at = state.full_at if observed.confirmed and state.full_at is not None else now
-    due = now + timing.resync_seconds - full_at >= timing.full_observation_seconds
+    every = timing.full_observation_seconds if resources is None else full_every(resources, timing, *calls(observed))
+    due = now + timing.resync_seconds - full_at >= every
     mode = Mode.FULL if due else Mode.CONFIRM
     return Step(PassState(observed=observed, full_at=full_at), timing.resync_seconds, mode, loaded_in=loaded_in)
+
+
+def full_every(resources: int, timing: Timing, full_calls: int, confirm_calls: int) -> float:
+    """Seconds between full observations of each of `resources` sharing a connection.
+
+    Confirmations take their share of the connection's budget (`calls_per_second` per resync) first; full
+    observations, each `full_calls - confirm_calls` calls more, share what is left: every resync at best,
+    `full_observation_seconds` at worst (the ceiling that keeps 10,000 resources near one call per partition).
+    """
+    ceiling = timing.full_observation_seconds
+    spare = timing.calls_per_second * timing.resync_seconds - resources * confirm_calls
+    if spare <= 0:
+        return ceiling
+    extra = resources * max(1, full_calls - confirm_calls)
+    return min(ceiling, max(timing.resync_seconds, timing.resync_seconds * extra / spare))
+
+
+def calls(observed: Observed) -> tuple[int, int]:
+    """Milvus calls of a full observation of this picture and of its confirmation (`observe`, `confirm`)."""
+    if not observed.exists:
+        return 1, 1
+    states = [report.state for report in observed.partitions.values()]
+    if LoadState.LOADED not in states:
+        return 3, 1  # get_load_state, list_partitions, describe; a confirmation asks the collection alone
+    # get_load_state of the collection and each partition, list_partitions, describe, describe_replica
+    full = len(states) + 4
+    return full, 2 + states.count(LoadState.NOT_LOAD)  # loaded ones together, each released one, replicas
 
 
 def _loaded_in(state: PassState, observed: Observed | None, now: float) -> float | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -16,7 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from milvusops import FINALIZER
-from milvusops.collection_worker import CollectionWorker, carried
+from milvusops.collection_worker import Census, CollectionWorker, carried
 from milvusops.connections import ClientPool
 from milvusops.failures import Failure, Reason
 from milvusops.kubeapi import KubeApi
@@ -247,6 +248,7 @@ async def test_passes_over_an_in_sync_collection_only_confirm_it_and_write_nothi
 ) -> None:
     milvus = FakeMilvus({"_default": LOADED, "a": LOADED, "b": LOADED})
     loop = Loop(milvus, {"state": "Loaded"}, monkeypatch)
+    loop.worker.timing = replace(loop.worker.timing, calls_per_second=0.0)  # a busy connection: 300 s apart
     counts: list[int] = []
 
     def between(done: int) -> None:
@@ -322,6 +324,7 @@ async def test_a_load_watched_to_its_end_lists_and_describes_the_collection_only
     of 1,000 took 567 s through the operator where the loads alone took 200 s."""
     milvus = FakeMilvus({"_default": NOT_LOAD, "a": NOT_LOAD})
     loop = Loop(milvus, {"state": "Loaded"}, monkeypatch)
+    loop.worker.timing = replace(loop.worker.timing, calls_per_second=0.0)  # a busy connection: 300 s apart
 
     def between(done: int) -> None:
         if done == 2:  # the load is seen Loading once, then ends
@@ -349,3 +352,19 @@ async def test_a_sleeping_loop_holds_no_result_of_its_last_pass(monkeypatch: pyt
 
     await loop.run(3, between)
     assert alive == [0, 0, 0]
+
+
+def test_the_census_counts_each_resource_once_under_its_connection() -> None:
+    census = Census()
+    assert [census.place("a", "ns/x"), census.place("b", "ns/x"), census.place("a", "ns/x")] == [1, 2, 2]
+    assert census.place("a", "") == 1  # moved to the default connection
+    census.leave("b")
+    census.leave("b")  # twice: no harm
+    assert census.place("c", "ns/x") == 1
+
+
+async def test_a_stopped_loop_leaves_the_census(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = Loop(FakeMilvus({"_default": LOADED}), {"state": "Loaded"}, monkeypatch, uid="census")
+    await loop.run(1)
+    assert loop.worker.census.place("other", "") == 1  # "census" was counted during its passes, then left
+    loop.worker.census.leave("other")

@@ -7,13 +7,28 @@ from dataclasses import replace
 
 import pytest
 
+from milvusops.collection_worker import carried
 from milvusops.failures import Failure, Reason
 from milvusops.loadtimes import Expected, LoadTimes
 from milvusops.milvus import StateReport
 from milvusops.model import LoadState
 from milvusops.observe import Observed
-from milvusops.passes import FINEST, MARGIN, Mode, PassState, Sample, Step, Timing, backoff, next_pass
+from milvusops.passes import (
+    FINEST,
+    MARGIN,
+    Mode,
+    PassState,
+    Sample,
+    Step,
+    Timing,
+    backoff,
+    calls,
+    full_every,
+    next_pass,
+)
 from milvusops.plan import LoadCollection, ReleaseCollection, started
+from milvusops.reconcile import Result
+from milvusops.status import Verdict
 
 TIMING = Timing(resync_seconds=30.0, loading_recheck_seconds=2.0)
 LOADING = Observed(StateReport(LoadState.LOADED), {"a": StateReport(LoadState.LOADING, 50)})
@@ -300,3 +315,58 @@ def test_after_a_release_the_next_pass_observes_in_full() -> None:
     assert started(before, (ReleaseCollection(),)) is None
     after = next_pass(PassState(), observed=before, acted=True, failure=None, timing=TIMING, draw=0.5, now=100.0)
     assert after.mode == Mode.FULL
+
+
+@pytest.mark.parametrize(
+    ("reason", "ready"),
+    [pytest.param(Reason.IN_SYNC, True, id="managed-in-sync"), pytest.param(Reason.OBSERVING, True, id="observe-mode")],
+)
+def test_an_observer_with_nothing_loading_gets_the_cheap_confirm_pass_like_an_in_sync_resource(
+    reason: Reason, ready: bool
+) -> None:
+    """Item 11 of issue 29: Observe-mode resources were observed in full every resync (P + 4 calls)."""
+    result = Result({}, Verdict(ready, reason, "", False, False), (), SETTLED, False, None)
+    observed, acted, failure, in_sync, began = carried(result)
+    after = next_pass(PassState(), observed=observed, acted=acted, failure=failure, timing=TIMING, draw=0.5,
+                      now=100.0, settled=in_sync, started=began)  # fmt: skip
+    assert after.mode == Mode.CONFIRM and after.state.observed == SETTLED
+
+
+BUDGETED = replace(TIMING, full_observation_seconds=300.0)
+
+
+def test_with_a_handful_of_resources_on_the_server_the_full_observation_is_due_every_resync() -> None:
+    """Item 13 of issue 29: a partition created outside the operator waited for the 300 s ceiling under 4 resources."""
+    timing = replace(BUDGETED, calls_per_second=50.0)
+    state = PassState()
+    for now in (100.0, 130.0, 160.0):
+        after = next_pass(state, observed=SETTLED, acted=False, failure=None, timing=timing, draw=0.5, now=now,
+                          settled=True, resources=4)  # fmt: skip
+        assert after.mode == Mode.FULL and after.delay == 30.0 and after.state.full_at == now
+        state = after.state
+
+
+TWO_LOADED = Observed(
+    StateReport(LoadState.LOADED), {name: StateReport(LoadState.LOADED) for name in ("_default", "b")}
+)
+
+
+@pytest.mark.parametrize(
+    ("resources", "calls_per_second", "ceiling", "every"),
+    [
+        pytest.param(4, 50.0, 300.0, 30.0, id="a-handful-every-resync"),
+        pytest.param(250, 50.0, 300.0, 30.0, id="250-just-every-resync"),  # 500 confirm + 1,000 full calls = 1,500
+        pytest.param(500, 50.0, 300.0, 120.0, id="500-every-4-resyncs"),  # 500 calls left for 2,000 extra
+        pytest.param(1_000, 50.0, 300.0, 300.0, id="1000-the-ceiling"),  # confirmations alone take 2,000 of 1,500
+        pytest.param(10_000, 50.0, 300.0, 300.0, id="10000-the-ceiling"),
+        pytest.param(4, 0.0, 300.0, 300.0, id="no-budget-the-ceiling"),
+        pytest.param(4, 50.0, 0.0, 0.0, id="ceiling-0-every-pass"),
+    ],
+)
+def test_full_observations_come_as_often_as_the_connection_call_budget_allows(
+    resources: int, calls_per_second: float, ceiling: float, every: float
+) -> None:
+    timing = replace(TIMING, full_observation_seconds=ceiling, calls_per_second=calls_per_second)
+    full, confirming = calls(TWO_LOADED)
+    assert (full, confirming) == (6, 2)  # get_load_state x3, list_partitions, describe, describe_replica; 2 together
+    assert full_every(resources, timing, full, confirming) == every
