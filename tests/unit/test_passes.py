@@ -370,3 +370,16 @@ def test_full_observations_come_as_often_as_the_connection_call_budget_allows(
     full, confirming = calls(TWO_LOADED)
     assert (full, confirming) == (6, 2)  # get_load_state x3, list_partitions, describe, describe_replica; 2 together
     assert full_every(resources, timing, full, confirming) == every
+
+
+def test_a_pass_that_acted_and_then_stalled_looks_again_soon_not_after_a_whole_resync() -> None:
+    """Issue 29 item 8: the calls that went through changed Milvus, so the stalled reason is judged afresh soon."""
+    after = step(PassState(), SETTLED, acted=True, failure=STALLED)
+    assert after.mode == Mode.FULL
+    assert after.delay < TIMING.resync_seconds
+    assert after.state.failures == 1  # still counted: a failing resource backs off on later passes
+
+
+def test_a_stalled_pass_that_did_nothing_still_waits_a_resync() -> None:
+    after = step(PassState(), SETTLED, acted=False, failure=STALLED)
+    assert after.delay == TIMING.resync_seconds
