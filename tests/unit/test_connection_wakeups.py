@@ -9,7 +9,7 @@ import kopf
 import pytest
 
 from milvusops.collection_worker import CollectionWorker
-from milvusops.connection_worker import WakeKey, wake_delays, wake_key, wakes_collections
+from milvusops.connection_worker import Wake, WakeKey, wake_delays, wake_key, wakes_collections
 from milvusops.connections import ClientPool
 from milvusops.handlers import connection_changed
 from milvusops.kubeapi import KubeApi
@@ -97,13 +97,7 @@ async def _first_seen(memo: kopf.Memo, pool: _Pool, workers: list[CollectionWork
     pool.forgotten.clear()
 
 
-@pytest.mark.parametrize(
-    ("changed", "why"),
-    [(_connection(generation=2), "spec edited"), (_connection(ready="False"), "became NotReady")],
-)
-async def test_a_spec_or_ready_change_wakes_every_collection_of_the_connection(
-    changed: dict[str, Any], why: str
-) -> None:
+async def test_a_spec_change_wakes_every_collection_of_the_connection() -> None:
     global_memo, memo, pool = _memos()
     workers = _collections(global_memo, pool, 3)
     other = CollectionWorker(_settings(), cast(KubeApi, None), cast(ClientPool, pool))
@@ -111,24 +105,41 @@ async def test_a_spec_or_ready_change_wakes_every_collection_of_the_connection(
     other.wakeup.clear()
     global_memo.workers["default-user"] = other
     await _first_seen(memo, pool, workers)
-    await _event(memo, changed)
+    await _event(memo, _connection(generation=2))
     await asyncio.wait_for(asyncio.gather(*(worker.wakeup.wait() for worker in workers)), 1)
-    assert pool.forgotten == [("team", "main")], why
+    assert pool.forgotten == [("team", "main")]
     assert not other.wakeup.is_set()  # on the default connection: not concerned
+
+
+async def test_a_ready_flap_wakes_only_the_collections_whose_last_pass_failed() -> None:
+    """In-sync collections have nothing to redo when Milvus was briefly away; failing ones retry when it is back."""
+    global_memo, memo, pool = _memos()
+    workers = _collections(global_memo, pool, 3)
+    await _first_seen(memo, pool, workers)
+    workers[0].failing = True
+    await _event(memo, _connection(ready="False"))
+    await asyncio.sleep(SETTLE_SECONDS)
+    assert _woken(workers) == 0  # Ready lost: each collection's own next pass finds out
+    await _event(memo, _connection(ready="True"))
+    await asyncio.wait_for(workers[0].wakeup.wait(), 1)
+    await asyncio.sleep(SETTLE_SECONDS)
+    assert _woken(workers) == 1
+    assert pool.forgotten == [("team", "main")]  # the retry reads the connection and its Secret afresh
 
 
 @pytest.mark.parametrize(
     ("previous", "current", "wakes"),
     [
-        (None, (1, "True"), False),  # first seen: the operator just started or the connection was just created
-        ((1, "True"), (1, "True"), False),  # a status write or heartbeat
-        ((1, "True"), (2, "True"), True),  # spec edited
-        ((1, "True"), (1, "False"), True),  # became NotReady
-        ((1, "False"), (1, "True"), True),  # recovered
-        ((1, None), (1, "True"), True),  # a new connection's first check: its waiting collections go now
+        (None, (1, "True"), Wake.NONE),  # first seen: the operator just started or the connection was just created
+        ((1, "True"), (1, "True"), Wake.NONE),  # a status write or heartbeat
+        ((1, "True"), (2, "True"), Wake.ALL),  # spec edited
+        ((1, "False"), (2, "False"), Wake.ALL),  # spec edited while NotReady
+        ((1, "True"), (1, "False"), Wake.NONE),  # became NotReady: each collection's own pass finds out
+        ((1, "False"), (1, "True"), Wake.FAILING),  # recovered: the failing ones retry now
+        ((1, None), (1, "True"), Wake.FAILING),  # a new connection's first check: its waiting collections go now
     ],
 )
-def test_only_a_change_of_generation_or_ready_wakes(previous: WakeKey | None, current: WakeKey, wakes: bool) -> None:
+def test_only_a_change_of_generation_or_ready_wakes(previous: WakeKey | None, current: WakeKey, wakes: Wake) -> None:
     assert wakes_collections(previous, current) is wakes
 
 
