@@ -68,6 +68,7 @@ class CollectionWorker(Worker):
         # replaced by the operator-wide one (handlers), which orders the loads waiting for each server's memory
         self.memory = MemoryGuard(memory_guard(settings))
         self.connection: tuple[str, str | None] = ("", None)  # (namespace, connectionRef name)
+        self.failing = False  # its last pass failed: a connection that is Ready again wakes it
 
     def notice(self, body: kopf.Body) -> None:
         self.connection = (body["metadata"]["namespace"], (body.get("spec") or {}).get("connectionRef", {}).get("name"))
@@ -115,6 +116,7 @@ class CollectionWorker(Worker):
                 metrics.RECONCILES.labels("exception").inc()
                 observed, acted, failure = None, False, Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")
                 settled, started = False, None
+            self.failing = failure is not None
             step = next_pass(
                 state,
                 observed=observed,

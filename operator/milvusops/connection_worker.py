@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 import kopf
@@ -32,9 +33,24 @@ def wake_key(body: Mapping[str, Any]) -> WakeKey:
     return ((body.get("metadata") or {}).get("generation"), ready)
 
 
-def wakes_collections(previous: WakeKey | None, current: WakeKey) -> bool:
-    """Only a change since the last event wakes them; the first one seen (a start) finds them in their first pass."""
-    return previous is not None and previous != current
+class Wake(Enum):
+    """Which of a connection's collections an event of the connection concerns."""
+
+    NONE = "none"
+    FAILING = "failing"  # the connection is Ready again: those whose last pass failed retry now
+    ALL = "all"  # its spec changed: a new endpoint for every one of them
+
+
+def wakes_collections(previous: WakeKey | None, current: WakeKey) -> Wake:
+    """Only a change since the last event wakes any; the first one seen (a start) finds them in their first pass.
+
+    A lost Ready wakes none: an in-sync collection has nothing to redo, and its own next pass finds out.
+    """
+    if previous is None or previous == current:
+        return Wake.NONE
+    if previous[0] != current[0]:
+        return Wake.ALL
+    return Wake.FAILING if current[1] == "True" else Wake.NONE
 
 
 def wake_delays(count: int, cap_seconds: float, draw: Callable[[], float]) -> list[float]:
@@ -51,8 +67,8 @@ class ConnectionWorker(Worker):
         self.pool = pool
         self.announced: WakeKey | None = None  # the wake key of the last event its collections were judged on
 
-    def changed_for_collections(self, body: Mapping[str, Any]) -> bool:
-        """Whether this event changed what the connection's collections depend on (not a status write of ours)."""
+    def changed_for_collections(self, body: Mapping[str, Any]) -> Wake:
+        """Which collections this event concerns (none for a status write of ours)."""
         current = wake_key(body)
         changed = wakes_collections(self.announced, current)
         self.announced = current

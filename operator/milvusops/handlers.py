@@ -18,7 +18,7 @@ from . import COLLECTIONS, CONNECTIONS, FINALIZER, GROUP, VERSION, kubesession
 from .bodies import slim_body
 from .collection_worker import CollectionWorker, finalize_collection
 from .conflicts import SERVER_CLAIMS, claimant, claims_collection, conflict_key
-from .connection_worker import ConnectionWorker, wake_delays
+from .connection_worker import ConnectionWorker, Wake, wake_delays
 from .connections import ClientPool
 from .deletion import connection_use, finalize_connection, indexed_users, listed_users
 from .kubeapi import KubeApi
@@ -130,21 +130,27 @@ async def connection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEv
     if event.get("type") == "DELETED":
         memo.pool.discard(namespace, name)  # its finalizer waited until no collection could need it
         connection.retire(body)
-    else:
-        connection.notice(body)
-        if body["metadata"].get("deletionTimestamp"):
-            return  # on its way out, patched by each retry of its finalizer: nothing new for its collections
-        if not connection.changed_for_collections(body):
-            return  # our own status writes and heartbeats: the cached endpoint and the collections stand
-        memo.pool.forget(namespace, name)
-    # a new, fixed or failing connection should not wait for the next resync of the collections using it
-    _wake_users(memo, namespace, name)
+        _wake_users(memo, namespace, name, failing_only=False)  # each finds out now
+        return
+    connection.notice(body)
+    if body["metadata"].get("deletionTimestamp"):
+        return  # on its way out, patched by each retry of its finalizer: nothing new for its collections
+    wake = connection.changed_for_collections(body)
+    if wake == Wake.NONE:
+        return  # our own status writes and heartbeats, a lost Ready: the cached endpoint and the collections stand
+    memo.pool.forget(namespace, name)
+    # an edited or recovered connection should not wait for the next resync of the collections it concerns
+    _wake_users(memo, namespace, name, failing_only=wake == Wake.FAILING)
 
 
-def _wake_users(memo: kopf.Memo, namespace: str, name: str) -> None:
+def _wake_users(memo: kopf.Memo, namespace: str, name: str, failing_only: bool) -> None:
     """Each collection using the connection wakes after its own random delay, so their passes do not all coincide."""
     config: Settings = memo.settings
-    users = [w for w in memo.workers.values() if isinstance(w, CollectionWorker) and w.uses_connection(namespace, name)]
+    users = [
+        w
+        for w in memo.workers.values()
+        if isinstance(w, CollectionWorker) and w.uses_connection(namespace, name) and (w.failing or not failing_only)
+    ]
     loop = asyncio.get_running_loop()
     for worker, delay in zip(users, wake_delays(len(users), config.resync_seconds, random.random), strict=True):
         loop.call_later(delay, worker.wakeup.set)
