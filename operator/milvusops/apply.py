@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .failures import Failure, FailureError
+from .messages import listing
 from .milvus import MilvusPort, StateReport
 from .model import CollectionSpec, LoadState
 from .observe import Observed
 from .plan import Action, LoadCollection, LoadPartitions, ReleaseCollection, ReleasePartitions
 from .refresh import Refresh
-from .status import listing
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as default
 
+from .messages import listing
+
 # every sealed row also carries its row id and timestamp (segcore's system fields)
 SYSTEM_BYTES_PER_ROW = 16
 # a JSON field's size cannot be read from the schema: a guess of a small document, documented
@@ -203,7 +205,7 @@ def admit(
     reserved += [f"{human(running)} for loads still running"] if running else []
     waiting = f" after {' and '.join(reserved)}" if reserved else ""
     hint = (
-        f"; releasing {', '.join(releasable)} would free memory"
+        f"; releasing {listing(releasable)} would free memory"
         if releasable
         else "; release other collections or partitions, add query nodes or memory, or load fewer fields"
     )

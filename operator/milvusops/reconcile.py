@@ -24,13 +24,14 @@ from .capacity import (
     wants_memory,
 )
 from .failures import Failure, FailureError, Reason
+from .messages import clipped, listing
 from .milvus import PARTITION_KEY_HINT, MilvusPort
 from .model import CollectionSpec, Desired, LoadState, ManagementPolicy, ResourceRef
 from .observe import Observed, confirm, observe, recheck
 from .plan import Action, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions, plan, started
 from .refresh import RefreshStep, decide
 from .slots import Priority, for_pass, prioritized
-from .status import Outcome, Verdict, build_status, clipped, listing, verdict
+from .status import Outcome, Verdict, build_status, verdict
 
 
 class PortSource(Protocol):

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from .capacity import Memory
 from .failures import Failure, Reason
+from .messages import clipped, listing
 from .milvus import Replicas
 from .model import CollectionSpec, Desired, LoadState, ResourceRef
 from .observe import Observed
 from .plan import Plan
 
 TRUE, FALSE = "True", "False"
-MESSAGE_LIMIT = 32768  # the CRD's maxLength of a condition message: a longer one fails the whole status patch
-LISTED_CHARS = 400  # names shown in one list: readable in `kubectl describe`, and an event stays under Kopf's 1,024
 
 
 @dataclass(frozen=True)
@@ -67,28 +66,6 @@ def verdict(spec: CollectionSpec, outcome: Outcome) -> Verdict:
     releasing = any(plan.desired.get(name) == Desired.RELEASED for name in mismatched)
     reason = Reason.RELEASING if releasing else Reason.LOADING
     return Verdict(False, reason, f"{reason.value.lower()}: {listing(mismatched)}", True, False)
-
-
-def listing(names: Iterable[str], budget: int = LISTED_CHARS) -> str:
-    """Sorted names, as many as fit in `budget` characters (at least one), then "and N more"."""
-    ordered = sorted(names)
-    shown: list[str] = []
-    used = 0
-    for name in ordered:
-        used += len(name) + (2 if shown else 0)
-        if shown and used > budget:
-            break
-        shown.append(name)
-    rest = len(ordered) - len(shown)
-    return ", ".join(shown) + (f" and {rest} more" if rest else "")
-
-
-def clipped(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """Free text (Milvus's own words) cut to `limit` characters, saying that it was."""
-    if len(text) <= limit:
-        return text
-    mark = " [...]"
-    return text[: max(limit - len(mark), 0)] + mark
 
 
 def _matches(want: Desired, state: LoadState) -> bool:

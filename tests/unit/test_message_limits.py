@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from milvusops.failures import Reason
+from milvusops.memory import Capacity, NodeMemory, admit
+from milvusops.messages import LISTED_CHARS, clipped, listing
 from milvusops.model import CollectionSpec, ResourceRef
 from milvusops.reconcile import Result, reconcile
-from milvusops.status import clipped, listing
 from tests.unit.fake_milvus import NOT_LOAD, FakeMilvus, FakePorts
 
 CRD = Path(__file__).parents[2] / "crds" / "milvuscollections.milvusops.dev.yaml"
@@ -97,3 +98,13 @@ def test_listing_caps_names_with_and_n_more(names: list[str], budget: int, expec
 def test_free_text_is_clipped_and_says_so() -> None:
     assert clipped("short", 10) == "short"
     assert clipped("x" * 50, 20) == "x" * 14 + " [...]"
+
+
+def test_a_memory_refusal_naming_thousands_of_loaded_partitions_stays_readable() -> None:
+    """The refusal names what could be released: with 4,096 long partition names, a few and 'and N more'."""
+    full = Capacity((NodeMemory(1, 2**30, 2**30),))
+    kept = tuple(f"{'p' * 240}{index:05d} (1.0 MiB)" for index in range(4096))
+    refusal = admit(2**20, full, 10.0, releasable=kept)
+    assert refusal is not None
+    assert len(refusal.message) <= 2 * LISTED_CHARS
+    assert "and 40" in refusal.message  # how many more there are
