@@ -96,7 +96,8 @@ def next_pass(
         failures = state.failures + 1
         # a stalled reason needs a human or an infrastructure change: look again once per resync
         delay = timing.resync_seconds if failure.stalled else backoff(failures, timing, draw)
-        if acted:  # calls went through before the failure: judged afresh soon, backing off if it keeps happening
+        # calls went through before the failure: judged afresh soon (a failed load's own retry keeps its resync pace)
+        if acted and failure.reason != Reason.LOAD_FAILED:
             delay = min(delay, backoff(failures, timing, draw))
         return Step(PassState(failures=failures), delay, Mode.FULL)
     if acted:
