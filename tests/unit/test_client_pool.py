@@ -4,6 +4,8 @@ deleted connections leave nothing behind, and a replaced client fails no call (i
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 import socket
 import threading
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import grpc
+import pymilvus
 import pytest
 from pymilvus.client.types import LoadState as MilvusLoadState
 from pymilvus.grpc_gen import milvus_pb2_grpc
@@ -123,6 +126,17 @@ async def wait_until(check: Callable[[], bool], seconds: float = 3.0) -> None:
 
 
 # item 2: nothing blocks the event loop, no server holds back another
+
+
+def assignments(source: str) -> set[str]:
+    return set(re.findall(r"self\.(\w+) = ", source))
+
+
+def test_the_isolated_client_mirrors_pymilvus_own_constructor() -> None:
+    """milvus.MilvusClient is MilvusClient.__init__ of pymilvus with a ConnectionManager of its own."""
+    theirs = inspect.getsource(pymilvus.MilvusClient.__init__)
+    assert "ConnectionManager.get_instance()" in theirs and "super().__init__" not in theirs
+    assert assignments(theirs) == assignments(inspect.getsource(milvus.MilvusClient.__init__))
 
 
 async def test_replacing_a_client_never_closes_it_on_the_event_loop(
