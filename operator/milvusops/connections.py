@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .failures import Failure, FailureError, Reason
 from .kubeapi import KubeApi
@@ -19,6 +23,7 @@ from .settings import Settings
 from .slots import Slots
 
 log = logging.getLogger("milvusops")
+T = TypeVar("T")
 
 DEFAULT = ""  # connection key of the operator's default connection
 # a prune or a namespace deletion may remove these before the collections whose release needs them
@@ -31,6 +36,82 @@ def connection_key(namespace: str, name: str | None) -> str:
 
 # threads for Milvus calls, shared by every connection: this many connections' worth of concurrent calls
 THREAD_BUDGET_CONNECTIONS = 8
+THREAD_LINGER_SECONDS = 30.0  # an idle thread ends after this: a burst's threads do not stay for good
+
+_Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class ElasticExecutor(Executor):
+    """Up to `size` threads, started as work arrives, each ending after `linger` seconds without work.
+
+    ThreadPoolExecutor keeps every thread it ever started. Every queued item is accounted for once:
+    by an idle thread reserved for it, by a thread started for it, or as backlog a busy thread takes.
+    Threads are daemons: a connect stuck for minutes never holds up the process's exit.
+    """
+
+    def __init__(self, size: int, linger: float, name: str) -> None:
+        self._size, self._linger, self._name = size, linger, name
+        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = self._idle = self._backlog = 0
+        self._stopped = False
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._queue.put((future, fn, args, kwargs))
+            if self._idle:
+                self._idle -= 1
+            elif self._threads < self._size:
+                self._threads += 1
+                name = f"{self._name}_{self._threads}"
+                threading.Thread(target=self._work, name=name, daemon=True).start()
+            else:
+                self._backlog += 1
+        return future
+
+    def _work(self) -> None:
+        work = self._queue.get()  # the item this thread was started for
+        while work is not None:
+            future, fn, args, kwargs = work
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as exc:  # noqa: BLE001 -- the caller gets whatever fn raised
+                    future.set_exception(exc)
+            del work, future, fn, args, kwargs  # nothing of the last call kept while idle
+            work = self._next()
+        with self._lock:
+            self._threads -= 1
+
+    def _next(self) -> _Work | None:
+        """The next item; None when this thread ends (idle too long, or shut down)."""
+        with self._lock:
+            if self._backlog:
+                self._backlog -= 1
+                return self._queue.get()
+            self._idle += 1
+        try:
+            return self._queue.get(timeout=self._linger)
+        except queue.Empty:
+            with self._lock:
+                if self._idle:  # an idle place nobody reserved: this thread may go
+                    self._idle -= 1
+                    return None
+            return self._queue.get()  # reserved meanwhile: its item is on its way
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Queued work still runs (no cancel_futures: a cancelled call would raise into its caller)."""
+        with self._lock:
+            self._stopped = True
+            for _ in range(self._threads):
+                self._queue.put(None)
 
 
 @dataclass
@@ -61,7 +142,7 @@ class ClientPool:
         self._load_times: dict[str, LoadTimes] = {}  # how long loads took lately, per connection
         self._resolving: dict[str, asyncio.Task[tuple[Endpoint, bool]]] = {}  # the read in flight per connection
         size = settings.max_concurrent_calls * THREAD_BUDGET_CONNECTIONS
-        self._executor = ThreadPoolExecutor(size, thread_name_prefix="milvus")  # threads start as calls need them
+        self._executor = ElasticExecutor(size, THREAD_LINGER_SECONDS, "milvus")
 
     def expected_load(self, namespace: str, connection: str | None) -> Expected | None:
         """How long loads on this connection took lately (median and longest of the last few); None before one."""

@@ -23,7 +23,7 @@ from pymilvus.client.types import LoadState as MilvusLoadState
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from milvusops import milvus
-from milvusops.connections import ClientPool
+from milvusops.connections import ClientPool, ElasticExecutor
 from milvusops.failures import FailureError, Reason
 from milvusops.kubeapi import KubeApi
 from milvusops.milvus import Endpoint, MilvusClientPort
@@ -283,3 +283,35 @@ async def test_a_resolve_started_before_a_change_is_not_kept_after_it(tmp_path: 
     assert (await target.endpoint("ns", "a")).token == "root:rotated"
     await early
     assert (await target.endpoint("ns", "a")).token == "root:rotated"
+
+
+async def test_a_burst_threads_end_once_idle() -> None:
+    """A burst over many connections at once starts threads up to the budget; idle, they end."""
+    executor = ElasticExecutor(16, linger=0.2, name="test")
+    gate = threading.Event()
+    before = threading.active_count()
+    burst = [executor.submit(gate.wait, 5) for _ in range(40)]  # more than the budget: 24 wait as backlog
+    await wait_until(lambda: executor.threads == 16)
+    assert threading.active_count() - before == 16
+    gate.set()
+    assert all(f.result(5) for f in burst)
+    await wait_until(lambda: executor.threads == 0)
+    assert executor.submit(lambda: 7).result(5) == 7  # threads start again for new work
+    executor.shutdown()
+
+
+async def test_work_queued_on_a_busy_budget_runs_without_a_new_thread() -> None:
+    executor = ElasticExecutor(2, linger=5, name="test")
+    order: list[int] = []
+
+    def step(i: int) -> None:
+        time.sleep(0.05)
+        order.append(i)
+
+    results = [executor.submit(step, i) for i in range(6)]
+    for result in results:
+        result.result(5)
+    assert sorted(order) == list(range(6)) and executor.threads <= 2
+    executor.shutdown()
+    with pytest.raises(RuntimeError):
+        executor.submit(print)
