@@ -77,7 +77,7 @@ class ElasticExecutor(Executor):
         return future
 
     def _work(self) -> None:
-        work = self._queue.get()  # the item this thread was started for
+        work = self._wait()  # started for an item: like an idle thread reserved for it
         while work is not None:
             future, fn, args, kwargs = work
             if future.set_running_or_notify_cancel():
@@ -86,25 +86,28 @@ class ElasticExecutor(Executor):
                 except BaseException as exc:  # noqa: BLE001 -- the caller gets whatever fn raised
                     future.set_exception(exc)
             del work, future, fn, args, kwargs  # nothing of the last call kept while idle
-            work = self._next()
+            with self._lock:
+                if self._backlog:
+                    self._backlog -= 1
+                else:
+                    self._idle += 1
+            work = self._wait()
         with self._lock:
             self._threads -= 1
 
-    def _next(self) -> _Work | None:
-        """The next item; None when this thread ends (idle too long, or shut down)."""
-        with self._lock:
-            if self._backlog:
-                self._backlog -= 1
-                return self._queue.get()
-            self._idle += 1
-        try:
-            return self._queue.get(timeout=self._linger)
-        except queue.Empty:
-            with self._lock:
-                if self._idle:  # an idle place nobody reserved: this thread may go
-                    self._idle -= 1
-                    return None
-            return self._queue.get()  # reserved meanwhile: its item is on its way
+    def _wait(self) -> _Work | None:
+        """The next item; None when this thread ends (idle too long, or shut down).
+
+        Waiting threads and queued items are interchangeable: whichever thread takes an item, the
+        counts stay right, so a thread leaves only while an idle place is unreserved."""
+        while True:
+            try:
+                return self._queue.get(timeout=self._linger)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle:
+                        self._idle -= 1
+                        return None
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Queued work still runs (no cancel_futures: a cancelled call would raise into its caller)."""
@@ -194,16 +197,15 @@ class ClientPool:
         if cached is not None and time.monotonic() - cached[0] < self._settings.resync_seconds:
             return cached[1]
         try:
-            fresh = False
-            while not fresh:  # a read made stale by a change (forget) under way is read again
-                endpoint, fresh = await asyncio.shield(self._resolving_task(key, namespace, connection))
-            return endpoint
+            endpoint, fresh = await asyncio.shield(self._resolving_task(key, namespace, connection))
         except FailureError as exc:
             kept = self._last.get(key)
             if not last_known or kept is None or exc.failure.reason not in GONE:
                 raise
             log.info("%s: using the settings last read for MilvusConnection %s", exc.failure.message, key)
             return kept
+        # a read that a change (forget) made stale while under way: read again
+        return endpoint if fresh else await self.endpoint(namespace, connection, last_known)
 
     def _resolving_task(self, key: str, namespace: str, connection: str) -> asyncio.Task[tuple[Endpoint, bool]]:
         """The read in flight for this connection, started if there is none: concurrent resolves share it."""

@@ -315,3 +315,27 @@ async def test_work_queued_on_a_busy_budget_runs_without_a_new_thread() -> None:
     executor.shutdown()
     with pytest.raises(RuntimeError):
         executor.submit(print)
+
+
+async def test_the_executor_runs_everything_submitted_from_many_threads_and_then_winds_down() -> None:
+    executor = ElasticExecutor(4, linger=0.1, name="test")
+    done: list[int] = []
+
+    def work(n: int) -> None:
+        time.sleep(0.001 * (n % 3))
+        done.append(n)
+
+    def submitter(base: int) -> None:
+        for i in range(50):
+            executor.submit(work, base + i)
+            if i % 10 == 0:
+                time.sleep(0.15)  # let threads linger out in between
+
+    submitters = [threading.Thread(target=submitter, args=(k * 100,)) for k in range(4)]
+    for thread in submitters:
+        thread.start()
+    for thread in submitters:
+        thread.join(30)
+    await wait_until(lambda: len(done) == 200, 10)
+    await wait_until(lambda: executor.threads == 0, 5)
+    assert sorted(done) == sorted(k * 100 + i for k in range(4) for i in range(50))
