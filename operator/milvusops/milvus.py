@@ -407,6 +407,8 @@ class MilvusClientPort:
             return self._client
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._connect_once())
+            # its failure reaches the callers still waiting; seen here too, in case all stopped waiting
+            self._connecting.add_done_callback(lambda done: done.cancelled() or done.exception())
         timeout = self._endpoint.timeout
         try:
             return await asyncio.wait_for(asyncio.shield(self._connecting), timeout)
