@@ -154,13 +154,13 @@ def thread_names(operator: OperatorProcess) -> Counter[str]:
     return Counter(path.joinpath("comm").read_text().strip() for path in tasks.iterdir())
 
 
-def tenants(kube: Kube, namespace: str, collection: str, prefix: str, count: int, operator: OperatorProcess) -> str:
-    """`count` MilvusConnections, each used by a MilvusCollection (a client each), InSync, then all deleted."""
+def tenants(kube: Kube, namespace: str, uri: str, collection: str, prefix: str, operator: OperatorProcess) -> str:
+    """MilvusConnections, each used by a MilvusCollection (a client each), InSync, then all deleted."""
+    count = WARM_UP if prefix == "warm" else TENANTS
     for i in range(count):
-        kube.create_connection(namespace, f"{prefix}-{i}", {"uri": URI[0], "credentialsSecretRef": {"name": "token"}})
-        kube.create(
-            namespace, f"{prefix}-c-{i}", {"collectionName": collection, "connectionRef": {"name": f"{prefix}-{i}"}}
-        )
+        kube.create_connection(namespace, f"{prefix}-{i}", {"uri": uri, "credentialsSecretRef": {"name": "token"}})
+        spec = {"collectionName": collection, "connectionRef": {"name": f"{prefix}-{i}"}}
+        kube.create(namespace, f"{prefix}-c-{i}", spec)
     for i in range(count):
         kube.wait_reason(namespace, f"{prefix}-c-{i}", "InSync", timeout=180)
     peak = "{} threads, {} sockets".format(*operator.threads_and_sockets())
@@ -203,9 +203,7 @@ def test_deleted_connections_leave_no_threads_or_sockets(
         wait_for(settled, 90, "threads and sockets back", interval=1)
     finally:
         now = operator.threads_and_sockets()
-        name = (
-            f"item 5: operator threads/sockets fresh, after {WARM_UP} connections, with {TENANTS}, after deleting them"
-        )
+        name = f"item 5: operator threads/sockets: fresh, after {WARM_UP} connections, with {TENANTS}, after"
         value = f"{fresh[0]}/{fresh[1]}, {threads_before}/{sockets_before}, {peak}, {now[0]}/{now[1]}"
         figures.record(name, f"{value} ({thread_names(operator)})")
     assert not operator.slow_callbacks()[startup:], operator.slow_callbacks()[startup:][:3]
