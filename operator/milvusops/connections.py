@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -38,22 +38,31 @@ def connection_key(namespace: str, name: str | None) -> str:
 THREAD_BUDGET_CONNECTIONS = 8
 THREAD_LINGER_SECONDS = 30.0  # an idle thread ends after this: a burst's threads do not stay for good
 
-_Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+_Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]  # future, fn, args, kwargs
+
+
+class _Idle:
+    """An idle thread's mailbox: the work handed to it, or None to end."""
+
+    def __init__(self) -> None:
+        self.handed = threading.Event()
+        self.work: _Work | None = None
 
 
 class ElasticExecutor(Executor):
     """Up to `size` threads, started as work arrives, each ending after `linger` seconds without work.
 
-    ThreadPoolExecutor keeps every thread it ever started. Every queued item is accounted for once:
-    by an idle thread reserved for it, by a thread started for it, or as backlog a busy thread takes.
-    Threads are daemons: a connect stuck for minutes never holds up the process's exit.
+    ThreadPoolExecutor keeps every thread it ever started. Here work goes to the thread idle the
+    shortest (a stack), so after a burst the threads that periodic work does not need stay idle and
+    end. Threads are daemons: a connect stuck for minutes never holds up the process's exit.
     """
 
     def __init__(self, size: int, linger: float, name: str) -> None:
         self._size, self._linger, self._name = size, linger, name
-        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._threads = self._idle = self._backlog = 0
+        self._idle: list[_Idle] = []
+        self._backlog: collections.deque[_Work] = collections.deque()
+        self._threads = 0
         self._stopped = False
 
     @property
@@ -62,22 +71,25 @@ class ElasticExecutor(Executor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         future: Future[T] = Future()
+        work: _Work = (future, fn, args, kwargs)
         with self._lock:
             if self._stopped:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._queue.put((future, fn, args, kwargs))
             if self._idle:
-                self._idle -= 1
+                idle = self._idle.pop()
+                idle.work = work
+                idle.handed.set()
             elif self._threads < self._size:
                 self._threads += 1
                 name = f"{self._name}_{self._threads}"
-                threading.Thread(target=self._work, name=name, daemon=True).start()
+                threading.Thread(target=self._work, args=(work,), name=name, daemon=True).start()
             else:
-                self._backlog += 1
+                self._backlog.append(work)
         return future
 
-    def _work(self) -> None:
-        work = self._wait()  # started for an item: like an idle thread reserved for it
+    def _work(self, first: _Work) -> None:
+        work: _Work | None = first
+        del first
         while work is not None:
             future, fn, args, kwargs = work
             if future.set_running_or_notify_cancel():
@@ -86,35 +98,33 @@ class ElasticExecutor(Executor):
                 except BaseException as exc:  # noqa: BLE001 -- the caller gets whatever fn raised
                     future.set_exception(exc)
             del work, future, fn, args, kwargs  # nothing of the last call kept while idle
-            with self._lock:
-                if self._backlog:
-                    self._backlog -= 1
-                else:
-                    self._idle += 1
-            work = self._wait()
+            work = self._next()
+
+    def _next(self) -> _Work | None:
+        """The next item; None when this thread ends (idle too long, or shut down)."""
         with self._lock:
-            self._threads -= 1
-
-    def _wait(self) -> _Work | None:
-        """The next item; None when this thread ends (idle too long, or shut down).
-
-        Waiting threads and queued items are interchangeable: whichever thread takes an item, the
-        counts stay right, so a thread leaves only while an idle place is unreserved."""
-        while True:
-            try:
-                return self._queue.get(timeout=self._linger)
-            except queue.Empty:
-                with self._lock:
-                    if self._idle:
-                        self._idle -= 1
-                        return None
+            if self._backlog:
+                return self._backlog.popleft()
+            if self._stopped:
+                self._threads -= 1
+                return None
+            idle = _Idle()
+            self._idle.append(idle)
+        idle.handed.wait(self._linger)
+        with self._lock:
+            if not idle.handed.is_set():  # not handed anything in time: this thread ends
+                self._idle.remove(idle)
+            if idle.work is None:
+                self._threads -= 1
+            return idle.work
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Queued work still runs (no cancel_futures: a cancelled call would raise into its caller)."""
         with self._lock:
             self._stopped = True
-            for _ in range(self._threads):
-                self._queue.put(None)
+            for idle in self._idle:
+                idle.handed.set()  # with no work: the thread ends
+            self._idle.clear()
 
 
 @dataclass

@@ -339,3 +339,21 @@ async def test_the_executor_runs_everything_submitted_from_many_threads_and_then
     await wait_until(lambda: len(done) == 200, 10)
     await wait_until(lambda: executor.threads == 0, 5)
     assert sorted(done) == sorted(k * 100 + i for k in range(4) for i in range(50))
+
+
+async def test_periodic_work_after_a_burst_keeps_only_the_threads_it_needs() -> None:
+    """Round-robin over idle threads would keep every thread of a burst alive with a call now and then."""
+    executor = ElasticExecutor(16, linger=0.3, name="test")
+    gate = threading.Event()
+    burst = [executor.submit(gate.wait, 5) for _ in range(16)]
+    await wait_until(lambda: executor.threads == 16)
+    gate.set()
+    for future in burst:
+        future.result(5)
+    ended = time.monotonic() + 1.5
+    while time.monotonic() < ended:  # one short call every 50 ms, as passes over a few resources make
+        await asyncio.wrap_future(executor.submit(time.sleep, 0.001))
+        await asyncio.sleep(0.05)
+    assert executor.threads <= 2, f"{executor.threads} threads kept for one call at a time"
+    executor.shutdown()
+    await wait_until(lambda: executor.threads == 0)
