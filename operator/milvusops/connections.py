@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import collections
 import hashlib
@@ -54,11 +55,11 @@ class ElasticExecutor(Executor):
 
     ThreadPoolExecutor keeps every thread it ever started. Here work goes to the thread idle the
     shortest (a stack), so after a burst the threads that periodic work does not need stay idle and
-    end. Threads are daemons: a connect stuck for minutes never holds up the process's exit.
+    end. Threads are bare (`_thread`): a connect stuck for minutes never holds up the process's exit.
     """
 
-    def __init__(self, size: int, linger: float, name: str) -> None:
-        self._size, self._linger, self._name = size, linger, name
+    def __init__(self, size: int, linger: float) -> None:
+        self._size, self._linger = size, linger
         self._lock = threading.Lock()
         self._idle: list[_Idle] = []
         self._backlog: collections.deque[_Work] = collections.deque()
@@ -81,8 +82,8 @@ class ElasticExecutor(Executor):
                 idle.handed.set()
             elif self._threads < self._size:
                 self._threads += 1
-                name = f"{self._name}_{self._threads}"
-                threading.Thread(target=self._work, args=(work,), name=name, daemon=True).start()
+                # not threading.Thread.start(), which waits on the event loop until the thread runs
+                _thread.start_new_thread(self._work, (work,))
             else:
                 self._backlog.append(work)
         return future
@@ -155,7 +156,7 @@ class ClientPool:
         self._load_times: dict[str, LoadTimes] = {}  # how long loads took lately, per connection
         self._resolving: dict[str, asyncio.Task[tuple[Endpoint, bool]]] = {}  # the read in flight per connection
         size = settings.max_concurrent_calls * THREAD_BUDGET_CONNECTIONS
-        self._executor = ElasticExecutor(size, THREAD_LINGER_SECONDS, "milvus")
+        self._executor = ElasticExecutor(size, THREAD_LINGER_SECONDS)
 
     def expected_load(self, namespace: str, connection: str | None) -> Expected | None:
         """How long loads on this connection took lately (median and longest of the last few); None before one."""
