@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
@@ -46,19 +49,30 @@ def main(argv: list[str] | None = None) -> None:
         f"matching {settings.watch_label_selector!r}" if settings.watch_label_selector else "with any labels",
         "here" if settings.serve_connections else "in another shard (MILVUSOPS_SERVE_CONNECTIONS=false)",
     )
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces,
-            standalone=settings.standalone,
-            priority=settings.peering_priority,
-            # a name makes peering mandatory: a replica starts paused and acts only after it has seen its peers
-            peering_name=None if settings.standalone else settings.peering_name,
-            liveness_endpoint=liveness,
-            memo=kopf.Memo(settings=settings),
-        )
+    operate = kopf.operator(
+        registry=registry,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        standalone=settings.standalone,
+        priority=settings.peering_priority,
+        # a name makes peering mandatory: a replica starts paused and acts only after it has seen its peers
+        peering_name=None if settings.standalone else settings.peering_name,
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(settings=settings),
     )
+    slow = os.environ.get(SLOW_CALLBACK_VARIABLE)
+    asyncio.run(_watching_slow_callbacks(operate, float(slow)) if slow else operate, debug=bool(slow))
+
+
+# tests only: asyncio debug, logging every callback that held the event loop longer than this many seconds
+SLOW_CALLBACK_VARIABLE = "MILVUSOPS_TEST_SLOW_CALLBACK_SECONDS"
+
+
+async def _watching_slow_callbacks(operate: Coroutine[Any, Any, None], seconds: float) -> None:
+    """asyncio logs "Executing <callback> took N seconds" (logger asyncio, WARNING) past `seconds`."""
+    asyncio.get_running_loop().slow_callback_duration = seconds
+    logging.getLogger(__name__).info("asyncio debug: callbacks over %g s are logged", seconds)
+    await operate
 
 
 assert handlers  # the import registers the handlers with Kopf's default registry

@@ -9,13 +9,15 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
 import grpc
-from pymilvus import DataType, MilvusClient, MilvusException
+import pymilvus
+from pymilvus import DataType, MilvusException
+from pymilvus.client.connection_manager import ConnectionConfig, ConnectionManager
 from pymilvus.client.types import LoadState as MilvusLoadState
 from pymilvus.grpc_gen import milvus_pb2
 
@@ -27,6 +29,7 @@ from .model import LoadOptions, LoadState
 from .slots import Slots, current
 
 T = TypeVar("T")
+log = logging.getLogger("milvusops")
 
 # pymilvus logs every failed RPC with a traceback; failures are reported once, by the operator.
 logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
@@ -292,13 +295,34 @@ def _unavailable(message: str) -> str:
     return f"cannot reach Milvus ({message})"
 
 
-class _Connect:
-    """One connect attempt; callers that arrive while it runs wait for its outcome instead of starting their own."""
+class MilvusClient(pymilvus.MilvusClient):  # type: ignore[misc]
+    """pymilvus's MilvusClient with a ConnectionManager of its own.
 
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.client: MilvusClient | None = None
-        self.error: BaseException | None = None
+    pymilvus's process-wide manager holds one lock for a whole connect (up to the connection's timeout)
+    and for every close and reconnect: one unreachable server would hold back every other's. This is
+    MilvusClient.__init__ of pymilvus 3.0.2 with the manager made here (tests/unit/test_client_pool.py
+    checks the source it mirrors).
+    """
+
+    def __init__(self, uri: str, token: str = "", db_name: str = "", timeout: float | None = None, **kwargs: Any):
+        self._config = ConnectionConfig.from_uri(uri, token=token, db_name=db_name, **kwargs)
+        self._manager = ConnectionManager()  # its lock is this client's alone
+        self._handler = self._manager.get_or_create(self._config, dedicated=True, client=self, timeout=timeout)
+        self._using = f"cm-{id(self._handler)}"
+        self.is_self_hosted = bool(self.get_server_type() == "milvus")
+
+
+def _close_quietly(client: MilvusClient) -> None:
+    try:
+        client.close()
+    except Exception:  # a channel that fails to close is gone all the same
+        log.debug("closing a Milvus client failed", exc_info=True)
+
+
+def call_deadline(timeout: float) -> float:
+    """How long a caller waits for a call's thread: pymilvus retries within `timeout`, its last try may take
+    `timeout` again; past this the call fails and its caller (a finalizer, a pass) goes on."""
+    return 2 * timeout + 1.0
 
 
 # what Milvus 2.3.5's proxy runs one at a time (its DDL queue), describe_replica too (it asks DescribeCollection
@@ -319,43 +343,80 @@ QUEUED = frozenset(
 
 
 class MilvusClientPort:
-    """MilvusPort over the thread-safe sync MilvusClient, run on the connection's executor.
+    """MilvusPort over the thread-safe sync MilvusClient, run on the pool's executor.
 
     The sync client is used because it can start a load and return at once (`_async=True`), so no
-    call blocks for the length of a load. The connection's slots (as many as its executor has
-    threads) decide which waiting call runs next: by the priority of the task that makes it; calls that
-    Milvus queues (`QUEUED`) take at most the connection's share for them.
+    call blocks for the length of a load. The connection's slots decide which waiting call runs next:
+    by the priority of the task that makes it; calls that Milvus queues (`QUEUED`) take at most the
+    connection's share for them. A call holds its slot until its thread is done, so a connection never
+    has more threads busy than slots, even when a caller stopped waiting at the call's deadline.
 
-    One connect is in flight at a time: calls that need a client meanwhile wait for that attempt (at
-    most the connection's timeout) and share its outcome, so an unreachable Milvus costs one connect
-    timeout per round of calls, not one per call in turn. `close` waits for the calls in flight.
+    Nothing of pymilvus runs on the event loop: connect, calls and close run on the executor, and the
+    bookkeeping below runs on the loop only. One connect is in flight at a time, on one thread: calls
+    that need a client meanwhile wait for it on the loop (at most the connection's timeout) and share
+    its outcome, so an unreachable Milvus costs one thread and one connect timeout per round of calls.
+    `close` closes the client once no call uses it; a closed port with a successor (its connection or
+    Secret changed) hands later calls to it.
     """
 
-    def __init__(self, endpoint: Endpoint, database: str, executor: ThreadPoolExecutor, slots: Slots) -> None:
+    def __init__(self, endpoint: Endpoint, database: str, executor: Executor, slots: Slots) -> None:
         self._endpoint = endpoint
         self._database = database
         self._executor = executor
         self._slots = slots
         self._client: MilvusClient | None = None
         self._version: tuple[MilvusClient, str] | None = None  # the server version, as read through that client
-        self._connecting: _Connect | None = None
-        self._in_flight = 0
+        self._connecting: asyncio.Future[MilvusClient] | None = None
+        self._in_flight = 0  # calls between their slot and the end of their thread
         self._closing = False
-        self._state = threading.Lock()  # held only to read or change the fields above, never while connecting
+        self._successor: MilvusClientPort | None = None
 
     async def _call(self, method: str, fn: Callable[[MilvusClient], T]) -> T:
-        loop = asyncio.get_running_loop()
-        asked = started = time.perf_counter()
+        queued = method in QUEUED
+        if (successor := self._replaced()) is not None:
+            return await successor._call(method, fn)
+        asked = time.perf_counter()
+        await self._slots.acquire(current(), queued)
+        if (successor := self._replaced()) is not None:  # replaced while this call waited for its slot
+            self._slots.release(queued)
+            return await successor._call(method, fn)
+        started = time.perf_counter()  # the call's duration is Milvus's (and the client's), not the slot's
+        metrics.observe_slot_wait(method, started - asked)
         try:
-            async with self._slots.take(current(), queued=method in QUEUED):
-                started = time.perf_counter()  # the call's duration is Milvus's (and the client's), not the slot's
-                metrics.observe_slot_wait(method, started - asked)
-                result = await loop.run_in_executor(self._executor, self._run, fn)
+            result = await self._run(fn, queued)
         except Exception as exc:
             metrics.observe_milvus_call(method, "error", time.perf_counter() - started)
             raise FailureError(self._explain(classify(exc, credentials=bool(self._endpoint.token)))) from exc
         metrics.observe_milvus_call(method, "ok", time.perf_counter() - started)
         return result
+
+    def _replaced(self) -> MilvusClientPort | None:
+        """The port that serves this connection now, if this one's client is closed (or never made)."""
+        return self._successor if self._client is None else None
+
+    async def _run(self, fn: Callable[[MilvusClient], T], queued: bool) -> T:
+        """With a slot taken: `fn` on a thread, the slot given back when that thread is done."""
+        self._in_flight += 1
+        try:
+            client = await self._connected()
+            job = asyncio.get_running_loop().run_in_executor(self._executor, fn, client)
+        except BaseException:
+            self._finished(queued)
+            raise
+        job.add_done_callback(lambda done: self._finished(queued, done))
+        deadline = call_deadline(self._endpoint.timeout)
+        try:
+            # shielded: a caller that stops waiting leaves the thread to end, and the slot held until it does
+            return await asyncio.wait_for(asyncio.shield(job), deadline)
+        except TimeoutError:
+            raise TimeoutError(f"no answer within {deadline:g} s") from None
+
+    def _finished(self, queued: bool, job: asyncio.Future[Any] | None = None) -> None:
+        if job is not None and not job.cancelled():
+            job.exception()  # the caller may have stopped waiting: seen here, not logged as never retrieved
+        self._in_flight -= 1
+        self._slots.release(queued)
+        self._retire_if_idle()
 
     def _explain(self, failure: Failure) -> Failure:
         """What only this connection knows: the user Milvus rejected, and what to check with TLS."""
@@ -370,44 +431,27 @@ class MilvusClientPort:
         hint += ", that tls.serverName matches the certificate, and that the server speaks TLS"
         return Failure(failure.reason, f"{failure.message}; {hint}")
 
-    def _run(self, fn: Callable[[MilvusClient], T]) -> T:
-        with self._state:
-            self._in_flight += 1
+    async def _connected(self) -> MilvusClient:
+        if self._client is not None:
+            return self._client
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect_once())
+            # its failure reaches the callers still waiting; seen here too, in case all stopped waiting
+            self._connecting.add_done_callback(lambda done: done.cancelled() or done.exception())
+        timeout = self._endpoint.timeout
         try:
-            return fn(self._connected())
-        finally:
-            with self._state:
-                self._in_flight -= 1
-                retired = self._take_client_if_idle()
-            if retired is not None:
-                retired.close()
+            return await asyncio.wait_for(asyncio.shield(self._connecting), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no connection within {timeout:g} s (a connect is still in flight)") from None
 
-    def _connected(self) -> MilvusClient:
-        with self._state:
-            if self._client is not None:
-                return self._client
-            attempt = self._connecting
-            leader = attempt is None
-            if attempt is None:
-                attempt = self._connecting = _Connect()
-        if leader:
-            try:
-                attempt.client = self._connect()
-                return attempt.client
-            except Exception as exc:
-                attempt.error = exc
-                raise
-            finally:
-                with self._state:
-                    self._connecting = None
-                    self._client = attempt.client
-                attempt.done.set()  # always: the waiters must never outlive the attempt
-        if not attempt.done.wait(self._endpoint.timeout):
-            raise TimeoutError(f"no connection within {self._endpoint.timeout:g} s (a connect is still in flight)")
-        if attempt.error is not None:
-            raise attempt.error
-        assert attempt.client is not None
-        return attempt.client
+    async def _connect_once(self) -> MilvusClient:
+        try:
+            client = await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
+        finally:
+            self._connecting = None
+        self._client = client
+        self._retire_if_idle()  # every caller may have stopped waiting, the port closed meanwhile
+        return client
 
     def _connect(self) -> MilvusClient:
         kwargs: dict[str, Any] = {}
@@ -425,20 +469,20 @@ class MilvusClientPort:
             **kwargs,
         )
 
-    def close(self) -> None:
-        """Close the client now, or when the last call in flight ends; a later call connects afresh."""
-        with self._state:
-            self._closing = True
-            retired = self._take_client_if_idle()
-        if retired is not None:
-            retired.close()
+    def close(self, successor: MilvusClientPort | None = None) -> None:
+        """Close the client (on the executor) once no call uses it; `successor` serves the calls made after."""
+        self._closing = True
+        self._successor = successor
+        self._retire_if_idle()
 
-    def _take_client_if_idle(self) -> MilvusClient | None:
-        """With `_state` held: the client to close, if closing was asked and no call uses it."""
+    def _retire_if_idle(self) -> None:
         if not self._closing or self._in_flight or self._client is None:
-            return None
+            return
         client, self._client = self._client, None
-        return client
+        try:
+            self._executor.submit(_close_quietly, client)
+        except RuntimeError:  # the executor was shut down (the operator stops): a thread of its own
+            threading.Thread(target=_close_quietly, args=(client,), name="milvus-close", daemon=True).start()
 
     @property
     def _timeout(self) -> float:
@@ -458,15 +502,13 @@ class MilvusClientPort:
 
     async def version(self) -> str:
         """The server version, read once per client: a reconnect (a new client) reads it again."""
-        with self._state:
-            known, client = self._version, self._client
-        if known is not None and known[0] is client:
+        known = self._version
+        if known is not None and known[0] is self._client:
             return known[1]
         return await self.server_version()
 
     def _remember(self, client: MilvusClient, version: object) -> str:
-        with self._state:
-            self._version = (client, str(version))
+        self._version = (client, str(version))  # one assignment: atomic, though made on a call's thread
         return str(version)
 
     async def list_partitions(self, collection: str) -> list[str]:

@@ -80,6 +80,13 @@ class Slots:
         finally:
             self._release(queued)
 
+    async def acquire(self, priority: Priority, queued: bool = False) -> None:
+        """For a slot held past its taker's wait (a call's thread outliving its deadline): `release` once."""
+        await self._acquire(priority, queued)
+
+    def release(self, queued: bool = False) -> None:
+        self._release(queued)
+
     def _runnable(self, queued: bool) -> bool:
         return self._free > 0 and (not queued or self._queued_free > 0)
 

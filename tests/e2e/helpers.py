@@ -125,6 +125,23 @@ class OperatorProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def slow_callbacks(self) -> list[str]:
+        """asyncio's "Executing <callback> took N seconds" lines: the operator must be started with
+        MILVUSOPS_TEST_SLOW_CALLBACK_SECONDS (asyncio debug), e.g. "0.1" (STYLE 16: nothing blocks the loop)."""
+        return [line for line in self.log().splitlines() if "Executing " in line and " took " in line]
+
+    def threads_and_sockets(self) -> tuple[int, int]:
+        """The operator process's threads and open sockets, from /proc (not for an image run)."""
+        assert self.process is not None and not self.image
+        proc = Path(f"/proc/{self.process.popen.pid}")
+        sockets = 0
+        for fd in (proc / "fd").iterdir():
+            try:
+                sockets += fd.readlink().name.startswith("socket:")
+            except FileNotFoundError:  # closed while listed
+                continue
+        return len(list((proc / "task").iterdir())), sockets
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(grace=15)

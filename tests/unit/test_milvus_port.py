@@ -82,6 +82,14 @@ def port(executor: ThreadPoolExecutor, token: str = "", timeout: float = 10.0) -
     return MilvusClientPort(Endpoint("http://milvus:19530", token, timeout), "default", executor, Slots(CALLS))
 
 
+async def closed(client: Any) -> None:
+    """Clients are closed on the executor, never on the event loop: a moment after their last call."""
+    deadline = time.monotonic() + 2
+    while not client.closed:
+        assert time.monotonic() < deadline, "the client was not closed"
+        await asyncio.sleep(0.01)
+
+
 async def outcomes(target: MilvusClientPort, calls: int = CALLS) -> tuple[list[Any], float]:
     started = time.perf_counter()
     results = await asyncio.gather(*(target.load_state("c") for _ in range(calls)), return_exceptions=True)
@@ -140,7 +148,7 @@ async def test_close_waits_for_the_call_in_flight(fakes: Fakes, executor: Thread
     assert not fakes.clients[0].closed
     fakes.call_gate.set()
     assert (await call).state.value == "Loaded"
-    assert fakes.clients[0].closed  # closed by the last call out
+    await closed(fakes.clients[0])  # by the last call out, on the executor
 
 
 async def test_dropped_pool_lets_the_call_in_flight_finish(fakes: Fakes, tmp_path: Path) -> None:
@@ -153,7 +161,7 @@ async def test_dropped_pool_lets_the_call_in_flight_finish(fakes: Fakes, tmp_pat
     pool.close()
     fakes.call_gate.set()
     assert (await call).state.value == "Loaded"
-    assert fakes.clients[0].closed
+    await closed(fakes.clients[0])
 
 
 async def test_rejected_credentials_name_the_user_not_the_password(fakes: Fakes, executor: ThreadPoolExecutor) -> None:
