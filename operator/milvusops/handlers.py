@@ -52,7 +52,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         settings.watching.label_selectors[GROUP, COLLECTIONS] = config.watch_label_selector
     # no settings.queueing/posting.worker_limit, though they cut peak RSS: Kopf sleeps retry delays inside
     # its workers, so a few dozen objects retrying (a deletion, an event to a terminating namespace) stall the rest
-    memo.kube = KubeApi(config.api_timeout_seconds)
+    # reading the kubeconfig or the service account's files takes about a second on a busy node: not on the loop
+    memo.kube = await asyncio.to_thread(KubeApi, config.api_timeout_seconds)
     memo.workers = {}  # uid -> worker; shared by every per-object memo (they are shallow copies)
     memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
     memo.memory = MemoryGuard(memory_guard(config))  # per Milvus server, the order of loads waiting for its memory
@@ -73,7 +74,7 @@ async def login(memo: kopf.Memo, **kwargs: Any) -> kopf.AiohttpSession | None:
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     memo.pool.close()
-    memo.kube.close()
+    await asyncio.to_thread(memo.kube.close)  # joins the client's thread pool
 
 
 @kopf.index(GROUP, VERSION, COLLECTIONS)

@@ -110,7 +110,7 @@ def test_an_unreachable_tenant_freezes_nothing(
     kube.create(namespace, "lit", {"collectionName": lit, "state": "Loaded", "connectionRef": {"name": "bright"}})
     kube.wait_reason(namespace, "home", "InSync", timeout=90)
     kube.wait_reason(namespace, "lit", "InSync", timeout=90)
-    startup = len(operator.slow_callbacks())  # Kopf's startup handlers (KubeApi's sync config load): not ours here
+    startup = len(operator.slow_callbacks())  # Kopf's own start (imports, first lists): not what this test is about
     # then a tenant whose Milvus accepts TCP and never answers, with a 60 s connect timeout
     connect(kube, namespace, "dark", f"http://127.0.0.1:{black_hole.port}", milvus.root_token, 60)
     kube.create(namespace, "stranded", {"collectionName": "anything", "connectionRef": {"name": "dark"}})
