@@ -57,6 +57,7 @@ class OperatorProcess:
             "MILVUSOPS_STANDALONE": "true",
             "MILVUSOPS_RESYNC_SECONDS": "5",
             "MILVUSOPS_FULL_OBSERVATION_SECONDS": "15",  # two confirming passes, then a full one
+            "MILVUSOPS_STEADY_CALLS_PER_SECOND": "0",  # always that 15 s, not as often as the call budget allows
             "MILVUSOPS_LOADING_RECHECK_SECONDS": "1",
             "MILVUSOPS_METRICS_PORT": str(self.metrics_port),
             "MILVUSOPS_LIVENESS_PORT": str(self.liveness_port),

@@ -21,7 +21,11 @@ def test_a_partition_created_outside_the_operator_shows_in_status_within_two_res
     figures: Figures,
 ) -> None:
     # production's ceiling: only the call budget may bring full observations closer together
-    operator = start_operator(MILVUSOPS_RESYNC_SECONDS=str(RESYNC), MILVUSOPS_FULL_OBSERVATION_SECONDS="300")
+    operator = start_operator(
+        MILVUSOPS_RESYNC_SECONDS=str(RESYNC),
+        MILVUSOPS_FULL_OBSERVATION_SECONDS="300",
+        MILVUSOPS_STEADY_CALLS_PER_SECOND="50",  # the default, which the harness turns off
+    )
     collections = [new_collection(milvus, ["a", "b"]) for _ in range(4)]
     for index, collection in enumerate(collections):
         kube.create(namespace, f"r{index}", {"collectionName": collection, "state": "Loaded"})
