@@ -154,12 +154,15 @@ def thread_names(operator: OperatorProcess) -> Counter[str]:
     return Counter(path.joinpath("comm").read_text().strip() for path in tasks.iterdir())
 
 
-def tenants(kube: Kube, namespace: str, uri: str, collection: str, prefix: str, operator: OperatorProcess) -> str:
-    """MilvusConnections, each used by a MilvusCollection (a client each), InSync, then all deleted."""
+def tenants(kube: Kube, namespace: str, milvus: MilvusServer, prefix: str, operator: OperatorProcess) -> str:
+    """MilvusConnections, each used by a MilvusCollection (a client each), InSync, then all deleted.
+
+    Each tenant has a Milvus collection of its own: two connections to one server naming one collection conflict."""
     count = WARM_UP if prefix == "warm" else TENANTS
     for i in range(count):
-        kube.create_connection(namespace, f"{prefix}-{i}", {"uri": uri, "credentialsSecretRef": {"name": "token"}})
-        spec = {"collectionName": collection, "connectionRef": {"name": f"{prefix}-{i}"}}
+        spec = {"uri": milvus.uri, "credentialsSecretRef": {"name": "token"}}
+        kube.create_connection(namespace, f"{prefix}-{i}", spec)
+        spec = {"collectionName": new_collection(milvus, [], index=False), "connectionRef": {"name": f"{prefix}-{i}"}}
         kube.create(namespace, f"{prefix}-c-{i}", spec)
     for i in range(count):
         kube.wait_reason(namespace, f"{prefix}-c-{i}", "InSync", timeout=180)
@@ -185,15 +188,15 @@ def test_deleted_connections_leave_no_threads_or_sockets(
     figures: Figures,
 ) -> None:
     operator = start_operator(**SLOW)
-    home, shared = new_collection(milvus, ["a"]), new_collection(milvus, ["a"])
+    home = new_collection(milvus, ["a"])
     kube.create(namespace, "home", {"collectionName": home, "state": "Loaded"})
     kube.wait_reason(namespace, "home", "InSync", timeout=90)
     startup = len(operator.slow_callbacks())  # Kopf's startup handlers: not ours here
     fresh = operator.threads_and_sockets()
     kube.create_secret(namespace, "token", {"token": milvus.root_token})
-    tenants(kube, namespace, milvus.uri, shared, "warm", operator)
+    tenants(kube, namespace, milvus, "warm", operator)
     threads_before, sockets_before = operator.threads_and_sockets()
-    peak = tenants(kube, namespace, milvus.uri, shared, "tenant", operator)
+    peak = tenants(kube, namespace, milvus, "tenant", operator)
 
     def settled() -> tuple[int, int] | None:
         threads, sockets = operator.threads_and_sockets()
