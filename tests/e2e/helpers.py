@@ -28,8 +28,9 @@ PAUSED, RESUMED = "Pausing operations in favour of", "Resuming operations after 
 
 # the known, open defect the privilege tests show (their xfail reason)
 ITEM_12 = (
-    "issue 29 item 12, open: in the full e2e suite Milvus 2.3.5 kept answering PermissionDenied for more than"
-    " 90 s after grant_role (retries every 5 s); on a fresh Milvus the grant is honoured at the next retry"
+    "issue 29 item 12, open: in the full e2e suite Milvus 2.3.5 at times keeps answering PermissionDenied for"
+    " more than 90 s after grant_role, granted before or after the first denial; on a fresh Milvus the grant is"
+    " honoured at the next retry"
 )
 
 

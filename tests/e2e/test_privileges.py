@@ -67,6 +67,8 @@ def _load_sent(milvus: MilvusServer, collection: str) -> bool:
     return set(load_states(milvus, collection).values()) != {"NotLoad"}
 
 
+# the sequence seen on real parts; in the full suite it failed in one run of two, so not strict either
+@pytest.mark.xfail(reason=ITEM_12, strict=False)
 def test_a_privilege_granted_just_before_the_connection_is_created_is_honoured_within_one_retry(
     kube: Kube,
     namespace: str,
