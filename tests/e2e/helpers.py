@@ -26,14 +26,6 @@ GROUP, VERSION, PLURAL = "milvusops.dev", "v1alpha1", "milvuscollections"
 PAUSED, RESUMED = "Pausing operations in favour of", "Resuming operations after the pause"
 
 
-# the known, open defect the privilege tests show (their xfail reason)
-ITEM_12 = (
-    "issue 29 item 12, open: in the full e2e suite Milvus 2.3.5 at times keeps answering PermissionDenied for"
-    " more than 90 s after grant_role, granted before or after the first denial; on a fresh Milvus the grant is"
-    " honoured at the next retry"
-)
-
-
 def wait_for(check: Callable[[], T | None], timeout: float = 60, what: str = "condition", interval: float = 0.25) -> T:
     """Poll until check() returns something truthy; fail with the last value seen."""
     deadline = time.monotonic() + timeout

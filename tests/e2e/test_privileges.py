@@ -6,10 +6,8 @@ import secrets
 import time
 from collections.abc import Callable
 
-import pytest
-
 from tests.conftest import Figures
-from tests.e2e.helpers import ITEM_12, Kube, OperatorProcess, load_states, new_collection, wait_for
+from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusServer
 
 RESYNC = 10.0  # seconds, as on the real parts where a grant took 110 s to be honoured
@@ -35,7 +33,6 @@ def _grant_admin(milvus: MilvusServer, user: str) -> None:
 
 
 # not strict: it passes on a fresh Milvus, and fails after the rest of the suite has run on it
-@pytest.mark.xfail(reason=ITEM_12, strict=False)
 def test_a_privilege_granted_after_permission_denied_is_honoured_at_the_next_retry(
     kube: Kube,
     namespace: str,
@@ -68,7 +65,6 @@ def _load_sent(milvus: MilvusServer, collection: str) -> bool:
 
 
 # the sequence seen on real parts; in the full suite it failed in one run of two, so not strict either
-@pytest.mark.xfail(reason=ITEM_12, strict=False)
 def test_a_privilege_granted_just_before_the_connection_is_created_is_honoured_within_one_retry(
     kube: Kube,
     namespace: str,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import secrets
 
-import pytest
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from milvusops.capabilities import capabilities
 from tests.e2e.health import gitops_verdicts
-from tests.e2e.helpers import ITEM_12, Kube, OperatorProcess, load_states, new_collection, wait_for
+from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusLiteServer, MilvusServer
 
 
@@ -166,7 +165,6 @@ def test_partition_level_load_on_milvus_lite_is_unsupported(
 
 
 # not strict: it passes on a fresh Milvus, and fails after the rest of the suite has run on it
-@pytest.mark.xfail(reason=ITEM_12, strict=False)
 def test_permission_denied_names_the_privilege_and_clears_once_granted(
     kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
 ) -> None:
