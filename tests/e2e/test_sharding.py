@@ -18,8 +18,8 @@ import yaml
 from kubernetes import client
 
 from milvusops import FINALIZER
-from milvusops.collection_worker import STOPPED_SERVING
-from milvusops.sharding import SHARD_KEY
+from milvusops.kube.sharding import SHARD_KEY
+from milvusops.runtime.collection_worker import STOPPED_SERVING
 from tests.e2e.helpers import (
     GROUP,
     PAUSED,

@@ -14,8 +14,8 @@ import yaml
 from kubernetes import config
 from prometheus_client import REGISTRY
 
-from milvusops.failures import Failure, FailureError, Reason
-from milvusops.kubeapi import KubeApi
+from milvusops.core.failures import Failure, FailureError, Reason
+from milvusops.kube.api import KubeApi
 from tests.unit.fake_milvus import NOT_LOAD, FakeMilvus
 from tests.unit.test_kubeapi import CALLS
 from tests.unit.test_loop import Loop

@@ -7,11 +7,11 @@ from typing import Any, cast
 import kopf
 import pytest
 
-from milvusops.collection_worker import CollectionWorker, finalize_collection
-from milvusops.connections import ClientPool
-from milvusops.failures import Failure, Reason
-from milvusops.kubeapi import KubeApi
-from milvusops.settings import Settings
+from milvusops.core.failures import Failure, Reason
+from milvusops.kube.api import KubeApi
+from milvusops.runtime.collection_worker import CollectionWorker, finalize_collection
+from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.settings import Settings
 from tests.unit.fake_milvus import FakeMilvus, FakePorts
 
 

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import kopf
 
-from milvusops.bodies import LAST_APPLIED, slim_body
+from milvusops.kube.slim_bodies import LAST_APPLIED, slim_body
 
 OBJECT = {
     "apiVersion": "milvusops.dev/v1alpha1",

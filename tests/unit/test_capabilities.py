@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from milvusops.capabilities import NEWEST, ROWS, Capabilities, Row, capabilities, describe, minimum, parse, table_fields
+from milvusops.core.capabilities import (
+    NEWEST,
+    ROWS,
+    Capabilities,
+    Row,
+    capabilities,
+    describe,
+    minimum,
+    parse,
+    table_fields,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
 COLUMNS = ("2.3", "2.4", "2.5", "2.6", "3.0")

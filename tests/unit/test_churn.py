@@ -8,14 +8,13 @@ from typing import Any, cast
 import kopf
 import pytest
 
-from milvusops.capacity import GuardSettings
-from milvusops.failures import Reason
-from milvusops.kubeapi import KubeApi
-from milvusops.memory import NodeMemory
-from milvusops.model import CollectionSpec, LoadState, ResourceRef
-from milvusops.reconcile import MemoryGuard, reconcile
-from milvusops.settings import Settings
-from milvusops.worker import Worker
+from milvusops.core.failures import Reason
+from milvusops.core.memory_estimate import GuardSettings, NodeMemory
+from milvusops.core.model import CollectionSpec, LoadState, ResourceRef
+from milvusops.kube.api import KubeApi
+from milvusops.runtime.reconcile import MemoryGuard, reconcile
+from milvusops.runtime.settings import Settings
+from milvusops.runtime.worker import Worker
 from tests.unit.fake_milvus import NOT_LOAD, FakeMilvus, FakePorts
 from tests.unit.test_loop import Loop
 

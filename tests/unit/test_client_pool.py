@@ -23,13 +23,14 @@ import pytest
 from pymilvus.client.types import LoadState as MilvusLoadState
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
-from milvusops import milvus
-from milvusops.connections import ClientPool, ElasticExecutor
-from milvusops.failures import FailureError, Reason
-from milvusops.kubeapi import KubeApi
-from milvusops.milvus import Endpoint, MilvusClientPort
-from milvusops.settings import Settings
-from milvusops.slots import Slots
+from milvusops.core.endpoint import Endpoint
+from milvusops.core.failures import FailureError, Reason
+from milvusops.kube.api import KubeApi
+from milvusops.milvus import port as milvus_port
+from milvusops.milvus.call_slots import Slots
+from milvusops.milvus.port import MilvusClientPort
+from milvusops.runtime.connections import ClientPool, ElasticExecutor
+from milvusops.runtime.settings import Settings
 from tests.unit.test_milvus_channels import PlaintextMilvus
 
 
@@ -79,7 +80,7 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> Clients:
             time.sleep(state.close_seconds)  # pymilvus: under its process-wide lock, held by any connect
             self.closed = True
 
-    monkeypatch.setattr(milvus, "MilvusClient", FakeMilvusClient)
+    monkeypatch.setattr(milvus_port, "MilvusClient", FakeMilvusClient)
     return state
 
 
@@ -134,10 +135,10 @@ def assignments(source: str) -> set[str]:
 
 
 def test_the_isolated_client_mirrors_pymilvus_own_constructor() -> None:
-    """milvus.MilvusClient is MilvusClient.__init__ of pymilvus with a ConnectionManager of its own."""
+    """milvus_port.MilvusClient is MilvusClient.__init__ of pymilvus with a ConnectionManager of its own."""
     theirs = inspect.getsource(pymilvus.MilvusClient.__init__)
     assert "ConnectionManager.get_instance()" in theirs and "super().__init__" not in theirs
-    assert assignments(theirs) == assignments(inspect.getsource(milvus.MilvusClient.__init__))
+    assert assignments(theirs) == assignments(inspect.getsource(milvus_port.MilvusClient.__init__))
 
 
 async def test_replacing_a_client_never_closes_it_on_the_event_loop(

@@ -8,15 +8,15 @@ from typing import Any, cast
 import kopf
 import pytest
 
-from milvusops.collection_worker import CollectionWorker, finalize_collection
-from milvusops.conflicts import Claim, ServerClaims, claimant, conflict_key
-from milvusops.connections import ClientPool
-from milvusops.failures import Reason
-from milvusops.kubeapi import KubeApi
-from milvusops.milvus import Endpoint
-from milvusops.model import CollectionSpec, ResourceRef
-from milvusops.reconcile import finalize
-from milvusops.settings import Settings
+from milvusops.core.conflicts import Claim, ServerClaims, claimant, conflict_key
+from milvusops.core.endpoint import Endpoint
+from milvusops.core.failures import Reason
+from milvusops.core.model import CollectionSpec, ResourceRef
+from milvusops.kube.api import KubeApi
+from milvusops.runtime.collection_worker import CollectionWorker, finalize_collection
+from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.reconcile import finalize
+from milvusops.runtime.settings import Settings
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
 
 

@@ -8,12 +8,12 @@ from typing import Any, cast
 import kopf
 import pytest
 
-from milvusops.collection_worker import CollectionWorker
-from milvusops.connection_worker import Wake, WakeKey, wake_delays, wake_key, wakes_collections
-from milvusops.connections import ClientPool
-from milvusops.handlers import connection_changed
-from milvusops.kubeapi import KubeApi
-from milvusops.settings import Settings
+from milvusops.kube.api import KubeApi
+from milvusops.runtime.collection_worker import CollectionWorker
+from milvusops.runtime.connection_worker import Wake, WakeKey, wake_delays, wake_key, wakes_collections
+from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.handlers import connection_changed
+from milvusops.runtime.settings import Settings
 
 # longer than the jitter window of a few collections: a wake-up that was going to come has come
 SETTLE_SECONDS = 0.3

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from milvusops.capabilities import capabilities
-from milvusops.milvus import Replicas, StateReport
-from milvusops.model import CollectionSpec, LoadState, ResourceRef
-from milvusops.observe import Observed
-from milvusops.plan import plan
-from milvusops.status import Outcome, build_status
+from milvusops.core.capabilities import capabilities
+from milvusops.core.model import CollectionSpec, LoadState, ResourceRef
+from milvusops.core.observed import Observed, Replicas, StateReport
+from milvusops.core.plan import plan
+from milvusops.core.status import Outcome, build_status
 
 NOW = datetime(2026, 11, 25, 16, 0, 0, tzinfo=UTC)
 REF = ResourceRef(namespace="shop", name="products", generation=1)

@@ -10,10 +10,12 @@ from typing import Any, cast
 import kopf
 import pytest
 
-from milvusops import deletion
-from milvusops.collection_worker import CollectionWorker, finalize_collection
-from milvusops.connections import ClientPool
-from milvusops.deletion import (
+from milvusops.core.failures import Failure, FailureError, Reason
+from milvusops.kube.api import KubeApi
+from milvusops.runtime import deletion
+from milvusops.runtime.collection_worker import CollectionWorker, finalize_collection
+from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.deletion import (
     connection_use,
     finalize_connection,
     in_use_delay,
@@ -24,9 +26,7 @@ from milvusops.deletion import (
     release_retry_delay,
     users_of,
 )
-from milvusops.failures import Failure, FailureError, Reason
-from milvusops.kubeapi import KubeApi
-from milvusops.settings import Settings
+from milvusops.runtime.settings import Settings
 from tests.unit.fake_milvus import FakeMilvus, FakePorts
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from milvusops.model import CollectionSpec, Desired
+from milvusops.core.model import CollectionSpec, Desired
 
 NAMES = [f"t{index:04d}" for index in range(2_000)]
 

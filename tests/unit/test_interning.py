@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from milvusops import bodies
+from milvusops.kube import slim_bodies
 
 EVENT = {
     "metadata": {"name": "products", "resourceVersion": "1234567", "uid": "5f0c6a1e-0000-4000-8000-000000000001"},
@@ -24,9 +24,9 @@ def interned_by_slim_body(monkeypatch: pytest.MonkeyPatch, version: tuple[int, i
         seen.add(text)
         return sys.intern(text)
 
-    monkeypatch.setattr(bodies, "sys", SimpleNamespace(version_info=(*version, "final", 0), intern=intern))
+    monkeypatch.setattr(slim_bodies, "sys", SimpleNamespace(version_info=(*version, "final", 0), intern=intern))
     event: dict[str, Any] = json.loads(json.dumps(EVENT))  # a fresh parse, as each watch event is
-    bodies.slim_body(event)
+    slim_bodies.slim_body(event)
     return seen
 
 

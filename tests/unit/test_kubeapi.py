@@ -15,8 +15,8 @@ import yaml
 from kubernetes import config
 from kubernetes.client import ApiException
 
-from milvusops.failures import FailureError, Reason
-from milvusops.kubeapi import KubeApi, _forbidden
+from milvusops.core.failures import FailureError, Reason
+from milvusops.kube.api import KubeApi, _forbidden
 
 
 def test_forbidden_names_the_missing_permission() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import kopf
 import pytest
 
-from milvusops.kubesession import connection_limit, session, watch_streams
+from milvusops.kube.session import connection_limit, session, watch_streams
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from milvusops.logs import EventsIntoGoingNamespaces
+from milvusops.telemetry.logs import EventsIntoGoingNamespaces
 
 RETRY = (
     "Request attempt #1/9 failed; will retry: POST https://k/api/v1/namespaces/t/events -> APIForbiddenError('events "

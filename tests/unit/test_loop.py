@@ -17,15 +17,15 @@ import pytest
 from prometheus_client import REGISTRY
 
 from milvusops import FINALIZER
-from milvusops.collection_worker import Census, CollectionWorker, carried
-from milvusops.connections import ClientPool
-from milvusops.failures import Failure, Reason
-from milvusops.kubeapi import KubeApi
-from milvusops.milvus import StateReport
-from milvusops.reconcile import Result
-from milvusops.settings import Settings
-from milvusops.slots import Priority
-from milvusops.status import Verdict
+from milvusops.core.failures import Failure, Reason
+from milvusops.core.observed import StateReport
+from milvusops.core.status import Verdict
+from milvusops.kube.api import KubeApi
+from milvusops.milvus.call_slots import Priority
+from milvusops.runtime.collection_worker import Census, CollectionWorker, carried
+from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.reconcile import Result
+from milvusops.runtime.settings import Settings
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus, FakePorts
 
 
@@ -205,7 +205,7 @@ class Clock:
 
 async def test_last_sync_time_does_not_move_with_progress_rechecks(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
-    for module in ("milvusops.worker", "milvusops.collection_worker"):
+    for module in ("milvusops.runtime.worker", "milvusops.runtime.collection_worker"):
         monkeypatch.setattr(f"{module}.datetime", clock)
     milvus = FakeMilvus({"_default": NOT_LOAD, "big": LOADING})
     progress = iter(range(10, 100, 10))

@@ -11,14 +11,12 @@ from typing import cast
 import kopf
 import pytest
 
-from milvusops.capacity import GuardSettings, LoadsByServer, WaitingLoads, needed_bytes
-from milvusops.collection_worker import CollectionWorker
-from milvusops.connections import ClientPool
-from milvusops.failures import Reason
-from milvusops.kubeapi import KubeApi
-from milvusops.memory import (
+from milvusops.core.endpoint import Endpoint, server_address
+from milvusops.core.failures import Reason
+from milvusops.core.memory_estimate import (
     Capacity,
     Field,
+    GuardSettings,
     Index,
     NodeMemory,
     Shape,
@@ -27,12 +25,16 @@ from milvusops.memory import (
     coarse_free,
     human,
 )
-from milvusops.milvus import Endpoint, StateReport, query_nodes_of, server_address
-from milvusops.model import CollectionSpec, Desired, LoadState, ResourceRef
-from milvusops.observe import Observed
-from milvusops.plan import LoadCollection, LoadPartitions, Plan, ReleasePartitions
-from milvusops.reconcile import MemoryGuard, reconcile
-from milvusops.settings import Settings
+from milvusops.core.model import CollectionSpec, Desired, LoadState, ResourceRef
+from milvusops.core.observed import Observed, StateReport
+from milvusops.core.plan import LoadCollection, LoadPartitions, Plan, ReleasePartitions
+from milvusops.kube.api import KubeApi
+from milvusops.milvus.port import query_nodes_of
+from milvusops.runtime.capacity_guard import LoadsByServer, WaitingLoads, needed_bytes
+from milvusops.runtime.collection_worker import CollectionWorker
+from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.reconcile import MemoryGuard, reconcile
+from milvusops.runtime.settings import Settings
 from tests.unit.fake_milvus import FakeMilvus, FakePorts
 
 GiB, MiB = 2**30, 2**20

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from milvusops.failures import Reason
-from milvusops.memory import Capacity, NodeMemory, admit
-from milvusops.messages import LISTED_CHARS, clipped, listing
-from milvusops.model import CollectionSpec, ResourceRef
-from milvusops.reconcile import Result, reconcile
+from milvusops.core.failures import Reason
+from milvusops.core.memory_estimate import Capacity, NodeMemory, admit
+from milvusops.core.messages import LISTED_CHARS, clipped, listing
+from milvusops.core.model import CollectionSpec, ResourceRef
+from milvusops.runtime.reconcile import Result, reconcile
 from tests.unit.fake_milvus import NOT_LOAD, FakeMilvus, FakePorts
 
 CRD = Path(__file__).parents[2] / "crds" / "milvuscollections.milvusops.dev.yaml"

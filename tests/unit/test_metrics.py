@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from milvusops.metrics import ReadyTally
+from milvusops.telemetry.metrics import ReadyTally
 
 
 def _series(ready: str, reason: str) -> float | None:

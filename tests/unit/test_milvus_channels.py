@@ -15,9 +15,10 @@ import pytest
 from pymilvus.client.connection_manager import ConnectionManager
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
-from milvusops.failures import FailureError, Reason
-from milvusops.milvus import Endpoint, MilvusClientPort
-from milvusops.slots import Slots
+from milvusops.core.endpoint import Endpoint
+from milvusops.core.failures import FailureError, Reason
+from milvusops.milvus.call_slots import Slots
+from milvusops.milvus.port import MilvusClientPort
 
 
 class PlaintextMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]

@@ -7,8 +7,8 @@ import pytest
 from pymilvus import MilvusException
 from pymilvus.grpc_gen import common_pb2
 
-from milvusops.failures import Failure, FailureError, Reason
-from milvusops.milvus import classify
+from milvusops.core.failures import Failure, FailureError, Reason
+from milvusops.milvus.port import classify
 
 
 class FakeRpcError(grpc.RpcError):  # type: ignore[misc]

@@ -19,13 +19,16 @@ from pymilvus.client.grpc_handler import GrpcHandler
 from pymilvus.client.types import LoadState as MilvusLoadState
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
-from milvusops import metrics, milvus
-from milvusops.connections import ClientPool
-from milvusops.failures import FailureError, Reason
-from milvusops.kubeapi import KubeApi
-from milvusops.milvus import Endpoint, MilvusClientPort
-from milvusops.settings import Settings
-from milvusops.slots import Slots
+from milvusops.core.endpoint import Endpoint
+from milvusops.core.failures import FailureError, Reason
+from milvusops.core.observed import Replicas
+from milvusops.kube.api import KubeApi
+from milvusops.milvus import port as milvus_port
+from milvusops.milvus.call_slots import Slots
+from milvusops.milvus.port import MilvusClientPort
+from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.settings import Settings
+from milvusops.telemetry import metrics
 from tests.unit.test_milvus_errors import FakeRpcError
 
 CALLS = 8
@@ -67,7 +70,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
         def close(self) -> None:
             self.closed = True
 
-    monkeypatch.setattr(milvus, "MilvusClient", FakeMilvusClient)
+    monkeypatch.setattr(milvus_port, "MilvusClient", FakeMilvusClient)
     return state
 
 
@@ -217,7 +220,7 @@ async def test_the_estimate_reuses_the_schema_the_observation_described(
             asked.append("get_partition_stats")
             return {"row_count": 10}
 
-    monkeypatch.setattr(milvus, "MilvusClient", Client)
+    monkeypatch.setattr(milvus_port, "MilvusClient", Client)
     target = port(executor)
     info = await target.describe("c")
     shape = await target.shape("c", ["_default"], info.fields)
@@ -246,7 +249,7 @@ async def test_calls_milvus_queues_leave_slots_for_load_state_checks(
         def get_load_state(self, collection: str, partition: str, timeout: float) -> dict[str, Any]:
             return {"state": MilvusLoadState.Loaded}
 
-    monkeypatch.setattr(milvus, "MilvusClient", Client)
+    monkeypatch.setattr(milvus_port, "MilvusClient", Client)
     target = MilvusClientPort(Endpoint("http://milvus:19530", "", 10.0), "default", executor, Slots(2, queued=1))
     ask = target.list_partitions if queued == "list_partitions" else target.replicas
     waiting = [asyncio.create_task(ask(f"c{i}")) for i in range(3)]
@@ -297,7 +300,7 @@ async def ask_replicas(
     monkeypatch: pytest.MonkeyPatch, executor: ThreadPoolExecutor, answer: Any, collection_id: str
 ) -> tuple[Any, list[str]]:
     asked: list[str] = []
-    monkeypatch.setattr(milvus, "MilvusClient", lambda **_: ReplicaClient(answer, asked))
+    monkeypatch.setattr(milvus_port, "MilvusClient", lambda **_: ReplicaClient(answer, asked))
     target = MilvusClientPort(Endpoint("http://milvus:19530", "", 10.0), "default", executor, Slots(2, queued=1))
     return await target.replicas("c", collection_id), asked
 
@@ -307,7 +310,7 @@ async def test_replicas_of_a_known_collection_id_are_asked_without_describing_it
 ) -> None:
     found, asked = await ask_replicas(monkeypatch, executor, replicas_answer(nodes=([1], [])), "42")
     assert asked == ["GetReplicas 42"]  # DescribeCollection waits in Milvus's queue behind every load
-    assert found == milvus.Replicas(2, ("rg",), "no query node serves replica(s) 11", ("11",))
+    assert found == Replicas(2, ("rg",), "no query node serves replica(s) 11", ("11",))
 
 
 async def test_a_replica_without_its_query_node_is_an_answer_when_asked_by_id(
@@ -315,7 +318,7 @@ async def test_a_replica_without_its_query_node_is_an_answer_when_asked_by_id(
 ) -> None:
     found, asked = await ask_replicas(monkeypatch, executor, replicas_answer(code=401), "42")
     assert asked == ["GetReplicas 42"]
-    assert found == milvus.Replicas(None, unavailable="replica not available")
+    assert found == Replicas(None, unavailable="replica not available")
 
 
 @pytest.mark.parametrize("collection_id", ["", "42"])
@@ -325,7 +328,7 @@ async def test_replicas_are_asked_by_name_without_an_id_or_when_the_id_is_not_lo
     """A collection recreated since the observation has a new id; Milvus knows no replicas of the old one."""
     found, asked = await ask_replicas(monkeypatch, executor, replicas_answer(code=400), collection_id)
     assert asked[-2:] == ["DescribeCollection", "GetReplicas by name"]
-    assert found == milvus.Replicas(0, (), "")
+    assert found == Replicas(0, (), "")
 
 
 async def test_replicas_asked_by_id_that_fail_in_transport_are_asked_through_pymilvus(
@@ -343,7 +346,7 @@ async def test_replicas_asked_by_id_that_fail_in_transport_are_asked_through_pym
             asked.append("describe_replica")
             raise MilvusException(code=2, message="Fail connecting to server on milvus:19530")
 
-    monkeypatch.setattr(milvus, "MilvusClient", lambda **_: Down(None, asked))
+    monkeypatch.setattr(milvus_port, "MilvusClient", lambda **_: Down(None, asked))
     target = MilvusClientPort(Endpoint("http://milvus:19530", "", 10.0), "default", executor, Slots(2, queued=1))
     with pytest.raises(FailureError) as failed:
         await target.replicas("c", "42")

@@ -12,13 +12,15 @@ import pytest
 from pymilvus import MilvusException
 from pymilvus.client.prepare import Prepare
 
-from milvusops import milvus
-from milvusops.capabilities import ROWS, capabilities
-from milvusops.failures import FailureError, Reason
-from milvusops.milvus import CollectionInfo, Endpoint, MilvusClientPort, classify
-from milvusops.model import LoadOptions, LoadPriority, LoadState
-from milvusops.observe import observe
-from milvusops.slots import Slots
+from milvusops.core.capabilities import ROWS, capabilities
+from milvusops.core.endpoint import Endpoint
+from milvusops.core.failures import FailureError, Reason
+from milvusops.core.model import LoadOptions, LoadPriority, LoadState
+from milvusops.core.observed import CollectionInfo
+from milvusops.milvus import port as milvus_port
+from milvusops.milvus.call_slots import Slots
+from milvusops.milvus.port import MilvusClientPort, classify
+from milvusops.runtime.observe import observe
 from tests.unit.test_milvus_errors import server_status
 
 
@@ -73,7 +75,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Server:
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(milvus, "MilvusClient", FakeMilvusClient)
+    monkeypatch.setattr(milvus_port, "MilvusClient", FakeMilvusClient)
     return state
 
 

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from milvusops.conflicts import claims_collection, conflict_key, conflict_winner
-from milvusops.kubeapi import merge_patch
-from milvusops.model import (
+from milvusops.core.conflicts import claims_collection, conflict_key, conflict_winner
+from milvusops.core.model import (
     CollectionSpec,
     ConnectionSpec,
     DeletionPolicy,
@@ -21,6 +20,7 @@ from milvusops.model import (
     ResourceRef,
     SecretKeyRef,
 )
+from milvusops.core.status import merge_patch
 
 # --- CollectionSpec -------------------------------------------------------------------------------
 

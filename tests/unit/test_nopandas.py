@@ -11,7 +11,7 @@ from pathlib import Path
 import pymilvus
 import pytest
 
-from milvusops import nopandas
+from milvusops import pandas_standin
 
 # every pymilvus function (outside bulk_writer) that touches pandas, audited for pymilvus 3.0.2: all are
 # about data the operator never sends (inserts, upserts, DataFrames, expression templates, ORM default values)
@@ -67,14 +67,14 @@ def test_pymilvus_uses_pandas_only_where_audited() -> None:
 
 
 def test_every_use_of_the_stand_in_is_refused() -> None:
-    modules = nopandas.modules()
+    modules = pandas_standin.modules()
     pandas, types = modules["pandas"], modules["pandas.api.types"]
-    for name in nopandas.API_TYPES_FUNCTIONS:
-        with pytest.raises(nopandas.PandasNotLoadedError, match=name):
+    for name in pandas_standin.API_TYPES_FUNCTIONS:
+        with pytest.raises(pandas_standin.PandasNotLoadedError, match=name):
             getattr(types, name)(1)
-    with pytest.raises(nopandas.PandasNotLoadedError):
+    with pytest.raises(pandas_standin.PandasNotLoadedError):
         pandas.DataFrame({"a": [1]})
-    with pytest.raises(nopandas.PandasNotLoadedError, match="Series"):
+    with pytest.raises(pandas_standin.PandasNotLoadedError, match="Series"):
         _ = pandas.Series
     with pytest.raises(AttributeError):
         _ = pandas.__version__  # what probes for an optional pandas read: absent, not refused
@@ -83,15 +83,16 @@ def test_every_use_of_the_stand_in_is_refused() -> None:
 
 def test_install_never_replaces_a_pandas_already_imported() -> None:
     pandas = importlib.import_module("pandas")  # the real one (pymilvus has imported it in this process anyway)
-    assert not nopandas.install()
+    assert not pandas_standin.install()
     assert sys.modules["pandas"] is pandas
 
 
 OPERATOR_WITHOUT_PANDAS = """
 import sys
-from milvusops import nopandas
-assert nopandas.install()
-from milvusops import launch  # every module of the operator, as `milvusops` runs it
+from milvusops import pandas_standin
+assert pandas_standin.install()
+from milvusops.runtime import launch  # every module of the operator, as `milvusops` runs it
+from milvusops.preview import cli  # and of the plan command
 from pymilvus import MilvusClient
 assert sys.modules["pandas"].__milvusops_stand_in__
 assert not [name for name in sys.modules if name.startswith("pymilvus.bulk_writer")]

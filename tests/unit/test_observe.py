@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from milvusops.failures import Reason
-from milvusops.milvus import Replicas, StateReport
-from milvusops.observe import confirm, observe, recheck
+from milvusops.core.failures import Reason
+from milvusops.core.observed import Replicas, StateReport
+from milvusops.runtime.observe import confirm, observe, recheck
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus
 
 

@@ -8,14 +8,13 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from milvusops.apply import after
-from milvusops.failures import Reason
-from milvusops.milvus import StateReport
-from milvusops.model import CollectionSpec, LoadState, ResourceRef
-from milvusops.observe import Observed
-from milvusops.plan import Action, LoadCollection, LoadPartitions, ReleaseCollection, ReleasePartitions
-from milvusops.reconcile import Result, reconcile
-from milvusops.status import stamp
+from milvusops.core.failures import Reason
+from milvusops.core.model import CollectionSpec, LoadState, ResourceRef
+from milvusops.core.observed import Observed, StateReport
+from milvusops.core.plan import Action, LoadCollection, LoadPartitions, ReleaseCollection, ReleasePartitions
+from milvusops.core.status import stamp
+from milvusops.runtime.apply import after
+from milvusops.runtime.reconcile import Result, reconcile
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
 
 NOW = datetime(2026, 11, 25, 16, 0, 0, tzinfo=UTC)

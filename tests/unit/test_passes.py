@@ -7,13 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from milvusops.collection_worker import carried
-from milvusops.failures import Failure, Reason
-from milvusops.loadtimes import Expected, LoadTimes
-from milvusops.milvus import StateReport
-from milvusops.model import LoadState
-from milvusops.observe import Observed
-from milvusops.passes import (
+from milvusops.core.failures import Failure, Reason
+from milvusops.core.loadtimes import Expected, LoadTimes
+from milvusops.core.model import LoadState
+from milvusops.core.observed import Observed, StateReport
+from milvusops.core.pass_state import (
     FINEST,
     MARGIN,
     Mode,
@@ -26,9 +24,10 @@ from milvusops.passes import (
     full_every,
     next_pass,
 )
-from milvusops.plan import LoadCollection, ReleaseCollection, started
-from milvusops.reconcile import Result
-from milvusops.status import Verdict
+from milvusops.core.plan import LoadCollection, ReleaseCollection, started
+from milvusops.core.status import Verdict
+from milvusops.runtime.collection_worker import carried
+from milvusops.runtime.reconcile import Result
 
 TIMING = Timing(resync_seconds=30.0, loading_recheck_seconds=2.0)
 LOADING = Observed(StateReport(LoadState.LOADED), {"a": StateReport(LoadState.LOADING, 50)})

@@ -6,11 +6,10 @@ import itertools
 
 import pytest
 
-from milvusops.capabilities import capabilities
-from milvusops.milvus import Replicas, StateReport
-from milvusops.model import CollectionSpec, Desired, LoadState
-from milvusops.observe import Observed
-from milvusops.plan import (
+from milvusops.core.capabilities import capabilities
+from milvusops.core.model import CollectionSpec, Desired, LoadState
+from milvusops.core.observed import Observed, Replicas, StateReport
+from milvusops.core.plan import (
     Action,
     LoadCollection,
     LoadPartitions,

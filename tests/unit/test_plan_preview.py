@@ -9,14 +9,24 @@ from typing import Any
 
 import pytest
 
-from milvusops import manifests, planview
-from milvusops.failures import Failure, Reason
-from milvusops.milvus import Replicas
-from milvusops.model import CollectionSpec, LoadOptions, ResourceRef
-from milvusops.preview import CHANGES, ERRORS, NOTHING, PartitionPreview, ResourcePreview, exit_code, invalid, preview
-from milvusops.readonly import ReadOnlyPort, ReadOnlyPorts, ReadOnlyViolation, predict
-from milvusops.reconcile import assess
-from milvusops.status import Outcome
+from milvusops.core.failures import Failure, Reason
+from milvusops.core.model import CollectionSpec, LoadOptions, ResourceRef
+from milvusops.core.observed import Replicas
+from milvusops.core.status import Outcome
+from milvusops.kube import manifests
+from milvusops.preview import planview
+from milvusops.preview.readonly import ReadOnlyPort, ReadOnlyPorts, ReadOnlyViolation, predict
+from milvusops.preview.rows import (
+    CHANGES,
+    ERRORS,
+    NOTHING,
+    PartitionPreview,
+    ResourcePreview,
+    exit_code,
+    invalid,
+    preview,
+)
+from milvusops.runtime.reconcile import assess
 from tests.unit.fake_milvus import LOADED, LOADING, MUTATING, NOT_LOAD, FakeMilvus, FakePorts
 
 REF = ResourceRef(namespace="shop", name="products")

@@ -7,7 +7,7 @@ from bench.profile_summary import package, summarize
 STACKS = [
     "<module> (/venv/lib/python3.11/site-packages/kopf/_core/reactor/running.py:100);"
     "handle (/venv/lib/python3.11/site-packages/aiohttp/client.py:50) 3",
-    "_loop (/work/operator/milvusops/collection_worker.py:80);"
+    "_loop (/work/operator/milvusops/runtime/collection_worker.py:80);"
     "get_load_state (/venv/lib/python3.11/site-packages/pymilvus/client/grpc_handler.py:2147) 5",
     "_run (/usr/lib/python3.11/asyncio/events.py:84) 2",
     "not a sample line",

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from milvusops.failures import Failure, FailureError, Reason
-from milvusops.model import CollectionSpec, Desired, LoadState, ResourceRef
-from milvusops.reconcile import Event, Result, finalize, reconcile
-from milvusops.slots import Priority
-from milvusops.status import stamp
+from milvusops.core.failures import Failure, FailureError, Reason
+from milvusops.core.model import CollectionSpec, Desired, LoadState, ResourceRef
+from milvusops.core.status import stamp
+from milvusops.milvus.call_slots import Priority
+from milvusops.runtime.reconcile import Event, Result, finalize, reconcile
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus, FakePorts
 
 NOW = datetime(2026, 11, 25, 16, 0, 0, tzinfo=UTC)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pymilvus.client.types import ReplicaInfo
 
-from milvusops.milvus import Replicas, replicas_of
+from milvusops.core.observed import Replicas
+from milvusops.milvus.port import replicas_of
 
 GROUP = "__default_resource_group"
 

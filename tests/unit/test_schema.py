@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from milvusops import schema
-from milvusops.cel import Unsupported, evaluate
+from milvusops.kube import schema
+from milvusops.kube.cel import Unsupported, evaluate
 from tests.e2e.test_validation import INVALID, VALID, Case, manifest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "validation.md"

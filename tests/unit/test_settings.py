@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from milvusops.settings import PRIORITY_CEILING, Settings
+from milvusops.runtime.settings import PRIORITY_CEILING, Settings
 
 
 def _settings(argv: list[str] | None = None) -> Settings:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from milvusops.settings import Settings
-from milvusops.sharding import SHARD_KEY, SelectorError, check_selector
+from milvusops.kube.sharding import SHARD_KEY, SelectorError, check_selector
+from milvusops.runtime.settings import Settings
 
 # the API server's own verdicts on these are checked in tests/e2e/test_sharding.py
 VALID = [

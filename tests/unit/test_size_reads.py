@@ -6,14 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from milvusops.capabilities import capabilities
-from milvusops.capacity import to_size
-from milvusops.milvus import StateReport
-from milvusops.model import CollectionSpec, LoadState, ResourceRef
-from milvusops.observe import Observed
-from milvusops.plan import plan
-from milvusops.reconcile import MemoryGuard, reconcile
-from milvusops.status import stamp
+from milvusops.core.capabilities import capabilities
+from milvusops.core.model import CollectionSpec, LoadState, ResourceRef
+from milvusops.core.observed import Observed, StateReport
+from milvusops.core.plan import plan
+from milvusops.core.status import stamp
+from milvusops.runtime.capacity_guard import to_size
+from milvusops.runtime.reconcile import MemoryGuard, reconcile
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
 
 NOW = datetime(2026, 11, 25, 16, 0, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from milvusops.slots import Priority, Slots, current, prioritized
+from milvusops.milvus.call_slots import Priority, Slots, current, prioritized
 
 
 async def _take(slots: Slots, priority: Priority, order: list[str], name: str, hold: asyncio.Event) -> None:

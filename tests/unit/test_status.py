@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 
-from milvusops.capabilities import capabilities
-from milvusops.failures import STALLED_REASONS, Failure, Reason
-from milvusops.milvus import Replicas, StateReport
-from milvusops.model import CollectionSpec, LoadState, ResourceRef
-from milvusops.observe import Observed
-from milvusops.plan import plan
-from milvusops.status import Outcome, Verdict, build_status, conditions, needs_patch, stamp, verdict
+from milvusops.core.capabilities import capabilities
+from milvusops.core.failures import STALLED_REASONS, Failure, Reason
+from milvusops.core.model import CollectionSpec, LoadState, ResourceRef
+from milvusops.core.observed import Observed, Replicas, StateReport
+from milvusops.core.plan import plan
+from milvusops.core.status import Outcome, Verdict, build_status, conditions, needs_patch, stamp, verdict
 
 NOT_LOAD, LOADING, LOADED = LoadState.NOT_LOAD, LoadState.LOADING, LoadState.LOADED
 NOW = datetime(2026, 11, 25, 16, 0, 0, tzinfo=UTC)

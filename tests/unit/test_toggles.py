@@ -1,4 +1,4 @@
-"""Kopf's wait for its indexes at startup, with and without `milvusops.toggles`: how often the predicate runs.
+"""Kopf's wait for its indexes at startup, with and without `runtime.kopf_index_wait`: how often the predicate runs.
 
 Kopf 1.45.2 gives each object of its first listing a toggle in `operator_indexed`; each object's task
 drops its toggle, then waits until every toggle is gone (`processing.py`). Every drop wakes every waiter,
@@ -14,7 +14,7 @@ import pytest
 from kopf._cogs.aiokits import aiotoggles
 from kopf._core.reactor import processing
 
-from milvusops import toggles
+from milvusops.runtime import kopf_index_wait
 
 OBJECTS = 300
 
@@ -51,13 +51,13 @@ async def test_kopf_alone_wakes_every_waiter_on_every_drop() -> None:
 
 
 async def test_with_the_patch_waiting_for_the_indexes_is_linear() -> None:
-    with toggles.installed():
+    with kopf_index_wait.installed():
         checks = await _startup(OBJECTS)
     assert checks < 4 * OBJECTS
 
 
 async def test_with_the_patch_a_waiter_still_returns_only_in_the_state_it_waits_for() -> None:
-    with toggles.installed():
+    with kopf_index_wait.installed():
         paused = aiotoggles.ToggleSet(any)
         toggle = await paused.make_toggle(True, name="peer")
         waiter = asyncio.create_task(paused.wait_for(False))

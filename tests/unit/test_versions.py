@@ -6,14 +6,13 @@ from typing import Any
 
 import pytest
 
-from milvusops.capabilities import capabilities
-from milvusops.failures import Failure, Reason
-from milvusops.milvus import Replicas, StateReport
-from milvusops.model import CollectionSpec, LoadState
-from milvusops.observe import Observed
-from milvusops.passes import PassState, Timing, next_pass
-from milvusops.plan import Action, LoadCollection, Plan, ReleaseCollection, plan
-from milvusops.reconcile import finalize
+from milvusops.core.capabilities import capabilities
+from milvusops.core.failures import Failure, Reason
+from milvusops.core.model import CollectionSpec, LoadState
+from milvusops.core.observed import Observed, Replicas, StateReport
+from milvusops.core.pass_state import PassState, Timing, next_pass
+from milvusops.core.plan import Action, LoadCollection, Plan, ReleaseCollection, plan
+from milvusops.runtime.reconcile import finalize
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
 from tests.unit.test_reconcile import make_ref, make_spec, ready, run
 

@@ -8,9 +8,9 @@ from typing import Any, cast
 import kopf
 
 from milvusops import FINALIZER, REFRESH_ANNOTATION
-from milvusops.kubeapi import KubeApi
-from milvusops.settings import Settings
-from milvusops.worker import Worker
+from milvusops.kube.api import KubeApi
+from milvusops.runtime.settings import Settings
+from milvusops.runtime.worker import Worker
 
 
 class Stopped:
