@@ -13,7 +13,7 @@ from milvusops.core.model import CollectionSpec, LoadState, ResourceRef
 from milvusops.core.observed import Observed, Replicas, StateReport
 from milvusops.core.plan import LoadPartitions, ReleasePartitions, plan
 from milvusops.core.refresh import Refresh, RefreshStep, decide
-from milvusops.milvus.port import classify
+from milvusops.milvus.errors import classify
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus
 from tests.unit.test_milvus_errors import server_status
 from tests.unit.test_reconcile import HOT_SPEC, IN_SYNC, make_spec, ready, run, written

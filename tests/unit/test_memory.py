@@ -29,7 +29,7 @@ from milvusops.core.model import CollectionSpec, Desired, LoadState, ResourceRef
 from milvusops.core.observed import Observed, StateReport
 from milvusops.core.plan import LoadCollection, LoadPartitions, Plan, ReleasePartitions
 from milvusops.kube.api import KubeApi
-from milvusops.milvus.port import query_nodes_of
+from milvusops.milvus.parsers import query_nodes_of
 from milvusops.runtime.capacity_guard import LoadsByServer, WaitingLoads, needed_bytes
 from milvusops.runtime.collection_worker import CollectionWorker
 from milvusops.runtime.connections import ClientPool

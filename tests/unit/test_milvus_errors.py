@@ -8,7 +8,7 @@ from pymilvus import MilvusException
 from pymilvus.grpc_gen import common_pb2
 
 from milvusops.core.failures import Failure, FailureError, Reason
-from milvusops.milvus.port import classify
+from milvusops.milvus.errors import classify
 
 
 class FakeRpcError(grpc.RpcError):  # type: ignore[misc]

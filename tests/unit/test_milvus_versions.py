@@ -19,7 +19,8 @@ from milvusops.core.model import LoadOptions, LoadPriority, LoadState
 from milvusops.core.observed import CollectionInfo
 from milvusops.milvus import port as milvus_port
 from milvusops.milvus.call_slots import Slots
-from milvusops.milvus.port import MilvusClientPort, classify
+from milvusops.milvus.errors import classify
+from milvusops.milvus.port import MilvusClientPort
 from milvusops.runtime.observe import observe
 from tests.unit.test_milvus_errors import server_status
 

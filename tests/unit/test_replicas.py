@@ -5,7 +5,7 @@ from __future__ import annotations
 from pymilvus.client.types import ReplicaInfo
 
 from milvusops.core.observed import Replicas
-from milvusops.milvus.port import replicas_of
+from milvusops.milvus.parsers import replicas_of
 
 GROUP = "__default_resource_group"
 

@@ -26,6 +26,11 @@ class LoadState(StrEnum):
     LOADED = "Loaded"
     UNKNOWN = "Unknown"
 
+    @property
+    def held(self) -> bool:
+        """Loaded or on its way there: memory Milvus holds or is filling for it."""
+        return self in (LoadState.LOADED, LoadState.LOADING)
+
 
 class ManagementPolicy(StrEnum):
     MANAGE = "Manage"

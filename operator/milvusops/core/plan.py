@@ -32,8 +32,6 @@ class ReleaseCollection:
 
 Action = LoadCollection | LoadPartitions | ReleasePartitions | ReleaseCollection
 
-_HELD = (LoadState.LOADED, LoadState.LOADING)
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -83,11 +81,11 @@ def plan(spec: CollectionSpec, observed: Observed, caps: Capabilities, retry_fai
     held_back = observed.failed_load is not None and not retry_failed_load
     if held_back:  # report the failed load once before trying it again (at most once per resync interval)
         actions = _releases(actions)
-    kept = any(want == Desired.LOADED and state[name] in _HELD for name, want in existing.items())
+    kept = any(want == Desired.LOADED and state[name].held for name, want in existing.items())
     count = observed.replicas.count if observed.replicas is not None else None
     if kept and count is not None and count != spec.load.replicas:
         replicas = (count, spec.load.replicas)
-        as_whole = whole == Desired.LOADED and all(state[name] in _HELD for name in existing)
+        as_whole = whole == Desired.LOADED and all(state[name].held for name in existing)
         if as_whole and caps.replica_change_in_place:
             # load_collection with the new number re-plans replicas in the background (querycoordv2 services.go)
             return Plan(desired, missing, (LoadCollection(),), replica_change=replicas)
@@ -117,7 +115,7 @@ def whole_collection(
 def _whole_actions(whole: Desired, state: dict[str, LoadState]) -> tuple[Action, ...]:
     if whole == Desired.LOADED:
         return (LoadCollection(),) if any(s == LoadState.NOT_LOAD for s in state.values()) else ()
-    return (ReleaseCollection(),) if any(s in _HELD for s in state.values()) else ()
+    return (ReleaseCollection(),) if any(s.held for s in state.values()) else ()
 
 
 def _actions(
@@ -125,13 +123,13 @@ def _actions(
 ) -> tuple[Action, ...]:
     wanted = [name for name, want in existing.items() if want == Desired.LOADED]
     if not wanted:
-        held = any(state[name] in _HELD for name in existing)
+        held = any(state[name].held for name in existing)
         return (ReleaseCollection(),) if held else ()
     # a missing partition desired Released must not be loaded when it appears, so no collection-level load then
     every_loaded = len(wanted) == len(existing) and spec.state == Desired.LOADED and not missing_released(spec, missing)
     if every_loaded:
         return (LoadCollection(),) if any(state[name] == LoadState.NOT_LOAD for name in wanted) else ()
-    to_release = tuple(name for name, want in existing.items() if want == Desired.RELEASED and state[name] in _HELD)
+    to_release = tuple(name for name, want in existing.items() if want == Desired.RELEASED and state[name].held)
     to_load = tuple(name for name in wanted if state[name] == LoadState.NOT_LOAD)
     actions: list[Action] = []
     # release first: frees query-node memory before the new load asks for it
@@ -162,6 +160,6 @@ def started(observed: Observed, actions: tuple[Action, ...]) -> Observed | None:
             names: tuple[str, ...] = action.partitions
         else:
             collection = loading
-            names = tuple(name for name, report in partitions.items() if report.state not in _HELD)
+            names = tuple(name for name, report in partitions.items() if not report.state.held)
         partitions.update(dict.fromkeys(names, loading))
     return replace(observed, collection=collection, partitions=partitions, partial=True, confirmed=False)

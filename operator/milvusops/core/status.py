@@ -158,15 +158,12 @@ def memory_totals(
     """Estimated bytes kept loaded now (Loaded or Loading) and once the spec is met; None without estimates."""
     if not sizes:
         return None
-    held = [name for name, report in observed.partitions.items() if report.state in _HELD]
+    held = [name for name, report in observed.partitions.items() if report.state.held]
     wanted = [name for name, want in desired.items() if want == Desired.LOADED and name in observed.partitions]
     return {
         "estimatedLoadedBytes": sum(sizes.get(name, 0) for name in held),
         "estimatedDesiredBytes": sum(sizes.get(name, 0) for name in wanted),
     }
-
-
-_HELD = (LoadState.LOADED, LoadState.LOADING)
 
 
 def _replicas(observed: Observed, previous: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -15,10 +15,8 @@ from milvusops.core.plan import (
     desired_partitions,
 )
 from milvusops.core.status import Outcome, verdict
-from milvusops.runtime.apply import describe
 
 NOTHING, ERRORS, CHANGES = 0, 1, 2  # exit codes, as `terraform plan -detailed-exitcode`
-_HELD = (LoadState.LOADED, LoadState.LOADING)
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,7 @@ def _delta(sizes: Mapping[str, int] | None, name: str, want: Desired, current: L
     size = sizes.get(name, 0)
     if want == Desired.LOADED and current == LoadState.NOT_LOAD:
         return size
-    if want == Desired.RELEASED and current in _HELD:
+    if want == Desired.RELEASED and current.held:
         return -size
     return 0
 
@@ -123,7 +121,7 @@ def _change(name: str, want: Desired, current: LoadState, actions: tuple[Action,
                 return "load"
             case ReleasePartitions(partitions) if name in partitions:
                 return "release"
-            case ReleaseCollection() if current in _HELD:
+            case ReleaseCollection() if current.held:
                 return "release"
     return ""
 
@@ -133,3 +131,16 @@ def exit_code(previews: Sequence[ResourcePreview]) -> int:
     if any(p.status == "error" for p in previews):
         return ERRORS
     return CHANGES if any(p.calls for p in previews) else NOTHING
+
+
+def describe(action: Action) -> str:
+    """The pymilvus call an action makes, as the preview lists it."""
+    match action:
+        case LoadCollection():
+            return "load_collection"
+        case LoadPartitions(partitions):
+            return f"load_partitions({', '.join(partitions)})"
+        case ReleasePartitions(partitions):
+            return f"release_partitions({', '.join(partitions)})"
+        case ReleaseCollection():
+            return "release_collection"

@@ -68,23 +68,20 @@ def after(observed: Observed, actions: tuple[Action, ...]) -> Observed:
         match action:
             case LoadCollection():
                 collection = loading
-                partitions.update({n: loading for n, r in partitions.items() if r.state not in _HELD})
+                partitions.update({n: loading for n, r in partitions.items() if not r.state.held})
             case LoadPartitions(names):
-                partitions.update({n: loading for n in names if n in partitions and partitions[n].state not in _HELD})
+                partitions.update({n: loading for n in names if n in partitions and not partitions[n].state.held})
             case ReleasePartitions(names):
                 partitions.update({n: released for n in names if n in partitions})
             case ReleaseCollection():
                 partitions = dict.fromkeys(partitions, released)
-    held = [r.state for r in partitions.values() if r.state in _HELD]
+    held = [r.state for r in partitions.values() if r.state.held]
     if not held:
         collection = released  # Milvus answers NotLoad for a collection only when nothing of it is held
     elif LoadState.LOADED not in held and collection.state == LoadState.LOADED:
         collection = loading
     replicas = observed.replicas if held else None
     return replace(observed, collection=collection, partitions=partitions, replicas=replicas, confirmed=False)
-
-
-_HELD = (LoadState.LOADED, LoadState.LOADING)
 
 
 async def apply_refresh(port: MilvusPort, spec: CollectionSpec, refresh: Refresh) -> str:
@@ -95,15 +92,3 @@ async def apply_refresh(port: MilvusPort, spec: CollectionSpec, refresh: Refresh
         return f"refresh of collection {name} started"
     await port.load_partitions(name, list(refresh.partitions), spec.load, refresh=True)
     return f"refresh of collection {name} started (loaded partitions {listing(refresh.partitions)})"
-
-
-def describe(action: Action) -> str:
-    match action:
-        case LoadCollection():
-            return "load_collection"
-        case LoadPartitions(partitions):
-            return f"load_partitions({', '.join(partitions)})"
-        case ReleasePartitions(partitions):
-            return f"release_partitions({', '.join(partitions)})"
-        case ReleaseCollection():
-            return "release_collection"

@@ -29,7 +29,6 @@ from milvusops.core.plan import LoadCollection, LoadPartitions, Plan, ReleaseCol
 from milvusops.milvus.port import MilvusPort
 
 log = logging.getLogger("milvusops")
-_HELD = (LoadState.LOADED, LoadState.LOADING)
 NodeReading = tuple[tuple[NodeMemory, ...], str]  # each query node's memory, and which nodes these are
 
 
@@ -171,7 +170,7 @@ def wants_memory(observed: Observed, planned: Plan, estimated: Collection[str], 
     relevant = [
         name
         for name, report in observed.partitions.items()
-        if report.state in _HELD or planned.desired.get(name) == Desired.LOADED
+        if report.state.held or planned.desired.get(name) == Desired.LOADED
     ]
     return any(name not in estimated for name in relevant)
 
@@ -189,7 +188,7 @@ def needed_bytes(planned: Plan, observed: Observed, estimate: Mapping[str, int])
             case ReleasePartitions(partitions):
                 total -= sum(estimate.get(n, 0) for n in partitions)
             case ReleaseCollection():
-                total -= sum(estimate.get(n, 0) for n, s in state.items() if s in _HELD)
+                total -= sum(estimate.get(n, 0) for n, s in state.items() if s.held)
     return total
 
 
@@ -214,8 +213,7 @@ def to_size(observed: Observed, planned: Plan, known: Collection[str], every: bo
     return sorted(
         name
         for name, report in observed.partitions.items()
-        if name in loading
-        or (name not in known and (report.state in _HELD or planned.desired.get(name) == Desired.LOADED))
+        if name in loading or (name not in known and (report.state.held or planned.desired.get(name) == Desired.LOADED))
     )
 
 

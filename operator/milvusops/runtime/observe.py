@@ -81,8 +81,8 @@ async def _loaded(port: MilvusPort, collection: str, before: Observed, whole: St
     together, every other one as it was, else the collection is observed in full. Partitions created
     or dropped and a recreated collection wait for the next full observation, as with `confirm`.
     """
-    held = sorted(name for name, report in before.partitions.items() if report.state in _HELD)
-    others = [name for name, report in before.partitions.items() if report.state not in _HELD]
+    held = sorted(name for name, report in before.partitions.items() if report.state.held)
+    others = [name for name, report in before.partitions.items() if not report.state.held]
     if before.failed_load is not None or any(before.partitions[name].state != LoadState.NOT_LOAD for name in others):
         return await observe(port, collection)
     try:
@@ -105,9 +105,6 @@ async def _loaded(port: MilvusPort, collection: str, before: Observed, whole: St
 
 async def _known(whole: StateReport) -> tuple[StateReport, Failure | None]:
     return whole, None
-
-
-_HELD = (LoadState.LOADING, LoadState.LOADED)
 
 
 async def confirm(port: MilvusPort, collection: str, before: Observed) -> Observed:

@@ -19,7 +19,8 @@ from milvusops.core.plan import Action, LoadPartitions, Plan, ReleaseCollection,
 from milvusops.core.refresh import RefreshStep, decide
 from milvusops.core.status import Outcome, Verdict, build_status, verdict
 from milvusops.milvus.call_slots import Priority, for_pass, prioritized
-from milvusops.milvus.port import PARTITION_KEY_HINT, MilvusPort
+from milvusops.milvus.errors import PARTITION_KEY_HINT
+from milvusops.milvus.port import MilvusPort
 from milvusops.runtime.apply import Applied, after, apply, apply_refresh
 from milvusops.runtime.capacity_guard import (
     LoadsByServer,
