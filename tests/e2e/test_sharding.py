@@ -35,7 +35,7 @@ from tests.e2e.helpers import (
 from tests.testenv import gobins
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
-from tests.unit.test_sharding import INVALID, VALID
+from tests.unit.kube.test_sharding import INVALID, VALID
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "milvusops"
 SHARDING_ENV = ("MILVUSOPS_WATCH_LABEL_SELECTOR", "MILVUSOPS_SERVE_CONNECTIONS", "MILVUSOPS_PEERING_NAME")

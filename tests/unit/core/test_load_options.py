@@ -15,8 +15,8 @@ from milvusops.core.plan import LoadPartitions, ReleasePartitions, plan
 from milvusops.core.refresh import Refresh, RefreshStep, decide
 from milvusops.milvus.errors import classify
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus
-from tests.unit.test_milvus_errors import server_status
-from tests.unit.test_reconcile import HOT_SPEC, IN_SYNC, make_spec, ready, run, written
+from tests.unit.milvus.test_errors import server_status
+from tests.unit.runtime.test_reconcile import HOT_SPEC, IN_SYNC, make_spec, ready, run, written
 
 
 def observed(states: dict[str, LoadState], **extra: Any) -> Observed:

@@ -16,7 +16,7 @@ from milvusops.core.model import CollectionSpec, ResourceRef
 from milvusops.runtime.reconcile import Result, reconcile
 from tests.unit.fake_milvus import NOT_LOAD, FakeMilvus, FakePorts
 
-CRD = Path(__file__).parents[2] / "crds" / "milvuscollections.milvusops.dev.yaml"
+CRD = Path(__file__).parents[3] / "crds" / "milvuscollections.milvusops.dev.yaml"
 NOW = datetime(2026, 11, 25, 16, 0, 0, tzinfo=UTC)
 REF = ResourceRef(namespace="shop", name="products", generation=1)
 

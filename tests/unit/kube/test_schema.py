@@ -18,7 +18,7 @@ from milvusops.kube import schema
 from milvusops.kube.cel import Unsupported, evaluate
 from tests.e2e.test_validation import INVALID, VALID, Case, manifest
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "validation.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "validation.md"
 CREATES = [case for case in INVALID if case.before is None]
 
 

@@ -19,7 +19,7 @@ from milvusops.core.capabilities import (
     table_fields,
 )
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "compatibility.md"
 COLUMNS = ("2.3", "2.4", "2.5", "2.6", "3.0")
 
 
