@@ -4,7 +4,7 @@ pymilvus 3.0.2 imports pandas at import time in its ORM modules (`orm/schema.py`
 `orm/collection.py`, `orm/partition.py`, `orm/prepare.py`) and uses it only for data the operator never
 sends: DataFrame inserts and upserts, inferring field types from rows, and default values of ORM
 `FieldSchema`s built by hand. The operator only loads, releases and describes through `MilvusClient`.
-`tests/unit/test_nopandas.py` checks that pymilvus's uses of pandas are still exactly those, so an
+`tests/unit/test_pandas_standin.py` checks that pymilvus's uses of pandas are still exactly those, so an
 upgrade that adds one fails the tests instead of reaching this stand-in.
 
 In the stand-in, `DataFrame` is a class that cannot be instantiated (no DataFrame exists in the process,

@@ -78,7 +78,7 @@ class MilvusClient(pymilvus.MilvusClient):  # type: ignore[misc]
 
     pymilvus's process-wide manager holds one lock for a whole connect (up to the connection's timeout)
     and for every close and reconnect: one unreachable server would hold back every other's. This is
-    MilvusClient.__init__ of pymilvus 3.0.2 with the manager made here (tests/unit/test_client_pool.py
+    MilvusClient.__init__ of pymilvus 3.0.2 with the manager made here (tests/unit/runtime/test_connections.py
     checks the source it mirrors).
     """
 

@@ -5,7 +5,7 @@ its own toggle and then waits (`ToggleSet.wait_for`, an `asyncio.Condition`) unt
 drop notifies every waiter, so N listed objects cost about N²/2 wake-ups: a restart over 10,000
 MilvusCollections spent minutes at 100 % CPU before the first pass (docs/performance.md). Here the first
 caller for a state starts Kopf's own wait as a task, and later callers await that task; each caller
-re-checks the state itself before returning, as Kopf's waiters do. `tests/unit/test_toggles.py` pins
+re-checks the state itself before returning, as Kopf's waiters do. `tests/unit/runtime/test_kopf_index_wait.py` pins
 the Kopf pattern this relies on.
 """
 
