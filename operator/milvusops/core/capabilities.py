@@ -6,7 +6,7 @@ Part of the Milvus adapter, without pymilvus, so the pure planner can take a `Ca
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 Version = tuple[int, int, int]
 
@@ -121,9 +121,6 @@ def capabilities(version: str) -> Capabilities:
     return Capabilities(version=version, known=known, **values)  # type: ignore[arg-type]
 
 
-NEWEST = capabilities("")
-
-
 def describe(caps: Capabilities) -> str:
     """Milvus <version>, and which behaviour it gets when the table does not know it."""
     if caps.known:
@@ -136,8 +133,3 @@ def minimum(capability: str) -> str:
     """The first version that has `capability`, e.g. '2.4.10'."""
     row = next(row for row in ROWS if row.capability == capability)
     return ".".join(map(str, row.since))
-
-
-def table_fields() -> tuple[str, ...]:
-    """The capabilities the table decides (every field but the version and `known`)."""
-    return tuple(f.name for f in fields(Capabilities) if f.name not in ("version", "known"))

@@ -60,7 +60,7 @@ def _milvus_exception(exc: MilvusException, credentials: bool) -> Failure:
         return Failure(Reason.INVALID_LOAD_OPTIONS, f"{message}: {hint}")
     if "nodes not enough" in lowered or "resource group" in lowered:
         return Failure(Reason.INSUFFICIENT_RESOURCES, f"{message}: {_REPLICAS_HINT}")
-    if "UNIMPLEMENTED" in message.upper() and "unimplemented" in message.lower():
+    if "unimplemented" in lowered:
         return Failure(Reason.UNSUPPORTED, f"{message} (partition-level load is not supported by this server)")
     if code == 2 or "Fail connecting" in message:
         return _connect_failure(exc, message, credentials)
