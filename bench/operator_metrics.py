@@ -1,4 +1,4 @@
-"""Readings of the operator's own Prometheus metrics (operator/milvusops/telemetry/metrics.py)."""
+"""Readings of the operator's own Prometheus metrics (operator/milvusops/metrics.py)."""
 
 from __future__ import annotations
 
