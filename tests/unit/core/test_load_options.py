@@ -14,9 +14,9 @@ from milvusops.core.observed import Observed, Replicas, StateReport
 from milvusops.core.plan import LoadPartitions, ReleasePartitions, plan
 from milvusops.core.refresh import Refresh, RefreshStep, decide
 from milvusops.milvus.errors import classify
+from tests.unit.fake_grpc import server_status
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus
-from tests.unit.milvus.test_errors import server_status
-from tests.unit.runtime.test_reconcile import HOT_SPEC, IN_SYNC, make_spec, ready, run, written
+from tests.unit.reconcile_runs import HOT_SPEC, IN_SYNC, make_spec, ready, run, written
 
 
 def observed(states: dict[str, LoadState], **extra: Any) -> Observed:

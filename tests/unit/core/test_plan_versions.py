@@ -14,7 +14,7 @@ from milvusops.core.pass_state import PassState, Timing, next_pass
 from milvusops.core.plan import Action, LoadCollection, Plan, ReleaseCollection, plan
 from milvusops.runtime.reconcile import finalize
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
-from tests.unit.runtime.test_reconcile import make_ref, make_spec, ready, run
+from tests.unit.reconcile_runs import make_ref, make_spec, ready, run
 
 OLD = ("v2.3.5", "v2.4.12")  # load_collection refuses another replica number on a loaded collection
 NEW = ("v2.4.13", "v2.5.27", "v2.6.18", "v3.0.0", "v9.9.9", "master-dev")  # in place (and newer/unknown alike)

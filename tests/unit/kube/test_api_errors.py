@@ -16,9 +16,9 @@ from prometheus_client import REGISTRY
 
 from milvusops.core.failures import Failure, FailureError, Reason
 from milvusops.kube.api import KubeApi
+from tests.unit.fake_loop import Loop
 from tests.unit.fake_milvus import NOT_LOAD, FakeMilvus
 from tests.unit.kube.test_api import CALLS
-from tests.unit.runtime.test_collection_worker import Loop
 
 
 class _Answer:

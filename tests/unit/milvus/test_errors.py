@@ -5,25 +5,10 @@ from __future__ import annotations
 import grpc
 import pytest
 from pymilvus import MilvusException
-from pymilvus.grpc_gen import common_pb2
 
 from milvusops.core.failures import Failure, FailureError, Reason
 from milvusops.milvus.errors import classify
-
-
-class FakeRpcError(grpc.RpcError):  # type: ignore[misc]
-    """What grpc raises: an RpcError that is also a Call with code() and details()."""
-
-    def __init__(self, status: grpc.StatusCode, details: str) -> None:
-        super().__init__()
-        self._status = status
-        self._details = details
-
-    def code(self) -> grpc.StatusCode:
-        return self._status
-
-    def details(self) -> str:
-        return self._details
+from tests.unit.fake_grpc import FakeRpcError, server_status
 
 
 @pytest.mark.parametrize(
@@ -274,13 +259,6 @@ def test_unavailable_is_retried_not_stalled() -> None:
 # MERR: milvus-io/milvus pkg/util/merr/errors.go + utils.go@00f21bf69e4b (codes 3, 12, 104, 300-305, 604, 800).
 # MERR_605: the same errors.go on the 2.6/master line (ErrSegmentRequestResourceFailed, 605; not in MERR).
 # See docs/compatibility.md#error-codes-by-server-version.
-
-
-def server_status(code: int, reason: str, *, retriable: bool = False, input_error: bool = False) -> MilvusException:
-    """A MilvusException exactly as pymilvus 3.0.2 builds it from a failed server Status."""
-    extra = {"is_input_error": "true"} if input_error else {}
-    status = common_pb2.Status(code=code, reason=reason, retriable=retriable, extra_info=extra)
-    return MilvusException.from_status(status)
 
 
 @pytest.mark.parametrize(

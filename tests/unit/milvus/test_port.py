@@ -29,7 +29,7 @@ from milvusops.milvus.port import MilvusClientPort
 from milvusops.runtime.connections import ClientPool
 from milvusops.runtime.settings import Settings
 from milvusops.telemetry import metrics
-from tests.unit.milvus.test_errors import FakeRpcError
+from tests.unit.fake_grpc import FakeRpcError
 
 CALLS = 8
 

@@ -8,27 +8,17 @@ from collections.abc import Iterator
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 from pymilvus.client.connection_manager import ConnectionManager
-from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
+from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from milvusops.core.endpoint import Endpoint
 from milvusops.core.failures import FailureError, Reason
 from milvusops.milvus.call_slots import Slots
 from milvusops.milvus.port import MilvusClientPort
-
-
-class PlaintextMilvus(milvus_pb2_grpc.MilvusServiceServicer):  # type: ignore[misc]
-    """Answers the two calls a connect and a version check make."""
-
-    def Connect(self, request: Any, context: Any) -> Any:
-        return milvus_pb2.ConnectResponse(identifier=1)
-
-    def GetVersion(self, request: Any, context: Any) -> Any:
-        return milvus_pb2.GetVersionResponse(version="v-plaintext")
+from tests.unit.fake_grpc import PlaintextMilvus
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from milvusops.milvus.call_slots import Slots
 from milvusops.milvus.errors import classify
 from milvusops.milvus.port import MilvusClientPort
 from milvusops.runtime.observe import observe
-from tests.unit.milvus.test_errors import server_status
+from tests.unit.fake_grpc import server_status
 
 
 @dataclass

@@ -31,7 +31,7 @@ from milvusops.milvus.call_slots import Slots
 from milvusops.milvus.port import MilvusClientPort
 from milvusops.runtime.connections import ClientPool, ElasticExecutor
 from milvusops.runtime.settings import Settings
-from tests.unit.milvus.test_port_channels import PlaintextMilvus
+from tests.unit.fake_grpc import PlaintextMilvus
 
 
 class FakeKube:

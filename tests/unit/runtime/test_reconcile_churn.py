@@ -15,8 +15,8 @@ from milvusops.kube.api import KubeApi
 from milvusops.runtime.reconcile import MemoryGuard, reconcile
 from milvusops.runtime.settings import Settings
 from milvusops.runtime.worker import Worker
+from tests.unit.fake_loop import Loop
 from tests.unit.fake_milvus import NOT_LOAD, FakeMilvus, FakePorts
-from tests.unit.runtime.test_collection_worker import Loop
 
 MiB = 2**20
 SPEC = CollectionSpec.model_validate({"collectionName": "c", "partitions": [{"name": "big", "state": "Loaded"}]})
