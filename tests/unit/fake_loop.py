@@ -11,7 +11,7 @@ import pytest
 from milvusops import FINALIZER
 from milvusops.kube.api import KubeApi
 from milvusops.runtime.collection_worker import CollectionWorker
-from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.settings import Settings
 from tests.unit.fake_milvus import FakeMilvus, FakePorts
 
@@ -67,7 +67,7 @@ class Loop:
         self.body = make_body(spec, uid)
         self.kube = FakeKube(self.body)
         settings = Settings(_cli_parse_args=[])  # type: ignore[call-arg]
-        self.worker = CollectionWorker(settings, cast(KubeApi, self.kube), cast(ClientPool, FakePorts(milvus)))
+        self.worker = CollectionWorker(settings, cast(KubeApi, self.kube), cast(Connections, FakePorts(milvus)))
         self.delays: list[float] = []
         self.events: list[tuple[str, str, str]] = []
         monkeypatch.setattr(

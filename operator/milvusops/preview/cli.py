@@ -19,7 +19,7 @@ from milvusops.kube import manifests, schema
 from milvusops.kube.api import KubeApi
 from milvusops.preview import planview, rows
 from milvusops.preview.readonly import ReadOnlyPorts, predict
-from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.reconcile import MemoryGuard, assess
 from milvusops.runtime.settings import Settings, memory_guard
 
@@ -89,7 +89,7 @@ async def _plan(args: argparse.Namespace, stdin: TextIO | None) -> list[rows.Res
         else:
             found = _from_files(args.paths, args.namespace or "default", stdin)
         with tempfile.TemporaryDirectory(prefix="milvusops-plan-") as tls_dir:
-            pool = ClientPool(settings, kube, Path(tls_dir))
+            pool = Connections(settings, kube, Path(tls_dir))
             try:
                 planner = _Planner(
                     settings, args.milvus_uri or "", ReadOnlyPorts(pool, ignore_refs=bool(args.milvus_uri))

@@ -20,7 +20,7 @@ from milvusops.core.model import CollectionSpec, DeletionPolicy, ManagementPolic
 from milvusops.core.observed import Observed
 from milvusops.core.pass_state import Mode, PassState, Timing, next_pass, steady
 from milvusops.kube.api import KubeApi
-from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.deletion import pending_message, release_retry_delay
 from milvusops.runtime.reconcile import MemoryGuard, Result, finalize, reconcile
 from milvusops.runtime.settings import Settings, memory_guard
@@ -57,7 +57,7 @@ class CollectionWorker(Worker):
     plural = COLLECTIONS
     census = Census()  # one per process, like the pool the workers share
 
-    def __init__(self, settings: Settings, kube: KubeApi, pool: ClientPool) -> None:
+    def __init__(self, settings: Settings, kube: KubeApi, pool: Connections) -> None:
         super().__init__(settings, kube)
         self.pool = pool
         self.timing = Timing(

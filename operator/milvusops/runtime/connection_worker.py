@@ -15,7 +15,7 @@ from milvusops.core.failures import FailureError, Reason
 from milvusops.core.model import ResourceRef
 from milvusops.core.status import Verdict, conditions
 from milvusops.kube.api import KubeApi
-from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.settings import Settings
 from milvusops.runtime.worker import Worker
 
@@ -62,7 +62,7 @@ def wake_delays(count: int, cap_seconds: float, draw: Callable[[], float]) -> li
 class ConnectionWorker(Worker):
     plural = CONNECTIONS
 
-    def __init__(self, settings: Settings, kube: KubeApi, pool: ClientPool) -> None:
+    def __init__(self, settings: Settings, kube: KubeApi, pool: Connections) -> None:
         super().__init__(settings, kube)
         self.pool = pool
         self.announced: WakeKey | None = None  # the wake key of the last event its collections were judged on

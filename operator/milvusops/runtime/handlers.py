@@ -21,7 +21,7 @@ from milvusops.kube.api import KubeApi
 from milvusops.kube.slim_bodies import slim_body
 from milvusops.runtime.collection_worker import CollectionWorker, finalize_collection
 from milvusops.runtime.connection_worker import ConnectionWorker, Wake, wake_delays
-from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.deletion import connection_use, finalize_connection, indexed_users, listed_users
 from milvusops.runtime.reconcile import MemoryGuard
 from milvusops.runtime.settings import Settings, memory_guard
@@ -56,7 +56,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # reading the kubeconfig or the service account's files takes about a second on a busy node: not on the loop
     memo.kube = await asyncio.to_thread(KubeApi, config.api_timeout_seconds)
     memo.workers = {}  # uid -> worker; shared by every per-object memo (they are shallow copies)
-    memo.pool = ClientPool(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
+    memo.pool = Connections(config, memo.kube, Path(tempfile.gettempdir()) / "milvusops-tls")
     memo.memory = MemoryGuard(memory_guard(config))  # per Milvus server, the order of loads waiting for its memory
 
 

@@ -14,7 +14,7 @@ from milvusops.core.failures import Reason
 from milvusops.core.model import CollectionSpec, ResourceRef
 from milvusops.kube.api import KubeApi
 from milvusops.runtime.collection_worker import CollectionWorker, finalize_collection
-from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.reconcile import finalize
 from milvusops.runtime.settings import Settings
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
@@ -61,7 +61,7 @@ class _Ports(FakePorts):
 
 def _worker(milvus: FakeMilvus, kube: _Kube) -> CollectionWorker:
     settings = Settings(_cli_parse_args=[])  # type: ignore[call-arg]
-    return CollectionWorker(settings, cast(KubeApi, kube), cast(ClientPool, _Ports(milvus)))
+    return CollectionWorker(settings, cast(KubeApi, kube), cast(Connections, _Ports(milvus)))
 
 
 async def test_deleting_the_winner_leaves_loaded_what_the_loser_declares_loaded(

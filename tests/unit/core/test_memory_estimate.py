@@ -32,7 +32,7 @@ from milvusops.kube.api import KubeApi
 from milvusops.milvus.parsers import query_nodes_of
 from milvusops.runtime.capacity_guard import LoadsByServer, WaitingLoads, needed_bytes
 from milvusops.runtime.collection_worker import CollectionWorker
-from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.reconcile import MemoryGuard, reconcile
 from milvusops.runtime.settings import Settings
 from tests.unit.fake_milvus import FakeMilvus, FakePorts
@@ -336,7 +336,7 @@ async def test_two_connections_to_one_server_share_its_memory() -> None:
 
 async def test_a_deleted_resource_stops_holding_memory_at_once() -> None:
     """A retired (deleted) resource's waiting load is dropped when it goes, not only after the entries' TTL."""
-    worker = CollectionWorker(Settings(_cli_parse_args=[]), cast(KubeApi, None), cast(ClientPool, None))  # type: ignore[call-arg]
+    worker = CollectionWorker(Settings(_cli_parse_args=[]), cast(KubeApi, None), cast(Connections, None))  # type: ignore[call-arg]
     worker.memory = guard = MemoryGuard(GuardSettings(True, 10))
     now = datetime(2026, 1, 1, tzinfo=UTC)
     older = _server("one:19530", 48 * GiB, 40 * GiB)

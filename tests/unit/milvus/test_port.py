@@ -26,7 +26,7 @@ from milvusops.kube.api import KubeApi
 from milvusops.milvus import port as milvus_port
 from milvusops.milvus.call_slots import Slots
 from milvusops.milvus.port import MilvusClientPort
-from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.settings import Settings
 from milvusops.telemetry import metrics
 from tests.unit.fake_grpc import FakeRpcError
@@ -156,7 +156,7 @@ async def test_close_waits_for_the_call_in_flight(fakes: Fakes, executor: Thread
 
 async def test_dropped_pool_lets_the_call_in_flight_finish(fakes: Fakes, tmp_path: Path) -> None:
     settings = Settings(_cli_parse_args=[])  # type: ignore[call-arg]
-    pool = ClientPool(settings, cast(KubeApi, None), tmp_path)
+    pool = Connections(settings, cast(KubeApi, None), tmp_path)
     target = await pool.port("ns", None, "default")  # the default connection needs no API server
     fakes.call_gate.clear()
     call = asyncio.ensure_future(target.load_state("c"))

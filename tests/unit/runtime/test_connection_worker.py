@@ -11,7 +11,7 @@ import pytest
 from milvusops.kube.api import KubeApi
 from milvusops.runtime.collection_worker import CollectionWorker
 from milvusops.runtime.connection_worker import Wake, WakeKey, wake_delays, wake_key, wakes_collections
-from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.handlers import connection_changed
 from milvusops.runtime.settings import Settings
 
@@ -50,7 +50,7 @@ def _connection(generation: int = 1, ready: str | None = "True", heartbeat: str 
 def _collections(global_memo: kopf.Memo, pool: _Pool, count: int) -> list[CollectionWorker]:
     workers = []
     for index in range(count):
-        worker = CollectionWorker(_settings(), cast(KubeApi, None), cast(ClientPool, pool))
+        worker = CollectionWorker(_settings(), cast(KubeApi, None), cast(Connections, pool))
         body = {"metadata": {"namespace": "team", "name": f"c{index}"}, "spec": {"connectionRef": {"name": "main"}}}
         worker.notice(cast(kopf.Body, body))
         worker.wakeup.clear()
@@ -100,7 +100,7 @@ async def _first_seen(memo: kopf.Memo, pool: _Pool, workers: list[CollectionWork
 async def test_a_spec_change_wakes_every_collection_of_the_connection() -> None:
     global_memo, memo, pool = _memos()
     workers = _collections(global_memo, pool, 3)
-    other = CollectionWorker(_settings(), cast(KubeApi, None), cast(ClientPool, pool))
+    other = CollectionWorker(_settings(), cast(KubeApi, None), cast(Connections, pool))
     other.notice(cast(kopf.Body, {"metadata": {"namespace": "team", "name": "x"}, "spec": {}}))
     other.wakeup.clear()
     global_memo.workers["default-user"] = other

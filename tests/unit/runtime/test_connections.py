@@ -1,4 +1,4 @@
-"""ClientPool and MilvusClientPort lifecycle: nothing blocks the event loop, no tenant holds back another,
+"""Connections and MilvusClientPort lifecycle: nothing blocks the event loop, no tenant holds back another,
 deleted connections leave nothing behind, and a replaced client fails no call (issue 29 items 2, 3, 5)."""
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from milvusops.kube.api import KubeApi
 from milvusops.milvus import port as milvus_port
 from milvusops.milvus.call_slots import Slots
 from milvusops.milvus.port import MilvusClientPort
-from milvusops.runtime.connections import ClientPool, ElasticExecutor
+from milvusops.runtime.client_pool import ElasticExecutor
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.settings import Settings
 from tests.unit.fake_grpc import PlaintextMilvus
 
@@ -89,9 +90,9 @@ def settings(**values: Any) -> Settings:
 
 
 @pytest.fixture
-async def pool(tmp_path: Path) -> AsyncIterator[tuple[ClientPool, FakeKube]]:
+async def pool(tmp_path: Path) -> AsyncIterator[tuple[Connections, FakeKube]]:
     kube = FakeKube()
-    made = ClientPool(settings(), cast(KubeApi, kube), tmp_path)
+    made = Connections(settings(), cast(KubeApi, kube), tmp_path)
     yield made, kube
     made.close()
 
@@ -142,7 +143,7 @@ def test_the_isolated_client_mirrors_pymilvus_own_constructor() -> None:
 
 
 async def test_replacing_a_client_never_closes_it_on_the_event_loop(
-    clients: Clients, pool: tuple[ClientPool, FakeKube]
+    clients: Clients, pool: tuple[Connections, FakeKube]
 ) -> None:
     target, kube = pool
     await (await target.port("ns", "a", "default")).load_state("c")  # a client to replace
@@ -225,14 +226,14 @@ async def test_a_call_that_never_returns_ends_at_its_deadline(clients: Clients) 
 # item 5: deleted connections leave nothing, threads do not grow per tenant, a replaced client fails no call
 
 
-async def test_discarding_a_connection_closes_its_client(clients: Clients, pool: tuple[ClientPool, FakeKube]) -> None:
+async def test_discarding_a_connection_closes_its_client(clients: Clients, pool: tuple[Connections, FakeKube]) -> None:
     target, _ = pool
     await (await target.port("ns", "a", "default")).load_state("c")
     target.discard("ns", "a")  # the MilvusConnection is gone
     await wait_until(lambda: clients.made[0].closed)
 
 
-async def test_threads_do_not_grow_with_connections(clients: Clients, pool: tuple[ClientPool, FakeKube]) -> None:
+async def test_threads_do_not_grow_with_connections(clients: Clients, pool: tuple[Connections, FakeKube]) -> None:
     target, _ = pool
     calls = 8  # each connection used at its full concurrency, then deleted
     clients.call_seconds = 0.05
@@ -247,7 +248,7 @@ async def test_threads_do_not_grow_with_connections(clients: Clients, pool: tupl
 
 
 async def test_a_secret_rotation_under_queued_calls_fails_none_of_them(
-    clients: Clients, pool: tuple[ClientPool, FakeKube]
+    clients: Clients, pool: tuple[Connections, FakeKube]
 ) -> None:
     target, kube = pool
     port = await target.port("ns", "a", "default")
@@ -269,7 +270,7 @@ async def test_a_secret_rotation_under_queued_calls_fails_none_of_them(
 
 async def test_concurrent_resolves_of_one_connection_share_one_read(tmp_path: Path) -> None:
     kube = FakeKube(read_seconds=0.05)
-    target = ClientPool(settings(), cast(KubeApi, kube), tmp_path)
+    target = Connections(settings(), cast(KubeApi, kube), tmp_path)
     endpoints = await asyncio.gather(*(target.endpoint("ns", "a") for _ in range(10)))
     assert {e.uri for e in endpoints} == {"http://a:19530"}
     assert kube.reads == 1, f"{kube.reads} reads of one MilvusConnection for 10 concurrent resolves"
@@ -277,7 +278,7 @@ async def test_concurrent_resolves_of_one_connection_share_one_read(tmp_path: Pa
 
 async def test_a_resolve_started_before_a_change_is_not_kept_after_it(tmp_path: Path) -> None:
     kube = FakeKube(read_seconds=0.1)
-    target = ClientPool(settings(), cast(KubeApi, kube), tmp_path)
+    target = Connections(settings(), cast(KubeApi, kube), tmp_path)
     early = asyncio.create_task(target.endpoint("ns", "a"))
     await asyncio.sleep(0.05)
     kube.tokens["a"] = "root:rotated"

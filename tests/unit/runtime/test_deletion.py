@@ -14,7 +14,7 @@ from milvusops.core.failures import Failure, FailureError, Reason
 from milvusops.kube.api import KubeApi
 from milvusops.runtime import deletion
 from milvusops.runtime.collection_worker import CollectionWorker, finalize_collection
-from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.deletion import (
     connection_use,
     finalize_connection,
@@ -167,7 +167,7 @@ def test_a_release_on_deletion_gives_up_early_only_on_a_permanent_cause(
 async def test_an_unexpected_exception_on_deletion_counts_against_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     posted: list[str] = []
     monkeypatch.setattr(kopf, "event", lambda body, type, reason, message: posted.append(reason))
-    worker = CollectionWorker(Settings(_cli_parse_args=[]), cast(KubeApi, None), cast(ClientPool, _Exploding()))  # type: ignore[call-arg]
+    worker = CollectionWorker(Settings(_cli_parse_args=[]), cast(KubeApi, None), cast(Connections, _Exploding()))  # type: ignore[call-arg]
     with pytest.raises(kopf.TemporaryError, match="RuntimeError: cannot schedule new futures"):
         await finalize_collection(_releasing_body(), worker, {}, runtime_seconds=1.0, reported=set())
     await finalize_collection(_releasing_body(), worker, {}, runtime_seconds=300.0, reported=set())  # timeout over
@@ -221,11 +221,11 @@ def kube() -> _FakeKube:
 
 
 @pytest.fixture
-def pool(kube: _FakeKube, tmp_path: Path) -> ClientPool:
-    return ClientPool(Settings(_cli_parse_args=[]), cast(KubeApi, kube), tmp_path)  # type: ignore[call-arg]
+def pool(kube: _FakeKube, tmp_path: Path) -> Connections:
+    return Connections(Settings(_cli_parse_args=[]), cast(KubeApi, kube), tmp_path)  # type: ignore[call-arg]
 
 
-async def test_finalizers_use_the_last_endpoint_once_the_secret_is_pruned(pool: ClientPool, kube: _FakeKube) -> None:
+async def test_finalizers_use_the_last_endpoint_once_the_secret_is_pruned(pool: Connections, kube: _FakeKube) -> None:
     assert (await pool.endpoint("team", "main")).token == "root:Milvus"
     del kube.secrets["token"]
     pool.forget("team", "main")  # the connection's own deletion is an event: it drops the cached endpoint
@@ -237,7 +237,7 @@ async def test_finalizers_use_the_last_endpoint_once_the_secret_is_pruned(pool: 
 
 
 async def test_finalizers_use_the_last_endpoint_once_the_connection_is_pruned(
-    pool: ClientPool, kube: _FakeKube
+    pool: Connections, kube: _FakeKube
 ) -> None:
     await pool.endpoint("team", "main")
     kube.connections.clear()
@@ -245,14 +245,14 @@ async def test_finalizers_use_the_last_endpoint_once_the_connection_is_pruned(
     assert (await pool.endpoint("team", "main", last_known=True)).token == "root:Milvus"
 
 
-async def test_nothing_resolved_before_means_nothing_to_fall_back_on(pool: ClientPool, kube: _FakeKube) -> None:
+async def test_nothing_resolved_before_means_nothing_to_fall_back_on(pool: Connections, kube: _FakeKube) -> None:
     del kube.secrets["token"]
     with pytest.raises(FailureError) as raised:
         await pool.endpoint("team", "main", last_known=True)
     assert raised.value.failure.reason == Reason.SECRET_NOT_FOUND
 
 
-async def test_a_deleted_connection_takes_its_last_endpoint_with_it(pool: ClientPool, kube: _FakeKube) -> None:
+async def test_a_deleted_connection_takes_its_last_endpoint_with_it(pool: Connections, kube: _FakeKube) -> None:
     await pool.endpoint("team", "main")
     kube.connections.clear()
     pool.discard("team", "main")
@@ -260,7 +260,7 @@ async def test_a_deleted_connection_takes_its_last_endpoint_with_it(pool: Client
         await pool.endpoint("team", "main", last_known=True)
 
 
-async def test_only_what_a_prune_removes_falls_back(pool: ClientPool, kube: _FakeKube) -> None:
+async def test_only_what_a_prune_removes_falls_back(pool: Connections, kube: _FakeKube) -> None:
     await pool.endpoint("team", "main")
     kube.forbidden = True
     pool.forget("team", "main")
@@ -269,7 +269,7 @@ async def test_only_what_a_prune_removes_falls_back(pool: ClientPool, kube: _Fak
     assert raised.value.failure.reason == Reason.FORBIDDEN
 
 
-async def test_the_last_endpoint_follows_a_changed_secret(pool: ClientPool, kube: _FakeKube) -> None:
+async def test_the_last_endpoint_follows_a_changed_secret(pool: Connections, kube: _FakeKube) -> None:
     await pool.endpoint("team", "main")
     kube.secrets["token"] = "root:Rotated"
     pool.forget("team", "main")
@@ -290,7 +290,7 @@ async def test_a_transient_milvus_error_on_deletion_is_retried_not_skipped(monke
     posted: list[str] = []
     monkeypatch.setattr(kopf, "event", lambda body, type, reason, message: posted.append(reason))
     unknown = Failure(Reason.MILVUS_ERROR, "code 65535: service is upgrading")
-    pool = cast(ClientPool, FakePorts(FakeMilvus(None), failure=unknown))
+    pool = cast(Connections, FakePorts(FakeMilvus(None), failure=unknown))
     worker = CollectionWorker(Settings(_cli_parse_args=[]), cast(KubeApi, None), pool)  # type: ignore[call-arg]
     with pytest.raises(kopf.TemporaryError) as caught:
         await finalize_collection(_releasing_body(), worker, {}, runtime_seconds=1.0, reported=set())

@@ -10,7 +10,7 @@ import pytest
 from milvusops.core.failures import Failure, Reason
 from milvusops.kube.api import KubeApi
 from milvusops.runtime.collection_worker import CollectionWorker, finalize_collection
-from milvusops.runtime.connections import ClientPool
+from milvusops.runtime.connections import Connections
 from milvusops.runtime.settings import Settings
 from tests.unit.fake_milvus import FakeMilvus, FakePorts
 
@@ -25,7 +25,7 @@ async def test_deletion_waits_when_the_connection_cannot_be_read_in_time(monkeyp
     posted: list[str] = []
     monkeypatch.setattr(kopf, "event", lambda body, type, reason, message: posted.append(reason))
     silent = Failure(Reason.API_SERVER_UNAVAILABLE, "no answer from the Kubernetes API server within 10 s")
-    pool = cast(ClientPool, FakePorts(FakeMilvus(None), failure=silent))
+    pool = cast(Connections, FakePorts(FakeMilvus(None), failure=silent))
     settings = Settings(_cli_parse_args=[])  # type: ignore[call-arg]
     worker = CollectionWorker(settings, cast(KubeApi, None), pool)
     with pytest.raises(kopf.TemporaryError) as caught:
