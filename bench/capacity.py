@@ -24,9 +24,10 @@ from tests.testenv import gobins
 from tests.testenv.milvus_cluster import SESSION_TTL, MilvusCluster
 from tests.testenv.processes import wait_until
 
-from milvusops.memory import bytes_per_partition, human
-from milvusops.milvus import Endpoint, MilvusClientPort
-from milvusops.slots import Slots
+from milvusops.core.endpoint import Endpoint
+from milvusops.core.memory_estimate import bytes_per_partition, human
+from milvusops.milvus.call_slots import Slots
+from milvusops.milvus.port import MilvusClientPort
 
 NODE_MEMORY = 8 * 2**30
 CASES = [  # index type, rows, dim, build params

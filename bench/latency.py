@@ -32,10 +32,12 @@ from tests.testenv.milvus import Server
 from bench.environment import Environment, environment
 from bench.profiling import OUT
 from bench.report import Result, Row
-from milvusops import observe, plan
-from milvusops.milvus import Endpoint, MilvusClientPort
-from milvusops.model import LoadOptions, LoadState
-from milvusops.slots import Slots
+from milvusops.core import plan
+from milvusops.core.endpoint import Endpoint
+from milvusops.core.model import LoadOptions, LoadState
+from milvusops.milvus.call_slots import Slots
+from milvusops.milvus.port import MilvusClientPort
+from milvusops.runtime import observe
 
 
 def through_operator(kube: Kube, milvus: Server, namespace: str, index: int) -> float:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from milvusops.kubesession import watch_streams
+from milvusops.kube.session import watch_streams
 from tests.e2e.helpers import Kube, OperatorProcess, new_collection, wait_for
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from milvusops.settings import Settings
+from milvusops.runtime.settings import Settings
 from tests.conftest import Figures
 from tests.e2e.helpers import PAUSED, RESUMED, Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv import gobins

@@ -6,7 +6,7 @@ import secrets
 
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from milvusops.capabilities import capabilities
+from milvusops.core.capabilities import capabilities
 from tests.e2e.health import gitops_verdicts
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusLiteServer, MilvusServer

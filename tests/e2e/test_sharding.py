@@ -18,8 +18,8 @@ import yaml
 from kubernetes import client
 
 from milvusops import FINALIZER
-from milvusops.collection_worker import STOPPED_SERVING
-from milvusops.sharding import SHARD_KEY
+from milvusops.kube.sharding import SHARD_KEY
+from milvusops.runtime.collection_worker import STOPPED_SERVING
 from tests.e2e.helpers import (
     GROUP,
     PAUSED,
@@ -35,7 +35,7 @@ from tests.e2e.helpers import (
 from tests.testenv import gobins
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
-from tests.unit.test_sharding import INVALID, VALID
+from tests.unit.kube.test_sharding import INVALID, VALID
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "milvusops"
 SHARDING_ENV = ("MILVUSOPS_WATCH_LABEL_SELECTOR", "MILVUSOPS_SERVE_CONNECTIONS", "MILVUSOPS_PEERING_NAME")

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from milvusops.capabilities import capabilities
-from milvusops.failures import Failure, FailureError, Reason
-from milvusops.loadtimes import Expected, LoadTimes
-from milvusops.memory import Field, Index, NodeMemory, Shape
-from milvusops.milvus import CollectionInfo, Endpoint, MilvusPort, Replicas, StateReport
-from milvusops.model import LoadOptions, LoadState
-from milvusops.slots import Priority, current
+from milvusops.core.capabilities import capabilities
+from milvusops.core.endpoint import Endpoint
+from milvusops.core.failures import Failure, FailureError, Reason
+from milvusops.core.loadtimes import Expected, LoadTimes
+from milvusops.core.memory_estimate import Field, Index, NodeMemory, Shape
+from milvusops.core.model import LoadOptions, LoadState
+from milvusops.core.observed import CollectionInfo, Replicas, StateReport
+from milvusops.milvus.call_slots import Priority, current
+from milvusops.milvus.port import MilvusPort
 
 NOT_LOAD, LOADING, LOADED = LoadState.NOT_LOAD, LoadState.LOADING, LoadState.LOADED
 MUTATING = {

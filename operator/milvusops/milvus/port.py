@@ -1,0 +1,463 @@
+"""The port over pymilvus's MilvusClient: a client per connection, each call in a slot and a thread, with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, Protocol, TypeVar
+
+import grpc
+import pymilvus
+from pymilvus import DataType, MilvusException
+from pymilvus.client.connection_manager import ConnectionConfig, ConnectionManager
+from pymilvus.client.types import LoadState as MilvusLoadState
+from pymilvus.grpc_gen import milvus_pb2
+
+from milvusops.core.capabilities import capabilities
+from milvusops.core.endpoint import Endpoint
+from milvusops.core.failures import Failure, FailureError, Reason
+from milvusops.core.memory_estimate import Field, NodeMemory, Shape
+from milvusops.core.model import LoadOptions, LoadState
+from milvusops.core.observed import CollectionInfo, Replicas, StateReport
+from milvusops.milvus.call_slots import Slots, current
+from milvusops.milvus.errors import FAILED_LOAD, REPLICA_LOST, classify, failed_load
+from milvusops.milvus.parsers import (
+    fields_of,
+    indexes_of,
+    query_nodes_of,
+    replicas_listed,
+    replicas_of,
+    tolerant_fields_of,
+)
+from milvusops.telemetry import metrics
+
+T = TypeVar("T")
+log = logging.getLogger("milvusops")
+
+# pymilvus logs every failed RPC with a traceback; failures are reported once, by the operator.
+logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+
+_LOAD_STATES = {
+    MilvusLoadState.NotExist: LoadState.NOT_EXIST,
+    MilvusLoadState.NotLoad: LoadState.NOT_LOAD,
+    MilvusLoadState.Loading: LoadState.LOADING,
+    MilvusLoadState.Loaded: LoadState.LOADED,
+}
+
+
+class MilvusPort(Protocol):
+    """What the operator needs from Milvus, for one connection and database."""
+
+    @property
+    def server(self) -> str: ...  # which Milvus server (host:port): state about its memory is kept per server
+    async def server_version(self) -> str: ...
+    async def version(self) -> str: ...
+    async def list_partitions(self, collection: str) -> list[str]: ...
+    async def describe(self, collection: str) -> CollectionInfo: ...
+    async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
+    async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState: ...
+    async def replicas(self, collection: str, collection_id: str | None = None) -> Replicas | None: ...
+    async def unindexed_vector_fields(self, collection: str) -> list[str]: ...
+    async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape: ...
+    async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]: ...
+    async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None: ...
+    async def load_partitions(
+        self, collection: str, partitions: list[str], options: LoadOptions, refresh: bool = False
+    ) -> None: ...
+    async def release_collection(self, collection: str) -> None: ...
+    async def release_partitions(self, collection: str, partitions: list[str]) -> None: ...
+
+
+class MilvusClient(pymilvus.MilvusClient):  # type: ignore[misc]
+    """pymilvus's MilvusClient with a ConnectionManager of its own.
+
+    pymilvus's process-wide manager holds one lock for a whole connect (up to the connection's timeout)
+    and for every close and reconnect: one unreachable server would hold back every other's. This is
+    MilvusClient.__init__ of pymilvus 3.0.2 with the manager made here (tests/unit/runtime/test_connections.py
+    checks the source it mirrors).
+    """
+
+    def __init__(self, uri: str, token: str = "", db_name: str = "", timeout: float | None = None, **kwargs: Any):
+        self._config = ConnectionConfig.from_uri(uri, token=token, db_name=db_name, **kwargs)
+        self._manager = ConnectionManager()  # its lock is this client's alone
+        self._handler = self._manager.get_or_create(self._config, dedicated=True, client=self, timeout=timeout)
+        self._using = f"cm-{id(self._handler)}"
+        self.is_self_hosted = bool(self.get_server_type() == "milvus")
+
+
+def _close_quietly(client: MilvusClient) -> None:
+    try:
+        client.close()
+    except Exception:  # a channel that fails to close is gone all the same
+        log.debug("closing a Milvus client failed", exc_info=True)
+
+
+def call_deadline(timeout: float) -> float:
+    """How long a caller waits for a call's thread: pymilvus retries within `timeout`, its last try may take
+    `timeout` again; past this the call fails and its caller (a finalizer, a pass) goes on."""
+    return 2 * timeout + 1.0
+
+
+# what Milvus 2.3.5's proxy runs one at a time (its DDL queue), describe_replica too (it asks DescribeCollection
+# first); get_load_state, get_replicas (by id) and get_metrics go straight to the coordinators
+QUEUED = frozenset(
+    {
+        "describe_collection",
+        "describe_replica",
+        "describe_sizes",
+        "list_indexes",
+        "list_partitions",
+        "load_collection",
+        "load_partitions",
+        "release_collection",
+        "release_partitions",
+    }
+)
+
+
+class MilvusClientPort:
+    """MilvusPort over the thread-safe sync MilvusClient, run on the pool's executor.
+
+    The sync client is used because it can start a load and return at once (`_async=True`), so no
+    call blocks for the length of a load. The connection's slots decide which waiting call runs next:
+    by the priority of the task that makes it; calls that Milvus queues (`QUEUED`) take at most the
+    connection's share for them. A call holds its slot until its thread is done, so a connection never
+    has more threads busy than slots, even when a caller stopped waiting at the call's deadline.
+
+    Nothing of pymilvus runs on the event loop: connect, calls and close run on the executor, and the
+    bookkeeping below runs on the loop only. One connect is in flight at a time, on one thread: calls
+    that need a client meanwhile wait for it on the loop (at most the connection's timeout) and share
+    its outcome, so an unreachable Milvus costs one thread and one connect timeout per round of calls.
+    `close` closes the client once no call uses it; a closed port with a successor (its connection or
+    Secret changed) hands later calls to it.
+    """
+
+    def __init__(self, endpoint: Endpoint, database: str, executor: Executor, slots: Slots) -> None:
+        self._endpoint = endpoint
+        self._database = database
+        self._executor = executor
+        self._slots = slots
+        self._client: MilvusClient | None = None
+        self._version: tuple[MilvusClient, str] | None = None  # the server version, as read through that client
+        self._connecting: asyncio.Future[MilvusClient] | None = None
+        self._in_flight = 0  # calls between their slot and the end of their thread
+        self._closing = False
+        self._successor: MilvusClientPort | None = None
+
+    async def _call(self, method: str, fn: Callable[[MilvusClient], T]) -> T:
+        queued = method in QUEUED
+        if (successor := self._replaced()) is not None:
+            return await successor._call(method, fn)
+        asked = time.perf_counter()
+        await self._slots.acquire(current(), queued)
+        if (successor := self._replaced()) is not None:  # replaced while this call waited for its slot
+            self._slots.release(queued)
+            return await successor._call(method, fn)
+        started = time.perf_counter()  # the call's duration is Milvus's (and the client's), not the slot's
+        metrics.observe_slot_wait(method, started - asked)
+        try:
+            result = await self._run(fn, queued)
+        except Exception as exc:
+            metrics.observe_milvus_call(method, "error", time.perf_counter() - started)
+            raise FailureError(self._explain(classify(exc, credentials=bool(self._endpoint.token)))) from exc
+        metrics.observe_milvus_call(method, "ok", time.perf_counter() - started)
+        return result
+
+    def _replaced(self) -> MilvusClientPort | None:
+        """The port that serves this connection now, if this one's client is closed (or never made)."""
+        return self._successor if self._client is None else None
+
+    async def _run(self, fn: Callable[[MilvusClient], T], queued: bool) -> T:
+        """With a slot taken: `fn` on a thread, the slot given back when that thread is done."""
+        self._in_flight += 1
+        try:
+            client = await self._connected()
+            job = asyncio.get_running_loop().run_in_executor(self._executor, fn, client)
+        except BaseException:
+            self._finished(queued)
+            raise
+        job.add_done_callback(lambda done: self._finished(queued, done))
+        deadline = call_deadline(self._endpoint.timeout)
+        try:
+            # shielded: a caller that stops waiting leaves the thread to end, and the slot held until it does
+            return await asyncio.wait_for(asyncio.shield(job), deadline)
+        except TimeoutError:
+            raise TimeoutError(f"no answer within {deadline:g} s") from None
+
+    def _finished(self, queued: bool, job: asyncio.Future[Any] | None = None) -> None:
+        if job is not None and not job.cancelled():
+            job.exception()  # the caller may have stopped waiting: seen here, not logged as never retrieved
+        self._in_flight -= 1
+        self._slots.release(queued)
+        self._retire_if_idle()
+
+    def _explain(self, failure: Failure) -> Failure:
+        """What only this connection knows: the user Milvus rejected, and what to check with TLS."""
+        if failure.reason == Reason.UNAUTHENTICATED and self._endpoint.token:
+            user, has_user, _ = self._endpoint.token.partition(":")  # never the password
+            who = f"user {user}" if has_user else "an API key"
+            return Failure(failure.reason, f"{failure.message}; the connection signs in as {who}")
+        tls = self._endpoint.ca_pem_path or self._endpoint.uri.startswith("https://")
+        if failure.reason != Reason.MILVUS_UNAVAILABLE or not tls:
+            return failure
+        hint = "with TLS, check that tls.caSecretRef holds the CA that signed the server's certificate"
+        hint += ", that tls.serverName matches the certificate, and that the server speaks TLS"
+        return Failure(failure.reason, f"{failure.message}; {hint}")
+
+    async def _connected(self) -> MilvusClient:
+        if self._client is not None:
+            return self._client
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect_once())
+            # its failure reaches the callers still waiting; seen here too, in case all stopped waiting
+            self._connecting.add_done_callback(lambda done: done.cancelled() or done.exception())
+        timeout = self._endpoint.timeout
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._connecting), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no connection within {timeout:g} s (a connect is still in flight)") from None
+
+    async def _connect_once(self) -> MilvusClient:
+        try:
+            client = await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
+        finally:
+            self._connecting = None
+        self._client = client
+        self._retire_if_idle()  # every caller may have stopped waiting, the port closed meanwhile
+        return client
+
+    def _connect(self) -> MilvusClient:
+        kwargs: dict[str, Any] = {}
+        if self._endpoint.ca_pem_path:
+            kwargs.update(secure=True, server_pem_path=self._endpoint.ca_pem_path)
+        if self._endpoint.server_name:
+            kwargs["server_name"] = self._endpoint.server_name
+        return MilvusClient(
+            uri=self._endpoint.uri,
+            token=self._endpoint.token,
+            db_name=self._database if self._database != "default" else "",
+            timeout=self._endpoint.timeout,
+            # a channel of its own: pymilvus shares one per address and token, ignoring this client's TLS settings
+            dedicated=True,
+            **kwargs,
+        )
+
+    def close(self, successor: MilvusClientPort | None = None) -> None:
+        """Close the client (on the executor) once no call uses it; `successor` serves the calls made after."""
+        self._closing = True
+        self._successor = successor
+        self._retire_if_idle()
+
+    def _retire_if_idle(self) -> None:
+        if not self._closing or self._in_flight or self._client is None:
+            return
+        client, self._client = self._client, None
+        try:
+            self._executor.submit(_close_quietly, client)
+        except RuntimeError:  # the executor was shut down (the operator stops): a thread of its own
+            threading.Thread(target=_close_quietly, args=(client,), name="milvus-close", daemon=True).start()
+
+    @property
+    def _timeout(self) -> float:
+        return self._endpoint.timeout
+
+    @property
+    def server(self) -> str:
+        return self._endpoint.server
+
+    async def server_version(self) -> str:
+        """Asks the server every time (a reachability check); the answer is kept for `version`."""
+        version = await self._call(
+            "get_server_version", lambda c: self._remember(c, c.get_server_version(timeout=self._timeout))
+        )
+        self._slots.follow_server(capabilities(version).ddl_one_at_a_time)
+        return version
+
+    async def version(self) -> str:
+        """The server version, read once per client: a reconnect (a new client) reads it again."""
+        known = self._version
+        if known is not None and known[0] is self._client:
+            return known[1]
+        return await self.server_version()
+
+    def _remember(self, client: MilvusClient, version: object) -> str:
+        self._version = (client, str(version))  # one assignment: atomic, though made on a call's thread
+        return str(version)
+
+    async def list_partitions(self, collection: str) -> list[str]:
+        names = await self._call("list_partitions", lambda c: c.list_partitions(collection, timeout=self._timeout))
+        return [str(name) for name in names]
+
+    async def describe(self, collection: str) -> CollectionInfo:
+        info = await self._call(
+            "describe_collection", lambda c: c.describe_collection(collection, timeout=self._timeout)
+        )
+        keys = [str(field["name"]) for field in info.get("fields", ()) if field.get("is_partition_key")]
+        return CollectionInfo(
+            str(info["collection_id"]), keys[0] if keys else None, tolerant_fields_of(info.get("fields", ()))
+        )
+
+    async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
+        try:
+            report = await self._call(
+                "get_load_state", lambda c: c.get_load_state(collection, partition or "", timeout=self._timeout)
+            )
+        except FailureError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, MilvusException) and FAILED_LOAD in str(cause.message):
+                raise FailureError(failed_load(exc.failure, capabilities(await self.version()))) from cause
+            raise
+        state = _LOAD_STATES.get(report["state"], LoadState.UNKNOWN)
+        progress = report.get("progress")
+        return StateReport(state, int(progress) if progress is not None else None)
+
+    async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState:
+        """One get_load_state for several partitions: Loaded only when every one is, NotLoad once any is released."""
+        # MilvusClient.get_load_state takes one partition; its connection's takes the list the RPC carries
+        state = await self._call(
+            "get_load_state",
+            lambda c: c._get_connection().get_load_state(collection, partitions, timeout=self._timeout),
+        )
+        return _LOAD_STATES.get(state, LoadState.UNKNOWN)
+
+    async def replicas(self, collection: str, collection_id: str | None = None) -> Replicas | None:
+        """None when the server cannot tell (Milvus Lite does not implement describe_replica).
+
+        With the collection's id from an observation, GetReplicas is asked alone: describe_replica asks
+        DescribeCollection first, which Milvus before 2.5 queues behind every load. An id Milvus knows no
+        replicas of (the collection was recreated), and a bare call that failed in transport, are asked
+        again by name.
+        """
+
+        def describe(client: MilvusClient) -> list[Any] | str:
+            try:
+                return list(client.describe_replica(collection, timeout=self._timeout))
+            except MilvusException as exc:
+                if exc.code in REPLICA_LOST:
+                    return str(exc.message)  # an answer about the replicas, not a failure of the call
+                raise
+
+        def by_id(client: MilvusClient) -> Replicas | None:
+            request = milvus_pb2.GetReplicasRequest(collectionID=int(collection_id or 0))
+            try:
+                response = client._get_connection()._stub.GetReplicas(request, timeout=self._timeout)
+            except grpc.RpcError:
+                return None  # by name: pymilvus's retries, reconnect and errors, as for every other call
+            if response.status.code in REPLICA_LOST:
+                return Replicas(None, unavailable=str(response.status.reason))
+            if response.status.code or response.status.error_code:
+                return None
+            return replicas_listed(
+                [(str(r.replicaID), str(r.resource_group_name), bool(r.node_ids)) for r in response.replicas]
+            )
+
+        try:
+            if collection_id and (known := await self._call("get_replicas", by_id)) is not None:
+                return known
+            described = await self._call("describe_replica", describe)
+        except FailureError as exc:
+            if exc.failure.reason == Reason.UNSUPPORTED:
+                return None
+            raise
+        if isinstance(described, str):
+            return Replicas(None, unavailable=described)
+        return replicas_of(described)
+
+    async def unindexed_vector_fields(self, collection: str) -> list[str]:
+        """Vector fields without an index: Milvus refuses to load the collection while there is one (code 700)."""
+
+        def ask(client: MilvusClient) -> list[str]:
+            fields = client.describe_collection(collection, timeout=self._timeout)["fields"]
+            vectors = [str(field["name"]) for field in fields if DataType(field["type"]).name.endswith("_VECTOR")]
+            return [name for name in vectors if not client.list_indexes(collection, name, timeout=self._timeout)]
+
+        return await self._call("list_indexes", ask)
+
+    async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape:
+        """Schema, indexes and row counts: what the memory estimate needs (docs/capacity.md).
+
+        `fields`: the schema from this pass's observation; Milvus runs each describe_collection one at a
+        time with loads (the proxy's DDL queue), so it is not asked twice.
+        """
+
+        def ask(client: MilvusClient) -> Shape:
+            schema = fields or fields_of(client.describe_collection(collection, timeout=self._timeout)["fields"])
+            # one DescribeIndex for every index with its parameters (MilvusClient.describe_index wants a name each)
+            indexes = client._get_connection().list_indexes(collection, timeout=self._timeout)
+            rows = {
+                name: int(client.get_partition_stats(collection, name, timeout=self._timeout).get("row_count", 0))
+                for name in partitions
+            }
+            return Shape(schema, indexes_of(indexes), rows)
+
+        return await self._call("describe_sizes", ask)
+
+    async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]:
+        """Each query node's memory as it reports it to Milvus (GetMetrics system_info), and which nodes these are.
+
+        Limited to `resource_groups` when the server names their nodes (describe_resource_group, 2.4+);
+        Milvus 2.3.5 does not, and then every query node counts.
+        """
+
+        def ask(client: MilvusClient) -> tuple[tuple[NodeMemory, ...], str]:
+            request = milvus_pb2.GetMetricsRequest(request=json.dumps({"metric_type": "system_info"}))
+            # pymilvus 3.0.2 has no GetMetrics wrapper: the stub is called directly
+            response = client._get_connection()._stub.GetMetrics(request, timeout=self._timeout)
+            if response.status.code != 0 or response.status.error_code != 0:
+                raise MilvusException(response.status.code, response.status.reason)
+            nodes = query_nodes_of(json.loads(response.response or "{}"))
+            if not resource_groups:
+                return nodes, "all query nodes"
+            members: set[int] = set()
+            for group in resource_groups:
+                listed = getattr(client.describe_resource_group(group, timeout=self._timeout), "nodes", None)
+                if not listed:
+                    return nodes, "all query nodes (Milvus does not say which are in the resource groups)"
+                members |= {int(getattr(node, "node_id", node)) for node in listed}
+            return tuple(n for n in nodes if n.node_id in members), f"the query nodes of {', '.join(resource_groups)}"
+
+        return await self._call("get_metrics", ask)
+
+    async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None:
+        kwargs = _load_kwargs(options, refresh)
+        await self._call("load_collection", lambda c: c.load_collection(collection, timeout=self._timeout, **kwargs))
+
+    async def load_partitions(
+        self, collection: str, partitions: list[str], options: LoadOptions, refresh: bool = False
+    ) -> None:
+        kwargs = _load_kwargs(options, refresh)
+        await self._call(
+            "load_partitions",
+            lambda c: c.load_partitions(collection, partitions, timeout=self._timeout, **kwargs),
+        )
+
+    async def release_collection(self, collection: str) -> None:
+        await self._call("release_collection", lambda c: c.release_collection(collection, timeout=self._timeout))
+
+    async def release_partitions(self, collection: str, partitions: list[str]) -> None:
+        await self._call(
+            "release_partitions", lambda c: c.release_partitions(collection, partitions, timeout=self._timeout)
+        )
+
+
+def _load_kwargs(options: LoadOptions, refresh: bool = False) -> dict[str, Any]:
+    """The keyword arguments of MilvusClient.load_collection / load_partitions (pymilvus 3.0.2's Prepare reads them)."""
+    # return once Milvus accepted the load (pymilvus needs both flags for partitions); progress is observed
+    kwargs: dict[str, Any] = {"replica_number": options.replicas, "_async": True, "sync": False}
+    # only send what was asked for, so servers without these options still accept plain loads
+    if options.resource_groups:
+        kwargs["resource_groups"] = list(options.resource_groups)
+    if options.load_fields:
+        kwargs["load_fields"] = list(options.load_fields)
+    if options.skip_load_dynamic_field:
+        kwargs["skip_load_dynamic_field"] = True
+    if options.priority is not None:  # Prepare puts it in load_params["load_priority"]; the proxy reads "low"/"high"
+        kwargs["priority"] = options.priority.value.lower()
+    if refresh:  # LoadCollectionRequest.refresh: querycoord re-pulls the loaded collection's target
+        kwargs["refresh"] = True
+    return kwargs

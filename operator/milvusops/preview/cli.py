@@ -1,0 +1,172 @@
+"""`milvusops plan`: what the operator would do to Milvus for some manifests, without changing Milvus."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import SecretStr, ValidationError
+
+from milvusops.core.conflicts import Claimant, claimant, claims_collection, conflict_key, conflict_winner
+from milvusops.core.model import CollectionSpec, ResourceRef
+from milvusops.kube import manifests, schema
+from milvusops.kube.api import KubeApi
+from milvusops.preview import planview, rows
+from milvusops.preview.readonly import ReadOnlyPorts, predict
+from milvusops.runtime.connections import Connections
+from milvusops.runtime.reconcile import MemoryGuard, assess
+from milvusops.runtime.settings import Settings, memory_guard
+
+
+def parser() -> argparse.ArgumentParser:
+    parse = argparse.ArgumentParser(
+        prog="milvusops plan",
+        description="Show what the operator would do in Milvus for MilvusCollection manifests, changing nothing."
+        " Exit code: 0 nothing to do, 2 changes, 1 errors (invalid manifests, failures the operator would report).",
+    )
+    parse.add_argument("paths", nargs="*", help="manifest files, directories (*.yaml, *.yml, *.json), or - for stdin")
+    parse.add_argument("--live", action="store_true", help="the MilvusCollections in the cluster instead of files")
+    parse.add_argument("-o", "--output", choices=sorted(planview.RENDERERS), default="table")
+    parse.add_argument(
+        "-n",
+        "--namespace",
+        help="namespace of manifests without one (default: default); with --live: only this namespace (default: all)",
+    )
+    parse.add_argument(
+        "--milvus-uri",
+        help="read this Milvus for every resource, whatever its connectionRef"
+        " (default: MILVUSOPS_DEFAULT_URI, and each connectionRef from the cluster)",
+    )
+    parse.add_argument(
+        "--token", help="token for --milvus-uri (visible in process lists: prefer MILVUSOPS_DEFAULT_TOKEN)"
+    )
+    parse.add_argument(
+        "--kubeconfig",
+        help="cluster to read MilvusConnections, Secrets and (--live) MilvusCollections"
+        " from (default: KUBECONFIG, ~/.kube/config or in-cluster)",
+    )
+    return parse
+
+
+def main(argv: Sequence[str], stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    args = parser().parse_args(argv)
+    out, err = stdout or sys.stdout, sys.stderr
+    if args.live == bool(args.paths):
+        err.write("milvusops plan: give manifest paths (or - for stdin), or --live, not both\n")
+        return rows.ERRORS
+    try:
+        previews = asyncio.run(_plan(args, stdin))
+    except (manifests.ManifestError, _NoCluster) as exc:
+        err.write(f"milvusops plan: {exc}\n")
+        return rows.ERRORS
+    out.write(planview.RENDERERS[args.output](previews))
+    return rows.exit_code(previews)
+
+
+class _NoCluster(Exception):
+    """--live without a cluster to read."""
+
+
+async def _plan(args: argparse.Namespace, stdin: TextIO | None) -> list[rows.ResourcePreview]:
+    settings = Settings()  # type: ignore[call-arg]  # the operator's environment: MILVUSOPS_*
+    if args.milvus_uri:
+        token = SecretStr(args.token) if args.token is not None else settings.default_token
+        settings = settings.model_copy(update={"default_uri": args.milvus_uri, "default_token": token})
+    kube = _kube(args.kubeconfig)
+    try:
+        if args.live:
+            if kube is None:
+                raise _NoCluster("--live needs a cluster: give --kubeconfig, set KUBECONFIG, or run in a pod")
+            found: list[tuple[str, Mapping[str, Any]]] = [
+                ("cluster", body) for body in await kube.list_collections(args.namespace)
+            ]
+        else:
+            found = _from_files(args.paths, args.namespace or "default", stdin)
+        with tempfile.TemporaryDirectory(prefix="milvusops-plan-") as tls_dir:
+            pool = Connections(settings, kube, Path(tls_dir))
+            try:
+                planner = _Planner(
+                    settings, args.milvus_uri or "", ReadOnlyPorts(pool, ignore_refs=bool(args.milvus_uri))
+                )
+                return await planner.previews(found, validate=not args.live)
+            finally:
+                pool.close()
+    finally:
+        if kube is not None:
+            kube.close()
+
+
+def _kube(kubeconfig: str | None) -> KubeApi | None:
+    """A cluster client if one can be configured; `plan` of files works without one."""
+    configured = kubeconfig or os.environ.get("KUBECONFIG") or os.environ.get("KUBERNETES_SERVICE_HOST")
+    if not configured and not Path("~/.kube/config").expanduser().exists():
+        return None  # the client would print a warning to stdout and fail anyway
+    try:
+        return KubeApi(kubeconfig=kubeconfig)
+    except Exception:
+        if kubeconfig:
+            raise
+        return None
+
+
+def _from_files(paths: list[str], namespace: str, stdin: TextIO | None) -> list[tuple[str, Mapping[str, Any]]]:
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    for item in manifests.read(paths, stdin):
+        if not manifests.is_collection(item.body):
+            continue  # other kinds (Deployments, MilvusConnections, ...) are not planned
+        metadata = {"namespace": namespace, **(item.body.get("metadata") or {})}
+        found.append((item.source, {**item.body, "metadata": metadata}))
+    return found
+
+
+class _Planner:
+    def __init__(self, settings: Settings, milvus_uri: str, ports: ReadOnlyPorts) -> None:
+        self.settings = settings
+        self.memory = MemoryGuard(memory_guard(settings))  # as the operator would decide, with its settings
+        self.milvus_uri = milvus_uri
+        self.ports = ports
+
+    async def previews(self, found: list[tuple[str, Mapping[str, Any]]], validate: bool) -> list[rows.ResourcePreview]:
+        """In input order: invalid manifests as the API server would word it, the others assessed concurrently."""
+        checked = [(source, body, _errors(body) if validate else []) for source, body in found]
+        owners: dict[tuple[str, str, str], list[Claimant]] = {}
+        for _, body, errors in checked:
+            if not errors and claims_collection(body):
+                owners.setdefault(conflict_key(body), []).append(claimant(body))
+        return list(
+            await asyncio.gather(*(self._one(source, body, errors, owners) for source, body, errors in checked))
+        )
+
+    async def _one(
+        self, source: str, body: Mapping[str, Any], errors: list[str], owners: Mapping[Any, list[Claimant]]
+    ) -> rows.ResourcePreview:
+        if errors:
+            meta = body.get("metadata") or {}
+            return rows.invalid(source, meta.get("namespace", ""), meta.get("name", ""), errors)
+        spec, ref = CollectionSpec.from_body(body), ResourceRef.from_body(body)
+        outcome, _ = await assess(spec, ref, self.ports, conflict_winner(body, owners), act=predict, memory=self.memory)
+        return rows.preview(source, spec, ref, self._connection(spec, ref), outcome)
+
+    def _connection(self, spec: CollectionSpec, ref: ResourceRef) -> str:
+        """Which connection is read, in words; never its token."""
+        if self.milvus_uri:
+            return f"--milvus-uri {self.milvus_uri}"
+        if spec.connection_name is None:
+            return f"the default connection {self.settings.default_uri}"
+        return f"MilvusConnection {ref.namespace}/{spec.connection_name}"
+
+
+def _errors(body: Mapping[str, Any]) -> list[str]:
+    errors = schema.validate(body)
+    if not errors:
+        try:
+            CollectionSpec.from_body(body)
+        except ValidationError as exc:  # the schema should have caught it: say so in pydantic's words
+            errors = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    return errors

@@ -1,0 +1,126 @@
+"""Pure: `milvusops plan` previews as text: a table for a terminal, JSON for tools, Markdown for a pull request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from milvusops.core.memory_estimate import human
+from milvusops.preview.rows import ResourcePreview, exit_code
+
+NOT_ESTIMATED = "n/a"  # Milvus could not be asked for sizes (or the collection does not exist)
+
+
+def summary(previews: Sequence[ResourcePreview]) -> dict[str, int]:
+    counts = {"resources": len(previews), "change": 0, "error": 0, "no change": 0}
+    for item in previews:
+        counts[item.status] += 1
+    return counts
+
+
+def _headline(previews: Sequence[ResourcePreview]) -> str:
+    counts = summary(previews)
+    return (
+        f"{counts['resources']} MilvusCollection(s): {counts['change']} to change, {counts['error']} with errors,"
+        f" {counts['no change']} unchanged"
+    )
+
+
+def _memory(value: int | None) -> str:
+    if value is None:
+        return NOT_ESTIMATED
+    return "0" if value == 0 else ("+" if value > 0 else "-") + human(abs(value))
+
+
+def _reason(item: ResourcePreview) -> str:
+    return f"{item.reason}: {item.message}" if item.message else item.reason
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def table(previews: Sequence[ResourcePreview]) -> str:
+    lines: list[str] = []
+    for item in previews:
+        lines.append(f"{item.namespace}/{item.name} ({item.source}): {item.status}")
+        if item.errors:
+            lines += [f"  invalid: {error}" for error in item.errors]
+            lines.append("")
+            continue
+        lines.append(f"  collection {item.collection} via {item.connection}")
+        if item.partitions:
+            rows = [["PARTITION", "CURRENT", "DESIRED", "CHANGE", "MEMORY"]]
+            rows += [[p.name, p.current, p.desired, p.change or "-", _memory(p.memory_bytes)] for p in item.partitions]
+            lines += [f"  {line}" for line in _columns(rows)]
+        lines.append(f"  calls:  {'; '.join(item.calls) if item.calls else 'none'}")
+        lines.append(f"  reason: {_reason(item)}")
+        lines.append(f"  memory: {_memory(item.memory_bytes)}")
+        lines.append("")
+    lines.append(_headline(previews))
+    return "\n".join(lines) + "\n"
+
+
+def as_json(previews: Sequence[ResourcePreview]) -> str:
+    document: dict[str, Any] = {
+        "summary": {**summary(previews), "exitCode": exit_code(previews)},
+        "resources": [_json_resource(item) for item in previews],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _json_resource(item: ResourcePreview) -> dict[str, Any]:
+    fields = {_camel(key): value for key, value in asdict(item).items() if key != "partitions"}
+    fields["status"] = item.status
+    fields["partitions"] = [{_camel(k): v for k, v in asdict(p).items()} for p in item.partitions]
+    return fields
+
+
+_ICONS = {"change": "🔄", "error": "❌", "no change": "✅"}
+
+
+def markdown(previews: Sequence[ResourcePreview]) -> str:
+    lines = [f"### milvusops plan: {_headline(previews)}", ""]
+    for item in previews:
+        lines.append(f"#### {_ICONS[item.status]} `{item.namespace}/{item.name}`: {item.status}")
+        lines.append("")
+        if item.errors:
+            lines.append(f"Source `{item.source}`: the API server would refuse it:")
+            lines.append("")
+            lines += [f"- `{error}`" for error in item.errors]
+            lines.append("")
+            continue
+        lines.append(f"Collection `{item.collection}` via {item.connection}, source `{item.source}`")
+        lines.append("")
+        if item.partitions:
+            lines += ["| partition | current | desired | change | memory |", "|---|---|---|---|---|"]
+            for p in item.partitions:
+                change = f"**{p.change}**" if p.change else "-"
+                lines.append(f"| `{p.name}` | {p.current} | {p.desired} | {change} | {_memory(p.memory_bytes)} |")
+            lines.append("")
+        calls = ", ".join(f"`{call}`" for call in item.calls) if item.calls else "none"
+        lines.append(f"Calls: {calls}  ")
+        lines.append(
+            f"Reason: `{item.reason}`: {_escape(item.message)}" if item.message else f"Reason: `{item.reason}`"
+        )
+        lines.append("")
+    lines.append(
+        f"<sub>memory: estimated change of query-node memory, all replicas (docs/capacity.md); {NOT_ESTIMATED} ="
+        " not estimated</sub>"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;")
+
+
+RENDERERS = {"table": table, "json": as_json, "markdown": markdown}

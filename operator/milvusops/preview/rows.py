@@ -1,0 +1,146 @@
+"""Pure: what one operator pass would do to a MilvusCollection, as rows for `milvusops plan` to print."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from milvusops.core.model import CollectionSpec, Desired, LoadState, ResourceRef
+from milvusops.core.plan import (
+    Action,
+    LoadCollection,
+    LoadPartitions,
+    ReleaseCollection,
+    ReleasePartitions,
+    desired_partitions,
+)
+from milvusops.core.status import Outcome, verdict
+
+NOTHING, ERRORS, CHANGES = 0, 1, 2  # exit codes, as `terraform plan -detailed-exitcode`
+
+
+@dataclass(frozen=True)
+class PartitionPreview:
+    name: str
+    current: str  # what Milvus reports now (NotExist for a partition only named in spec; Unknown if not read)
+    desired: str
+    change: str  # "load", "release", or "" when no call touches it
+    memory_bytes: int | None = None  # estimated change of query-node memory (all replicas); None: not estimated
+
+
+@dataclass(frozen=True)
+class ResourcePreview:
+    source: str
+    namespace: str
+    name: str
+    collection: str = ""  # database.collection
+    connection: str = ""  # which connection was read, never its token
+    errors: tuple[str, ...] = ()  # the manifest is invalid: the API server would refuse it
+    calls: tuple[str, ...] = ()  # the load/release calls the operator would make, in order
+    reason: str = ""  # the Ready reason the operator would report after this pass
+    message: str = ""
+    failed: bool = False  # the operator could not bring it to the spec (a failure reason)
+    partitions: tuple[PartitionPreview, ...] = ()
+    memory_bytes: int | None = None  # estimated change of the total kept loaded; None: not estimated
+
+    @property
+    def status(self) -> str:
+        if self.errors or self.failed:
+            return "error"
+        return "change" if self.calls else "no change"
+
+
+def invalid(source: str, namespace: str, name: str, errors: Sequence[str]) -> ResourcePreview:
+    return ResourcePreview(source, namespace, name, errors=tuple(errors), reason="Invalid", failed=True)
+
+
+def preview(source: str, spec: CollectionSpec, ref: ResourceRef, connection: str, outcome: Outcome) -> ResourcePreview:
+    """One resource: the partitions (current -> desired, the call touching each), the calls and the reason."""
+    result = verdict(spec, outcome)
+    acting = outcome.plan is not None and not (outcome.observing or outcome.paused)
+    actions = outcome.plan.actions if acting and outcome.plan is not None else ()
+    partitions = _partitions(spec, outcome, actions)
+    return ResourcePreview(
+        source=source,
+        namespace=ref.namespace,
+        name=ref.name,
+        collection=f"{spec.database}.{spec.collection_name}",
+        connection=connection,
+        calls=tuple(describe(action) for action in actions),
+        reason=result.reason.value,
+        message=result.message,
+        failed=outcome.failure is not None,
+        partitions=partitions,
+        memory_bytes=_total(partitions) if outcome.memory is not None else None,
+    )
+
+
+def _total(partitions: tuple[PartitionPreview, ...]) -> int:
+    return sum(p.memory_bytes or 0 for p in partitions)
+
+
+def _partitions(spec: CollectionSpec, outcome: Outcome, actions: tuple[Action, ...]) -> tuple[PartitionPreview, ...]:
+    observed = outcome.observed
+    if observed is None or not observed.exists:
+        known = LoadState.NOT_EXIST if observed is not None else LoadState.UNKNOWN
+        return tuple(PartitionPreview(p.name, known.value, p.state.value, "") for p in spec.partitions)
+    desired = outcome.plan.desired if outcome.plan is not None else desired_partitions(spec, observed)
+    sizes = outcome.memory.partitions if outcome.memory is not None else None
+    if sizes is not None and outcome.observing:
+        sizes = {}  # Observe: the operator never changes what is loaded
+    rows = []
+    for name, want in desired.items():
+        report = observed.partitions.get(name)
+        current = report.state if report is not None else LoadState.NOT_EXIST
+        change = _change(name, want, current, actions)
+        rows.append(PartitionPreview(name, current.value, want.value, change, _delta(sizes, name, want, current)))
+    return tuple(rows)
+
+
+def _delta(sizes: Mapping[str, int] | None, name: str, want: Desired, current: LoadState) -> int | None:
+    """What the spec asks of this partition's memory: + its estimate to load, - to release, 0 otherwise.
+
+    From desired and current state, not from the calls, so a load the capacity guard holds back still shows.
+    """
+    if sizes is None or current == LoadState.NOT_EXIST:
+        return None if sizes is None else 0
+    size = sizes.get(name, 0)
+    if want == Desired.LOADED and current == LoadState.NOT_LOAD:
+        return size
+    if want == Desired.RELEASED and current.held:
+        return -size
+    return 0
+
+
+def _change(name: str, want: Desired, current: LoadState, actions: tuple[Action, ...]) -> str:
+    for action in actions:
+        match action:
+            case LoadCollection() if want == Desired.LOADED and current == LoadState.NOT_LOAD:
+                return "load"
+            case LoadPartitions(partitions) if name in partitions:
+                return "load"
+            case ReleasePartitions(partitions) if name in partitions:
+                return "release"
+            case ReleaseCollection() if current.held:
+                return "release"
+    return ""
+
+
+def exit_code(previews: Sequence[ResourcePreview]) -> int:
+    """1 when any resource is invalid or could not be brought to its spec, else 2 when any has calls, else 0."""
+    if any(p.status == "error" for p in previews):
+        return ERRORS
+    return CHANGES if any(p.calls for p in previews) else NOTHING
+
+
+def describe(action: Action) -> str:
+    """The pymilvus call an action makes, as the preview lists it."""
+    match action:
+        case LoadCollection():
+            return "load_collection"
+        case LoadPartitions(partitions):
+            return f"load_partitions({', '.join(partitions)})"
+        case ReleasePartitions(partitions):
+            return f"release_partitions({', '.join(partitions)})"
+        case ReleaseCollection():
+            return "release_collection"

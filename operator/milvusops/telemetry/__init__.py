@@ -1,0 +1,1 @@
+"""Prometheus metrics and log formatting, shared by the adapters and the runtime."""
