@@ -1,6 +1,6 @@
 """The CRD check of `milvusops plan` against the API server's own messages, copied from a real run.
 
-The cases are the e2e bad-input matrix (tests/e2e/test_validation.py); the expected messages are the ones
+The cases are the e2e bad-input matrix (tests/e2e/apiserver/test_validation.py); the expected messages are the ones
 docs/validation.md records from the real kube-apiserver for each case.
 """
 
@@ -16,7 +16,7 @@ import yaml
 
 from milvusops.kube import schema
 from milvusops.kube.cel import Unsupported, evaluate
-from tests.e2e.test_validation import INVALID, VALID, Case, manifest
+from tests.e2e.apiserver.test_validation import INVALID, VALID, Case, manifest
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "validation.md"
 CREATES = [case for case in INVALID if case.before is None]

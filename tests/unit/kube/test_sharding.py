@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from milvusops.kube.sharding import SHARD_KEY, SelectorError, check_selector
 from milvusops.runtime.settings import Settings
 
-# the API server's own verdicts on these are checked in tests/e2e/test_sharding.py
+# the API server's own verdicts on these are checked in tests/e2e/operator/test_sharding.py
 VALID = [
     "",
     f"{SHARD_KEY}=shard1",

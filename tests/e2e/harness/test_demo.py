@@ -20,7 +20,7 @@ import pytest
 from tests.e2e.helpers import wait_for
 from tests.testenv.processes import alive, descendants
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 READY = "Press Ctrl+C to stop everything."
 
 

@@ -12,7 +12,7 @@ import pytest
 from tests.testenv.demo import EXAMPLES_APPLY_ARGS, LOAD_ONE_PARTITION, LOAD_ONE_PARTITION_ARGS, NAMESPACE
 from tests.testenv.kube import ControlPlane
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "02-partitions.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "02-partitions.yaml"
 
 
 def _spec(control_plane: ControlPlane, namespace: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import yaml
 from tests.e2e.helpers import Kube, OperatorProcess, new_collection
 from tests.testenv.milvus import MilvusServer
 
-CRD = Path(__file__).parents[2] / "crds" / "milvuscollections.milvusops.dev.yaml"
+CRD = Path(__file__).parents[3] / "crds" / "milvuscollections.milvusops.dev.yaml"
 
 
 def message_limit() -> int:

@@ -18,7 +18,7 @@ from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 from tests.testenv.processes import Process, group_members
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_kubectl_reports_pinned_kubernetes_version(control_plane: ControlPlane) -> None:

@@ -37,7 +37,7 @@ from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 from tests.unit.kube.test_sharding import INVALID, VALID
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "milvusops"
+CHART = Path(__file__).resolve().parents[3] / "charts" / "milvusops"
 SHARDING_ENV = ("MILVUSOPS_WATCH_LABEL_SELECTOR", "MILVUSOPS_SERVE_CONNECTIONS", "MILVUSOPS_PEERING_NAME")
 LOADS = "milvusops_load_release_calls_total"
 CONNECTIONS = "milvusconnections"

@@ -18,7 +18,7 @@ from tests.testenv import gobins
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "milvusops"
+CHART = Path(__file__).resolve().parents[3] / "charts" / "milvusops"
 LIFETIME = int(Settings.model_fields["peering_lifetime_seconds"].default)
 FLIPPED = {"partitions": [{"name": "a", "state": "Released"}, {"name": "b", "state": "Loaded"}]}
 

@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client, config
 
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
-from tests.e2e.test_chart import CHART, helm
+from tests.e2e.packaging.test_chart import CHART, helm
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 

@@ -12,7 +12,7 @@ import yaml
 from tests.testenv import gobins, manifests
 from tests.testenv.kube import ControlPlane
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "milvusops"
 MODES = {
     "cluster": [],

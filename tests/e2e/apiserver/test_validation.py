@@ -16,7 +16,7 @@ import yaml
 
 from tests.testenv.kube import ControlPlane
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "validation.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "validation.md"
 COLLECTION, CONNECTION = "MilvusCollection", "MilvusConnection"
 URI = "http://milvus:19530"
 LONG_NAME = "a" * 255
