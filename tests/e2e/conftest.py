@@ -29,8 +29,9 @@ def _operators(
     request.node.operators = started  # read by pytest_runtest_makereport to show logs of a failed test
     logdir = tmp_path_factory.mktemp("operator")
 
-    def start(**env: str) -> OperatorProcess:
-        operator = OperatorProcess(control_plane, server, namespace, logdir, **env).start()
+    def start(watch: str = "", **env: str) -> OperatorProcess:
+        """`watch`: another namespace than the test's, for a second operator of its own."""
+        operator = OperatorProcess(control_plane, server, watch or namespace, logdir, **env).start()
         started.append(operator)
         return operator
 

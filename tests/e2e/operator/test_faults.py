@@ -19,6 +19,7 @@ from tests.testenv.milvus import MilvusServer
 
 RESYNC = 5.0  # the test operator's resync interval (MILVUSOPS_RESYNC_SECONDS in OperatorProcess)
 FAST_FAILING = {"MILVUSOPS_DEFAULT_TIMEOUT_SECONDS": "2"}  # a dead Milvus is noticed within one call timeout
+CHURN_EDITS = 50  # bounded by a count, not a clock: about 20 s of edits, several per resource and pass
 
 
 @contextmanager
@@ -73,12 +74,29 @@ def expected_states(spec: dict[str, Any], partitions: list[str]) -> dict[str, st
     return {name: "Loaded" if named.get(name, default) == "Loaded" else "NotLoad" for name in ["_default", *partitions]}
 
 
-def test_milvus_killed_during_loads_recovers(
-    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess], figures: Figures
+def test_one_milvus_outage_every_resource_recovers_and_no_deletion_wedges(
+    kube: Kube,
+    namespace: str,
+    control_plane: ControlPlane,
+    milvus: MilvusServer,
+    start_operator: Callable[..., OperatorProcess],
+    figures: Figures,
 ) -> None:
-    start_operator(**FAST_FAILING)
+    """One SIGKILL of Milvus seen from every side: loads under way, a resource in sync, deletions under both
+    policies, and an operator that starts while Milvus is down (one outage: each costs ~30 s of recovery)."""
+    operator = start_operator(**FAST_FAILING)
     partitions = ["a", "b"]
-    specs = {
+    steady, kept, released = (new_collection(milvus, ["a"]) for _ in range(3))
+    kube.create(namespace, "steady", {"collectionName": steady, "state": "Loaded"})
+    kube.create(namespace, "kept", {"collectionName": kept, "state": "Loaded", "deletionPolicy": "Retain"})
+    kube.create(namespace, "released", {"collectionName": released, "state": "Loaded", "deletionPolicy": "Release"})
+    for name in ("steady", "kept", "released"):
+        kube.wait_reason(namespace, name, "InSync", timeout=90)
+    late = f"{namespace}-late"  # its operator starts while Milvus is down
+    control_plane.kubectl("create", "namespace", late)
+    early = new_collection(milvus, ["a"])
+    kube.create(late, "early", {"collectionName": early, "partitions": [{"name": "a", "state": "Loaded"}]})
+    loading = {
         f"k{i}": {
             "collectionName": new_collection(milvus, partitions, rows=2000),
             "state": "Loaded" if i % 2 else "Released",
@@ -86,58 +104,49 @@ def test_milvus_killed_during_loads_recovers(
         }
         for i in range(4)
     }
-    for name, spec in specs.items():
+    for name, spec in loading.items():
         kube.create(namespace, name, spec)
-    names = list(specs)
-    wait_for(lambda: "Loading" in reasons(kube, namespace, names).values(), 60, "a load under way", interval=0.1)
+    wait_for(
+        lambda: "Loading" in reasons(kube, namespace, list(loading)).values(), 60, "a load under way", interval=0.1
+    )
+    live = ["steady", *loading]
     with milvus_killed(milvus):
         killed = time.monotonic()
-        wait_for(all_reason(kube, namespace, names, "MilvusUnavailable"), 2 * RESYNC + 5, "MilvusUnavailable on all")
+        wait_for(all_reason(kube, namespace, live, "MilvusUnavailable"), 2 * RESYNC + 5, "MilvusUnavailable on all")
         figures.record(
-            "Milvus SIGKILL mid-load: MilvusUnavailable on all 4 after", f"{time.monotonic() - killed:.1f} s"
+            "Milvus SIGKILL: MilvusUnavailable on all 5 (4 mid-load) after", f"{time.monotonic() - killed:.1f} s"
         )
-    back = time.monotonic()
-    wait_for(in_sync(kube, namespace, names), 180, "all InSync after Milvus restart")
-    figures.record("Milvus SIGKILL mid-load: all 4 InSync after restart in", f"{time.monotonic() - back:.1f} s")
-    for spec in specs.values():
-        assert load_states(milvus, str(spec["collectionName"])) == expected_states(spec, partitions)
+        kube.delete(namespace, "kept")
+        kube.delete(namespace, "released")
+        deleted = time.monotonic()
+        wait_for(lambda: not kube.exists(namespace, "kept"), 15, "Retain: deleted at once")
+        figures.record("deletion with Milvus down, Retain: gone after", f"{time.monotonic() - deleted:.1f} s")
+        second = start_operator(watch=late, **FAST_FAILING)
+        kube.wait_reason(late, "early", "MilvusUnavailable", timeout=30)
 
-
-def test_milvus_down_longer_than_resync_then_back(
-    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess], figures: Figures
-) -> None:
-    operator = start_operator(**FAST_FAILING)
-    collection = new_collection(milvus, ["a"])
-    kube.create(namespace, "steady", {"collectionName": collection, "state": "Loaded"})
-    kube.wait_reason(namespace, "steady", "InSync", timeout=90)
-    with milvus_killed(milvus):
-        killed = time.monotonic()
-        kube.wait_reason(namespace, "steady", "MilvusUnavailable", timeout=2 * RESYNC)
-        figures.record("Milvus unreachable: MilvusUnavailable shown after", f"{time.monotonic() - killed:.1f} s")
-        # down for more than a resync interval: the operator keeps retrying with backoff, alive and reporting
-        outage_end = time.monotonic() + 2 * RESYNC
-        while time.monotonic() < outage_end:
+        def released_gone() -> bool:
+            # down for longer than two resyncs: both operators stay alive and keep reporting it meanwhile
             assert kube.condition(namespace, "steady")["reason"] == "MilvusUnavailable"
-            assert operator.liveness() == 200
-            time.sleep(0.5)
+            assert operator.liveness() == 200 and second.liveness() == 200
+            return not kube.exists(namespace, "released")
+
+        # the test operator's deletion timeout is 20 s
+        wait_for(released_gone, 90, "Release: finalizer removed after the timeout", interval=0.5)
+        figures.record("deletion with Milvus down, Release: gone after", f"{time.monotonic() - deleted:.1f} s")
+        assert time.monotonic() - killed > 2 * RESYNC
     back = time.monotonic()
-    kube.wait_reason(namespace, "steady", "InSync", timeout=180)
-    figures.record("Milvus unreachable: InSync again after Milvus was restarted in", f"{time.monotonic() - back:.1f} s")
+    wait_for(in_sync(kube, namespace, live), 180, "all InSync after Milvus restart")
+    figures.record("Milvus SIGKILL: all 5 InSync after the restart began in", f"{time.monotonic() - back:.1f} s")
+    kube.wait_reason(late, "early", "InSync", timeout=180)
+    for spec in loading.values():
+        assert load_states(milvus, str(spec["collectionName"])) == expected_states(spec, partitions)
+    assert load_states(milvus, early) == {"_default": "NotLoad", "a": "Loaded"}
     warnings = [e for e in kube.events(namespace, "steady") if e.reason == "MilvusUnavailable"]
     assert len(warnings) == 1, [e.message for e in warnings]  # reported once, not on every retry
-
-
-def test_milvus_down_when_the_operator_starts(
-    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess]
-) -> None:
-    collection = new_collection(milvus, ["a"])
-    kube.create(namespace, "early", {"collectionName": collection, "partitions": [{"name": "a", "state": "Loaded"}]})
-    with milvus_killed(milvus):
-        operator = start_operator(**FAST_FAILING)
-        kube.wait_reason(namespace, "early", "MilvusUnavailable", timeout=30)
-        assert operator.liveness() == 200
-    kube.wait_reason(namespace, "early", "InSync", timeout=180)
-    assert load_states(milvus, collection) == {"_default": "NotLoad", "a": "Loaded"}
+    skipped = [e for e in kube.events(namespace, "released") if e.reason == "ReleaseSkipped"]
+    assert len(skipped) == 1 and "cannot reach Milvus" in skipped[0].message
+    # Retain left it loaded: Milvus reloads it by itself after its restart
+    wait_for(lambda: load_states(milvus, kept)["a"] == "Loaded", 120, "retained partition Loaded again")
 
 
 def load_lines(log: str) -> list[tuple[str, str]]:
@@ -249,31 +258,6 @@ def test_apiserver_restart_watches_recover(
     assert operator.process is not None and operator.process.alive()
 
 
-def test_deletion_while_milvus_is_down_never_wedges(
-    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess], figures: Figures
-) -> None:
-    start_operator(**FAST_FAILING)
-    collection = new_collection(milvus, ["a"])
-    other = new_collection(milvus, ["a"])
-    kube.create(namespace, "kept", {"collectionName": collection, "state": "Loaded", "deletionPolicy": "Retain"})
-    kube.create(namespace, "released", {"collectionName": other, "state": "Loaded", "deletionPolicy": "Release"})
-    kube.wait_reason(namespace, "kept", "InSync", timeout=90)
-    kube.wait_reason(namespace, "released", "InSync", timeout=90)
-    with milvus_killed(milvus):
-        deleted = time.monotonic()
-        kube.delete(namespace, "kept")
-        kube.delete(namespace, "released")
-        wait_for(lambda: not kube.exists(namespace, "kept"), 15, "Retain: deleted at once")
-        figures.record("deletion with Milvus down, Retain: gone after", f"{time.monotonic() - deleted:.1f} s")
-        # the test operator's deletion timeout is 20 s
-        wait_for(lambda: not kube.exists(namespace, "released"), 90, "Release: finalizer removed after the timeout")
-        figures.record("deletion with Milvus down, Release: gone after", f"{time.monotonic() - deleted:.1f} s")
-    skipped = [e for e in kube.events(namespace, "released") if e.reason == "ReleaseSkipped"]
-    assert len(skipped) == 1 and "cannot reach Milvus" in skipped[0].message
-    # Retain left it loaded: Milvus reloads it by itself after its restart
-    wait_for(lambda: load_states(milvus, collection)["a"] == "Loaded", 120, "retained partition Loaded again")
-
-
 def test_churn_ends_with_milvus_matching_the_last_spec(
     kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess, figures: Figures
 ) -> None:
@@ -291,8 +275,7 @@ def test_churn_ends_with_milvus_matching_the_last_spec(
     for name, collection in collections.items():
         specs[name] = random_spec(collection)
         kube.create(namespace, name, specs[name])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    for _ in range(CHURN_EDITS):
         name = rng.choice(list(collections))
         move = rng.choice(["edit", "edit", "edit", "pause", "recreate"])
         if move == "edit":
@@ -317,7 +300,7 @@ def test_churn_ends_with_milvus_matching_the_last_spec(
     settled = time.monotonic()
     wait_for(in_sync(kube, namespace, list(collections)), 180, f"all InSync after churn (seed {seed})")
     figures.record(
-        "churn: 60 s of random edits",
+        f"churn: {CHURN_EDITS} random edits",
         f"{edits} edits on 6 resources, all InSync {time.monotonic() - settled:.1f} s after the last",
     )
     for name, collection in collections.items():
