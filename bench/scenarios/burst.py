@@ -1,7 +1,7 @@
 """Burst: N MilvusCollections created at once until all are Ready, against direct pymilvus scripts
 issuing the same loads with the same concurrency limit, in the same run.
 
-    .venv/bin/python -m bench.burst [--resources 100] [--partitions 1] [--concurrency 8]
+    .venv/bin/python -m bench.scenarios.burst [--resources 100] [--partitions 1] [--concurrency 8]
         [--repeats 3] [--seed N] [--baselines asyncio,floor]
 
 --partitions 1: each collection has one partition (plus `_default`) and its resource says
@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from pymilvus import AsyncMilvusClient
 from tests.testenv.milvus import Server
 
-from bench import report
-from bench.connection import create_connection
-from bench.environment import Environment, environment
-from bench.profiling import OUT
-from bench.quiet import milvus_idle
-from bench.repeats import Spread, new_seed, paired_ratios, run_order
-from bench.report import Result, Row
-from bench.resources import create_all, delete_all, desired, wait_ready
-from bench.setup import create_collections, partition_names
+from bench.lib import report
+from bench.lib.connection import create_connection
+from bench.lib.environment import Environment, environment
+from bench.lib.profiling import OUT
+from bench.lib.quiet import milvus_idle
+from bench.lib.repeats import Spread, new_seed, paired_ratios, run_order
+from bench.lib.report import Result, Row
+from bench.lib.resources import create_all, delete_all, desired, wait_ready
+from bench.lib.setup import create_collections, partition_names
 
 LOAD_TIMEOUT = 600.0  # seconds one load may take in the direct scripts before they give up
 
