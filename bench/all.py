@@ -17,13 +17,13 @@ import sys
 import time
 
 from bench.lib import report
+from bench.lib.baselines import Shape
 from bench.lib.environment import environment
 from bench.lib.profiling import OUT
 from bench.lib.repeats import new_seed
 from bench.lib.report import Result
 from bench.lib.resources import delete_all
 from bench.scenarios import burst, latency, restart, steady
-from bench.scenarios.burst import Shape
 
 
 def bursts(resources: int, partitions: int) -> list[tuple[Shape, bool]]:

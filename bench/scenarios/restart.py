@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e.helpers import OperatorProcess
-from tests.testenv.milvus import Server
 
 from bench.lib.apiwrites import describe, split_writes, write_counts
+from bench.lib.baselines import direct_observation
 from bench.lib.environment import Environment, environment
 from bench.lib.operator_metrics import calls_by_method, load_release_calls, resources_seen
 from bench.lib.process import frozen
@@ -39,24 +38,6 @@ def wait_observed(operator: OperatorProcess, count: int, timeout: float) -> None
         time.sleep(0.25)
     tail = "\n".join(operator.log().splitlines()[-30:])
     raise NotReadyError(f"restarted operator observed {seen} of {count} resources in {timeout:.0f}s; log:\n{tail}")
-
-
-def direct_observation(milvus: Server, collections: list[str], concurrency: int) -> float:
-    """The calls the operator's observe makes (collection state, partitions, each one's state, replicas)."""
-    client = milvus.client(timeout=60)
-
-    def observe(name: str) -> None:
-        client.get_load_state(name)
-        states = [client.get_load_state(name, partition)["state"].name for partition in client.list_partitions(name)]
-        if "Loaded" in states:  # as the operator does: Milvus has no replicas to describe for a released one
-            client.describe_replica(name)
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(observe, collections))
-    elapsed = time.perf_counter() - started
-    client.close()
-    return elapsed
 
 
 def run(

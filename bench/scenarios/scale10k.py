@@ -20,12 +20,12 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.lib import report
+from bench.lib.baselines import Shape, direct_started
 from bench.lib.environment import Environment, environment
 from bench.lib.operator_metrics import describe_calls
 from bench.lib.profile_summary import summarize
 from bench.lib.report import Result, Row
 from bench.lib.resources import CREATE_WIDTH, wait_ready
-from bench.scenarios.burst import Shape, direct_started
 from bench.standin import direct
 from bench.standin.phases import restart, steady
 from bench.standin.process import StandInServer

@@ -20,12 +20,12 @@ import sys
 import time
 from collections import Counter
 
+from bench.lib.baselines import Shape
 from bench.lib.environment import environment
 from bench.lib.operator_metrics import calls_by_method, milliseconds_by_method, operator_group
 from bench.lib.process import TICKS, cpu_ticks, usage
 from bench.lib.resources import create_all, desired, in_sync, listing, ready_condition
 from bench.lib.setup import create_collections, partition_names
-from bench.scenarios.burst import Shape
 
 
 def main() -> int:

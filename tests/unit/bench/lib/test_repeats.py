@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from bench.lib.baselines import Shape
 from bench.lib.repeats import Spread, paired_ratios, run_order
-from bench.scenarios.burst import Shape, summarise
+from bench.scenarios.burst import summarise
 
 SIDES = ("asyncio", "floor", "operator")
 
