@@ -16,13 +16,14 @@ import argparse
 import sys
 import time
 
-from bench import burst, latency, report, restart, steady
-from bench.burst import Shape
-from bench.environment import environment
-from bench.profiling import OUT
-from bench.repeats import new_seed
-from bench.report import Result
-from bench.resources import delete_all
+from bench.lib import report
+from bench.lib.baselines import Shape
+from bench.lib.environment import environment
+from bench.lib.profiling import OUT
+from bench.lib.repeats import new_seed
+from bench.lib.report import Result
+from bench.lib.resources import delete_all
+from bench.scenarios import burst, latency, restart, steady
 
 
 def bursts(resources: int, partitions: int) -> list[tuple[Shape, bool]]:

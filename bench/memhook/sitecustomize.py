@@ -1,4 +1,4 @@
-"""Bench only (`bench.memory --tracemalloc`): SIGUSR2 starts tracemalloc, the next SIGUSR2 dumps a snapshot.
+"""Bench only (`bench.scenarios.memory --tracemalloc`): SIGUSR2 starts tracemalloc, the next SIGUSR2 dumps a snapshot.
 
 Put on PYTHONPATH of the operator process by the bench; never shipped, never imported by the operator.
 Tracing starts late on purpose: from the start it makes the imports minutes slower, and the bench wants

@@ -18,7 +18,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 from bench.standin.server import collection_schema
 
 T = TypeVar("T")
-POLL = 0.25  # seconds between rounds of state checks, as bench.burst's started-then-polled floor
+POLL = 0.25  # seconds between rounds of state checks, as bench.lib.baselines.direct_started, the floor
 
 
 def metadata(token: str) -> tuple[tuple[str, str], ...]:

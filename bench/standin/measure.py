@@ -25,7 +25,7 @@ from tests.testenv import gobins
 from tests.testenv.milvus import MilvusServer
 from tests.testenv.milvus_cluster import MilvusCluster
 
-from bench.setup import create_collections, drop_collections
+from bench.lib.setup import create_collections, drop_collections
 
 DATA = Path(__file__).with_name("measured.json")
 POLL = 0.02  # seconds between load-state polls while a load runs: the resolution of a Loading duration

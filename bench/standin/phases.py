@@ -6,13 +6,13 @@ import time
 
 from tests.e2e.helpers import OperatorProcess
 
-from bench.apiwrites import describe, split_writes
-from bench.environment import Environment
-from bench.operator_metrics import describe_calls, load_release_calls, resources_seen
-from bench.process import frozen
-from bench.report import Result, Row
-from bench.resources import NotReadyError, listing, total_partitions, wait_ready
-from bench.restart import direct_observation
+from bench.lib.apiwrites import describe, split_writes
+from bench.lib.baselines import direct_observation
+from bench.lib.environment import Environment
+from bench.lib.operator_metrics import describe_calls, load_release_calls, resources_seen
+from bench.lib.process import frozen
+from bench.lib.report import Result, Row
+from bench.lib.resources import NotReadyError, listing, total_partitions, wait_ready
 from bench.standin.readings import cpu_percent, read
 
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from tests.e2e.helpers import OperatorProcess
 
-from bench.apiwrites import write_counts
-from bench.environment import Environment
-from bench.operator_metrics import calls_by_method, operator_group, reconciles, resources_seen
-from bench.process import Usage, usage
+from bench.lib.apiwrites import write_counts
+from bench.lib.environment import Environment
+from bench.lib.operator_metrics import calls_by_method, operator_group, reconciles, resources_seen
+from bench.lib.process import Usage, usage
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "operator" / "milvusops"
 LAYERS = ("core", "milvus", "kube", "telemetry", "runtime", "preview")
-# test folders for code outside the package: the benchmarks and the test harness
-OUTSIDE = {"bench": ROOT / "bench", "testenv": ROOT / "tests" / "testenv"}
+# test folders for code outside the package: the benchmarks (runner and stand-in, scenarios, helpers) and the harness
+OUTSIDE = {
+    "bench": ROOT / "bench",
+    "bench/scenarios": ROOT / "bench" / "scenarios",
+    "bench/lib": ROOT / "bench" / "lib",
+    "testenv": ROOT / "tests" / "testenv",
+}
 
 
 def modules() -> set[str]:

@@ -201,7 +201,7 @@ def test_with_history_a_load_is_seen_done_right_after_its_expected_end() -> None
 
 
 def test_a_load_at_the_slower_of_two_recent_speeds_is_seen_at_its_end() -> None:
-    # Milvus 2.3.5's small loads took about 2.3 s or about 3.3 s (bench.latency, 2026-11-30): one at
+    # Milvus 2.3.5's small loads took about 2.3 s or about 3.3 s (bench.scenarios.latency, 2026-11-30): one at
     # 3.35 s was looked at last at 3.26 s, then only 2 s later, at 5.28 s
     times = LoadTimes()
     for seconds in (2.31, 3.32, 2.33, 2.30, 3.38, 2.32, 2.34):

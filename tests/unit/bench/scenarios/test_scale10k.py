@@ -1,6 +1,6 @@
-"""The settings each shard of bench.scale10k starts with."""
+"""The settings each shard of bench.scenarios.scale10k starts with."""
 
-from bench.scale10k import SHARD_KEY, shard_settings
+from bench.scenarios.scale10k import SHARD_KEY, shard_settings
 
 
 def test_one_shard_leaves_the_queued_calls_to_the_operators_default_and_serves_everything() -> None:

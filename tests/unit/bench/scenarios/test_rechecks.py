@@ -1,6 +1,6 @@
-"""bench.rechecks: the order of its blocks, the rates it reads and the ratios it reports."""
+"""bench.scenarios.rechecks: the order of its blocks, the rates it reads and the ratios it reports."""
 
-from bench.rechecks import ALONE, Block, block_order, rates_of, summarise
+from bench.scenarios.rechecks import ALONE, Block, block_order, rates_of, summarise
 
 
 def test_blocks_run_in_mirrored_cycles_so_a_steady_drift_weighs_on_every_kind_alike() -> None:

@@ -1,8 +1,8 @@
-"""bench.profile_summary: py-spy's collapsed stacks charged to packages."""
+"""bench.lib.profile_summary: py-spy's collapsed stacks charged to packages."""
 
 from __future__ import annotations
 
-from bench.profile_summary import package, summarize
+from bench.lib.profile_summary import package, summarize
 
 STACKS = [
     "<module> (/venv/lib/python3.11/site-packages/kopf/_core/reactor/running.py:100);"

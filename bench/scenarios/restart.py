@@ -2,7 +2,7 @@
 calls made (target 0), Kubernetes writes, and the time until every resource has been observed again,
 against a direct script making the same observation calls at the same concurrency, in the same run.
 
-    .venv/bin/python -m bench.restart [--resources 20]
+    .venv/bin/python -m bench.scenarios.restart [--resources 20]
 
 "Observed" means the resource's first reconcile in the new process has finished: Milvus was asked
 (observe), the plan made and the status decided. The operator's `milvusops_resources` gauge counts
@@ -15,18 +15,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e.helpers import OperatorProcess
-from tests.testenv.milvus import Server
 
-from bench.apiwrites import describe, split_writes, write_counts
-from bench.environment import Environment, environment
-from bench.operator_metrics import calls_by_method, load_release_calls, resources_seen
-from bench.process import frozen
-from bench.report import Result, Row
-from bench.resources import NotReadyError, listing, wait_ready
-from bench.setup import resources_in_sync
+from bench.lib.apiwrites import describe, split_writes, write_counts
+from bench.lib.baselines import direct_observation
+from bench.lib.environment import Environment, environment
+from bench.lib.operator_metrics import calls_by_method, load_release_calls, resources_seen
+from bench.lib.process import frozen
+from bench.lib.report import Result, Row
+from bench.lib.resources import NotReadyError, listing, wait_ready
+from bench.lib.setup import resources_in_sync
 
 
 def wait_observed(operator: OperatorProcess, count: int, timeout: float) -> None:
@@ -39,24 +38,6 @@ def wait_observed(operator: OperatorProcess, count: int, timeout: float) -> None
         time.sleep(0.25)
     tail = "\n".join(operator.log().splitlines()[-30:])
     raise NotReadyError(f"restarted operator observed {seen} of {count} resources in {timeout:.0f}s; log:\n{tail}")
-
-
-def direct_observation(milvus: Server, collections: list[str], concurrency: int) -> float:
-    """The calls the operator's observe makes (collection state, partitions, each one's state, replicas)."""
-    client = milvus.client(timeout=60)
-
-    def observe(name: str) -> None:
-        client.get_load_state(name)
-        states = [client.get_load_state(name, partition)["state"].name for partition in client.list_partitions(name)]
-        if "Loaded" in states:  # as the operator does: Milvus has no replicas to describe for a released one
-            client.describe_replica(name)
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(observe, collections))
-    elapsed = time.perf_counter() - started
-    client.close()
-    return elapsed
 
 
 def run(

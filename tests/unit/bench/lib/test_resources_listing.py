@@ -1,11 +1,11 @@
-"""bench.resources.listing: pages, and a busy API server's 504s asked again rather than ending a run."""
+"""bench.lib.resources.listing: pages, and a busy API server's 504s asked again rather than ending a run."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
 import pytest
-from bench import resources
+from bench.lib import resources
 from kubernetes.client import ApiException
 
 from tests.e2e.helpers import Kube
@@ -37,7 +37,7 @@ def _busy(status: int) -> ApiException:
 
 def test_a_page_the_api_server_was_too_busy_for_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr("bench.resources.time.sleep", slept.append)
+    monkeypatch.setattr("bench.lib.resources.time.sleep", slept.append)
     first = {"items": [{"n": 1}], "metadata": {"continue": "t1"}}
     last = {"items": [{"n": 2}], "metadata": {}}
     custom = Custom([first, _busy(504), _busy(504), last])
@@ -46,7 +46,7 @@ def test_a_page_the_api_server_was_too_busy_for_is_asked_again(monkeypatch: pyte
 
 
 def test_other_errors_and_a_server_busy_for_too_long_end_the_listing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bench.resources.time.sleep", lambda _: None)
+    monkeypatch.setattr("bench.lib.resources.time.sleep", lambda _: None)
     with pytest.raises(ApiException):
         resources.listing(cast(Kube, FakeKube(Custom([_busy(403)]))), "ns")
     with pytest.raises(ApiException):

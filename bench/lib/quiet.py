@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bench.process import TICKS, cpu_ticks
+from bench.lib.process import TICKS, cpu_ticks
 
 
 def milvus_idle(threshold: float = 20.0, window: float = 5.0, timeout: float = 180.0) -> float:

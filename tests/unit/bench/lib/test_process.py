@@ -1,4 +1,4 @@
-"""bench.process.frozen: a baseline measured beside the operators does not share Milvus with them."""
+"""bench.lib.process.frozen: a baseline measured beside the operators does not share Milvus with them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.process import frozen
+from bench.lib.process import frozen
 
 
 def state(pid: int) -> str:

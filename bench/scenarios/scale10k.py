@@ -1,7 +1,7 @@
 """Scale: N MilvusCollections against the scale stand-in (bench/standin, NOT a Milvus), on the real
 kube-apiserver, with K operator processes (shards), against the stand-in driven directly in the same run.
 
-    .venv/bin/python -m bench.scale10k --resources 1000 [--shards 1] [--concurrency 8] [--steady-seconds 120]
+    .venv/bin/python -m bench.scenarios.scale10k --resources 1000 [--shards 1] [--concurrency 8] [--steady-seconds 120]
         [--ddl-concurrency 1] [--queued N]
 
 Order: the floor (N loads straight over gRPC, started then polled); the burst of N resources until all
@@ -19,13 +19,13 @@ import functools
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from bench import report
-from bench.burst import Shape, direct_started
-from bench.environment import Environment, environment
-from bench.operator_metrics import describe_calls
-from bench.profile_summary import summarize
-from bench.report import Result, Row
-from bench.resources import CREATE_WIDTH, wait_ready
+from bench.lib import report
+from bench.lib.baselines import Shape, direct_started
+from bench.lib.environment import Environment, environment
+from bench.lib.operator_metrics import describe_calls
+from bench.lib.profile_summary import summarize
+from bench.lib.report import Result, Row
+from bench.lib.resources import CREATE_WIDTH, wait_ready
 from bench.standin import direct
 from bench.standin.phases import restart, steady
 from bench.standin.process import StandInServer
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> list[Result]:
         width = args.concurrency * shards
         floor = asyncio.run(direct.loads(address, token, theirs, width))
         print(f"floor: {count} loads straight to the stand-in (asyncio gRPC), {width} at a time: {floor:.1f}s")
-        # the operator's client: pymilvus's sync MilvusClient on a thread pool (bench.burst's started-then-polled)
+        # the operator's client: pymilvus's sync MilvusClient on a thread pool (burst's started-then-polled)
         pymilvus_floor = direct_started(env.milvus, Shape(count, 1), threaded, width)
         print(f"floor: the same with pymilvus MilvusClient on {width} threads: {pymilvus_floor:.1f}s", flush=True)
         settings = [

@@ -1,8 +1,8 @@
 """Memory per resource: the operator's RSS before the first resource, at N1 and at N2 MilvusCollections.
 
-    .venv/bin/python -m bench.memory --first 1000 --second 3000 [--tracemalloc 1] [--setting KEY=VALUE ...]
+    .venv/bin/python -m bench.scenarios.memory --first 1000 --second 3000 [--tracemalloc 1] [--setting KEY=VALUE ...]
 
-Against the scale stand-in (bench/standin, NOT a Milvus) on the real kube-apiserver, as bench.scale10k: one
+Against the scale stand-in (bench/standin, NOT a Milvus) on the real kube-apiserver, as bench.scenarios.scale10k: one
 collection with one partition per resource, `state: Loaded`. After each step every resource is Ready and the
 operator has run `--settle` seconds more (at least one resync of each). Reports VmRSS and VmHWM and the growth
 per resource between N1 and N2. With `--tracemalloc F` (frames per traceback) the operator runs tracemalloc
@@ -26,14 +26,14 @@ from pathlib import Path
 from kubernetes.client.exceptions import ApiException
 from tests.e2e.helpers import Kube, OperatorProcess
 
-from bench import report
-from bench.environment import environment
-from bench.process import Usage, usage
-from bench.resources import CREATE_WIDTH, wait_ready
+from bench.lib import report
+from bench.lib.environment import environment
+from bench.lib.process import Usage, usage
+from bench.lib.resources import CREATE_WIDTH, wait_ready
 from bench.standin import direct
 from bench.standin.process import StandInServer
 
-HOOK = Path(__file__).parent / "memhook"
+HOOK = Path(__file__).parents[1] / "memhook"  # bench/memhook: the folder put on the operator's PYTHONPATH
 MB = 1024 * 1024
 
 

@@ -1,6 +1,6 @@
 """Collections for the benchmarks, made in parallel; the time it takes is reported, never counted.
 
-.venv/bin/python -m bench.setup --probe   # time collection setup at a few thread-pool widths
+.venv/bin/python -m bench.lib.setup --probe   # time collection setup at a few thread-pool widths
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 from tests.e2e.helpers import new_collection
 from tests.testenv.milvus import MilvusServer, Server
 
-from bench.environment import Environment
-from bench.resources import create_all, desired, wait_ready
+from bench.lib.environment import Environment
+from bench.lib.resources import create_all, desired, wait_ready
 
 # Milvus 2.3.5 on 2 cores: 0.54 s per collection serially, 0.08 s at 8 threads, 0.05 s at 16, no gain at 32;
 # most of it is pymilvus's create_index waiting for the index in 0.5 s polls, which threads overlap

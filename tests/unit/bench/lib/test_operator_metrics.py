@@ -1,6 +1,6 @@
-"""The benchmarks' reading of the operator's call metrics (bench/operator_metrics.py)."""
+"""The benchmarks' reading of the operator's call metrics (bench/lib/operator_metrics.py)."""
 
-from bench.operator_metrics import calls_by_method, milliseconds_by_method
+from bench.lib.operator_metrics import calls_by_method, milliseconds_by_method
 
 TEXT = """\
 # TYPE milvusops_milvus_call_duration_seconds histogram

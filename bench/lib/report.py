@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from bench.environment import Environment
+from bench.lib.environment import Environment
 from bench.standin.process import StandInServer
 
 

@@ -1,7 +1,7 @@
 """One-partition load: kubectl-style create -> Ready=True through the operator, against a direct
 pymilvus load-and-confirm of the same kind of partition, interleaved A B A B in the same run.
 
-    .venv/bin/python -m bench.latency [--rounds 10] [--calls]
+    .venv/bin/python -m bench.scenarios.latency [--rounds 10] [--calls]
 
 --calls adds two sides to each round, to tell whether the operator's own Milvus calls change how long
 Milvus takes to load, apart from what Kubernetes and Kopf add: "started" starts the load and asks
@@ -29,9 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from tests.e2e.helpers import Kube, OperatorProcess, new_collection, wait_for
 from tests.testenv.milvus import Server
 
-from bench.environment import Environment, environment
-from bench.profiling import OUT
-from bench.report import Result, Row
+from bench.lib.environment import Environment, environment
+from bench.lib.profiling import OUT
+from bench.lib.report import Result, Row
 from milvusops.core import plan
 from milvusops.core.endpoint import Endpoint
 from milvusops.core.model import LoadOptions, LoadState

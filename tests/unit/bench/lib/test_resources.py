@@ -1,8 +1,8 @@
-"""bench.resources.desired: a spec through a MilvusConnection names it; without one, the default connection."""
+"""bench.lib.resources.desired: a spec through a MilvusConnection names it; without one, the default connection."""
 
 from __future__ import annotations
 
-from bench.resources import desired
+from bench.lib.resources import desired
 
 
 def test_a_spec_through_a_connection_names_it() -> None:

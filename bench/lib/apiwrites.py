@@ -6,7 +6,7 @@ from collections import Counter
 
 from tests.e2e.helpers import Kube
 
-from bench.scrape import difference, samples
+from bench.lib.scrape import difference, samples
 
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY", "CREATE", "UPDATE"})
 # what the operator (Kopf included) writes; the API server's own lease and endpoint upkeep is reported apart

@@ -1,7 +1,7 @@
 """Steady state: resources in sync, left alone for a window: Kubernetes writes per minute, Milvus
 calls per resource per resync interval, operator CPU and peak memory.
 
-    .venv/bin/python -m bench.steady [--resources 20] [--seconds 300]
+    .venv/bin/python -m bench.scenarios.steady [--resources 20] [--seconds 300]
 
 Writes are counted by the API server (apiserver_request_total, so nobody's write is missed), Milvus
 calls by the operator (milvusops_milvus_call_duration_seconds by method), CPU from /proc/<pid>/stat
@@ -22,14 +22,14 @@ from typing import Any
 
 from tests.e2e.helpers import OperatorProcess
 
-from bench.apiwrites import describe, split_writes, write_counts
-from bench.connection import create_connection, flapping
-from bench.environment import Environment, environment
-from bench.operator_metrics import calls_by_method, describe_calls, operator_group, reconciles
-from bench.process import Usage, usage
-from bench.report import Result, Row
-from bench.resources import listing, ready_condition, total_partitions, wait_collections_loaded, wait_ready
-from bench.setup import resources_in_sync
+from bench.lib.apiwrites import describe, split_writes, write_counts
+from bench.lib.connection import create_connection, flapping
+from bench.lib.environment import Environment, environment
+from bench.lib.operator_metrics import calls_by_method, describe_calls, operator_group, reconciles
+from bench.lib.process import Usage, usage
+from bench.lib.report import Result, Row
+from bench.lib.resources import listing, ready_condition, total_partitions, wait_collections_loaded, wait_ready
+from bench.lib.setup import resources_in_sync
 
 
 @dataclass(frozen=True)

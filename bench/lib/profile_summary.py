@@ -1,6 +1,6 @@
-"""Where an operator process spends its CPU, from py-spy's collapsed stacks (`--profile` of bench.scale10k).
+"""Where an operator process spends its CPU, from py-spy's collapsed stacks (`--profile` of bench.scenarios.scale10k).
 
-    .venv/bin/python -m bench.profile_summary bench/out/profile-operator-1.txt
+    .venv/bin/python -m bench.lib.profile_summary bench/out/profile-operator-1.txt
 
 Each sample is charged to the package of its innermost frame ("self") and to every package on its
 stack ("inclusive"), so the table says both what burns the CPU and on whose behalf.

@@ -6,7 +6,7 @@ state and restart at N in a fresh Milvus, with resources whose desired state Mil
 (every collection Released), and then asks Milvus directly for the same N loads (all started, then
 polled), printing how many are Loaded as time goes by, to tell whether the limit is Milvus or the operator.
 
-    .venv/bin/python -m bench.scale [--resources 1000] [--steady-seconds 300] [--load-seconds 600]
+    .venv/bin/python -m bench.scenarios.scale [--resources 1000] [--steady-seconds 300] [--load-seconds 600]
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pymilvus import MilvusClient
 
-from bench import report, restart, steady
-from bench.environment import environment
-from bench.resources import create_all, wait_ready
-from bench.setup import create_collections
+from bench.lib import report
+from bench.lib.environment import environment
+from bench.lib.resources import create_all, wait_ready
+from bench.lib.setup import create_collections
+from bench.scenarios import restart, steady
 
 
 def direct_loads(client: MilvusClient, collections: list[str], concurrency: int, seconds: float) -> str:

@@ -3,9 +3,9 @@
 Creates N collections and N MilvusCollections at once, then every few seconds prints how many
 resources have a status and how many are Ready, their Ready reasons, the CPU share of Milvus, the
 API server, etcd and the operator since the last line, and the operator's Milvus calls by method.
-Ends with the operator's RSS. No baseline: use `bench.burst` or `bench.all` for ratios.
+Ends with the operator's RSS. No baseline: use `bench.scenarios.burst` or `bench.all` for ratios.
 
-    .venv/bin/python -m bench.timeline [--resources 1000] [--partitions 1] [--every 10] [--timeout 600]
+    .venv/bin/python -m bench.scenarios.timeline [--resources 1000] [--partitions 1] [--every 10] [--timeout 600]
         [--setting KEY=VALUE ...]
 
 It ends with each method's calls: how many, and their mean time from asking to answer (slot wait
@@ -20,18 +20,18 @@ import sys
 import time
 from collections import Counter
 
-from bench.burst import Shape
-from bench.environment import environment
-from bench.operator_metrics import calls_by_method, milliseconds_by_method, operator_group
-from bench.process import TICKS, cpu_ticks, usage
-from bench.resources import create_all, desired, in_sync, listing, ready_condition
-from bench.setup import create_collections, partition_names
+from bench.lib.baselines import Shape
+from bench.lib.environment import environment
+from bench.lib.operator_metrics import calls_by_method, milliseconds_by_method, operator_group
+from bench.lib.process import TICKS, cpu_ticks, usage
+from bench.lib.resources import create_all, desired, in_sync, listing, ready_condition
+from bench.lib.setup import create_collections, partition_names
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--resources", type=int, default=1000)
-    parser.add_argument("--partitions", type=int, default=1, help="as in bench.burst")
+    parser.add_argument("--partitions", type=int, default=1, help="as in bench.scenarios.burst")
     parser.add_argument("--every", type=float, default=10, help="seconds between lines")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--setting", action="append", default=[], help="KEY=VALUE for the operator's environment")

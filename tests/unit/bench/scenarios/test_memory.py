@@ -1,11 +1,11 @@
-"""bench.memory's operator environment: a --setting PYTHONPATH (another checkout's operator) survives tracemalloc."""
+"""bench.scenarios.memory's operator environment: another checkout's PYTHONPATH (--setting) survives tracemalloc."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from bench.memory import HOOK, operator_settings
+from bench.scenarios.memory import HOOK, operator_settings
 
 
 def test_a_given_pythonpath_stays_behind_the_tracemalloc_hook(tmp_path: Path) -> None:
@@ -20,3 +20,7 @@ def test_without_tracemalloc_the_environment_is_the_given_settings(tmp_path: Pat
     assert settings["PYTHONPATH"] == "/before/operator"
     assert "MILVUSOPS_BENCH_SNAPSHOTS" not in settings
     assert settings["MILVUSOPS_MAX_CONCURRENT_CALLS"] == "8"
+
+
+def test_the_hook_is_bench_memhook() -> None:
+    assert (HOOK / "sitecustomize.py").is_file()

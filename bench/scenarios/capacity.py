@@ -1,6 +1,6 @@
 """How far the memory estimate is from what a real query node uses once a collection is loaded.
 
-`python -m bench.capacity`: a Milvus 2.3.5 cluster with one query node (in a memory cgroup of 8 GiB,
+`python -m bench.scenarios.capacity`: a Milvus 2.3.5 cluster with one query node (in a memory cgroup of 8 GiB,
 so its memory is read both as RSS and as the cgroup's charge); for each case a fresh query node, a
 collection of that index type and size, the operator's own estimate (adapter read + pure model), then
 a load, and the node's growth. Figures go to docs/capacity.md.

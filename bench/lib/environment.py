@@ -17,7 +17,7 @@ from tests.testenv import gobins
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer, Server
 
-from bench.profiling import Profiler
+from bench.lib.profiling import Profiler
 from bench.standin.process import StandInServer
 
 

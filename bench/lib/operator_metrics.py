@@ -6,7 +6,7 @@ from collections import Counter
 
 from tests.e2e.helpers import OperatorProcess
 
-from bench.scrape import by_label, samples
+from bench.lib.scrape import by_label, samples
 
 CALLS = "milvusops_milvus_call_duration_seconds_count"  # every Milvus call, by method and outcome
 CALL_SECONDS = "milvusops_milvus_call_duration_seconds_sum"  # their time, slot wait included

@@ -1,7 +1,7 @@
 """Burst: N MilvusCollections created at once until all are Ready, against direct pymilvus scripts
 issuing the same loads with the same concurrency limit, in the same run.
 
-    .venv/bin/python -m bench.burst [--resources 100] [--partitions 1] [--concurrency 8]
+    .venv/bin/python -m bench.scenarios.burst [--resources 100] [--partitions 1] [--concurrency 8]
         [--repeats 3] [--seed N] [--baselines asyncio,floor]
 
 --partitions 1: each collection has one partition (plus `_default`) and its resource says
@@ -16,43 +16,22 @@ import argparse
 import asyncio
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from pymilvus import AsyncMilvusClient
 from tests.testenv.milvus import Server
 
-from bench import report
-from bench.connection import create_connection
-from bench.environment import Environment, environment
-from bench.profiling import OUT
-from bench.quiet import milvus_idle
-from bench.repeats import Spread, new_seed, paired_ratios, run_order
-from bench.report import Result, Row
-from bench.resources import create_all, delete_all, desired, wait_ready
-from bench.setup import create_collections, partition_names
+from bench.lib import report
+from bench.lib.baselines import Shape, direct_started
+from bench.lib.connection import create_connection
+from bench.lib.environment import Environment, environment
+from bench.lib.profiling import OUT
+from bench.lib.quiet import milvus_idle
+from bench.lib.repeats import Spread, new_seed, paired_ratios, run_order
+from bench.lib.report import Result, Row
+from bench.lib.resources import create_all, delete_all, desired, wait_ready
+from bench.lib.setup import create_collections, partition_names
 
 LOAD_TIMEOUT = 600.0  # seconds one load may take in the direct scripts before they give up
-
-
-@dataclass(frozen=True)
-class Shape:
-    collections: int
-    partitions: int
-
-    @property
-    def listed(self) -> list[str] | None:
-        """The partitions named in each spec; None: the whole collection (`state: Loaded`)."""
-        return None if self.partitions == 1 else partition_names(self.partitions)
-
-    def __str__(self) -> str:
-        if self.partitions == 1:
-            return f"{self.collections} collections (state Loaded)"
-        return f"{self.collections} collections x {self.partitions} partitions (spec.partitions Loaded)"
-
-    def timeout(self) -> float:
-        """Generous but bounded: 1,000 loads took 383-567 s through the operator on 2 cores (the floor's 200 s)."""
-        return 120 + 1.5 * self.collections * self.partitions
 
 
 def through_operator(
@@ -85,32 +64,6 @@ async def direct(milvus: Server, shape: Shape, collections: list[str], concurren
     await asyncio.gather(*(load(name) for name in collections))
     elapsed = time.perf_counter() - started
     await client.close()
-    return elapsed
-
-
-def direct_started(milvus: Server, shape: Shape, collections: list[str], concurrency: int) -> float:
-    """The operator's own strategy without the operator: start every load, then poll until all are Loaded."""
-    client = milvus.client(timeout=60)
-    listed = shape.listed
-    # whole collections: the collection's state; listed partitions: each one's (the collection says
-    # Loaded as soon as some partition is)
-    pending = [(name, "") for name in collections] if listed is None else [(n, p) for n in collections for p in listed]
-    started = time.perf_counter()
-    deadline = time.monotonic() + shape.timeout()
-    with ThreadPoolExecutor(concurrency) as pool:
-        if listed is None:
-            list(pool.map(lambda name: client.load_collection(name, _async=True, sync=False), collections))
-        else:
-            list(pool.map(lambda name: client.load_partitions(name, listed, _async=True, sync=False), collections))
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"direct loads: {len(pending)} partitions not Loaded, e.g. {pending[:5]}")
-            states = list(pool.map(lambda item: client.get_load_state(*item)["state"].name, pending))
-            pending = [item for item, state in zip(pending, states, strict=True) if state != "Loaded"]
-            if pending:
-                time.sleep(0.25)
-    elapsed = time.perf_counter() - started
-    client.close()
     return elapsed
 
 

@@ -1,12 +1,13 @@
-"""A fair burst's pure parts (bench/repeats.py): the seeded order of runs, median and spread, paired ratios."""
+"""A fair burst's pure parts (bench/lib/repeats.py): the seeded order of runs, median and spread, paired ratios."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import pytest
-from bench.burst import Shape, summarise
-from bench.repeats import Spread, paired_ratios, run_order
+from bench.lib.baselines import Shape
+from bench.lib.repeats import Spread, paired_ratios, run_order
+from bench.scenarios.burst import summarise
 
 SIDES = ("asyncio", "floor", "operator")
 

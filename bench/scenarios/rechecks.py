@@ -4,7 +4,7 @@ each block alone or with one kind of call made beside it, over the loaded collec
 operator makes it in a burst of 1,000: get_load_state (re-checks), get_replicas by id (confirmations),
 get_metrics (the memory guard's). The baseline is the blocks alone, in the same run.
 
-    .venv/bin/python -m bench.rechecks [--collections 1000] [--preload 600] [--block 25]
+    .venv/bin/python -m bench.scenarios.rechecks [--collections 1000] [--preload 600] [--block 25]
         [--rates get_load_state=40,get_replicas=15,get_metrics=5] [--continuous]
 
 Blocks run in mirrored cycles (alone, A, B, C, C, B, A, alone, ...) so that Milvus changing from block to block
@@ -29,11 +29,11 @@ from pymilvus import MilvusClient
 from pymilvus.grpc_gen import milvus_pb2
 from tests.testenv.milvus import Server
 
-from bench import report
-from bench.environment import environment
-from bench.quiet import milvus_idle
-from bench.report import Result, Row
-from bench.setup import create_collections
+from bench.lib import report
+from bench.lib.environment import environment
+from bench.lib.quiet import milvus_idle
+from bench.lib.report import Result, Row
+from bench.lib.setup import create_collections
 
 QUEUED = 2  # load calls in flight: the operator's share of queued calls against Milvus before 2.5
 POLLERS = 6  # threads polling: the operator's call slots besides the queued share

@@ -1,0 +1,1 @@
+"""Helpers the scenarios share (environment, resources, readings, reports); setup and profile_summary also run alone."""
