@@ -80,3 +80,24 @@ def test_kopf_still_waits_for_its_indexes_the_way_the_patch_expects() -> None:
     assert "await operator_indexed.drop_toggle(resource_indexed)" in source
     assert "await operator_indexed.wait_for(True)" in source
     assert list(inspect.signature(aiotoggles.ToggleSet.wait_for).parameters) == ["self", "_ToggleSet__state"]
+
+
+async def test_with_the_patch_a_wait_whose_every_caller_is_cancelled_ends_with_them() -> None:
+    # Kopf waits 5 s at exit for any task left running: a shared wait outliving its callers delayed every stop
+    with kopf_index_wait.installed():
+        paused = aiotoggles.ToggleSet(any)
+        await paused.make_toggle(False, name="peer")
+        callers = [asyncio.create_task(paused.wait_for(True)) for _ in range(2)]
+        await asyncio.sleep(0)
+        callers[0].cancel()
+        await asyncio.sleep(0)
+        assert _kopf_waits(), "one caller still waits: the shared wait goes on"
+        callers[1].cancel()
+        await asyncio.gather(*callers, return_exceptions=True)
+        await asyncio.sleep(0)
+        assert not _kopf_waits()
+
+
+def _kopf_waits() -> list[asyncio.Task[object]]:
+    """Tasks still running Kopf's own `ToggleSet.wait_for`."""
+    return [t for t in asyncio.all_tasks() if not t.done() and "ToggleSet.wait_for" in repr(t.get_coro())]
