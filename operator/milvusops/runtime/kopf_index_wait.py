@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -21,7 +22,17 @@ from kopf._cogs.aiokits.aiotoggles import ToggleSet
 
 _Wait = Callable[[ToggleSet, bool], Coroutine[Any, Any, None]]
 _kopf_wait: _Wait = ToggleSet.wait_for
-_shared: WeakKeyDictionary[ToggleSet, dict[bool, asyncio.Future[None]]] = WeakKeyDictionary()
+
+
+@dataclass
+class _Shared:
+    """Kopf's own wait for one state, and how many callers await it now."""
+
+    task: asyncio.Future[None]
+    callers: int = 0
+
+
+_shared: WeakKeyDictionary[ToggleSet, dict[bool, _Shared]] = WeakKeyDictionary()
 
 
 async def _wait_for(self: ToggleSet, state: bool) -> None:
@@ -29,9 +40,15 @@ async def _wait_for(self: ToggleSet, state: bool) -> None:
     while self.is_on() != wanted:
         waits = _shared.setdefault(self, {})
         shared = waits.get(wanted)
-        if shared is None or shared.done():
-            shared = waits[wanted] = asyncio.ensure_future(_kopf_wait(self, wanted))
-        await asyncio.shield(shared)  # a caller cancelled leaves the shared wait to the others
+        if shared is None or shared.task.done():
+            shared = waits[wanted] = _Shared(asyncio.ensure_future(_kopf_wait(self, wanted)))
+        shared.callers += 1
+        try:
+            await asyncio.shield(shared.task)  # a caller cancelled leaves the shared wait to the others
+        finally:
+            shared.callers -= 1
+            if not shared.callers:
+                shared.task.cancel()  # with no caller left it ends: Kopf waits 5 s at exit for tasks still running
 
 
 def install() -> None:
