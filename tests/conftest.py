@@ -104,6 +104,22 @@ def milvus_cluster(binaries: gobins.Binaries, workdir: Path) -> Iterator[MilvusC
         cluster.stop()
 
 
+SMALL_NODE_MEMORY = 200 * 2**20  # the small cluster's one query node: a cgroup v1 memory limit
+
+
+@pytest.fixture(scope="session")
+def small_cluster(binaries: gobins.Binaries, workdir: Path) -> Iterator[MilvusCluster]:
+    """Milvus distributed with one query node of 200 MiB, for the capacity guard: the other cluster's
+    query nodes would offer their host-sized memory to every load. Started only by the tests that ask."""
+    cluster = MilvusCluster(binaries, workdir / "milvus-small", query_nodes=1, query_node_memory=SMALL_NODE_MEMORY)
+    try:
+        cluster.start()
+        FIGURES.record("small cluster (one 200 MiB query node) started in", f"{cluster.started_in:.1f} s")
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
 def namespace(control_plane: ControlPlane) -> str:
     # fresh per test, never deleted: namespaces do go now, but only after finalizers of an operator stopped by then

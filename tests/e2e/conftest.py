@@ -64,6 +64,18 @@ def start_cluster_operator(
 
 
 @pytest.fixture
+def start_small_operator(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    small_cluster: MilvusCluster,
+    namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """The operator against the small cluster (one 200 MiB query node)."""
+    yield from _operators(request, control_plane, small_cluster, namespace, tmp_path_factory)
+
+
+@pytest.fixture
 def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
     return start_operator()
 

@@ -10,35 +10,21 @@ Then (item 9) the lasting refusal makes no status write and no second Warning ov
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import Figures
 from tests.e2e.helpers import Kube, OperatorProcess, big_collection, load_states, new_collection, wait_for
-from tests.testenv import gobins
 from tests.testenv.memcgroup import available
 from tests.testenv.milvus import MilvusServer
 from tests.testenv.milvus_cluster import MilvusCluster
 
-LIMIT = 200 * 2**20  # the small cluster's query node, as in test_capacity.py
 DIM, BYTES_PER_ROW = 256, 16 + 8 + 256 * 4  # FLAT: system fields, the int64 id, the vector
 REPLICAS = 100  # the CRD's maximum: the older load asks for more than the whole host has, with few rows
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs a writable cgroup v1 memory controller")
-
-
-@pytest.fixture(scope="module")
-def small_cluster(binaries: gobins.Binaries, workdir: Path, figures: Figures) -> Iterator[MilvusCluster]:
-    cluster = MilvusCluster(binaries, workdir / "milvus-guard-servers", query_nodes=1, query_node_memory=LIMIT)
-    try:
-        cluster.start()
-        figures.record("guard servers: small cluster started in", f"{cluster.started_in:.1f} s")
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def _host_memory() -> int:
