@@ -22,6 +22,52 @@ class Mode(StrEnum):
     CONFIRM = "confirm"  # ask only whether an in-sync picture still holds; observe in full if it does not
 
 
+class PassKind(StrEnum):
+    FIRST = "first"  # the daemon's first pass, or one woken by a change: observe in full; its reads go first
+    FULL = "full"  # a timer pass that observes in full
+    RECHECK = "recheck"  # ask only about what was Loading in the picture; reports progress, never acts
+    CONFIRM = "confirm"  # ask only whether the in-sync picture still holds; observe in full if it does not
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What kind of pass this is and from which earlier picture; `reconcile` takes it, `this_pass` builds it."""
+
+    kind: PassKind = PassKind.FIRST
+    picture: Observed | None = (
+        None  # RECHECK: the picture whose Loading parts are asked about; CONFIRM: the in-sync one
+    )
+    settled: bool = False  # the pass before found nothing to do: this one's reads wait behind other resources'
+
+    def __post_init__(self) -> None:
+        narrowed = self.kind in (PassKind.RECHECK, PassKind.CONFIRM)
+        if narrowed != (self.picture is not None):
+            raise ValueError(f"a {self.kind} pass {'needs' if narrowed else 'takes no'} earlier picture")
+
+    @property
+    def mode(self) -> Mode:
+        return Mode.FULL if self.kind in (PassKind.FIRST, PassKind.FULL) else Mode(self.kind.value)
+
+    @property
+    def urgent(self) -> bool:
+        return self.kind == PassKind.FIRST
+
+
+FIRST_PASS = Pass()
+
+
+def this_pass(mode: Mode, picture: Observed | None, *, woken: bool, settled: bool) -> Pass:
+    """The pass `next_pass` scheduled (`mode`, from its `picture`), unless a change of the resource woke the loop.
+
+    `settled`: the pass before found nothing to do (`steady`). A change always gets a first pass, in full.
+    """
+    if woken:
+        return Pass()
+    if mode == Mode.FULL or picture is None:  # nothing to narrow down to: observe in full
+        return Pass(PassKind.FULL, settled=settled)
+    return Pass(PassKind(mode.value), picture, settled)
+
+
 # a pass that ends with one of these, without failure or action, hands the next one a picture to confirm
 STEADY_REASONS = frozenset({Reason.IN_SYNC, Reason.OBSERVING})
 

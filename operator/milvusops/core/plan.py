@@ -33,6 +33,15 @@ class ReleaseCollection:
 Action = LoadCollection | LoadPartitions | ReleasePartitions | ReleaseCollection
 
 
+def is_load(action: Action) -> bool:
+    """The one place that says which actions load (the guard, the preview and the re-check schedule ask)."""
+    return isinstance(action, LoadCollection | LoadPartitions)
+
+
+def loads(actions: tuple[Action, ...]) -> bool:
+    return any(is_load(action) for action in actions)
+
+
 @dataclass(frozen=True)
 class Plan:
     desired: dict[str, Desired]
@@ -51,7 +60,15 @@ class Plan:
 
     @property
     def releasing(self) -> bool:
-        return any(isinstance(a, ReleasePartitions | ReleaseCollection) for a in self.actions)
+        return not all(is_load(action) for action in self.actions)
+
+    @property
+    def loads(self) -> bool:
+        return loads(self.actions)
+
+    def without_loads(self) -> Plan:
+        """The releases alone: they still go when a load is held back (they free memory)."""
+        return replace(self, actions=_releases(self.actions))
 
 
 def desired_partitions(spec: CollectionSpec, observed: Observed) -> dict[str, Desired]:
@@ -95,7 +112,7 @@ def plan(spec: CollectionSpec, observed: Observed, caps: Capabilities, retry_fai
 
 
 def _releases(actions: tuple[Action, ...]) -> tuple[Action, ...]:
-    return tuple(a for a in actions if isinstance(a, ReleasePartitions | ReleaseCollection))
+    return tuple(action for action in actions if not is_load(action))
 
 
 def whole_collection(
@@ -151,7 +168,7 @@ def started(observed: Observed, actions: tuple[Action, ...]) -> Observed | None:
     those partitions. None after anything else (a release), so the next pass observes in full. The
     picture is `partial`: nothing is planned from it, only asked about (`observe.recheck`).
     """
-    if not actions or not all(isinstance(action, LoadCollection | LoadPartitions) for action in actions):
+    if not actions or not all(is_load(action) for action in actions):
         return None
     loading = StateReport(LoadState.LOADING)  # progress unknown until Milvus is asked
     collection, partitions = observed.collection, dict(observed.partitions)

@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from enum import IntEnum
 
+from milvusops.core.pass_state import Pass
+
 
 class Priority(IntEnum):
     """Lower goes first; within one priority, first come first served."""
@@ -20,9 +22,9 @@ class Priority(IntEnum):
     BACKGROUND = 3  # passes over a resource the last pass found in sync: may wait while there is other work
 
 
-def for_pass(urgent: bool, settled: bool) -> Priority:
-    """`urgent`: a first pass or one after a change; `settled`: the previous pass found the resource in sync."""
-    return Priority.CHANGE if urgent else Priority.BACKGROUND if settled else Priority.FOLLOW
+def for_pass(this: Pass) -> Priority:
+    """A first pass goes first; a pass after one that found nothing to do waits behind the rest."""
+    return Priority.CHANGE if this.urgent else Priority.BACKGROUND if this.settled else Priority.FOLLOW
 
 
 _priority: ContextVar[Priority] = ContextVar("milvus_call_priority", default=Priority.CHANGE)

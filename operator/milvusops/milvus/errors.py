@@ -8,6 +8,7 @@ import grpc
 from pymilvus import MilvusException
 
 from milvusops.core.capabilities import Capabilities
+from milvusops.core.failure_messages import PARTITION_KEY_HINT
 from milvusops.core.failures import Failure, FailureError, Reason
 
 
@@ -78,10 +79,6 @@ LOAD_FIELDS_HINT = (
     "skipLoadDynamicField), release it first (set state Released, wait, then Loaded)"
 )
 _PARTITION_KEY = "partitions if partition key mode is used"
-PARTITION_KEY_HINT = (
-    "the collection has a partition key, so Milvus loads and releases it only as a whole: "
-    "set spec.state and list no partition with another state"
-)
 
 # Codes of servers newer than 2.3.5 (pkg/util/merr/errors.go; see docs/compatibility.md), not run here.
 _REPLICAS_HINT = "spec.load.replicas asks for more replicas than there are query nodes (or resource group capacity)"

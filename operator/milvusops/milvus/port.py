@@ -73,6 +73,12 @@ class MilvusPort(Protocol):
     async def release_partitions(self, collection: str, partitions: list[str]) -> None: ...
 
 
+class PortSource(Protocol):
+    """Hands out the port of the Milvus server a resource's connection names (the operator's pool, a preview's)."""
+
+    async def port(self, namespace: str, connection: str | None, database: str) -> MilvusPort: ...
+
+
 class MilvusClient(pymilvus.MilvusClient):  # type: ignore[misc]
     """pymilvus's MilvusClient with a ConnectionManager of its own.
 

@@ -19,8 +19,9 @@ from milvusops.kube import manifests, schema
 from milvusops.kube.api import KubeApi
 from milvusops.preview import planview, rows
 from milvusops.preview.readonly import ReadOnlyPorts, predict
+from milvusops.runtime.capacity_guard import MemoryGuard
 from milvusops.runtime.connections import Connections
-from milvusops.runtime.reconcile import MemoryGuard, assess
+from milvusops.runtime.reconcile import assess
 from milvusops.runtime.settings import Settings, memory_guard
 
 

@@ -6,10 +6,9 @@ from milvusops.core.failures import Failure, Reason
 from milvusops.core.memory_estimate import Field, NodeMemory, Shape
 from milvusops.core.model import CollectionSpec, LoadOptions, LoadState
 from milvusops.core.observed import CollectionInfo, Replicas, StateReport
-from milvusops.core.plan import Action, LoadCollection, LoadPartitions
-from milvusops.milvus.port import MilvusPort
+from milvusops.core.plan import Action, loads
+from milvusops.milvus.port import MilvusPort, PortSource
 from milvusops.runtime.apply import Applied
-from milvusops.runtime.reconcile import PortSource
 
 
 class ReadOnlyViolation(AssertionError):
@@ -87,7 +86,7 @@ async def predict(port: MilvusPort, spec: CollectionSpec, actions: tuple[Action,
 
     Only what can be read beforehand is predicted: a vector field without an index (Milvus: code 700).
     """
-    if any(isinstance(action, LoadCollection | LoadPartitions) for action in actions):
+    if loads(actions):
         unindexed = await port.unindexed_vector_fields(spec.collection_name)
         if unindexed:
             message = f"vector field(s) {', '.join(unindexed)} of {spec.collection_name} have no index"

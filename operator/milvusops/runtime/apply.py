@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from milvusops import REFRESH_ANNOTATION
 from milvusops.core.failures import Failure, FailureError
 from milvusops.core.messages import listing
-from milvusops.core.model import CollectionSpec, LoadState
+from milvusops.core.model import CollectionSpec, LoadState, ResourceRef
 from milvusops.core.observed import Observed, StateReport
 from milvusops.core.plan import Action, LoadCollection, LoadPartitions, ReleaseCollection, ReleasePartitions
-from milvusops.core.refresh import Refresh
+from milvusops.core.refresh import Refresh, RefreshStep
+from milvusops.milvus.call_slots import Priority, prioritized
 from milvusops.milvus.port import MilvusPort
 
 
@@ -21,9 +23,22 @@ class Applied:
     actions: tuple[Action, ...] = ()
     lines: tuple[str, ...] = ()
     failure: Failure | None = None
+    refreshed: str = ""  # the Refreshed event's message, when the refresh annotation was handled
+    refresh_sent: bool = False  # a refresh call was made: what was observed is out of date
 
     def __add__(self, later: Applied) -> Applied:
-        return Applied(self.actions + later.actions, self.lines + later.lines, later.failure)
+        return Applied(
+            self.actions + later.actions,
+            self.lines + later.lines,
+            later.failure,
+            later.refreshed or self.refreshed,
+            self.refresh_sent or later.refresh_sent,
+        )
+
+    @property
+    def acted(self) -> bool:
+        """Load, release or refresh calls were made: what was observed is out of date."""
+        return bool(self.actions) or self.refresh_sent
 
 
 async def apply(port: MilvusPort, spec: CollectionSpec, actions: tuple[Action, ...]) -> Applied:
@@ -82,6 +97,19 @@ def after(observed: Observed, actions: tuple[Action, ...]) -> Observed:
         collection = loading
     replicas = observed.replicas if held else None
     return replace(observed, collection=collection, partitions=partitions, replicas=replicas, confirmed=False)
+
+
+async def refresh(port: MilvusPort, spec: CollectionSpec, ref: ResourceRef, step: RefreshStep | None) -> Applied:
+    """Make the refresh call the step asks for, or say why none was needed, once the annotation is handled."""
+    if step is None or not step.handled:
+        return Applied()
+    if step.action is not None:
+        with prioritized(Priority.ACT):  # someone annotated the resource and waits for exactly this call
+            line = await apply_refresh(port, spec, step.action)
+    else:
+        line = f"refresh of collection {spec.collection_name} not needed: {step.note}"
+    message = f"{line} ({REFRESH_ANNOTATION}: {ref.refresh_requested})"
+    return Applied(refreshed=message, refresh_sent=step.action is not None)
 
 
 async def apply_refresh(port: MilvusPort, spec: CollectionSpec, refresh: Refresh) -> str:

@@ -6,24 +6,26 @@ the decisions are pure (`memory.admit`, `needed_bytes`, `WaitingLoads.ahead`) an
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import itertools
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from milvusops.core.failures import Failure, FailureError, Reason
 from milvusops.core.memory_estimate import (
     Capacity,
     GuardSettings,
+    Memory,
     NodeMemory,
     Refusal,
     admit,
     bytes_per_partition,
     human,
 )
-from milvusops.core.model import CollectionSpec, Desired, LoadState
+from milvusops.core.model import CollectionSpec, Desired, LoadState, ManagementPolicy, ResourceRef
 from milvusops.core.observed import Observed
 from milvusops.core.plan import LoadCollection, LoadPartitions, Plan, ReleaseCollection, ReleasePartitions
 from milvusops.milvus.port import MilvusPort
@@ -165,7 +167,7 @@ def wants_memory(observed: Observed, planned: Plan, estimated: Collection[str], 
 
     Otherwise the estimates in status are kept: a steady pass costs no size reads (issue 17's call budget).
     """
-    if preview or any(isinstance(action, LoadCollection | LoadPartitions) for action in planned.actions):
+    if preview or planned.loads:
         return True
     relevant = [
         name
@@ -192,13 +194,9 @@ def needed_bytes(planned: Plan, observed: Observed, estimate: Mapping[str, int])
     return total
 
 
-def loads(planned: Plan) -> bool:
-    return any(isinstance(action, LoadCollection | LoadPartitions) for action in planned.actions)
-
-
 def checks(settings: GuardSettings, planned: Plan) -> bool:
     """The guard will read the query nodes' memory for this plan (so it can be read beside the sizes)."""
-    return settings.enabled and loads(planned)
+    return settings.enabled and planned.loads
 
 
 def to_size(observed: Observed, planned: Plan, known: Collection[str], every: bool) -> list[str]:
@@ -285,5 +283,62 @@ async def guard(
 
 def refused(planned: Plan, refusal: Refusal) -> tuple[Plan, Failure]:
     """The plan without its loads (its releases still go: they free memory), and the Stalled reason why."""
-    releases = tuple(a for a in planned.actions if isinstance(a, ReleasePartitions | ReleaseCollection))
-    return replace(planned, actions=releases), Failure(Reason.INSUFFICIENT_MEMORY, refusal.message)
+    return planned.without_loads(), Failure(Reason.INSUFFICIENT_MEMORY, refusal.message)
+
+
+@dataclass(frozen=True)
+class MemoryGuard:
+    """The capacity guard's settings and, per Milvus server, the order of loads waiting for its memory."""
+
+    settings: GuardSettings = field(default_factory=GuardSettings)
+    waiting: LoadsByServer = field(default_factory=LoadsByServer)
+
+    def forget(self, uid: str) -> None:
+        """The resource is deleted (or no longer served here): its loads stop counting at once."""
+        self.waiting.forget(uid)
+
+
+def guard_key(ref: ResourceRef) -> str:
+    return ref.uid or f"{ref.namespace}/{ref.name}"
+
+
+async def guarded(
+    port: MilvusPort,
+    spec: CollectionSpec,
+    ref: ResourceRef,
+    observed: Observed,
+    planned: Plan,
+    memory: MemoryGuard,
+    known: Mapping[str, int],
+    preview: bool,
+) -> tuple[Plan, Memory | None, Failure | None]:
+    """The plan's memory step: the plan without the loads the query nodes cannot take, the estimates, the refusal.
+
+    `known`: the estimates in status; a steady pass that needs no new ones reads nothing.
+    """
+    if observed.partial or not wants_memory(observed, planned, known, preview):
+        return planned, None, None
+    checked = memory.settings if spec.management_policy == ManagementPolicy.MANAGE else GuardSettings(False)
+    names = to_size(observed, planned, known, preview or _replicas_change(observed, spec))
+    read: NodeReading | None = None
+    if checks(checked, planned):  # both reads are needed before the load: one round trip, not two
+        nodes = port.query_node_memory(spec.load.resource_groups)
+        fresh, read = await asyncio.gather(estimate(port, spec, observed, names), nodes)
+    else:
+        fresh = await estimate(port, spec, observed, names)
+    if fresh is None:
+        return planned, None, None  # nothing could be estimated: an estimate is advice, the plan stands
+    sizes = {**{name: known[name] for name in observed.partitions if name in known}, **fresh}
+    key = guard_key(ref)
+    waiting = memory.waiting.on(port.server, key)  # only loads on the server this one goes to count
+    refusal = await guard(port, spec, observed, planned, sizes, checked, waiting, key, ref.created, read)
+    if refusal is None:
+        return planned, Memory(sizes, None), None
+    kept, failure = refused(planned, refusal)  # loads held back; releases still go
+    return kept, Memory(sizes, refusal), failure
+
+
+def _replicas_change(observed: Observed, spec: CollectionSpec) -> bool:
+    """Every estimate counts the replicas: a new number makes the ones in status out of date."""
+    count = observed.replicas.count if observed.replicas is not None else None
+    return count is not None and count != spec.load.replicas

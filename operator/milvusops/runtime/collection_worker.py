@@ -18,11 +18,13 @@ from milvusops.core.conflicts import conflict_winner, rivals, server_conflict
 from milvusops.core.failures import Failure, FailureError, Reason
 from milvusops.core.model import CollectionSpec, DeletionPolicy, ManagementPolicy, ResourceRef, connection_key
 from milvusops.core.observed import Observed
-from milvusops.core.pass_state import Mode, PassState, Timing, next_pass, steady
+from milvusops.core.pass_state import FIRST_PASS, Mode, Pass, PassState, Timing, next_pass, steady, this_pass
 from milvusops.kube.api import KubeApi
+from milvusops.runtime.capacity_guard import MemoryGuard
 from milvusops.runtime.connections import Connections
-from milvusops.runtime.deletion import pending_message, release_retry_delay
-from milvusops.runtime.reconcile import MemoryGuard, Result, finalize, reconcile
+from milvusops.runtime.deletion import pending_message, release_held, release_retry_delay
+from milvusops.runtime.events import DRIFT_CORRECTED
+from milvusops.runtime.reconcile import Result, reconcile
 from milvusops.runtime.settings import Settings, memory_guard
 from milvusops.runtime.worker import Worker
 from milvusops.telemetry import metrics
@@ -97,16 +99,12 @@ class CollectionWorker(Worker):
                 log.info("%s", STOPPED_SERVING, extra=where(body))
 
     async def _loop(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
-        state, mode, urgent = PassState(), Mode.FULL, True  # the first pass goes before timer passes
-        settled = False  # the previous pass found the resource in sync
+        state, this = PassState(), FIRST_PASS  # the first pass goes before timer passes
         while self.running(stopped):
             failure: Failure | None
             try:
-                narrow = state.observed if mode in (Mode.RECHECK, Mode.CONFIRM) else None
                 # unbound: a sleeping loop holds only what `carried` keeps, not the pass's status and events
-                observed, acted, failure, settled, started = carried(
-                    await self.sync(body, owners, urgent, narrow, mode, settled)
-                )
+                observed, acted, failure, settled, started = carried(await self.sync(body, owners, this))
             except FailureError as exc:  # the API server refused the status patch: nothing to write it with
                 log.warning("%s", exc.failure.message, extra=where(body))
                 metrics.RECONCILES.labels("progressing").inc()
@@ -135,21 +133,13 @@ class CollectionWorker(Worker):
                 self.pool.record_load(*self.connection, step.loaded_in)
             state = step.state
             if log.isEnabledFor(logging.DEBUG):  # the pass schedule: when a load's end was looked for, and why
-                log.debug("%s", schedule_line(mode, step.mode, step.delay, failure, acted), extra=where(body))
-            urgent = await self.sleep(honour_retry_after(step.delay, failure), stopped)
-            if urgent and log.isEnabledFor(logging.DEBUG):
+                log.debug("%s", schedule_line(this.mode, step.mode, step.delay, failure, acted), extra=where(body))
+            woken = await self.sleep(honour_retry_after(step.delay, failure), stopped)
+            if woken and log.isEnabledFor(logging.DEBUG):
                 log.debug("woken early by a change of the resource: the next pass is a full one", extra=where(body))
-            mode = Mode.FULL if urgent else step.mode
+            this = this_pass(step.mode, state.observed, woken=woken, settled=settled)
 
-    async def sync(
-        self,
-        body: kopf.Body,
-        owners: Mapping[Any, Any],
-        urgent: bool,
-        narrow: Observed | None = None,
-        mode: Mode = Mode.FULL,
-        settled: bool = False,
-    ) -> Result:
+    async def sync(self, body: kopf.Body, owners: Mapping[Any, Any], this: Pass = FIRST_PASS) -> Result:
         async with self.lock:
             started = time.perf_counter()
             ref = ResourceRef.from_body(body)
@@ -160,18 +150,17 @@ class CollectionWorker(Worker):
                 self.previous_status(body),
                 self.pool,
                 datetime.now(UTC),
+                this,
                 conflict_with=conflict_winner(body, owners) or await server_conflict(body, owners, self.pool),
-                urgent=urgent,
-                recheck_from=narrow if mode == Mode.RECHECK else None,
-                confirm_from=narrow if mode == Mode.CONFIRM else None,
                 memory=self.memory,
-                settled=settled,
             )
             full = result.observed is not None and not result.observed.partial
             await self.write_status(body, result.status, observed_in_full=full)
             self.post(body, [(e.type, e.reason, e.message) for e in result.events])
             elapsed = time.perf_counter() - started
             for event in result.events:
+                if event.reason == DRIFT_CORRECTED:  # counted where the event is sent: deriving it stays pure
+                    metrics.DRIFT_CORRECTIONS.inc()
                 fields = {
                     "resource": f"{ref.namespace}/{ref.name}",
                     "collection": spec.collection_name,
@@ -272,7 +261,7 @@ async def _release_on_deletion(body: kopf.Body, owners: Mapping[Any, Any], worke
     try:
         if await server_conflict(body, owners, worker.pool) is not None:
             return []  # lost to an older resource through another MilvusConnection to the same server
-        return await finalize(spec, ref, worker.pool.for_deletion(), await _losers(body, owners, worker.kube))
+        return await release_held(spec, ref, worker.pool.for_deletion(), await _losers(body, owners, worker.kube))
     except FailureError:
         raise
     except Exception as exc:

@@ -18,7 +18,12 @@ from typing import Any, Protocol
 import kopf
 
 from milvusops.core.failures import Failure, FailureError, Reason
-from milvusops.core.model import CollectionSpec
+from milvusops.core.model import CollectionSpec, Desired, ResourceRef
+from milvusops.core.plan import ReleaseCollection, ReleasePartitions
+from milvusops.milvus.call_slots import Priority, prioritized
+from milvusops.milvus.port import PortSource
+from milvusops.runtime.apply import apply
+from milvusops.runtime.observe import observe
 
 log = logging.getLogger("milvusops")
 
@@ -139,3 +144,35 @@ async def finalize_connection(
         raise kopf.TemporaryError(exc.failure.message, delay=in_use_delay(retry)) from exc
     if users:
         raise kopf.TemporaryError(in_use_message(users), delay=in_use_delay(retry))
+
+
+async def release_held(
+    spec: CollectionSpec, ref: ResourceRef, ports: PortSource, others: tuple[CollectionSpec, ...] = ()
+) -> list[str]:
+    """Deletion with deletionPolicy Release: release what this resource kept loaded; a line per call made.
+
+    `others`: the specs of the live resources that lost a conflict to this one; what they declare Loaded is
+    handed over to them, not released.
+    """
+    port = await ports.port(ref.namespace, spec.connection_name, spec.database)
+    with prioritized(Priority.ACT):  # someone is waiting for the deletion
+        observed = await observe(port, spec.collection_name)
+    if not observed.exists:
+        return []
+    held = {name for name, r in observed.partitions.items() if r.state.held}
+    wanted = {name for name in held if spec.desired_for(name) == Desired.LOADED}
+    handed_over = {name for name in wanted if any(other.desired_for(name) == Desired.LOADED for other in others)}
+    ours = wanted - handed_over
+    # a partition-key collection is released only as a whole, and only if this resource wanted all of it
+    if not ours or (observed.partition_key is not None and ours != held):
+        return []
+    action: ReleaseCollection | ReleasePartitions
+    action = ReleaseCollection() if ours == held else ReleasePartitions(tuple(sorted(ours)))
+    applied = await apply(port, spec, (action,))
+    if applied.failure is not None:
+        raise FailureError(applied.failure)
+    done = list(applied.lines)
+    if handed_over:
+        kept = ", ".join(sorted(handed_over))
+        done.append(f"left {kept} of collection {spec.collection_name} loaded: another MilvusCollection declares them")
+    return done

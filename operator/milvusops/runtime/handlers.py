@@ -19,11 +19,11 @@ from milvusops.core.conflicts import SERVER_CLAIMS, claimant, claims_collection,
 from milvusops.kube import session as kube_session
 from milvusops.kube.api import KubeApi
 from milvusops.kube.slim_bodies import slim_body
+from milvusops.runtime.capacity_guard import MemoryGuard
 from milvusops.runtime.collection_worker import CollectionWorker, finalize_collection
 from milvusops.runtime.connection_worker import ConnectionWorker, Wake, wake_delays
 from milvusops.runtime.connections import Connections
 from milvusops.runtime.deletion import connection_use, finalize_connection, indexed_users, listed_users
-from milvusops.runtime.reconcile import MemoryGuard
 from milvusops.runtime.settings import Settings, memory_guard
 
 

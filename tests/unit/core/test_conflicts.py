@@ -15,7 +15,7 @@ from milvusops.core.model import CollectionSpec, ResourceRef
 from milvusops.kube.api import KubeApi
 from milvusops.runtime.collection_worker import CollectionWorker, finalize_collection
 from milvusops.runtime.connections import Connections
-from milvusops.runtime.reconcile import finalize
+from milvusops.runtime.deletion import release_held
 from milvusops.runtime.settings import Settings
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
 
@@ -85,8 +85,8 @@ async def test_two_connections_to_one_server_conflict_and_the_oldest_wins(monkey
     owners = _owners(older, younger)  # different connection objects: different index keys
     kube = _Kube(older, younger)
     first, second = _worker(milvus, kube), _worker(milvus, kube)
-    await first.sync(cast(kopf.Body, older), owners, urgent=True)
-    result = await second.sync(cast(kopf.Body, younger), owners, urgent=True)
+    await first.sync(cast(kopf.Body, older), owners)
+    result = await second.sync(cast(kopf.Body, younger), owners)
     assert result.verdict.reason == Reason.CONFLICT, result.verdict
     assert "team/via-a" in result.verdict.message
     assert milvus.mutating_calls == []  # the younger one never loads what the older one keeps released
@@ -129,6 +129,6 @@ async def test_the_winners_deletion_keeps_nothing_when_no_other_resource_wants_i
     milvus = FakeMilvus({"_default": NOT_LOAD, "hot": LOADED})
     spec = CollectionSpec.from_body(_body("old", "t", state="Loaded"))
     released = CollectionSpec.from_body(_body("new", "t", state="Released"))
-    done = await finalize(spec, ResourceRef.from_body(_body("old", "t")), FakePorts(milvus), (released,))
+    done = await release_held(spec, ResourceRef.from_body(_body("old", "t")), FakePorts(milvus), (released,))
     assert milvus.states == {"_default": NOT_LOAD, "hot": NOT_LOAD}
     assert done and not any("left" in line for line in done)

@@ -30,10 +30,10 @@ from milvusops.core.observed import Observed, StateReport
 from milvusops.core.plan import LoadCollection, LoadPartitions, Plan, ReleasePartitions
 from milvusops.kube.api import KubeApi
 from milvusops.milvus.parsers import query_nodes_of
-from milvusops.runtime.capacity_guard import LoadsByServer, WaitingLoads, needed_bytes
+from milvusops.runtime.capacity_guard import LoadsByServer, MemoryGuard, WaitingLoads, needed_bytes
 from milvusops.runtime.collection_worker import CollectionWorker
 from milvusops.runtime.connections import Connections
-from milvusops.runtime.reconcile import MemoryGuard, reconcile
+from milvusops.runtime.reconcile import reconcile
 from milvusops.runtime.settings import Settings
 from tests.unit.fake_milvus import FakeMilvus, FakePorts
 

@@ -13,8 +13,11 @@ from milvusops.core.model import LoadState
 from milvusops.core.observed import Observed, StateReport
 from milvusops.core.pass_state import (
     FINEST,
+    FIRST_PASS,
     MARGIN,
     Mode,
+    Pass,
+    PassKind,
     PassState,
     Sample,
     Step,
@@ -23,9 +26,11 @@ from milvusops.core.pass_state import (
     calls,
     full_every,
     next_pass,
+    this_pass,
 )
 from milvusops.core.plan import LoadCollection, ReleaseCollection, started
 from milvusops.core.status import Verdict
+from milvusops.milvus.call_slots import Priority, for_pass
 from milvusops.runtime.collection_worker import carried
 from milvusops.runtime.reconcile import Result
 
@@ -382,3 +387,53 @@ def test_a_pass_that_acted_and_then_stalled_looks_again_soon_not_after_a_whole_r
 def test_a_stalled_pass_that_did_nothing_still_waits_a_resync() -> None:
     after = step(PassState(), SETTLED, acted=False, failure=STALLED)
     assert after.delay == TIMING.resync_seconds
+
+
+# --- this_pass: which kind of pass, from which picture ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "picture", "woken", "settled", "expected"),
+    [
+        pytest.param(Mode.RECHECK, LOADING, True, False, Pass(), id="a-change-wakes-a-first-pass"),
+        pytest.param(Mode.CONFIRM, SETTLED, True, True, Pass(), id="a-change-beats-a-confirmation"),
+        pytest.param(Mode.FULL, None, False, False, Pass(PassKind.FULL), id="full-after-a-pass-not-in-sync"),
+        pytest.param(Mode.FULL, SETTLED, False, True, Pass(PassKind.FULL, settled=True), id="periodic-full-of-steady"),
+        pytest.param(Mode.RECHECK, LOADING, False, False, Pass(PassKind.RECHECK, LOADING), id="recheck-of-loading"),
+        pytest.param(
+            Mode.RECHECK, LOADING, False, True, Pass(PassKind.RECHECK, LOADING, True), id="recheck-for-an-observer"
+        ),
+        pytest.param(
+            Mode.CONFIRM, SETTLED, False, True, Pass(PassKind.CONFIRM, SETTLED, True), id="confirm-in-sync-picture"
+        ),
+        pytest.param(Mode.RECHECK, None, False, False, Pass(PassKind.FULL), id="no-picture-to-narrow-observes-in-full"),
+    ],
+)
+def test_this_pass(mode: Mode, picture: Observed | None, woken: bool, settled: bool, expected: Pass) -> None:
+    assert this_pass(mode, picture, woken=woken, settled=settled) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "picture"),
+    [(PassKind.RECHECK, None), (PassKind.CONFIRM, None), (PassKind.FIRST, SETTLED), (PassKind.FULL, LOADING)],
+)
+def test_a_pass_has_an_earlier_picture_exactly_when_it_narrows_to_one(kind: PassKind, picture: Observed | None) -> None:
+    with pytest.raises(ValueError, match="earlier picture"):
+        Pass(kind, picture)
+
+
+@pytest.mark.parametrize(
+    ("this", "mode", "urgent", "priority"),
+    [
+        (FIRST_PASS, Mode.FULL, True, Priority.CHANGE),
+        (Pass(PassKind.FULL), Mode.FULL, False, Priority.FOLLOW),
+        (Pass(PassKind.FULL, settled=True), Mode.FULL, False, Priority.BACKGROUND),
+        (Pass(PassKind.RECHECK, LOADING), Mode.RECHECK, False, Priority.FOLLOW),
+        (Pass(PassKind.RECHECK, LOADING, settled=True), Mode.RECHECK, False, Priority.BACKGROUND),
+        (Pass(PassKind.CONFIRM, SETTLED, settled=True), Mode.CONFIRM, False, Priority.BACKGROUND),
+    ],
+)
+def test_what_a_pass_observes_and_where_its_reads_queue(
+    this: Pass, mode: Mode, urgent: bool, priority: Priority
+) -> None:
+    assert (this.mode, this.urgent, for_pass(this)) == (mode, urgent, priority)

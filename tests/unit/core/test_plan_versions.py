@@ -12,7 +12,7 @@ from milvusops.core.model import CollectionSpec, LoadState
 from milvusops.core.observed import Observed, Replicas, StateReport
 from milvusops.core.pass_state import PassState, Timing, next_pass
 from milvusops.core.plan import Action, LoadCollection, Plan, ReleaseCollection, plan
-from milvusops.runtime.reconcile import finalize
+from milvusops.runtime.deletion import release_held
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
 from tests.unit.reconcile_runs import make_ref, make_spec, ready, run
 
@@ -191,7 +191,7 @@ async def test_deleting_a_partition_key_collection_never_releases_single_partiti
     # this resource kept nothing loaded, and release_partitions would be refused until the deletion timeout
     milvus = FakeMilvus(dict(KEYED_LOADED))
     milvus.partition_key = "tenant"
-    assert await finalize(make_spec("Released", {"_default_0": "Loaded"}), make_ref(), FakePorts(milvus)) == []
+    assert await release_held(make_spec("Released", {"_default_0": "Loaded"}), make_ref(), FakePorts(milvus)) == []
     assert milvus.mutating_calls == []
     # a spec that kept the whole collection loaded releases it as a whole
-    assert await finalize(make_spec("Loaded"), make_ref(), FakePorts(milvus)) == ["released collection products"]
+    assert await release_held(make_spec("Loaded"), make_ref(), FakePorts(milvus)) == ["released collection products"]

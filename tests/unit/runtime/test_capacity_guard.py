@@ -11,8 +11,8 @@ from milvusops.core.model import CollectionSpec, LoadState, ResourceRef
 from milvusops.core.observed import Observed, StateReport
 from milvusops.core.plan import plan
 from milvusops.core.status import stamp
-from milvusops.runtime.capacity_guard import to_size
-from milvusops.runtime.reconcile import MemoryGuard, reconcile
+from milvusops.runtime.capacity_guard import MemoryGuard, to_size
+from milvusops.runtime.reconcile import reconcile
 from tests.unit.fake_milvus import LOADED, NOT_LOAD, FakeMilvus, FakePorts
 
 NOW = datetime(2026, 11, 25, 16, 0, 0, tzinfo=UTC)

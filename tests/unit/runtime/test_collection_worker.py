@@ -204,9 +204,12 @@ async def test_drift_is_seen_and_corrected_by_the_confirming_pass_itself(monkeyp
         if done == 2:
             milvus.states["a"] = NOT_LOAD  # behind the operator's back, before the third pass (a confirmation)
 
+    before = REGISTRY.get_sample_value("milvusops_drift_corrections_total") or 0.0
     await loop.run(3, between)
     assert loop.mutating() == ["load_partitions"]
     assert any(reason == "DriftCorrected" for _, reason, _ in loop.events)
+    # counted where the event is sent, once
+    assert REGISTRY.get_sample_value("milvusops_drift_corrections_total") == before + 1
 
 
 async def test_at_debug_each_pass_says_what_it_was_and_when_the_next_one_comes(

@@ -12,7 +12,8 @@ from milvusops.core.failures import Reason
 from milvusops.core.memory_estimate import GuardSettings, NodeMemory
 from milvusops.core.model import CollectionSpec, LoadState, ResourceRef
 from milvusops.kube.api import KubeApi
-from milvusops.runtime.reconcile import MemoryGuard, reconcile
+from milvusops.runtime.capacity_guard import MemoryGuard
+from milvusops.runtime.reconcile import reconcile
 from milvusops.runtime.settings import Settings
 from milvusops.runtime.worker import Worker
 from tests.unit.fake_loop import Loop

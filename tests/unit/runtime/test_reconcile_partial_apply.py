@@ -62,7 +62,7 @@ async def test_a_release_that_went_through_before_a_load_failed_is_in_status_and
     ]
     assert "released partitions cold" in result.events[0].message
     assert result.events[0].partitions == ("cold",)  # what the calls that went through touched
-    assert drift_count() == before + 1
+    assert drift_count() == before  # deriving events counts nothing: the worker counts what it sends
     assert result.acted  # the observation predates a call that changed Milvus
 
 
