@@ -17,6 +17,7 @@ from milvusops.core.plan import (
     ReleaseCollection,
     ReleasePartitions,
     desired_partitions,
+    loads,
     plan,
     started,
 )
@@ -405,3 +406,26 @@ def test_a_partition_load_leaves_only_those_partitions_loading_and_a_release_lea
     assert after is not None and after.collection == before.collection
     assert {name: report.state for name, report in after.partitions.items()} == {**states, "a": LoadState.LOADING}
     assert started(before, (ReleasePartitions(("b",)), LoadPartitions(("a",)))) is None
+
+
+# --- which actions load: one answer for the guard, the preview and the re-check schedule -----------------
+
+
+@pytest.mark.parametrize(
+    ("actions", "loads_any", "releasing"),
+    [
+        ((), False, False),
+        ((LoadCollection(),), True, False),
+        ((LoadPartitions(("a",)),), True, False),
+        ((ReleasePartitions(("a",)),), False, True),
+        ((ReleaseCollection(),), False, True),
+        ((ReleasePartitions(("a",)), LoadPartitions(("b",))), True, True),
+    ],
+)
+def test_a_plan_says_whether_it_loads_and_whether_it_releases(
+    actions: tuple[Action, ...], loads_any: bool, releasing: bool
+) -> None:
+    planned = Plan({}, (), actions)
+    assert (planned.loads, loads(actions), planned.releasing) == (loads_any, loads_any, releasing)
+    assert not planned.without_loads().loads
+    assert planned.without_loads().releasing == releasing

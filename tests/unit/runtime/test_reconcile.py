@@ -13,7 +13,7 @@ from milvusops.core.pass_state import FIRST_PASS, Pass, PassKind
 from milvusops.milvus.call_slots import Priority
 from milvusops.runtime.deletion import release_held
 from milvusops.runtime.events import Event
-from milvusops.runtime.reconcile import reconcile
+from milvusops.runtime.reconcile import FromStatus, reconcile
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus, FakePorts
 from tests.unit.reconcile_runs import HOT_SPEC, IN_SYNC, NOW, make_ref, make_spec, ready, run, written
 
@@ -376,3 +376,26 @@ async def test_a_partition_dropped_before_its_load_is_observed_again_once() -> N
     assert milvus.states == {"_default": NOT_LOAD, "hot": LOADING}
     # spec names it, so it is reported missing; never stalled on a partition nobody asked for
     assert ready(result)[:2] == (False, Reason.PARTITION_NOT_FOUND)
+
+
+# --- what a pass takes from the status the previous one wrote ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("previous", "expected"),
+    [
+        pytest.param({}, FromStatus(), id="no-status-yet"),
+        pytest.param(
+            {"conditions": [{"type": "Ready", "reason": "LoadFailed"}], "lastRefresh": "t1"},
+            FromStatus(retry_failed_load=True, last_refresh="t1"),
+            id="a-reported-failed-load-is-tried-again",
+        ),
+        pytest.param(
+            {"partitions": [{"name": "a", "estimatedMemoryBytes": 10}, {"name": "b"}]},
+            FromStatus(estimated={"a": 10}),
+            id="estimates-kept-where-status-has-them",
+        ),
+    ],
+)
+def test_from_status(previous: dict[str, Any], expected: FromStatus) -> None:
+    assert FromStatus.of(previous) == expected
