@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -128,6 +129,9 @@ def test_metrics_move_when_a_load_happens(
     assert milvus.uri not in exposition and milvus.root_token not in exposition
 
 
+GRPC_CORE_LINE = re.compile(r"[EWI]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] ")
+
+
 def test_json_logs_one_line_per_action_without_secrets(
     kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess]
 ) -> None:
@@ -135,7 +139,11 @@ def test_json_logs_one_line_per_action_without_secrets(
     collection = new_collection(milvus, ["a", "b"])
     kube.create(namespace, "logged", {"collectionName": collection, "partitions": [{"name": "b", "state": "Loaded"}]})
     kube.wait_reason(namespace, "logged", "InSync", timeout=90)
-    lines = [json.loads(line) for line in operator.log().splitlines() if line.strip()]
+    text = [line for line in operator.log().splitlines() if line.strip()]
+    # gRPC's C core writes its own errors to stderr in its own format (e.g. "E1207 06:37:18.512 ... epoll_wait")
+    native = [line for line in text if not line.startswith("{")]
+    assert all(GRPC_CORE_LINE.match(line) for line in native), native
+    lines = [json.loads(line) for line in text if line.startswith("{")]
     actions = [line for line in lines if line.get("action") == "Loading"]
     assert len(actions) == 1
     action = actions[0]
