@@ -12,9 +12,7 @@ from concurrent.futures import Executor
 from typing import Any, Protocol, TypeVar
 
 import grpc
-import pymilvus
 from pymilvus import DataType, MilvusException
-from pymilvus.client.connection_manager import ConnectionConfig, ConnectionManager
 from pymilvus.client.types import LoadState as MilvusLoadState
 from pymilvus.grpc_gen import milvus_pb2
 
@@ -25,6 +23,7 @@ from milvusops.core.memory_estimate import Field, NodeMemory, Shape
 from milvusops.core.model import LoadOptions, LoadState
 from milvusops.core.observed import CollectionInfo, Replicas, StateReport
 from milvusops.milvus.call_slots import Slots, current
+from milvusops.milvus.client import MilvusClient, close_quietly
 from milvusops.milvus.errors import FAILED_LOAD, REPLICA_LOST, classify, failed_load
 from milvusops.milvus.parsers import (
     fields_of,
@@ -77,30 +76,6 @@ class PortSource(Protocol):
     """Hands out the port of the Milvus server a resource's connection names (the operator's pool, a preview's)."""
 
     async def port(self, namespace: str, connection: str | None, database: str) -> MilvusPort: ...
-
-
-class MilvusClient(pymilvus.MilvusClient):  # type: ignore[misc]
-    """pymilvus's MilvusClient with a ConnectionManager of its own.
-
-    pymilvus's process-wide manager holds one lock for a whole connect (up to the connection's timeout)
-    and for every close and reconnect: one unreachable server would hold back every other's. This is
-    MilvusClient.__init__ of pymilvus 3.0.2 with the manager made here (tests/unit/runtime/test_connections.py
-    checks the source it mirrors).
-    """
-
-    def __init__(self, uri: str, token: str = "", db_name: str = "", timeout: float | None = None, **kwargs: Any):
-        self._config = ConnectionConfig.from_uri(uri, token=token, db_name=db_name, **kwargs)
-        self._manager = ConnectionManager()  # its lock is this client's alone
-        self._handler = self._manager.get_or_create(self._config, dedicated=True, client=self, timeout=timeout)
-        self._using = f"cm-{id(self._handler)}"
-        self.is_self_hosted = bool(self.get_server_type() == "milvus")
-
-
-def _close_quietly(client: MilvusClient) -> None:
-    try:
-        client.close()
-    except Exception:  # a channel that fails to close is gone all the same
-        log.debug("closing a Milvus client failed", exc_info=True)
 
 
 def call_deadline(timeout: float) -> float:
@@ -264,9 +239,9 @@ class MilvusClientPort:
             return
         client, self._client = self._client, None
         try:
-            self._executor.submit(_close_quietly, client)
+            self._executor.submit(close_quietly, client)
         except RuntimeError:  # the executor was shut down (the operator stops): a thread of its own
-            threading.Thread(target=_close_quietly, args=(client,), name="milvus-close", daemon=True).start()
+            threading.Thread(target=close_quietly, args=(client,), name="milvus-close", daemon=True).start()
 
     @property
     def _timeout(self) -> float:

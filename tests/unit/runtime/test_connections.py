@@ -26,6 +26,7 @@ from pymilvus.grpc_gen import milvus_pb2_grpc
 from milvusops.core.endpoint import Endpoint
 from milvusops.core.failures import FailureError, Reason
 from milvusops.kube.api import KubeApi
+from milvusops.milvus import client as milvus_client
 from milvusops.milvus import port as milvus_port
 from milvusops.milvus.call_slots import Slots
 from milvusops.milvus.port import MilvusClientPort
@@ -136,10 +137,10 @@ def assignments(source: str) -> set[str]:
 
 
 def test_the_isolated_client_mirrors_pymilvus_own_constructor() -> None:
-    """milvus_port.MilvusClient is MilvusClient.__init__ of pymilvus with a ConnectionManager of its own."""
+    """milvus.client.MilvusClient is MilvusClient.__init__ of pymilvus with a ConnectionManager of its own."""
     theirs = inspect.getsource(pymilvus.MilvusClient.__init__)
     assert "ConnectionManager.get_instance()" in theirs and "super().__init__" not in theirs
-    assert assignments(theirs) == assignments(inspect.getsource(milvus_port.MilvusClient.__init__))
+    assert assignments(theirs) == assignments(inspect.getsource(milvus_client.MilvusClient.__init__))
 
 
 async def test_replacing_a_client_never_closes_it_on_the_event_loop(
