@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -29,10 +30,15 @@ def render() -> str:
     argv = [str(helm), "template", "milvusops", str(CHART), "--namespace", NAMESPACE, "--include-crds"]
     argv += ["--set", "peering.enabled=false"]
     body = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
-    return HEADER + body
+    # without peering, Kopf's peering CRDs (in the chart's crds/) are not needed
+    kopf_crd = "# Source: milvusops/crds/", "kopf.dev.yaml"
+    docs = [d for d in body.split("---\n") if not (d.startswith(kopf_crd[0]) and kopf_crd[1] in d.split("\n")[0])]
+    return HEADER + "---\n".join(docs)
 
 
 def write() -> Path:
+    for source in (ROOT / "crds").glob("*.yaml"):
+        shutil.copyfile(source, CHART / "crds" / source.name)
     INSTALL_YAML.parent.mkdir(parents=True, exist_ok=True)
     INSTALL_YAML.write_text(render())
     return INSTALL_YAML

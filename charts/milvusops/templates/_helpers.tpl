@@ -153,9 +153,8 @@ Namespaces to follow them appearing and going (a cluster-wide Kopf never looks a
 {{- end }}
 
 {{/*
-The peering objects are Helm hooks, created after the release's other resources: on a first install
-their kind does not exist yet when Helm checks the release's manifest (the peering CRDs are created
-by this same release), and Helm refuses to install a manifest with an unknown kind.
+The peering objects are Helm hooks, outside the release's manifest: the default one may already exist
+(another release, another Kopf operator), and Helm refuses to install an object it does not own.
 */}}
 {{- define "milvusops.peeringHook" -}}
 helm.sh/hook: post-install,post-upgrade

@@ -92,13 +92,13 @@ NEVER: list[tuple[str, str, str]] = [
 
 
 def render(release_namespace: str, scope: str, watched: str) -> list[dict[str, Any]]:
-    """`helm template` of the chart in one RBAC scope, with its hooks (the peering objects)."""
+    """`helm template` of the chart in one RBAC scope, with its CRDs and hooks (the peering objects)."""
     flags = ["--set", f"rbac.scope={scope}"]
     if scope == "namespaces":
         flags += ["--set", f"watchNamespaces={{{watched}}}"]
     release = f"sec-{uuid.uuid4().hex[:6]}"  # the (Cluster)Roles are cluster-wide: one name per test
-    rendered = helm(None, "template", release, str(CHART), "--namespace", release_namespace, *flags).stdout
-    return [d for d in yaml.safe_load_all(rendered) if d]
+    result = helm(None, "template", release, str(CHART), "--namespace", release_namespace, "--include-crds", *flags)
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
 def of_kind(documents: list[dict[str, Any]], *kinds: str) -> list[dict[str, Any]]:
