@@ -2,11 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# pytest-xdist workers for `make test`: each starts its own control plane and Milvus standalone
+TEST_WORKERS ?= 2
 
 .PHONY: test lint unit e2e testenv demo manifests bench clean
 
 test: lint testenv  ## the CI gate: lint, types, unit and e2e tests against a real API server and Milvus
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check operator tests bench

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,10 +19,19 @@ ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.testenv.stop_on_sigterm"]
 
 
+# every test of a module that starts a Milvus cluster runs on one worker, so no two clusters share the 2 CPUs
+CLUSTER_FIXTURES = {"milvus_cluster", "small_cluster"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    clustered = {i.nodeid.split("::")[0] for i in items if CLUSTER_FIXTURES & set(getattr(i, "fixturenames", ()))}
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+        # `make test` runs pytest-xdist with --dist loadgroup: a module's tests share one worker (and its
+        # module-scoped operator)
+        module = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group("milvus-clusters" if module in clustered else module))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -51,6 +61,18 @@ FIGURES = Figures()
 @pytest.fixture(scope="session")
 def figures() -> Figures:
     return FIGURES
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)  # set in a pytest-xdist worker only
+    if workeroutput is not None:
+        workeroutput["figures"] = FIGURES.rows
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: a worker's figures reach the controller, which prints them."""
+    FIGURES.rows.extend((name, value) for name, value in getattr(node, "workeroutput", {}).get("figures", []))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -89,7 +111,7 @@ def milvus(workdir: Path) -> Iterator[MilvusServer]:
         server.start()
         yield server
     finally:
-        server.release()
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,7 @@ class Environment:
         """Milvus started again on an empty data directory, same port: it has held and loaded nothing yet."""
         if not isinstance(self.milvus, MilvusServer):
             raise TypeError(f"a fresh start needs the real Milvus, not {type(self.milvus).__name__}")
-        self.milvus.stop()  # keeps the machine's Milvus slot: nothing else can start one in between
+        self.milvus.stop()
         shutil.rmtree(self.milvus.workdir / "data" / "data", ignore_errors=True)  # etcd, rocksmq, segments
         self.milvus.start()
 
@@ -87,7 +87,7 @@ def environment(
         plane.kubectl("apply", "--server-side", "-f", "crds")
         plane.kubectl("wait", "--for=condition=Established", "-f", "crds")
         plane.kubectl("create", "namespace", namespace)
-        stack.callback(milvus.release if isinstance(milvus, MilvusServer) else milvus.stop)
+        stack.callback(milvus.stop)
         milvus.start()
         kube = Kube(plane)
         # bulk creates and deletes run 16 at a time: keep that many connections instead of discarding them

@@ -76,7 +76,7 @@ def main() -> int:
         milvus.start()
         probe(milvus, args.collections)
     finally:
-        milvus.release()
+        milvus.stop()
     return 0
 
 

@@ -91,7 +91,7 @@ def main() -> int:
         drop_collections(milvus, names)
         version = milvus.client().get_server_version()
     finally:
-        milvus.release() if isinstance(milvus, MilvusServer) else milvus.stop()
+        milvus.stop()
     deployment = "distributed (tests.testenv.milvus_cluster)" if args.cluster else "standalone"
     document = {
         "milvus": f"{version} {deployment}",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -19,3 +22,11 @@ def digest(*parts: bytes) -> str:
     for part in parts:
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()[:16]
+
+
+@contextmanager
+def locked(name: str) -> Iterator[None]:
+    """Held by one process of the machine at a time (test workers preparing the same cached thing)."""
+    with open(cache_root() / f"{name}.lock", "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

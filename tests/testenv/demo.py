@@ -96,7 +96,7 @@ def main(control_plane_only: bool = False) -> int:
 def _start_milvus_and_operator(session: Session, plane: ControlPlane, workdir: Path) -> str:
     """Milvus with the example collections, the operator, the examples applied; returns the rest of the hint."""
     milvus = MilvusServer(workdir / "milvus")
-    session.callback(milvus.release)
+    session.callback(milvus.stop)
     session.say("demo: starting Milvus 2.3.5 (authentication on, root:Milvus) ...")
     milvus.start()
     client = milvus.client()

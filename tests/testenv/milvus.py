@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
+import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO
 
 from pymilvus import MilvusClient
 
-from .cache import cache_root
+from .cache import cache_root, locked
 from .processes import Process, free_port, wait_until
 
 MILVUS_VERSION = "2.3.5"
@@ -24,10 +23,11 @@ def _venv(name: str, *requirements: str) -> Path:
     """A virtualenv of its own in the cache, made once per set of pinned requirements."""
     venv = cache_root() / name / "venv"
     ready = venv / ".installed"
-    if not ready.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *requirements], check=True)
-        ready.touch()
+    with locked(f"venv-{name}"):
+        if not ready.exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *requirements], check=True)
+            ready.touch()
     return venv
 
 
@@ -56,9 +56,9 @@ class Server:
         """A pymilvus client with the root credentials (when authorization is on)."""
         return MilvusClient(uri=self.uri, token=self.root_token if self.authorization else "", timeout=timeout)
 
-    def _launch(self, argv: list[str], timeout: float) -> None:
+    def _launch(self, argv: list[str], timeout: float, env: dict[str, str] | None = None) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = Process(self.name, argv, self.workdir / f"{self.name}.log")
+        self.process = Process(self.name, argv, self.workdir / f"{self.name}.log", env=env)
         wait_until(self._ready, timeout, self.name, interval=0.5)
 
     def _ready(self) -> bool:
@@ -83,17 +83,18 @@ class Server:
 
 
 class MilvusServer(Server):
-    """Milvus 2.3.5 standalone; its embedded etcd's peer port 2380 is fixed, so one runs at a time."""
+    """Milvus 2.3.5 standalone. Its embedded etcd gets free client and peer ports from an embed config
+    (etcd's defaults, 2379 and 2380, are fixed), so several run side by side: one per test worker,
+    beside a demo or a benchmark."""
 
     def __init__(self, workdir: Path, authorization: bool = True) -> None:
         super().__init__(workdir)
         self.authorization = authorization
         self.etcd_port = free_port()
-        self._slot: IO[bytes] | None = None
+        self.etcd_peer_port = free_port()
 
     def start(self, timeout: float = 180) -> None:
-        """Start (or restart, on the same port and data) once this process holds the machine's Milvus slot."""
-        self._take_slot()
+        """Start (or restart, on the same ports and data)."""
         python = ensure_server_python()
         # -P: the launcher's folder holds our own milvus.py, which must not shadow the wrapper package
         argv = [
@@ -106,28 +107,21 @@ class MilvusServer(Server):
         argv += ["--proxy-port", str(self.port), "--etcd-port", str(self.etcd_port)]
         if self.authorization:
             argv += ["--authorization-enabled", "true"]
-        self._launch(argv, timeout)
+        env = {**os.environ, "ETCD_CONFIG_PATH": str(self._embed_etcd_config())}
+        # the wrapper picks its components' ports by probing from fixed defaults: one start at a time
+        with locked("milvus-standalone-start"):
+            self._launch(argv, timeout, env=env)
 
-    def _take_slot(self) -> None:
-        """Wait for any other Milvus 2.3.5 of this machine (tests, demo, bench) to stop: port 2380 is fixed."""
-        if self._slot is not None:
-            return
-        path = cache_root() / "milvus-2380.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        slot = open(path, "wb")  # noqa: SIM115 - held until release()
-        try:
-            fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another Milvus 2.3.5 on this machine to stop ({path})", file=sys.stderr, flush=True)
-            fcntl.flock(slot, fcntl.LOCK_EX)
-        self._slot = slot
-
-    def release(self) -> None:
-        """Stop the server and give the machine's Milvus slot to whoever waits for it."""
-        self.stop()
-        if self._slot is not None:
-            self._slot.close()
-            self._slot = None
+    def _embed_etcd_config(self) -> Path:
+        """Milvus reads ETCD_CONFIG_PATH as etcd.config.path: an etcd embed config for its in-process etcd."""
+        client, peer = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{self.etcd_peer_port}"
+        path = self.workdir / "embed-etcd.yaml"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            f"listen-client-urls: {client}\nadvertise-client-urls: {client}\n"
+            f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\ninitial-cluster: default={peer}\n"
+        )
+        return path
 
 
 class MilvusLiteServer(Server):
