@@ -23,6 +23,7 @@ pytest_plugins = ["tests.testenv.stop_on_sigterm"]
 CLUSTER_FIXTURES = {"milvus_cluster", "small_cluster"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     clustered = {i.nodeid.split("::")[0] for i in items if CLUSTER_FIXTURES & set(getattr(i, "fixturenames", ()))}
     for item in items:

@@ -14,7 +14,7 @@ import yaml
 from milvusops.runtime.settings import Settings
 from tests.conftest import Figures
 from tests.e2e.helpers import PAUSED, RESUMED, Kube, OperatorProcess, load_states, new_collection, wait_for
-from tests.testenv import gobins
+from tests.testenv import gobins, manifests
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 
@@ -31,13 +31,11 @@ def helm_template(*args: str, check: bool = True) -> subprocess.CompletedProcess
 
 @pytest.fixture
 def peering(control_plane: ControlPlane, namespace: str) -> str:
-    """Kopf's peering CRDs and the KopfPeering `default` in the test's namespace, as the chart renders them."""
+    """Kopf's peering CRDs and the KopfPeering `default` in the test's namespace, as the chart ships them."""
     values = ["--set", "rbac.scope=namespaces", "--set", f"watchNamespaces={{{namespace}}}"]
     rendered = helm_template("--namespace", namespace, "--show-only", "templates/peering.yaml", *values).stdout
     docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
-    crds = [doc for doc in docs if doc["kind"] == "CustomResourceDefinition"]
-    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(crds))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd", *[doc["metadata"]["name"] for doc in crds])
+    manifests.apply_kopf_crds(control_plane)
     objects = [doc for doc in docs if doc["kind"] == "KopfPeering"]
     assert len(objects) == 1
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))

@@ -32,7 +32,7 @@ from tests.e2e.helpers import (
     new_collection,
     wait_for,
 )
-from tests.testenv import gobins
+from tests.testenv import gobins, manifests
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 from tests.unit.kube.test_sharding import INVALID, VALID
@@ -69,9 +69,7 @@ def _chart_env(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
 
 
 def _install_peering(plane: ControlPlane, docs: list[dict[str, Any]]) -> None:
-    crds = [doc for doc in docs if doc["kind"] == "CustomResourceDefinition"]
-    plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(crds))
-    plane.kubectl("wait", "--for=condition=Established", "crd", *[doc["metadata"]["name"] for doc in crds])
+    manifests.apply_kopf_crds(plane)
     peerings = [doc for doc in docs if doc["kind"] == "KopfPeering"]
     assert sorted(doc["metadata"]["name"] for doc in peerings) == ["default", "r-milvusops-shard1"]
     plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(peerings))
