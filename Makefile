@@ -8,7 +8,7 @@ TEST_WORKERS ?= 2
 .PHONY: test lint unit e2e testenv demo manifests bench clean
 
 test: lint testenv  ## the CI gate: lint, types, unit and e2e tests against a real API server and Milvus
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check operator tests bench

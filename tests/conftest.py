@@ -16,23 +16,13 @@ from tests.testenv.milvus import MilvusServer
 from tests.testenv.milvus_cluster import MilvusCluster
 
 ROOT = Path(__file__).resolve().parent.parent
-pytest_plugins = ["tests.testenv.stop_on_sigterm"]
+pytest_plugins = ["tests.testenv.stop_on_sigterm", "tests.testenv.worker_scheduling"]
 
 
-# every test of a module that starts a Milvus cluster runs on one worker, so no two clusters share the 2 CPUs
-CLUSTER_FIXTURES = {"milvus_cluster", "small_cluster"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    clustered = {i.nodeid.split("::")[0] for i in items if CLUSTER_FIXTURES & set(getattr(i, "fixturenames", ()))}
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-        # `make test` runs pytest-xdist with --dist loadgroup: a module's tests share one worker (and its
-        # module-scoped operator)
-        module = item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group("milvus-clusters" if module in clustered else module))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
