@@ -16,6 +16,9 @@ from tests.testenv.milvus import MilvusServer
 from tests.testenv.milvus_cluster import MilvusCluster
 
 ROOT = Path(__file__).resolve().parent.parent
+# the session's servers and their data are thrown away: a graceful stop (Kafka's, a query node's with
+# segments) took up to 30 s at the end of a worker's run, all of it on the CI's wall clock
+TEARDOWN_GRACE_SECONDS = 2.0
 pytest_plugins = ["tests.testenv.stop_on_sigterm", "tests.testenv.worker_scheduling"]
 
 
@@ -102,7 +105,7 @@ def milvus(workdir: Path) -> Iterator[MilvusServer]:
         server.start()
         yield server
     finally:
-        server.stop()
+        server.stop(grace=TEARDOWN_GRACE_SECONDS)
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +117,7 @@ def milvus_cluster(binaries: gobins.Binaries, workdir: Path) -> Iterator[MilvusC
         FIGURES.record("Milvus cluster started in", f"{cluster.started_in:.1f} s")
         yield cluster
     finally:
-        cluster.stop()
+        cluster.stop(grace=TEARDOWN_GRACE_SECONDS)
 
 
 SMALL_NODE_MEMORY = 200 * 2**20  # the small cluster's one query node: a cgroup v1 memory limit
@@ -130,7 +133,7 @@ def small_cluster(binaries: gobins.Binaries, workdir: Path) -> Iterator[MilvusCl
         FIGURES.record("small cluster (one 200 MiB query node) started in", f"{cluster.started_in:.1f} s")
         yield cluster
     finally:
-        cluster.stop()
+        cluster.stop(grace=TEARDOWN_GRACE_SECONDS)
 
 
 @pytest.fixture

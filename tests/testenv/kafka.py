@@ -107,9 +107,9 @@ class Kafka:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2):
             return True
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 15) -> None:
         if self.process is not None:
-            self.process.stop(grace=15)
+            self.process.stop(grace=grace)
             self.process = None
 
 

@@ -71,9 +71,9 @@ class Server:
             client.close()
         return True
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 15) -> None:
         if self.process is not None:
-            self.process.stop(grace=15)
+            self.process.stop(grace=grace)
             self.process = None
 
     def kill(self) -> None:

@@ -210,13 +210,13 @@ class MilvusCluster(Server):
         finally:
             client.close()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10) -> None:
         errors = []
         processes = [*reversed(self.roles.values()), self.kafka, self.etcd]
         for process in processes:
             try:
                 if process is not None:
-                    process.stop(grace=10) if isinstance(process, Process) else process.stop()
+                    process.stop(grace=grace) if isinstance(process, Process) else process.stop(grace)
             except RuntimeError as exc:
                 errors.append(str(exc))
         self.roles.clear()
