@@ -74,7 +74,7 @@ class FakeMilvus:
         self._call("server_version")
         return "v2.3.5"
 
-    async def list_partitions(self, collection: str) -> list[str]:
+    async def list_partitions(self, collection: str, count: int | None = None) -> list[str]:
         return list(self._call("list_partitions", collection))
 
     async def version(self) -> str:

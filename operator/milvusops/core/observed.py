@@ -23,6 +23,7 @@ class CollectionInfo:
     id: str  # a dropped and recreated collection has a new one
     partition_key: str | None = None  # its partition-key field: Milvus loads and releases only the whole collection
     fields: tuple[Field, ...] = ()  # the schema, so the same pass's memory estimate need not describe again
+    partitions: int | None = None  # how many it has (num_partitions), when Milvus says
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ class MilvusPort(Protocol):
     def server(self) -> str: ...  # which Milvus server (host:port): state about its memory is kept per server
     async def server_version(self) -> str: ...
     async def version(self) -> str: ...
-    async def list_partitions(self, collection: str) -> list[str]: ...
+    async def list_partitions(self, collection: str, count: int | None = None) -> list[str]: ...
     async def describe(self, collection: str) -> CollectionInfo: ...
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
     async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState: ...
@@ -125,6 +125,8 @@ class MilvusClientPort:
         self._slots = slots
         self._client: MilvusClient | None = None
         self._version: tuple[MilvusClient, str] | None = None  # the server version, as read through that client
+        # the partitions of the first one-partition collection listed: the server's default partition
+        self._default_partition: asyncio.Future[list[str]] | None = None
         self._connecting: asyncio.Future[MilvusClient] | None = None
         self._in_flight = 0  # calls between their slot and the end of their thread
         self._closing = False
@@ -270,7 +272,30 @@ class MilvusClientPort:
         self._version = (client, str(version))  # one assignment: atomic, though made on a call's thread
         return str(version)
 
-    async def list_partitions(self, collection: str) -> list[str]:
+    async def list_partitions(self, collection: str, count: int | None = None) -> list[str]:
+        """`count`: the collection's partitions as describe_collection counted them, for a collection without
+        a partition key. One is the server's default partition (it cannot be dropped), whose name
+        (`common.defaultPartitionName`) is learnt from the first such listing on this client."""
+        if count != 1:
+            return await self._listed(collection)
+        teaching = self._default_partition
+        if teaching is None:  # the first such listing teaches the others, also those of the same burst
+            teaching = self._default_partition = asyncio.ensure_future(self._listed(collection))
+            try:
+                names = await asyncio.shield(teaching)
+            except FailureError:
+                self._default_partition = None  # e.g. dropped meanwhile: the next one teaches
+                raise
+            if len(names) != 1:
+                self._default_partition = None  # a partition created since the describe
+            return names
+        try:
+            learnt = await asyncio.shield(teaching)
+        except FailureError:
+            learnt = []  # the teacher's failure is about its own collection: list this one
+        return list(learnt) if len(learnt) == 1 else await self._listed(collection)
+
+    async def _listed(self, collection: str) -> list[str]:
         names = await self._call("list_partitions", lambda c: c.list_partitions(collection, timeout=self._timeout))
         return [str(name) for name in names]
 
@@ -279,9 +304,8 @@ class MilvusClientPort:
             "describe_collection", lambda c: c.describe_collection(collection, timeout=self._timeout)
         )
         keys = [str(field["name"]) for field in info.get("fields", ()) if field.get("is_partition_key")]
-        return CollectionInfo(
-            str(info["collection_id"]), keys[0] if keys else None, tolerant_fields_of(info.get("fields", ()))
-        )
+        fields = tolerant_fields_of(info.get("fields", ()))
+        return CollectionInfo(str(info["collection_id"]), keys[0] if keys else None, fields, info.get("num_partitions"))
 
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport:
         try:

@@ -28,8 +28,8 @@ class ReadOnlyPort:
     async def server_version(self) -> str:
         return await self._port.server_version()
 
-    async def list_partitions(self, collection: str) -> list[str]:
-        return await self._port.list_partitions(collection)
+    async def list_partitions(self, collection: str, count: int | None = None) -> list[str]:
+        return await self._port.list_partitions(collection, count)
 
     async def version(self) -> str:
         return await self._port.version()

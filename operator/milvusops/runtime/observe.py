@@ -16,7 +16,9 @@ async def observe(port: MilvusPort, collection: str) -> Observed:
     whole, failed_load = await _collection_state(port, collection)
     if whole.state == LoadState.NOT_EXIST:
         return Observed(whole)
-    names, info = await asyncio.gather(port.list_partitions(collection), port.describe(collection))
+    # describe first: a collection of one partition then needs no listing (both wait in Milvus 2.3's DDL queue)
+    info = await port.describe(collection)
+    names = await port.list_partitions(collection, info.partitions if info.partition_key is None else None)
     if whole.state == LoadState.NOT_LOAD:
         # Milvus answers NotLoad for a collection only when nothing of it is loaded or loading
         partitions = {name: StateReport(LoadState.NOT_LOAD) for name in names}

@@ -71,8 +71,8 @@ async def test_a_partition_dropped_during_the_observation_is_just_gone(monkeypat
     milvus = FakeMilvus({"_default": LOADED, "hot": LOADED})
     real_list = milvus.list_partitions
 
-    async def list_with_a_dropped_one(collection: str) -> list[str]:
-        return [*await real_list(collection), "dropped"]  # listed, then dropped before its get_load_state
+    async def list_with_a_dropped_one(collection: str, count: int | None = None) -> list[str]:
+        return [*await real_list(collection, count), "dropped"]  # listed, then dropped before its get_load_state
 
     milvus.list_partitions = list_with_a_dropped_one  # type: ignore[method-assign]
     loop = Loop(milvus, {"state": "Loaded"}, monkeypatch)

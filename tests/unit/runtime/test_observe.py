@@ -11,7 +11,7 @@ from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus
 async def test_a_collection_that_is_not_loaded_costs_three_calls_whatever_its_partitions() -> None:
     milvus = FakeMilvus({"_default": NOT_LOAD, "a": NOT_LOAD, "b": NOT_LOAD, "c": NOT_LOAD})
     observed = await observe(milvus, "docs")
-    assert milvus.calls == [("load_state", "docs", None), ("list_partitions", "docs"), ("describe", "docs")]
+    assert milvus.calls == [("load_state", "docs", None), ("describe", "docs"), ("list_partitions", "docs")]
     assert observed.collection_id == milvus.id
     assert observed.partitions == dict.fromkeys(["_default", "a", "b", "c"], StateReport(NOT_LOAD))
     assert not observed.loading
