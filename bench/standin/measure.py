@@ -3,7 +3,7 @@ loads stay Loading: the data the stand-in's distributions are fitted to (bench/s
 
     .venv/bin/python -m bench.standin.measure [--samples 40] [--cluster]
 
-Standalone takes the machine's Milvus slot (it may wait for a CI run); --cluster needs no slot.
+The standalone by default; --cluster: Milvus distributed (coordinators, proxy, data, index and query nodes).
 Calls are made one at a time, as pymilvus 3.0.2's MilvusClient makes them for the operator.
 """
 
@@ -73,7 +73,7 @@ def measure_one(client: MilvusClient, name: str, samples: dict[str, list[float]]
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=40)
-    parser.add_argument("--cluster", action="store_true", help="Milvus 2.3.5 distributed (no machine-wide slot)")
+    parser.add_argument("--cluster", action="store_true", help="Milvus 2.3.5 distributed instead of the standalone")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="milvusops-standin-measure-"))
     milvus: MilvusServer | MilvusCluster = (
