@@ -1,4 +1,4 @@
-"""The chart carries real copies of crds/ (a symlink breaks `helm package` and a copied chart) plus Kopf's."""
+"""The chart carries real copies of crds/ (ours and Kopf's peering CRDs): a symlink breaks a copied chart."""
 
 from __future__ import annotations
 
@@ -16,7 +16,5 @@ def test_the_chart_crds_are_files_equal_to_crds() -> None:
         assert copy.read_bytes() == source.read_bytes(), f"{copy} differs from {source}: run `make manifests`"
 
 
-def test_the_chart_crds_are_ours_and_kopfs_peering_crds_only() -> None:
-    ours = {p.name for p in (ROOT / "crds").glob("*.yaml")}
-    kopf = {"kopfpeerings.kopf.dev.yaml", "clusterkopfpeerings.kopf.dev.yaml"}
-    assert {p.name for p in CHART_CRDS.iterdir()} == ours | kopf
+def test_the_chart_carries_exactly_crds() -> None:
+    assert {p.name for p in CHART_CRDS.iterdir()} == {p.name for p in (ROOT / "crds").glob("*.yaml")}
