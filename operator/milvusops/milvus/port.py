@@ -24,6 +24,7 @@ from milvusops.core.model import LoadOptions, LoadState
 from milvusops.core.observed import CollectionInfo, Replicas, StateReport
 from milvusops.milvus.call_slots import Slots, current
 from milvusops.milvus.client import MilvusClient, close_quietly
+from milvusops.milvus.default_partition import DefaultPartition
 from milvusops.milvus.errors import FAILED_LOAD, REPLICA_LOST, classify, failed_load
 from milvusops.milvus.parsers import (
     fields_of,
@@ -125,8 +126,7 @@ class MilvusClientPort:
         self._slots = slots
         self._client: MilvusClient | None = None
         self._version: tuple[MilvusClient, str] | None = None  # the server version, as read through that client
-        # the partitions of the first one-partition collection listed: the server's default partition
-        self._default_partition: asyncio.Future[list[str]] | None = None
+        self._default_partition = DefaultPartition()  # its name, learnt once per client
         self._connecting: asyncio.Future[MilvusClient] | None = None
         self._in_flight = 0  # calls between their slot and the end of their thread
         self._closing = False
@@ -273,27 +273,8 @@ class MilvusClientPort:
         return str(version)
 
     async def list_partitions(self, collection: str, count: int | None = None) -> list[str]:
-        """`count`: the collection's partitions as describe_collection counted them, for a collection without
-        a partition key. One is the server's default partition (it cannot be dropped), whose name
-        (`common.defaultPartitionName`) is learnt from the first such listing on this client."""
-        if count != 1:
-            return await self._listed(collection)
-        teaching = self._default_partition
-        if teaching is None:  # the first such listing teaches the others, also those of the same burst
-            teaching = self._default_partition = asyncio.ensure_future(self._listed(collection))
-            try:
-                names = await asyncio.shield(teaching)
-            except FailureError:
-                self._default_partition = None  # e.g. dropped meanwhile: the next one teaches
-                raise
-            if len(names) != 1:
-                self._default_partition = None  # a partition created since the describe
-            return names
-        try:
-            learnt = await asyncio.shield(teaching)
-        except FailureError:
-            learnt = []  # the teacher's failure is about its own collection: list this one
-        return list(learnt) if len(learnt) == 1 else await self._listed(collection)
+        """`count`: as describe_collection counted them (see DefaultPartition); 1 may need no call."""
+        return await self._default_partition.partitions(collection, count, self._listed)
 
     async def _listed(self, collection: str) -> list[str]:
         names = await self._call("list_partitions", lambda c: c.list_partitions(collection, timeout=self._timeout))
