@@ -3,7 +3,8 @@
 Creates N collections and N MilvusCollections at once, then every few seconds prints how many
 resources have a status and how many are Ready, their Ready reasons, the CPU share of Milvus, the
 API server, etcd and the operator since the last line, and the operator's Milvus calls by method.
-Ends with the operator's RSS. No baseline: use `bench.scenarios.burst` or `bench.all` for ratios.
+Ends with the Kubernetes writes the API server counted and the operator's RSS (`--profile`: py-spy).
+No baseline: use `bench.scenarios.burst` or `bench.all` for ratios.
 
     .venv/bin/python -m bench.scenarios.timeline [--resources 1000] [--partitions 1] [--every 10] [--timeout 600]
         [--setting KEY=VALUE ...]
@@ -20,6 +21,7 @@ import sys
 import time
 from collections import Counter
 
+from bench.lib.apiwrites import describe, split_writes, write_counts
 from bench.lib.baselines import Shape
 from bench.lib.environment import environment
 from bench.lib.operator_metrics import calls_by_method, milliseconds_by_method, operator_group
@@ -35,13 +37,15 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=10, help="seconds between lines")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--setting", action="append", default=[], help="KEY=VALUE for the operator's environment")
+    parser.add_argument("--profile", action="store_true", help="record the operator with py-spy (raw), summarised")
     args = parser.parse_args()
     shape = Shape(args.resources, args.partitions)
-    with environment("timeline") as env:
+    with environment("timeline", profile=args.profile, raw_profile=args.profile) as env:
         operator = env.start_operator(**dict(item.split("=", 1) for item in args.setting))
         with env.setup.measure(str(shape)):
             names = create_collections(env.milvus, shape.collections, partition_names(shape.partitions))
         specs = {f"t-{index}": desired(name, shape.listed) for index, name in enumerate(names)}
+        writes_before = write_counts(env.kube)
         started = time.perf_counter()
         last, last_at = cpu_ticks(), time.monotonic()
         create_all(env.kube, env.namespace, specs)
@@ -62,6 +66,8 @@ def main() -> int:
                 f"reasons {dict(reasons)}; CPU % {share}; Milvus calls {calls}",
                 flush=True,
             )
+        ours, _ = split_writes(writes_before, write_counts(env.kube))
+        print(f"  Kubernetes writes (API server's count, creates included): {describe(ours)}", flush=True)
         text = operator.metrics()
         counts, spent = calls_by_method(text), milliseconds_by_method(text)
         for method, count in sorted(counts.items()):

@@ -24,6 +24,7 @@ from milvusops.runtime.collection_worker import CollectionWorker, finalize_colle
 from milvusops.runtime.connection_worker import ConnectionWorker, Wake, wake_delays
 from milvusops.runtime.connections import Connections
 from milvusops.runtime.deletion import connection_use, finalize_connection, indexed_users, listed_users
+from milvusops.runtime.kopf_diffbase import NoDiffBase
 from milvusops.runtime.settings import Settings, memory_guard
 
 
@@ -40,7 +41,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # own finalizer and annotation prefix: the resource's group, not Kopf's defaults
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    # no create/update handlers: a diff base would cost each new object one more PATCH and watch event
+    settings.persistence.diffbase_storage = NoDiffBase()
     # our own logger reports outcomes; Kopf's per-handler log lines are not worth an Event each
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "milvusops"
