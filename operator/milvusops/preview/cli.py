@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from pydantic import SecretStr, ValidationError
 
+from milvusops import GROUP, VERSION, version
 from milvusops.core.conflicts import Claimant, claimant, claims_collection, conflict_key, conflict_winner
 from milvusops.core.model import CollectionSpec, ResourceRef
 from milvusops.kube import manifests, schema
@@ -22,15 +25,27 @@ from milvusops.preview.readonly import ReadOnlyPorts, predict
 from milvusops.runtime.capacity_guard import MemoryGuard
 from milvusops.runtime.connections import Connections
 from milvusops.runtime.reconcile import assess
-from milvusops.runtime.settings import Settings, memory_guard
+from milvusops.runtime.settings import InvalidSettings, Settings, load, memory_guard
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, exit 1 (argparse prints usage and exits 2: a CI gate would read "changes")."""
+        raise _UsageError(f"{message} (milvusops plan --help)")
 
 
 def parser() -> argparse.ArgumentParser:
-    parse = argparse.ArgumentParser(
+    parse = _Parser(
         prog="milvusops plan",
         description="Show what the operator would do in Milvus for MilvusCollection manifests, changing nothing."
-        " Exit code: 0 nothing to do, 2 changes, 1 errors (invalid manifests, failures the operator would report).",
+        " Exit code: 0 nothing to do, 2 changes, 1 every error (usage, unusable input, invalid manifests, failures"
+        " the operator would report). The report alone goes to standard output; messages go to standard error.",
     )
+    parse.add_argument("--version", action="version", version=f"milvusops {version()}")
     parse.add_argument("paths", nargs="*", help="manifest files, directories (*.yaml, *.yml, *.json), or - for stdin")
     parse.add_argument("--live", action="store_true", help="the MilvusCollections in the cluster instead of files")
     parse.add_argument("-o", "--output", choices=sorted(planview.RENDERERS), default="table")
@@ -56,26 +71,37 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str], stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    args = parser().parse_args(argv)
     out, err = stdout or sys.stdout, sys.stderr
+    try:
+        args = parser().parse_args(argv)
+    except _UsageError as exc:
+        err.write(f"milvusops plan: {exc}\n")
+        return rows.ERRORS
+    except SystemExit as exc:  # --help and --version
+        return rows.NOTHING if exc.code in (0, None) else rows.ERRORS
     if args.live == bool(args.paths):
         err.write("milvusops plan: give manifest paths (or - for stdin), or --live, not both\n")
         return rows.ERRORS
     try:
-        previews = asyncio.run(_plan(args, stdin))
-    except (manifests.ManifestError, _NoCluster) as exc:
+        # client libraries print warnings to standard output: it holds the report alone (-o json must parse)
+        with contextlib.redirect_stdout(err):
+            report = asyncio.run(_plan(args, stdin))
+    except (manifests.ManifestError, _NoCluster, InvalidSettings) as exc:
         err.write(f"milvusops plan: {exc}\n")
         return rows.ERRORS
-    out.write(planview.RENDERERS[args.output](previews))
-    return rows.exit_code(previews)
+    except Exception as exc:  # noqa: BLE001 - any other failure: one line a CI log shows, never a traceback
+        err.write(f"milvusops plan: {type(exc).__name__}: {' '.join(str(exc).split())}\n")
+        return rows.ERRORS
+    out.write(planview.RENDERERS[args.output](report))
+    return report.exit_code
 
 
 class _NoCluster(Exception):
     """--live without a cluster to read."""
 
 
-async def _plan(args: argparse.Namespace, stdin: TextIO | None) -> list[rows.ResourcePreview]:
-    settings = Settings()  # type: ignore[call-arg]  # the operator's environment: MILVUSOPS_*
+async def _plan(args: argparse.Namespace, stdin: TextIO | None) -> rows.Report:
+    settings = load()  # the operator's environment: MILVUSOPS_*
     if args.milvus_uri:
         token = SecretStr(args.token) if args.token is not None else settings.default_token
         settings = settings.model_copy(update={"default_uri": args.milvus_uri, "default_token": token})
@@ -84,20 +110,23 @@ async def _plan(args: argparse.Namespace, stdin: TextIO | None) -> list[rows.Res
         if args.live:
             if kube is None:
                 raise _NoCluster("--live needs a cluster: give --kubeconfig, set KUBECONFIG, or run in a pod")
-            found: list[tuple[str, Mapping[str, Any]]] = [
-                ("cluster", body) for body in await kube.list_collections(args.namespace)
-            ]
+            try:
+                listed = await kube.list_collections(args.namespace)
+            except Exception as exc:
+                raise _NoCluster(f"cannot list MilvusCollections: {' '.join(str(exc).split())}") from exc
+            inputs = Inputs([("cluster", body) for body in listed])
         else:
-            found = _from_files(args.paths, args.namespace or "default", stdin)
+            inputs = _from_files(args.paths, args.namespace or "default", stdin)
         with tempfile.TemporaryDirectory(prefix="milvusops-plan-") as tls_dir:
             pool = Connections(settings, kube, Path(tls_dir))
             try:
                 planner = _Planner(
                     settings, args.milvus_uri or "", ReadOnlyPorts(pool, ignore_refs=bool(args.milvus_uri))
                 )
-                return await planner.previews(found, validate=not args.live)
+                previews = await planner.previews(inputs.collections, validate=not args.live)
             finally:
                 pool.close()
+        return rows.Report(inputs.invalid + previews, tuple(inputs.skipped), empty=not inputs.collections)
     finally:
         if kube is not None:
             kube.close()
@@ -110,20 +139,45 @@ def _kube(kubeconfig: str | None) -> KubeApi | None:
         return None  # the client would print a warning to stdout and fail anyway
     try:
         return KubeApi(kubeconfig=kubeconfig)
-    except Exception:
+    except Exception as exc:
         if kubeconfig:
-            raise
+            raise _NoCluster(f"cannot use --kubeconfig {kubeconfig}: {' '.join(str(exc).split())}") from exc
         return None
 
 
-def _from_files(paths: list[str], namespace: str, stdin: TextIO | None) -> list[tuple[str, Mapping[str, Any]]]:
-    found: list[tuple[str, Mapping[str, Any]]] = []
-    for item in manifests.read(paths, stdin):
-        if not manifests.is_collection(item.body):
-            continue  # other kinds (Deployments, MilvusConnections, ...) are not planned
+@dataclass
+class Inputs:
+    """What the input holds: MilvusCollections to plan, documents that are errors, documents skipped."""
+
+    collections: list[tuple[str, Mapping[str, Any]]]
+    invalid: list[rows.ResourcePreview] = field(default_factory=list)
+    skipped: list[rows.Skipped] = field(default_factory=list)
+
+
+def _from_files(paths: list[str], namespace: str, stdin: TextIO | None) -> Inputs:
+    reading = manifests.read(paths, stdin)
+    inputs = Inputs([])
+    for unusable in reading.unusable:
+        if unusable.error:
+            inputs.invalid.append(rows.invalid(unusable.source, "", "", [unusable.reason]))
+        else:
+            inputs.skipped.append(rows.Skipped(unusable.source, unusable.reason))
+    for item in reading.manifests:
         metadata = {"namespace": namespace, **(item.body.get("metadata") or {})}
-        found.append((item.source, {**item.body, "metadata": metadata}))
-    return found
+        body = {**item.body, "metadata": metadata}
+        if not manifests.ours(body):
+            inputs.skipped.append(rows.Skipped(item.source, f"{manifests.kind_of(body)}: not planned"))
+        elif body.get("kind") == "MilvusCollection" and body.get("apiVersion") == f"{GROUP}/{VERSION}":
+            inputs.collections.append((item.source, body))  # validated with the others, in input order
+        else:  # a MilvusConnection is checked as the API server would; a wrong group, kind or version is an error
+            errors = schema.validate(body)
+            if errors:
+                inputs.invalid.append(
+                    rows.invalid(item.source, metadata["namespace"], metadata.get("name", ""), errors)
+                )
+            else:
+                inputs.skipped.append(rows.Skipped(item.source, f"{manifests.kind_of(body)}: valid, not planned"))
+    return inputs
 
 
 class _Planner:

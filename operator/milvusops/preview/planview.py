@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from milvusops.core.memory_estimate import human
-from milvusops.preview.rows import ResourcePreview, exit_code
+from milvusops.preview.rows import Report, ResourcePreview
 
 NOT_ESTIMATED = "n/a"  # Milvus could not be asked for sizes (or the collection does not exist)
 
 
-def summary(previews: Sequence[ResourcePreview]) -> dict[str, int]:
-    counts = {"resources": len(previews), "change": 0, "error": 0, "no change": 0}
-    for item in previews:
-        counts[item.status] += 1
-    return counts
+SCHEMA_VERSION = 2  # of the JSON report: 2 has keys without spaces (noChange), skipped and schemaVersion
 
 
-def _headline(previews: Sequence[ResourcePreview]) -> str:
-    counts = summary(previews)
+def summary(report: Report) -> dict[str, int]:
+    counts = {"resources": len(report.previews), "change": 0, "error": 0, "noChange": 0}
+    for item in report.previews:
+        counts[_camel(item.status.replace(" ", "_"))] += 1
+    return {**counts, "skipped": len(report.skipped)}
+
+
+def _headline(report: Report) -> str:
+    counts = summary(report)
+    if report.empty and not report.previews:
+        return "no MilvusCollection in the input: nothing was planned"
+    skipped = f"; {counts['skipped']} other document(s) skipped" if counts["skipped"] else ""
     return (
         f"{counts['resources']} MilvusCollection(s): {counts['change']} to change, {counts['error']} with errors,"
-        f" {counts['no change']} unchanged"
+        f" {counts['noChange']} unchanged{skipped}"
     )
 
 
@@ -43,9 +48,9 @@ def _columns(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def table(previews: Sequence[ResourcePreview]) -> str:
+def table(report: Report) -> str:
     lines: list[str] = []
-    for item in previews:
+    for item in report.previews:
         lines.append(f"{item.namespace}/{item.name} ({item.source}): {item.status}")
         if item.errors:
             lines += [f"  invalid: {error}" for error in item.errors]
@@ -60,14 +65,17 @@ def table(previews: Sequence[ResourcePreview]) -> str:
         lines.append(f"  reason: {_reason(item)}")
         lines.append(f"  memory: {_memory(item.memory_bytes)}")
         lines.append("")
-    lines.append(_headline(previews))
+    lines += [f"skipped {item.source}: {item.reason}" for item in report.skipped]
+    lines.append(_headline(report))
     return "\n".join(lines) + "\n"
 
 
-def as_json(previews: Sequence[ResourcePreview]) -> str:
+def as_json(report: Report) -> str:
     document: dict[str, Any] = {
-        "summary": {**summary(previews), "exitCode": exit_code(previews)},
-        "resources": [_json_resource(item) for item in previews],
+        "schemaVersion": SCHEMA_VERSION,
+        "summary": {**summary(report), "exitCode": report.exit_code},
+        "resources": [_json_resource(item) for item in report.previews],
+        "skipped": [{"source": item.source, "reason": item.reason} for item in report.skipped],
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -87,9 +95,9 @@ def _json_resource(item: ResourcePreview) -> dict[str, Any]:
 _ICONS = {"change": "🔄", "error": "❌", "no change": "✅"}
 
 
-def markdown(previews: Sequence[ResourcePreview]) -> str:
-    lines = [f"### milvusops plan: {_headline(previews)}", ""]
-    for item in previews:
+def markdown(report: Report) -> str:
+    lines = [f"### milvusops plan: {_headline(report)}", ""]
+    for item in report.previews:
         lines.append(f"#### {_ICONS[item.status]} `{item.namespace}/{item.name}`: {item.status}")
         lines.append("")
         if item.errors:
@@ -112,6 +120,8 @@ def markdown(previews: Sequence[ResourcePreview]) -> str:
             f"Reason: `{item.reason}`: {_escape(item.message)}" if item.message else f"Reason: `{item.reason}`"
         )
         lines.append("")
+    if report.skipped:
+        lines += [f"Skipped: {', '.join(f'`{item.source}` ({_escape(item.reason)})' for item in report.skipped)}", ""]
     lines.append(
         f"<sub>memory: estimated change of query-node memory, all replicas (docs/capacity.md); {NOT_ESTIMATED} ="
         " not estimated</sub>"

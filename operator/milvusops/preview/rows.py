@@ -133,6 +133,25 @@ def exit_code(previews: Sequence[ResourcePreview]) -> int:
     return CHANGES if any(p.calls for p in previews) else NOTHING
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """An input document that is not ours to plan (another kind, a JSON patch): listed, never silently dropped."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Report:
+    previews: Sequence[ResourcePreview]
+    skipped: Sequence[Skipped] = ()
+    empty: bool = False  # the input held no MilvusCollection: a gate given the wrong folder must not pass
+
+    @property
+    def exit_code(self) -> int:
+        return ERRORS if self.empty else exit_code(self.previews)
+
+
 def describe(action: Action) -> str:
     """The pymilvus call an action makes, as the preview lists it."""
     match action:

@@ -11,21 +11,19 @@ from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
-from pydantic import ValidationError
 
 from milvusops.runtime import handlers, kopf_index_wait
-from milvusops.runtime.settings import Settings
+from milvusops.runtime.settings import InvalidSettings, load
 from milvusops.telemetry import logs
 
 
 def main(args: list[str]) -> None:
     """Run the operator with its flags (none: the environment alone)."""
     try:
-        settings = Settings(_cli_parse_args=args)  # type: ignore[call-arg]
-    except ValidationError as exc:
+        settings = load(args)
+    except InvalidSettings as exc:
         # a bad setting (e.g. a mistyped label selector) stops the operator before it watches anything
-        problems = "; ".join(f"MILVUSOPS_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        sys.exit(f"milvusops: invalid configuration: {problems}")
+        sys.exit(f"milvusops: invalid configuration: {exc}")
     logs.configure(settings.log_format, settings.log_level)
     kopf_index_wait.install()  # Kopf's startup wait for its indexes, linear instead of quadratic in the objects listed
     registry = kopf.get_default_registry()

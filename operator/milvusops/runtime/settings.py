@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from milvusops.core.memory_estimate import GuardSettings
 from milvusops.kube.sharding import check_selector
@@ -109,3 +110,21 @@ class Settings(BaseSettings):
 
 def memory_guard(settings: Settings) -> GuardSettings:
     return GuardSettings(settings.memory_guard, settings.memory_headroom_percent)
+
+
+class InvalidSettings(Exception):
+    """A MILVUSOPS_* value (or flag) that cannot be used, in one line naming each variable."""
+
+
+def load(args: list[str] | None = None) -> Settings:
+    """The settings from the environment, and from flags when `args` is given; a bad value is `InvalidSettings`."""
+    try:
+        return Settings(_cli_parse_args=args) if args is not None else Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise InvalidSettings(
+            "; ".join(f"MILVUSOPS_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        ) from exc
+    except SettingsError as exc:  # pydantic-settings could not decode a value before validating it
+        field = re.search(r'field "([^"]+)"', str(exc))
+        name = f"MILVUSOPS_{field.group(1).upper()}" if field else "a MILVUSOPS_ variable"
+        raise InvalidSettings(f'{name}: not valid JSON (lists are JSON, e.g. ["team-a", "team-b"])') from exc

@@ -97,7 +97,8 @@ def test_in_sync_manifests_exit_0(milvus: MilvusServer, collections: Collections
     result = plan(milvus, tmp_path, "m.yaml", "-o", "json")
     assert result.returncode == 0, result.stdout + result.stderr
     document = json.loads(result.stdout)
-    assert document["summary"] == {"resources": 2, "change": 0, "error": 0, "no change": 2, "exitCode": 0}
+    assert document["summary"] == {"resources": 2, "change": 0, "error": 0, "noChange": 2, "skipped": 1, "exitCode": 0}
+    assert document["skipped"] == [{"source": "m.yaml#3", "reason": "ConfigMap v1: not planned"}]
     assert [r["reason"] for r in document["resources"]] == ["InSync", "InSync"]
     assert collections.states(milvus) == before
 

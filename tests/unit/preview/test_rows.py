@@ -21,6 +21,7 @@ from milvusops.preview.rows import (
     ERRORS,
     NOTHING,
     PartitionPreview,
+    Report,
     ResourcePreview,
     exit_code,
     invalid,
@@ -215,7 +216,7 @@ SAMPLE = [
 
 
 def test_table_lists_partitions_calls_reason_and_unestimated_memory() -> None:
-    text = planview.table(SAMPLE)
+    text = planview.table(Report(SAMPLE))
     assert "shop/products (m.yaml): change" in text
     assert text.splitlines()[2].split() == ["PARTITION", "CURRENT", "DESIRED", "CHANGE", "MEMORY"]
     assert text.splitlines()[4].split() == ["hot", "NotLoad", "Loaded", "load", "n/a"]
@@ -225,8 +226,9 @@ def test_table_lists_partitions_calls_reason_and_unestimated_memory() -> None:
 
 
 def test_json_has_a_summary_and_null_memory() -> None:
-    document = json.loads(planview.as_json(SAMPLE))
-    assert document["summary"] == {"resources": 2, "change": 1, "error": 1, "no change": 0, "exitCode": 1}
+    document = json.loads(planview.as_json(Report(SAMPLE)))
+    assert document["schemaVersion"] == planview.SCHEMA_VERSION and document["skipped"] == []
+    assert document["summary"] == {"resources": 2, "change": 1, "error": 1, "noChange": 0, "skipped": 0, "exitCode": 1}
     first = document["resources"][0]
     assert (first["status"], first["calls"], first["memoryBytes"]) == ("change", ["load_partitions(hot)"], None)
     assert first["partitions"][1] == {
@@ -239,7 +241,7 @@ def test_json_has_a_summary_and_null_memory() -> None:
 
 
 def test_markdown_is_a_pull_request_comment() -> None:
-    text = planview.markdown(SAMPLE)
+    text = planview.markdown(Report(SAMPLE))
     assert text.startswith("### milvusops plan: 2 MilvusCollection(s): 1 to change, 1 with errors, 0 unchanged\n")
     assert "| `hot` | NotLoad | Loaded | **load** | n/a |" in text
     assert "Calls: `load_partitions(hot)`" in text
@@ -254,18 +256,33 @@ def test_manifests_from_files_directories_stdin_and_lists(tmp_path: Path) -> Non
     )
     (tmp_path / "notes.txt").write_text("not a manifest")
     found = manifests.read([str(tmp_path), "-"], io.StringIO("kind: MilvusCollection\nmetadata: {name: c}\n"))
-    assert [(Path(m.source).name, (m.body.get("metadata") or {}).get("name")) for m in found] == [
+    assert [(Path(m.source).name, (m.body.get("metadata") or {}).get("name")) for m in found.manifests] == [
         ("b.json", "b"),
         ("a.yaml#1", "a"),
         ("a.yaml#2", None),
         ("<stdin>", "c"),
     ]
+    assert found.unusable == []
 
 
-@pytest.mark.parametrize(("text", "error"), [("a: [", "not valid YAML"), ("- 1\n", "not an object")])
-def test_broken_input_is_an_error_not_a_skip(text: str, error: str) -> None:
-    with pytest.raises(manifests.ManifestError, match=error):
-        manifests.read(["-"], io.StringIO(text))
+@pytest.mark.parametrize(
+    ("text", "reason", "error"),
+    [
+        ("a: [", "not valid YAML", True),  # may hide a manifest: the plan fails
+        ("kind: {{ .Values.kind }}\n", "not valid YAML (a template? render it first", True),
+        ("a: 1\na: 2\n", "duplicate key 'a'", True),  # the API server refuses it; YAML would keep the last
+        ("- op: replace\n  path: /spec/state\n", "not a Kubernetes object (a list: a JSON patch?)", False),
+    ],
+)
+def test_unusable_input_is_reported_and_the_rest_still_read(
+    tmp_path: Path, text: str, reason: str, error: bool
+) -> None:
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text("kind: MilvusCollection\n")
+    found = manifests.read([str(tmp_path)])
+    [unusable] = found.unusable
+    assert reason in unusable.reason and unusable.error == error
+    assert [m.body for m in found.manifests] == [{"kind": "MilvusCollection"}]
 
 
 def test_a_missing_path_is_an_error() -> None:

@@ -64,3 +64,15 @@ def test_peering_from_flags() -> None:
     argv = ["--peering-priority", "7", "--peering-name", "ops", "--peering-lifetime-seconds", "15"]
     settings = _settings(argv)
     assert (settings.peering_priority, settings.peering_name, settings.peering_lifetime_seconds) == (7, "ops", 15)
+
+
+def test_a_bad_value_is_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from milvusops.runtime.settings import InvalidSettings, load
+
+    monkeypatch.setenv("MILVUSOPS_NAMESPACES", "team-a,team-b")  # pydantic-settings wants JSON for a list
+    with pytest.raises(InvalidSettings, match=r'^MILVUSOPS_NAMESPACES: not valid JSON \(lists are JSON, e\.g\. \["'):
+        load()
+    monkeypatch.setenv("MILVUSOPS_NAMESPACES", '["team-a"]')
+    monkeypatch.setenv("MILVUSOPS_RESYNC_SECONDS", "soon")
+    with pytest.raises(InvalidSettings, match=r"^MILVUSOPS_RESYNC_SECONDS: Input should be a valid number"):
+        load([])
