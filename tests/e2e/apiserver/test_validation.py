@@ -310,6 +310,14 @@ INVALID: list[Case] = [
     Case("uri-without-scheme", CONNECTION, "{uri: 'milvus:19530'}", "spec.uri", "should match", name="main"),
     Case("uri-ftp-scheme", CONNECTION, "{uri: 'ftp://milvus:19530'}", "spec.uri", "should match", name="main"),
     Case(
+        "uri-grpc-scheme",
+        CONNECTION,
+        "{uri: 'grpc://milvus:19530'}",
+        "spec.uri",
+        "pymilvus does not accept grpc://",
+        name="main",
+    ),
+    Case(
         "uri-too-long",
         CONNECTION,
         {"uri": "http://" + "m" * 2042},
@@ -478,7 +486,7 @@ VALID: list[Case] = [
         name="main",
     ),
     Case("unix-socket-connection", CONNECTION, "{uri: 'unix:///var/run/milvus.sock', timeoutSeconds: 1}", "", ""),
-    Case("at-sign-after-the-host", CONNECTION, "{uri: 'grpc://milvus:19530/?tag=a@b'}", "", ""),
+    Case("at-sign-after-the-host", CONNECTION, "{uri: 'http://milvus:19530/?tag=a@b'}", "", ""),
 ]
 
 
