@@ -82,3 +82,38 @@ def test_desired_column_counts_partitions_desired_loaded(control_plane: ControlP
     assert desired == "1/3"  # not spec.state, which reads "Released"
     loaded = table[1][header.index("LOADED") : header.index("READY")].strip()
     assert loaded == "0/3"
+
+
+MILVUS_OPERATOR_CRD = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: milvuses.milvus.io}
+spec:
+  group: milvus.io
+  scope: Namespaced
+  names: {plural: milvuses, singular: milvus, kind: Milvus, shortNames: [mi]}
+  versions:
+    - name: v1beta1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
+def test_kubectl_get_milvus_stays_the_milvus_operators(control_plane: ControlPlane, namespace: str) -> None:
+    """kubectl expands categories before resource names: a category `milvus` of ours would take the command
+    that every Milvus Operator user types (`kubectl get milvus my-release`). Ours is `milvusops`."""
+    control_plane.kubectl("apply", "-f", "-", input=MILVUS_OPERATOR_CRD)
+    try:
+        control_plane.kubectl("wait", "--for=condition=Established", "crd/milvuses.milvus.io")
+        control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLE))
+        release = "apiVersion: milvus.io/v1beta1\nkind: Milvus\nmetadata: {name: my-release}\n"
+        control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=release)
+
+        theirs = control_plane.kubectl("get", "milvus", "-n", namespace, "-o", "name").stdout.split()
+        assert theirs == ["milvus.milvus.io/my-release"]
+        one = control_plane.kubectl("get", "milvus", "my-release", "-n", namespace, "-o", "name").stdout.split()
+        assert one == ["milvus.milvus.io/my-release"]
+        ours = control_plane.kubectl("get", "milvusops", "-n", namespace, "-o", "name").stdout.split()
+        assert ours == ["milvuscollection.milvusops.dev/catalog"]
+    finally:
+        control_plane.kubectl("delete", "crd", "milvuses.milvus.io", "--wait=false")
