@@ -30,7 +30,13 @@ Called with (list $root $shard).
 {{- $root := index . 0 }}
 {{- $shard := index . 1 }}
 {{- if $shard }}
-{{- printf "%s-%s" (include "milvusops.fullname" $root) $shard | trunc 63 | trimSuffix "-" }}
+{{- $name := printf "%s-%s" (include "milvusops.fullname" $root) $shard }}
+{{- if le (len $name) 63 }}
+{{- $name }}
+{{- else }}
+{{- /* cut to fit, with a hash of the shard: two long shard names must not cut to the same name */}}
+{{- printf "%s-%s" ($name | trunc 54 | trimSuffix "-") (sha256sum $shard | trunc 8) }}
+{{- end }}
 {{- else }}
 {{- include "milvusops.fullname" $root }}
 {{- end }}
@@ -104,6 +110,9 @@ so that `helm template` and `helm install` fail early with a clear message.
 {{- end }}
 {{- else if .Values.watchNamespaces }}
 {{- fail "watchNamespaces is only used with rbac.scope=namespaces; with rbac.scope=cluster every namespace is watched (leave watchNamespaces empty)" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true: without the metrics port and Service there is nothing to scrape" }}
 {{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
 {{- fail "replicaCount > 1 needs peering.enabled=true: without Kopf peering every replica would act on every resource" }}

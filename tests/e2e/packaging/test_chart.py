@@ -75,8 +75,10 @@ def test_each_shard_gets_a_deployment_a_selector_and_a_peering_object_of_its_own
         "r-milvusops-shard1": ("sharding.milvusops.dev/key=shard1", "false", "r-milvusops-shard1"),
         "r-milvusops-shard2": ("sharding.milvusops.dev/key=shard2", "false", "r-milvusops-shard2"),
     }
-    # the main Deployment's selector is the one it always had, so adding shards is an upgrade, not a reinstall
-    assert "milvusops.dev/shard" not in deployments["r-milvusops"]["spec"]["selector"]["matchLabels"]
+    # each Deployment selects its own pods only (kubectl logs deploy/..., rollout status, PDBs rely on it)
+    for name, deployment in deployments.items():
+        selected = [other for other, d in deployments.items() if _selects(deployment, _pod_labels(d))]
+        assert selected == [name], (name, deployment["spec"]["selector"])
     for shard in ("shard1", "shard2"):
         spec = deployments[f"r-milvusops-{shard}"]["spec"]
         assert spec["selector"]["matchLabels"]["milvusops.dev/shard"] == shard
@@ -85,12 +87,59 @@ def test_each_shard_gets_a_deployment_a_selector_and_a_peering_object_of_its_own
     assert peerings == ["default", "r-milvusops-shard1", "r-milvusops-shard2"]
 
 
+def _pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
+    return dict(deployment["spec"]["template"]["metadata"]["labels"])
+
+
+def _selects(deployment: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A label selector (matchLabels, and the In / NotIn / Exists / DoesNotExist expressions) against pod labels."""
+    selector = deployment["spec"]["selector"]
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    tests = {
+        "In": lambda key, values: labels.get(key) in values,
+        "NotIn": lambda key, values: labels.get(key) not in values,
+        "Exists": lambda key, values: key in labels,
+        "DoesNotExist": lambda key, values: key not in labels,
+    }
+    return all(tests[e["operator"]](e["key"], e.get("values") or []) for e in selector.get("matchExpressions") or [])
+
+
+def _rendered(*flags: str, release: str = "r") -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(helm(None, "template", release, str(CHART), *flags).stdout) if d]
+
+
 def test_without_shards_one_deployment_serves_everything() -> None:
-    rendered = helm(None, "template", "r", str(CHART)).stdout
-    deployments = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment"]
+    deployments = [d for d in _rendered() if d["kind"] == "Deployment"]
     assert [d["metadata"]["name"] for d in deployments] == ["r-milvusops"]
     names = {e["name"] for e in deployments[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert not names & {"MILVUSOPS_WATCH_LABEL_SELECTOR", "MILVUSOPS_SERVE_CONNECTIONS"}
+    # the selector is the same with shards: adding shards later is an upgrade (a selector is immutable)
+    sharded = [d for d in _rendered("--set", "sharding.shards={shard1}") if d["kind"] == "Deployment"]
+    assert sharded[0]["spec"]["selector"] == deployments[0]["spec"]["selector"]
+
+
+def test_a_long_release_name_keeps_shards_apart() -> None:
+    release = "payments-search-production-eu-west-1-blue"  # 41 characters
+    shards = ["tenants-alpha-2026", "tenants-alpha-2027"]
+    docs = _rendered("--set", f"sharding.shards={{{','.join(shards)}}}", release=release)
+    deployments = [d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"]
+    peerings = [d["metadata"]["name"] for d in docs if d["kind"] in ("KopfPeering", "ClusterKopfPeering")]
+    assert len(set(deployments)) == len(set(peerings)) == 3, (deployments, peerings)
+    assert all(len(name) <= 63 for name in deployments + peerings), deployments + peerings
+
+
+def test_value_combinations_get_the_charts_own_message() -> None:
+    """The chart's messages, not the schema's "'allOf' failed", and nothing rendered silently."""
+    cases = {
+        ("rbac.scope=namespaces",): "rbac.scope=namespaces needs at least one namespace in watchNamespaces",
+        ("watchNamespaces={team-a}",): "watchNamespaces is only used with rbac.scope=namespaces",
+        ("metrics.enabled=false", "metrics.serviceMonitor.enabled=true"): "serviceMonitor.enabled needs metrics",
+    }
+    for values, message in cases.items():
+        flags = [arg for value in values for arg in ("--set", value)]
+        result = helm(None, "template", "r", str(CHART), *flags, check=False)
+        assert result.returncode != 0 and message in result.stderr, (values, result.stderr)
 
 
 def _operator_container(plane: ControlPlane, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
