@@ -162,10 +162,22 @@ Namespaces to follow them appearing and going (a cluster-wide Kopf never looks a
 {{- end }}
 
 {{/*
-The peering objects are Helm hooks, outside the release's manifest: the default one may already exist
-(another release, another Kopf operator), and Helm refuses to install an object it does not own.
+Whether this release renders a peering object: "true" when it is absent (and in `helm template`, where
+lookup finds nothing) or was made by this release; "false" when it already exists for someone else (another
+release, another Kopf operator, or a hook of an earlier chart), which then stays as it is. Rendered, it
+is part of the release, so an upgrade never deletes and re-creates it (that would pause every replica
+and restart every resource's daemon); `helm.sh/resource-policy: keep` leaves it at uninstall, as
+another release may share it. Called with (list $root <the lookup's result>).
 */}}
-{{- define "milvusops.peeringHook" -}}
-helm.sh/hook: post-install,post-upgrade
-helm.sh/hook-delete-policy: before-hook-creation
+{{- define "milvusops.peeringOwned" -}}
+{{- $root := index . 0 }}
+{{- $existing := index . 1 }}
+{{- if not $existing }}
+{{- print "true" }}
+{{- else }}
+{{- $annotations := dig "metadata" "annotations" (dict) $existing }}
+{{- $release := index $annotations "meta.helm.sh/release-name" | default "" }}
+{{- $namespace := index $annotations "meta.helm.sh/release-namespace" | default "" }}
+{{- print (and (eq $release $root.Release.Name) (eq $namespace $root.Release.Namespace)) }}
+{{- end }}
 {{- end }}

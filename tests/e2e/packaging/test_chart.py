@@ -167,10 +167,25 @@ def test_helm_install_and_upgrade(control_plane: ControlPlane, namespace: str) -
         "MILVUSOPS_DEFAULT_URI"
     ] == "http://milvus.example:19530"
 
+    peering = _peering_uid(control_plane)
+
     upgrade = helm(control_plane, "upgrade", *release, *values, "--set", "resyncSeconds=60")
     assert "STATUS: deployed" in upgrade.stdout and "REVISION: 2" in upgrade.stdout
     _, container = _operator_container(control_plane, namespace)
     assert {e["name"]: e.get("value") for e in container["env"]}["MILVUSOPS_RESYNC_SECONDS"] == "60"
+    # the running operator's peering object is kept: deleted and made again, it would pause every replica
+    assert _peering_uid(control_plane) == peering
+
+    # a second release (another team's, or one left behind) installs beside it and shares the object
+    other = control_plane.kubectl("create", "namespace", f"{namespace}-b").stdout.split("/")[-1].split()[0]
+    second = helm(control_plane, "install", "--namespace", other, f"op-{uuid.uuid4().hex[:6]}", str(CHART), *values)
+    assert "STATUS: deployed" in second.stdout
+    helm(control_plane, "uninstall", "--namespace", namespace, release[2])
+    assert _peering_uid(control_plane) == peering  # still there for the other release
+
+
+def _peering_uid(plane: ControlPlane) -> str:
+    return plane.kubectl("get", "clusterkopfpeering", "default", "-o", "jsonpath={.metadata.uid}").stdout
 
 
 def test_rendered_chart_is_accepted_by_the_api_server(control_plane: ControlPlane, namespace: str) -> None:
