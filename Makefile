@@ -31,7 +31,7 @@ demo: $(VENV)/.installed  ## local control plane + Milvus + operator + examples,
 bench: $(VENV)/.installed  ## every benchmark in one environment, e.g. make bench BENCH_ARGS="--resources 20"
 	$(BIN)/python -m bench.all $(BENCH_ARGS)
 
-manifests: $(VENV)/.installed  ## copy crds/ into the chart; regenerate deploy/install.yaml from it
+manifests: $(VENV)/.installed  ## copy crds/ into the chart; regenerate deploy/crds.yaml and deploy/operator.yaml from it
 	$(BIN)/python -m tests.testenv manifests
 
 testenv: $(VENV)/.installed  ## build (or reuse) kube-apiserver, kube-controller-manager, etcd, kubectl, helm, kstatus

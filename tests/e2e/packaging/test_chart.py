@@ -209,7 +209,18 @@ def test_rendered_chart_is_accepted_by_the_api_server(control_plane: ControlPlan
         assert result.returncode == 0, (mode, result.stderr)
 
 
-def test_plain_manifests_are_up_to_date_and_accepted(control_plane: ControlPlane) -> None:
-    assert manifests.INSTALL_YAML.read_text() == manifests.render(), "run `make manifests`"
-    created = control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(manifests.INSTALL_YAML))
+def test_plain_manifests_are_up_to_date_and_accepted(control_plane: ControlPlane, namespace: str) -> None:
+    """Install as README says (CRDs, then the operator); uninstall the operator: CRDs and resources stay."""
+    assert manifests.read() == manifests.render(), "run `make manifests`"
+    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(manifests.CRDS_YAML))
+    control_plane.kubectl("wait", "--for=condition=Established", "-f", str(manifests.CRDS_YAML))
+    created = control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(manifests.OPERATOR_YAML))
     assert "deployment.apps/milvusops serverside-applied" in created.stdout
+    kept = "apiVersion: milvusops.dev/v1alpha1\nkind: MilvusCollection\nmetadata: {name: kept}\nspec: {state: Loaded}\n"
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=kept)
+
+    control_plane.kubectl("delete", "-f", str(manifests.OPERATOR_YAML), "--wait=false")
+    assert control_plane.kubectl("get", "-n", namespace, "mcol", "kept", "-o", "name").stdout.strip()
+    crds = control_plane.kubectl("get", "-f", str(manifests.CRDS_YAML), "-o", "name").stdout.split()
+    assert len(crds) == 2
+    control_plane.kubectl("delete", "-n", namespace, "mcol", "kept")  # no operator: nothing holds it
