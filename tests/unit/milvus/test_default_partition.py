@@ -5,18 +5,14 @@ one-at-a-time DDL queue)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from pymilvus import MilvusException
 
-from milvusops.core.endpoint import Endpoint
 from milvusops.core.failures import FailureError, Reason
 from milvusops.milvus import port as milvus_port
-from milvusops.milvus.call_slots import Slots
 from milvusops.milvus.port import MilvusClientPort
 from milvusops.runtime.observe import observe
 
@@ -58,13 +54,6 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Server:
 
     monkeypatch.setattr(milvus_port, "MilvusClient", FakeMilvusClient)
     return state
-
-
-@pytest.fixture
-def port(server: Server) -> Iterator[MilvusClientPort]:
-    executor = ThreadPoolExecutor(2)
-    yield MilvusClientPort(Endpoint("http://milvus:19530"), "default", executor, Slots(2))
-    executor.shutdown(wait=True)
 
 
 async def test_single_partition_collections_are_listed_once_per_client(server: Server, port: MilvusClientPort) -> None:

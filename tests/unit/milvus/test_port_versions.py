@@ -3,8 +3,6 @@ newer servers built exactly as pymilvus 3.0.2 builds them (`MilvusException.from
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,12 +11,10 @@ from pymilvus import MilvusException
 from pymilvus.client.prepare import Prepare
 
 from milvusops.core.capabilities import ROWS, capabilities
-from milvusops.core.endpoint import Endpoint
 from milvusops.core.failures import FailureError, Reason
 from milvusops.core.model import LoadOptions, LoadPriority, LoadState
 from milvusops.core.observed import CollectionInfo
 from milvusops.milvus import port as milvus_port
-from milvusops.milvus.call_slots import Slots
 from milvusops.milvus.errors import classify
 from milvusops.milvus.port import MilvusClientPort
 from milvusops.runtime.observe import observe
@@ -78,13 +74,6 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Server:
 
     monkeypatch.setattr(milvus_port, "MilvusClient", FakeMilvusClient)
     return state
-
-
-@pytest.fixture
-def port(server: Server) -> Iterator[MilvusClientPort]:
-    executor = ThreadPoolExecutor(2)
-    yield MilvusClientPort(Endpoint("http://milvus:19530"), "default", executor, Slots(2))
-    executor.shutdown(wait=True)
 
 
 async def test_version_is_read_once_per_client_and_again_after_a_new_one(
