@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
         usage = "usage: python -m tests.testenv build|demo [--control-plane-only]|cluster [--query-nodes N]|manifests"
         print(usage, file=sys.stderr)
         return 2
-    for name, path in vars(gobins.ensure_all()).items():
+    for name, path in gobins.build_every().items():
         print(f"{name}: {path}")
     return 0
 
