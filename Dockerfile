@@ -13,14 +13,12 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# the dependencies in a layer of their own: a change to the code alone reuses it
-COPY pyproject.toml ./
+# the dependencies in a layer of their own (a change to the code alone reuses it), each pinned with its
+# hash (`make lock`): two builds of one commit install the same files
+COPY requirements.lock ./
 RUN python3 -m venv /opt/milvusops \
- && /opt/milvusops/bin/pip install --no-cache-dir --upgrade pip \
- && python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
-    > /tmp/requirements.txt \
- && /opt/milvusops/bin/pip install --no-cache-dir -r /tmp/requirements.txt
-COPY README.md ./
+ && /opt/milvusops/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
+COPY pyproject.toml README.md ./
 COPY operator ./operator
 # the CRDs ship in the package (operator/milvusops/crds links here): `milvusops plan` checks manifests against them
 COPY crds ./crds

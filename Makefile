@@ -7,7 +7,7 @@ TEST_WORKERS ?= 2
 # mypy's cache outside the checkout, so a fresh clone (CI) checks only what changed: 18 s cold, 1 s warm
 MYPY_CACHE_DIR ?= $(HOME)/.cache/milvusops/mypy
 
-.PHONY: test lint unit e2e testenv demo manifests bench clean
+.PHONY: test lint unit e2e testenv demo manifests lock bench clean
 
 test: lint testenv  ## the CI gate: lint, types, unit and e2e tests against a real API server and Milvus
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
@@ -33,6 +33,9 @@ bench: $(VENV)/.installed  ## every benchmark in one environment, e.g. make benc
 
 manifests: $(VENV)/.installed  ## copy crds/ into the chart; regenerate deploy/crds.yaml and deploy/operator.yaml from it
 	$(BIN)/python -m tests.testenv manifests
+
+lock: $(VENV)/.installed  ## pin the image's dependencies with hashes (requirements.lock) after a change to pyproject.toml
+	$(BIN)/python -m tests.testenv lock
 
 testenv: $(VENV)/.installed  ## build (or reuse) kube-apiserver, kube-controller-manager, etcd, kubectl, helm, kstatus
 	$(BIN)/python -m tests.testenv build

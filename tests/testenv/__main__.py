@@ -10,6 +10,11 @@ from . import gobins
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["lock"]:
+        from . import lock
+
+        print(f"wrote {lock.write()}")
+        return 0
     if argv[:1] == ["manifests"]:
         from . import manifests
 
@@ -25,7 +30,8 @@ def main(argv: list[str]) -> int:
         nodes = int(argv[argv.index("--query-nodes") + 1]) if "--query-nodes" in argv else 2
         return cluster.main(nodes)
     if argv[:1] != ["build"]:
-        usage = "usage: python -m tests.testenv build|demo [--control-plane-only]|cluster [--query-nodes N]|manifests"
+        commands = "build|demo [--control-plane-only]|cluster [--query-nodes N]|manifests|lock"
+        usage = f"usage: python -m tests.testenv {commands}"
         print(usage, file=sys.stderr)
         return 2
     for name, path in gobins.build_every().items():

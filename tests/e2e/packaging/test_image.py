@@ -7,9 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
-from tests.testenv import image
+from tests.testenv import image, lock
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 
@@ -89,3 +90,33 @@ def test_image_plan_checks_manifests_against_the_packaged_crds(operator_image: s
     result = subprocess.run(argv, input=invalid, capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 1, result.stderr
     assert 'spec.state: Unsupported value: "Unloaded"' in result.stdout
+
+
+LIST_DISTRIBUTIONS = (
+    "import importlib.metadata as m; print(*(f'{d.name.lower()}=={d.version}' for d in m.distributions()))"
+)
+
+
+def test_image_holds_exactly_the_locked_dependencies(operator_image: str) -> None:
+    """requirements.lock is what the image runs: the same names and versions, nothing else but milvusops."""
+    listing = subprocess.run(
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            *image.ulimits(),
+            "--entrypoint",
+            "python3",
+            operator_image,
+            "-c",
+            LIST_DISTRIBUTIONS,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    locked = [line.split(" ")[0] for line in lock.LOCK.read_text().splitlines() if line and not line.startswith("#")]
+    installed = [f"{canonicalize_name(item.split('==')[0])}=={item.split('==')[1]}" for item in listing]
+    assert sorted(item for item in installed if not item.startswith("milvusops==")) == sorted(locked)
