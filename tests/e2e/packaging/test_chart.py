@@ -120,12 +120,12 @@ def test_without_shards_one_deployment_serves_everything() -> None:
 
 
 def test_a_long_release_name_keeps_shards_apart() -> None:
-    release = "payments-search-production-eu-west-1-blue"  # 41 characters
-    shards = ["tenants-alpha-2026", "tenants-alpha-2027"]
+    release = "payments-search-production-eu-west-1-blue-green-01"  # 50 characters
+    shards = ["tenants-alpha-2026", "tenants-alpha-2027", "tenants-alpha-2028", "tenants-beta"]
     docs = _rendered("--set", f"sharding.shards={{{','.join(shards)}}}", release=release)
     deployments = [d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"]
     peerings = [d["metadata"]["name"] for d in docs if d["kind"] in ("KopfPeering", "ClusterKopfPeering")]
-    assert len(set(deployments)) == len(set(peerings)) == 3, (deployments, peerings)
+    assert len(set(deployments)) == len(set(peerings)) == 5, (deployments, peerings)
     assert all(len(name) <= 63 for name in deployments + peerings), deployments + peerings
 
 
