@@ -62,6 +62,11 @@ LOAD_ONE_PARTITION_ARGS = ("apply", "--server-side", "--field-manager=demo-user"
 EXAMPLES_APPLY_ARGS = ("apply", "--server-side", "--field-manager=examples")
 
 
+# measured on 2 cores with empty caches, when the demo still built helm and kstatus too (168 s of Go builds with
+# kube-controller-manager); the Milvus 2.3.5 venv from PyPI comes on top on a new machine
+COLD_FIRST_RUN = "about 10 minutes on 2 cores, most of it Go builds"
+
+
 def example_manifests(milvus_uri: str) -> str:
     """examples/*.yaml, with the connection example pointed at this Milvus."""
     texts = [path.read_text() for path in sorted((ROOT / "examples").glob("*.yaml"))]
@@ -73,6 +78,12 @@ def main(control_plane_only: bool = False) -> int:
     with Session(farewell="demo: stopping ...") as session:
         workdir = Path(os.environ.get("DEMO_DIR") or tempfile.mkdtemp(prefix="milvusops-demo-"))
         session.say(f"demo: working in {workdir}")
+        cold = gobins.missing()
+        if cold:
+            session.say(
+                f"demo: first run on this machine: building {', '.join(cold)} from Go modules before anything"
+                f" starts ({COLD_FIRST_RUN}); later runs reuse them from ~/.cache/milvusops"
+            )
         binaries = gobins.ensure_all()
         plane = ControlPlane(binaries, workdir / "kube")
         session.callback(plane.stop)

@@ -103,6 +103,14 @@ def build(name: str) -> Path:
     return binary
 
 
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+
+
+def missing(names: tuple[str, ...] = CONTROL_PLANE) -> list[str]:
+    """The binaries not built yet for the current module inputs (a cold cache builds them first)."""
+    return [name for name in names if not (_module_dir(TARGETS[name][0]) / name).exists()]
+
+
 def ensure_all() -> Binaries:
     """The control plane's binaries (a demo needs no more: helm and kstatus took 2 of its cold minutes)."""
     return Binaries(

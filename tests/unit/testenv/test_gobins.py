@@ -22,3 +22,11 @@ def test_a_control_plane_builds_only_what_it_runs(monkeypatch: pytest.MonkeyPatc
     built.clear()
     gobins.build_every()
     assert sorted(built) == sorted(gobins.TARGETS)
+
+
+def test_missing_names_what_a_cold_cache_must_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(gobins, "_module_dir", lambda module: tmp_path / module)
+    assert gobins.missing() == list(gobins.CONTROL_PLANE)
+    (tmp_path / "kube").mkdir()
+    (tmp_path / "kube" / "etcd").write_text("")
+    assert gobins.missing() == ["kube-apiserver", "kube-controller-manager", "kubectl"]
