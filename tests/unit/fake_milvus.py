@@ -137,9 +137,10 @@ class FakeMilvus:
 
     def _check_replicas(self, states: dict[str, LoadState], options: LoadOptions, in_place: bool = False) -> None:
         held = any(state in (LOADED, LOADING) for state in states.values())
-        if options.replicas != self.replica_count and held and not in_place:
+        wanted = options.replicas or 1  # none sent (0): querycoord 2.3 loads 1 replica
+        if wanted != self.replica_count and held and not in_place:
             raise FailureError(Failure(Reason.INVALID_LOAD_OPTIONS, "can't change the replica number"))
-        self.replica_count = options.replicas
+        self.replica_count = wanted
 
     def _check_partition_key(self, method: str) -> None:
         if self.partition_key is not None:  # as the proxy's load/releasePartitionsTask.PreExecute refuses

@@ -54,7 +54,7 @@ class _Model(BaseModel):
 
 
 class LoadOptions(_Model):
-    replicas: int = 1
+    replicas: int | None = None  # None: keep what Milvus has (`load_options.effective`)
     resource_groups: tuple[str, ...] = ()
     load_fields: tuple[str, ...] = ()
     skip_load_dynamic_field: bool = False

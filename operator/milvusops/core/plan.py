@@ -100,8 +100,9 @@ def plan(spec: CollectionSpec, observed: Observed, caps: Capabilities, retry_fai
         actions = _releases(actions)
     kept = any(want == Desired.LOADED and state[name].held for name, want in existing.items())
     count = observed.replicas.count if observed.replicas is not None else None
-    if kept and count is not None and count != spec.load.replicas:
-        replicas = (count, spec.load.replicas)
+    wanted = spec.load.replicas  # None: keep what Milvus has (`load_options.effective` fills it in when loaded)
+    if kept and count is not None and wanted is not None and count != wanted:
+        replicas = (count, wanted)
         as_whole = whole == Desired.LOADED and all(state[name].held for name in existing)
         if as_whole and caps.replica_change_in_place:
             # load_collection with the new number re-plans replicas in the background (querycoordv2 services.go)

@@ -54,15 +54,19 @@ async def apply(port: MilvusPort, spec: CollectionSpec, actions: tuple[Action, .
     return Applied(tuple(done), tuple(lines))
 
 
+def _replicas(spec: CollectionSpec) -> str:
+    return "replicas as Milvus decides" if spec.load.replicas is None else f"replicas={spec.load.replicas}"
+
+
 async def _run(port: MilvusPort, spec: CollectionSpec, action: Action) -> str:
     name = spec.collection_name
     match action:
         case LoadCollection():
             await port.load_collection(name, spec.load)
-            return f"load of collection {name} started (replicas={spec.load.replicas})"
+            return f"load of collection {name} started ({_replicas(spec)})"
         case LoadPartitions(partitions):
             await port.load_partitions(name, list(partitions), spec.load)
-            return f"load of partitions {listing(partitions)} started (replicas={spec.load.replicas})"
+            return f"load of partitions {listing(partitions)} started ({_replicas(spec)})"
         case ReleasePartitions(partitions):
             await port.release_partitions(name, list(partitions))
             return f"released partitions {listing(partitions)}"

@@ -236,7 +236,8 @@ async def estimate(
     except FailureError:
         return None  # an estimate is advice: its absence must not fail the pass
     per_replica = bytes_per_partition(shape, spec.load.load_fields)
-    return {name: size * spec.load.replicas for name, size in per_replica.items()}
+    replicas = spec.load.replicas or 1  # unset and nothing loaded: Milvus's default (a 2.4+ property may say more)
+    return {name: size * replicas for name, size in per_replica.items()}
 
 
 async def guard(
@@ -341,4 +342,4 @@ async def guarded(
 def _replicas_change(observed: Observed, spec: CollectionSpec) -> bool:
     """Every estimate counts the replicas: a new number makes the ones in status out of date."""
     count = observed.replicas.count if observed.replicas is not None else None
-    return count is not None and count != spec.load.replicas
+    return count is not None and spec.load.replicas is not None and count != spec.load.replicas

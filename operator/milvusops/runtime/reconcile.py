@@ -13,6 +13,7 @@ from typing import Any
 from milvusops.core.capabilities import Capabilities, capabilities
 from milvusops.core.failure_messages import conflict, not_found, plan_failure
 from milvusops.core.failures import Failure, FailureError, Reason
+from milvusops.core.load_options import effective
 from milvusops.core.memory_estimate import Memory
 from milvusops.core.model import CollectionSpec, ManagementPolicy, ResourceRef
 from milvusops.core.observed import Observed
@@ -122,15 +123,16 @@ async def assess(
                 return Outcome(observed, failure=not_found(spec), version=version), done
             if not observed.loading:
                 memory.waiting.ended(guard_key(ref))
+            acting = effective(spec, observed)  # load.replicas unset: what Milvus has
             with prioritized(priority):  # the memory step reads, as the observation
-                step = await _plan(port, spec, ref, observed, capabilities(version), known, memory, preview)
+                step = await _plan(port, acting, ref, observed, capabilities(version), known, memory, preview)
             planned = step.plan
             if spec.management_policy == ManagementPolicy.OBSERVE:
                 return Outcome(observed, planned, observing=True, version=version, memory=step.memory), done
             if not observed.partial:
                 # in arrival order with first passes' reads: a burst reads everything before Milvus holds its loads
                 with prioritized(min(priority, Priority.CHANGE)):
-                    this_run = await act(port, spec, planned.actions)
+                    this_run = await act(port, acting, planned.actions)
                 done += this_run
                 if this_run.failure is not None:
                     if this_run.failure.reason == Reason.PARTITION_NOT_FOUND and looking is this:

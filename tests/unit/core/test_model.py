@@ -33,7 +33,7 @@ def test_collection_spec_defaults() -> None:
         connection_name=None,
         state=Desired.RELEASED,
         partitions=(),
-        load=LoadOptions(replicas=1, resource_groups=(), load_fields=(), skip_load_dynamic_field=False),
+        load=LoadOptions(replicas=None, resource_groups=(), load_fields=(), skip_load_dynamic_field=False),
         management_policy=ManagementPolicy.MANAGE,
         deletion_policy=DeletionPolicy.RETAIN,
     )

@@ -370,15 +370,16 @@ def test_collection_not_exist_never_acts() -> None:
 
 
 def test_replica_mismatch_only_ever_drops_loads() -> None:
-    for spec, observed in small_cases():
+    for unset, observed in small_cases():
+        spec = unset.model_copy(update={"load": unset.load.model_copy(update={"replicas": 1})})
         baseline = plan_2_3(spec, observed)
-        other = plan_2_3(spec, Observed(observed.collection, observed.partitions, Replicas(spec.load.replicas + 1)))
+        other = plan_2_3(spec, Observed(observed.collection, observed.partitions, Replicas(2)))
         kept = any(
             spec.desired_for(name) == Desired.LOADED and report.state in HELD
             for name, report in observed.partitions.items()
         )
         if kept:
-            assert other.replica_mismatch == (spec.load.replicas + 1, spec.load.replicas)
+            assert other.replica_mismatch == (2, 1)
             releases = tuple(a for a in baseline.actions if isinstance(a, ReleasePartitions | ReleaseCollection))
             assert other.actions == releases, (spec, observed)
         else:
@@ -429,3 +430,21 @@ def test_a_plan_says_whether_it_loads_and_whether_it_releases(
     assert (planned.loads, loads(actions), planned.releasing) == (loads_any, loads_any, releasing)
     assert not planned.without_loads().loads
     assert planned.without_loads().releasing == releasing
+
+
+def test_unset_replicas_keep_what_milvus_has() -> None:
+    """Adopting a collection loaded with 2 replicas by a spec that names no replica number: no change, no stall,
+    and a partition loaded later uses the same number (Milvus refuses another one for loaded partitions)."""
+    from milvusops.core.load_options import effective
+
+    spec = make_spec("Loaded")
+    assert spec.load.replicas is None
+    observed = make_observed({"hot": LOADED, "cold": NOT_LOAD}, LOADED, replicas=2)
+    kept = effective(spec, observed)
+    result = plan_2_3(kept, observed)
+    assert kept.load.replicas == 2 and result.replica_mismatch is None and result.replica_change is None
+    assert result.actions == (LoadCollection(),)
+    nothing_loaded = make_observed({"hot": NOT_LOAD}, NOT_LOAD)
+    assert effective(spec, nothing_loaded).load.replicas is None  # a first load: the server decides
+    two = make_spec("Loaded").model_copy(update={"load": spec.load.model_copy(update={"replicas": 1})})
+    assert effective(two, observed) is two  # set in spec: the operator makes Milvus match it

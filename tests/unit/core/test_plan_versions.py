@@ -155,7 +155,7 @@ async def test_partition_key_collection_loads_as_a_whole_when_every_partition_is
     milvus = FakeMilvus(dict(KEYED))
     milvus.partition_key = "tenant"
     await run(milvus, make_spec("Released", {"_default_0": "Loaded", "_default_1": "Loaded"}))
-    assert milvus.mutating_calls == [("load_collection", "products", 1)]
+    assert milvus.mutating_calls == [("load_collection", "products", None)]
 
 
 async def test_failed_load_is_reported_then_retried_once_at_the_next_pass() -> None:
@@ -170,7 +170,7 @@ async def test_failed_load_is_reported_then_retried_once_at_the_next_pass() -> N
     assert first.status["collection"]["state"] == "NotLoad"
 
     second = await run(milvus, make_spec("Loaded"), previous=first.status)
-    assert milvus.mutating_calls == [("load_collection", "products", 1)]
+    assert milvus.mutating_calls == [("load_collection", "products", None)]
     assert second.verdict.reason == Reason.LOAD_FAILED
     assert "started again" in second.verdict.message
 

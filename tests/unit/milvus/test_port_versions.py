@@ -1,4 +1,4 @@
-"""The Milvus adapter by server version: version per client, replica_number always sent, and the answers of
+"""The Milvus adapter by server version: version per client, replica_number sent when known, and the answers of
 newer servers built exactly as pymilvus 3.0.2 builds them (`MilvusException.from_status`)."""
 
 from __future__ import annotations
@@ -98,21 +98,21 @@ async def test_server_version_asks_every_time_and_refreshes_the_kept_one(
     assert server.version_reads == 2
 
 
-@pytest.mark.parametrize("replicas", [1, 2])
-async def test_replica_number_is_always_sent(server: Server, port: MilvusClientPort, replicas: int) -> None:
-    # pymilvus 2.5+ leaves replica_number out unless given, and the server then picks its own (#2782)
+@pytest.mark.parametrize("replicas", [1, 2, None])
+async def test_replica_number_is_sent_when_known(server: Server, port: MilvusClientPort, replicas: int | None) -> None:
+    """A number (from spec, or what Milvus has: `load_options.effective`) is sent; unset, none is, and pymilvus 2.5+
+    sends 0: the server picks its own (2.4+: the collection's or database's replica property, else 1; #2782)."""
     options = LoadOptions(replicas=replicas)
     await port.load_collection("c", options)
     await port.load_partitions("c", ["p"], options)
-    assert [(method, kwargs["replica_number"]) for method, kwargs in server.loads] == [
+    assert [(method, kwargs.get("replica_number")) for method, kwargs in server.loads] == [
         ("load_collection", replicas),
         ("load_partitions", replicas),
     ]
     # and pymilvus 3.0.2 puts it into the request it sends
     collection_kwargs, partition_kwargs = (kwargs for _, kwargs in server.loads)
-    assert Prepare.load_collection("c", **collection_kwargs).replica_number == replicas
-    assert Prepare.load_partitions("c", ["p"], **partition_kwargs).replica_number == replicas
-    assert Prepare.load_collection("c").replica_number == 0  # what it sends otherwise: "server decides"
+    assert Prepare.load_collection("c", **collection_kwargs).replica_number == (replicas or 0)
+    assert Prepare.load_partitions("c", ["p"], **partition_kwargs).replica_number == (replicas or 0)
 
 
 async def test_describe_finds_the_partition_key(server: Server, port: MilvusClientPort) -> None:

@@ -168,14 +168,14 @@ async def test_spec_change_is_not_drift() -> None:
     result = await run(milvus, make_spec("Loaded"), previous=previous, ref=make_ref(generation=4))
     assert [(e.type, e.reason) for e in result.events] == [("Normal", "Loading")]
     assert drift_count() == before
-    assert milvus.mutating_calls == [("load_collection", "products", 1)]
+    assert milvus.mutating_calls == [("load_collection", "products", 1)]  # as Milvus has it: spec names none
 
 
 async def test_index_not_found_is_a_warning_and_stalled() -> None:
     milvus = FakeMilvus({"_default": NOT_LOAD, "hot": NOT_LOAD})
     milvus.fail("load_partitions", Reason.INDEX_NOT_FOUND, "index not found: create a vector index before loading")
     result = await run(milvus)
-    assert milvus.mutating_calls == [("load_partitions", "products", ("hot",), 1)]
+    assert milvus.mutating_calls == [("load_partitions", "products", ("hot",), None)]
     assert ready(result) == (False, Reason.INDEX_NOT_FOUND, False, True)
     assert result.events == (
         Event("Warning", "IndexNotFound", "index not found: create a vector index before loading"),
@@ -345,7 +345,7 @@ async def test_a_recreated_collection_is_an_event_of_its_own_not_drift() -> None
     assert [(e.type, e.reason) for e in result.events] == [("Normal", "CollectionRecreated"), ("Normal", "Loading")]
     assert "4507 is now 4999" in result.events[0].message
     assert drift_count() == before
-    assert milvus.mutating_calls == [("load_partitions", "products", ("hot",), 1)]
+    assert milvus.mutating_calls == [("load_partitions", "products", ("hot",), None)]
     assert result.status["collection"]["id"] == "4999"
 
 
