@@ -70,7 +70,7 @@ class CollectionSpec(_Model):
     collection_name: str
     database: str = "default"
     connection_name: str | None = None
-    state: Desired = Desired.RELEASED
+    state: Desired | None = None  # None: partitions not listed are left as they are
     partitions: tuple[PartitionSpec, ...] = ()
     load: LoadOptions = LoadOptions()
     management_policy: ManagementPolicy = ManagementPolicy.MANAGE
@@ -88,7 +88,8 @@ class CollectionSpec(_Model):
     def model_post_init(self, context: Any, /) -> None:
         self._index()  # built with the spec, so two equal specs stay equal (pydantic compares private attributes)
 
-    def desired_for(self, partition: str) -> Desired:
+    def desired_for(self, partition: str) -> Desired | None:
+        """The partition's desired state; None: not listed and no spec.state, so the operator leaves it alone."""
         return self._index().get(partition, self.state)
 
     def _index(self) -> dict[str, Desired]:

@@ -72,9 +72,9 @@ class Plan:
 
 
 def desired_partitions(spec: CollectionSpec, observed: Observed) -> dict[str, Desired]:
-    """Every partition that exists in Milvus plus every one named in spec, with its desired state."""
+    """Every partition the spec manages (named, or every one with spec.state), with its desired state."""
     names = sorted(set(observed.partitions) | set(spec.named_partitions))
-    return {name: spec.desired_for(name) for name in names}
+    return {name: want for name in names if (want := spec.desired_for(name)) is not None}
 
 
 def plan(spec: CollectionSpec, observed: Observed, caps: Capabilities, retry_failed_load: bool = False) -> Plan:

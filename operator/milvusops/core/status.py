@@ -100,7 +100,7 @@ def build_status(
         if observed.collection_id is not None:
             status["collection"]["id"] = observed.collection_id
         status["collection"].update(_state(observed.collection.state, observed.collection.progress))
-        desired = outcome.plan.desired if outcome.plan else {n: spec.desired_for(n) for n in observed.partitions}
+        desired = outcome.plan.desired if outcome.plan else _managed(spec, observed)
         sizes = _sizes(outcome.memory, previous)
         status["partitions"] = [
             {"name": name, "desired": want.value, **_partition_state(observed, name), **_size(sizes, name)}
@@ -135,6 +135,11 @@ def build_status(
     degraded = _degraded(observed, ref.generation, old, now, int(known) if known else None)
     status["conditions"] = conditions(result, ref.generation, old, now) + degraded
     return status
+
+
+def _managed(spec: CollectionSpec, observed: Observed) -> dict[str, Desired]:
+    """Without a plan (nothing could be planned): the observed partitions the spec manages."""
+    return {name: want for name in observed.partitions if (want := spec.desired_for(name)) is not None}
 
 
 def _sizes(memory: Memory | None, previous: Mapping[str, Any]) -> Mapping[str, int]:

@@ -75,6 +75,29 @@ def test_flip_partitions_both_ways(kube: Kube, namespace: str, milvus: MilvusSer
     assert "Releasing" in reasons and "Loading" in reasons
 
 
+def test_a_manifest_naming_one_partition_leaves_the_others_as_they_are(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    """Adopting a serving collection with the smallest manifest: only the named partition changes.
+
+    Up to v0.1 `spec.state` defaulted to Released, so the same manifest released every other partition."""
+    collection = new_collection(milvus, ["serving", "wanted"])
+    client = milvus.client()
+    try:
+        client.load_partitions(collection, ["serving"])  # live traffic on it
+    finally:
+        client.close()
+    releases = operator.metric("milvusops_load_release_calls_total", method="release_partitions")
+    spec = {"collectionName": collection, "partitions": [{"name": "wanted", "state": "Loaded"}]}
+    kube.create(namespace, "adopt", spec)
+    kube.wait_reason(namespace, "adopt", "InSync", timeout=90)
+    assert load_states(milvus, collection) == {"_default": "NotLoad", "serving": "Loaded", "wanted": "Loaded"}
+    assert operator.metric("milvusops_load_release_calls_total", method="release_partitions") == releases
+    status = kube.get(namespace, "adopt")["status"]
+    assert [p["name"] for p in status["partitions"]] == ["wanted"]  # only what the spec manages
+    assert status["loaded"] == "2/3"
+
+
 def test_all_loaded_uses_collection_load_and_covers_new_partitions(
     kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
 ) -> None:

@@ -31,7 +31,7 @@ def test_collection_spec_defaults() -> None:
         collection_name="products",
         database="default",
         connection_name=None,
-        state=Desired.RELEASED,
+        state=None,
         partitions=(),
         load=LoadOptions(replicas=None, resource_groups=(), load_fields=(), skip_load_dynamic_field=False),
         management_policy=ManagementPolicy.MANAGE,

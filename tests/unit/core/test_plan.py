@@ -251,6 +251,7 @@ def test_replica_change_of_kept_partitions(
     body = {
         "metadata": {"name": "products"},
         "spec": {
+            "state": "Released",  # _default too: the releases of a plan still go when its loads cannot
             "partitions": [{"name": "hot", "state": "Loaded"}, {"name": "cold", "state": "Loaded"}],
             "load": {"replicas": 2},
         },

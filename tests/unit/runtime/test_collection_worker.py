@@ -216,7 +216,7 @@ async def test_at_debug_each_pass_says_what_it_was_and_when_the_next_one_comes(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     milvus = FakeMilvus({"_default": LOADED, "a": NOT_LOAD})
-    loop = Loop(milvus, {"partitions": [{"name": "a", "state": "Loaded"}]}, monkeypatch)
+    loop = Loop(milvus, {"state": "Released", "partitions": [{"name": "a", "state": "Loaded"}]}, monkeypatch)
     with caplog.at_level(logging.DEBUG, logger="milvusops"):
         await loop.run(3, lambda done: done == 2)  # woken by a change after the second pass
     lines = [(r.getMessage(), getattr(r, "resource", None)) for r in caplog.records if r.levelno == logging.DEBUG]
