@@ -46,6 +46,12 @@ def parser() -> argparse.ArgumentParser:
         " the operator would report). The report alone goes to standard output; messages go to standard error.",
     )
     parse.add_argument("--version", action="version", version=f"milvusops {version()}")
+    parse.add_argument(
+        "--fail-on-destructive",
+        action="store_true",
+        help="exit 1 when a change would take something out of search: a release of a loaded partition or"
+        " collection, fewer replicas (marked 'destructive' in every output)",
+    )
     parse.add_argument("paths", nargs="*", help="manifest files, directories (*.yaml, *.yml, *.json), or - for stdin")
     parse.add_argument("--live", action="store_true", help="the MilvusCollections in the cluster instead of files")
     parse.add_argument("-o", "--output", choices=sorted(planview.RENDERERS), default="table")
@@ -126,7 +132,12 @@ async def _plan(args: argparse.Namespace, stdin: TextIO | None) -> rows.Report:
                 previews = await planner.previews(inputs.collections, validate=not args.live)
             finally:
                 pool.close()
-        return rows.Report(inputs.invalid + previews, tuple(inputs.skipped), empty=not inputs.collections)
+        return rows.Report(
+            inputs.invalid + previews,
+            tuple(inputs.skipped),
+            empty=not inputs.collections,
+            fail_on_destructive=args.fail_on_destructive,
+        )
     finally:
         if kube is not None:
             kube.close()

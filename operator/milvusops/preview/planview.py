@@ -62,6 +62,8 @@ def table(report: Report) -> str:
             rows += [[p.name, p.current, p.desired, p.change or "-", _memory(p.memory_bytes)] for p in item.partitions]
             lines += [f"  {line}" for line in _columns(rows)]
         lines.append(f"  calls:  {'; '.join(item.calls) if item.calls else 'none'}")
+        if item.destructive:
+            lines.append(f"  destructive: {'; '.join(item.destructive)}")
         lines.append(f"  reason: {_reason(item)}")
         lines.append(f"  memory: {_memory(item.memory_bytes)}")
         lines.append("")
@@ -116,6 +118,8 @@ def markdown(report: Report) -> str:
             lines.append("")
         calls = ", ".join(f"`{call}`" for call in item.calls) if item.calls else "none"
         lines.append(f"Calls: {calls}  ")
+        if item.destructive:
+            lines.append(f"⚠️ Destructive: {'; '.join(item.destructive)}  ")
         lines.append(
             f"Reason: `{item.reason}`: {_escape(item.message)}" if item.message else f"Reason: `{item.reason}`"
         )

@@ -6,10 +6,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from milvusops.core.model import CollectionSpec, Desired, LoadState, ResourceRef
+from milvusops.core.observed import Observed
 from milvusops.core.plan import (
     Action,
     LoadCollection,
     LoadPartitions,
+    Plan,
     ReleaseCollection,
     ReleasePartitions,
     desired_partitions,
@@ -42,6 +44,7 @@ class ResourcePreview:
     failed: bool = False  # the operator could not bring it to the spec (a failure reason)
     partitions: tuple[PartitionPreview, ...] = ()
     memory_bytes: int | None = None  # estimated change of the total kept loaded; None: not estimated
+    destructive: tuple[str, ...] = ()  # what the calls would take away from search: loaded partitions, replicas
 
     @property
     def status(self) -> str:
@@ -72,7 +75,25 @@ def preview(source: str, spec: CollectionSpec, ref: ResourceRef, connection: str
         failed=outcome.failure is not None,
         partitions=partitions,
         memory_bytes=_total(partitions) if outcome.memory is not None else None,
+        destructive=destructive_marks(outcome.plan, outcome.observed) if actions else (),
     )
+
+
+def destructive_marks(planned: Plan | None, observed: Observed | None) -> tuple[str, ...]:
+    """What the plan's calls would take away from search: a release of what is loaded, fewer replicas."""
+    if planned is None:
+        return ()
+    held = {name for name, report in observed.partitions.items() if report.state.held} if observed else set()
+    marks: list[str] = []
+    for action in planned.actions:
+        match action:
+            case ReleasePartitions(partitions) if held & set(partitions):
+                marks.append(f"releases loaded partition(s) {', '.join(sorted(held & set(partitions)))}")
+            case ReleaseCollection():
+                marks.append("releases the whole collection")
+    if planned.replica_change is not None and planned.replica_change[1] < planned.replica_change[0]:
+        marks.append(f"replicas {planned.replica_change[0]} -> {planned.replica_change[1]}")
+    return tuple(marks)
 
 
 def _total(partitions: tuple[PartitionPreview, ...]) -> int:
@@ -146,10 +167,13 @@ class Report:
     previews: Sequence[ResourcePreview]
     skipped: Sequence[Skipped] = ()
     empty: bool = False  # the input held no MilvusCollection: a gate given the wrong folder must not pass
+    fail_on_destructive: bool = False  # --fail-on-destructive: a plan that takes something out of search fails
 
     @property
     def exit_code(self) -> int:
-        return ERRORS if self.empty else exit_code(self.previews)
+        if self.empty or (self.fail_on_destructive and any(p.destructive for p in self.previews)):
+            return ERRORS
+        return exit_code(self.previews)
 
 
 def describe(action: Action) -> str:

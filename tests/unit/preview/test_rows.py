@@ -23,6 +23,7 @@ from milvusops.preview.rows import (
     PartitionPreview,
     Report,
     ResourcePreview,
+    destructive_marks,
     exit_code,
     invalid,
     preview,
@@ -294,3 +295,45 @@ def test_failure_outcome_without_observation_keeps_the_named_partitions_unknown(
     failure = Failure(Reason.MILVUS_UNAVAILABLE, "cannot reach Milvus")
     item = preview("m.yaml", spec_of("Released", {"hot": "Loaded"}), REF, "c", Outcome(failure=failure))
     assert (item.status, rows(item)) == ("error", {"hot": ("Unknown", "Loaded", "")})
+
+
+@pytest.mark.parametrize(
+    ("states", "spec", "marks"),
+    [
+        (  # releasing a loaded partition takes it out of search
+            {"_default": NOT_LOAD, "hot": NOT_LOAD, "cold": LOADED},
+            spec_of("Released", {"hot": "Loaded"}),
+            ("releases loaded partition(s) cold",),
+        ),
+        ({"_default": LOADED, "a": LOADING}, spec_of("Released"), ("releases the whole collection",)),
+        ({"_default": NOT_LOAD, "a": NOT_LOAD}, spec_of("Loaded"), ()),  # loading only: nothing is lost
+        ({"_default": NOT_LOAD, "cold": NOT_LOAD}, spec_of("Released", {"cold": "Released"}), ()),  # already so
+    ],
+)
+async def test_destructive_changes_are_marked(
+    states: dict[str, Any], spec: CollectionSpec, marks: tuple[str, ...]
+) -> None:
+    milvus = FakeMilvus(states)
+    item = await planned(milvus, spec)
+    assert item.destructive == marks
+    document = json.loads(planview.as_json(Report([item])))
+    assert document["resources"][0]["destructive"] == list(marks)
+    assert ("destructive:" in planview.table(Report([item]))) == bool(marks)
+
+
+def test_fewer_replicas_is_destructive() -> None:
+    from milvusops.core.model import Desired
+    from milvusops.core.plan import LoadCollection, Plan
+
+    shrink = Plan({"_default": Desired.LOADED}, (), (LoadCollection(),), replica_change=(3, 1))
+    grow = Plan({"_default": Desired.LOADED}, (), (LoadCollection(),), replica_change=(1, 3))
+    assert destructive_marks(shrink, None) == ("replicas 3 -> 1",)
+    assert destructive_marks(grow, None) == ()
+
+
+def test_fail_on_destructive_turns_changes_into_an_error() -> None:
+    releasing = ResourcePreview("m.yaml", "shop", "products", calls=("release_collection",), destructive=("x",))
+    loading = ResourcePreview("m.yaml", "shop", "other", calls=("load_collection",))
+    assert Report([releasing, loading]).exit_code == CHANGES
+    assert Report([releasing, loading], fail_on_destructive=True).exit_code == ERRORS
+    assert Report([loading], fail_on_destructive=True).exit_code == CHANGES
