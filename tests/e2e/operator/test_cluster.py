@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,6 +162,83 @@ def test_adopting_a_collection_keeps_its_replicas(
     assert len(_replica_nodes(client, collection)) == 2
     assert _calls(cluster_operator) == calls, "adoption sends no load or release"
     _remove(kube, namespace, "adopted")
+
+
+def test_adopting_step_by_step_as_docs_adopt_md_says(
+    kube: Kube,
+    namespace: str,
+    milvus_cluster: MilvusCluster,
+    client: MilvusClient,
+    cluster_operator: OperatorProcess,
+    tmp_path: Path,
+    figures: Figures,
+) -> None:
+    """Observe, plan, Manage on a live collection (2 replicas, partitions in mixed states) under a search loop:
+    no call until Manage, then exactly what the spec names; replicas still 2; not one search fails."""
+    collection = new_collection(milvus_cluster, ["serving", "wanted", "cold"])
+    client.load_partitions(collection, ["serving"], replica_number=2)
+    wait_for(lambda: load_states(milvus_cluster, collection)["serving"] == "Loaded", 60, "serving loaded by hand")
+    searches = _SearchLoop(milvus_cluster, collection, "serving")
+    with searches:
+        calls = _calls(cluster_operator)
+        spec = {"collectionName": collection, "partitions": [{"name": "wanted", "state": "Loaded"}]}
+        _create(kube, namespace, "adopted", {**spec, "managementPolicy": "Observe"})
+        kube.wait_reason(namespace, "adopted", "Observing", timeout=60)
+        assert _calls(cluster_operator) == calls, "Observe sends nothing"
+
+        manifest = tmp_path / "adopted.yaml"
+        body = {"apiVersion": "milvusops.dev/v1alpha1", "kind": "MilvusCollection"}
+        manifest.write_text(json.dumps({**body, "metadata": {"name": "adopted", "namespace": namespace}, "spec": spec}))
+        argv = ["plan", str(manifest), "-o", "json", "--milvus-uri", milvus_cluster.uri, "--token"]
+        preview = subprocess.run(
+            [sys.executable, "-m", "milvusops", *argv, milvus_cluster.root_token, "--fail-on-destructive"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={k: v for k, v in os.environ.items() if not k.startswith("MILVUSOPS_")},
+            timeout=120,
+        )
+        assert preview.returncode == 2, preview.stdout + preview.stderr  # changes, none destructive
+        [planned] = json.loads(preview.stdout)["resources"]
+        assert (planned["calls"], planned["destructive"]) == (["load_partitions(wanted)"], [])
+
+        kube.patch(namespace, "adopted", {"spec": {"managementPolicy": "Manage"}})
+        kube.wait_reason(namespace, "adopted", "InSync", timeout=90)
+        assert _calls(cluster_operator) == calls + 1, "exactly the one load the plan showed"
+    states = load_states(milvus_cluster, collection)
+    assert states == {"_default": "NotLoad", "serving": "Loaded", "wanted": "Loaded", "cold": "NotLoad"}
+    assert len(_replica_nodes(client, collection)) == 2
+    assert searches.done > 0 and searches.failed == [], searches.failed[:3]
+    figures.record("adoption under a search loop: searches, failed", f"{searches.done}, {len(searches.failed)}")
+    _remove(kube, namespace, "adopted")
+
+
+class _SearchLoop:
+    """Searches one partition as fast as it answers, in a thread, until the block ends; counts and keeps failures."""
+
+    def __init__(self, cluster: MilvusCluster, collection: str, partition: str) -> None:
+        self.client = cluster.client(timeout=10)
+        self.collection, self.partition = collection, partition
+        self.done, self.failed = 0, list[str]()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="searches", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.client.search(self.collection, data=[[0.0] * 8], limit=1, partition_names=[self.partition])
+                self.done += 1
+            except Exception as exc:  # noqa: BLE001 - every failure is what the test counts
+                self.failed.append(f"{type(exc).__name__}: {exc}")
+
+    def __enter__(self) -> _SearchLoop:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        self.client.close()
 
 
 def test_replica_change_on_loaded_partitions_is_refused_with_how_to_apply_it(
