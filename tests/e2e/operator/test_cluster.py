@@ -144,26 +144,6 @@ def test_resource_group_holds_the_replica(
         client.drop_resource_group(group)
 
 
-def test_adopting_a_collection_keeps_its_replicas(
-    kube: Kube, namespace: str, milvus_cluster: MilvusCluster, client: MilvusClient, cluster_operator: OperatorProcess
-) -> None:
-    """The README's smallest manifest on a collection loaded by hand with 2 replicas: nothing sent, 2 kept.
-
-    Up to v0.1 `load.replicas` defaulted to 1: the same manifest stalled with InvalidLoadOptions and told the
-    user to release the serving collection first."""
-    collection = new_collection(milvus_cluster, ["a"])
-    client.load_collection(collection, replica_number=2)
-    wait_for(lambda: set(load_states(milvus_cluster, collection).values()) == {"Loaded"}, 60, "loaded by hand")
-    calls = _calls(cluster_operator)
-    _create(kube, namespace, "adopted", {"collectionName": collection, "state": "Loaded"})
-    kube.wait_reason(namespace, "adopted", "InSync", timeout=60)
-    assert "replicas" not in kube.get(namespace, "adopted")["spec"].get("load", {})
-    assert kube.get(namespace, "adopted")["status"]["replicas"]["count"] == 2
-    assert len(_replica_nodes(client, collection)) == 2
-    assert _calls(cluster_operator) == calls, "adoption sends no load or release"
-    _remove(kube, namespace, "adopted")
-
-
 def test_adopting_step_by_step_as_docs_adopt_md_says(
     kube: Kube,
     namespace: str,
@@ -174,7 +154,10 @@ def test_adopting_step_by_step_as_docs_adopt_md_says(
     figures: Figures,
 ) -> None:
     """Observe, plan, Manage on a live collection (2 replicas, partitions in mixed states) under a search loop:
-    no call until Manage, then exactly what the spec names; replicas still 2; not one search fails."""
+    no call until Manage, then exactly what the spec names; replicas still 2; not one search fails.
+
+    Up to v0.1 `load.replicas` defaulted to 1: the load of `wanted` was refused (InvalidLoadOptions: Milvus
+    keeps one replica number per collection) and the message said to release the serving partition first."""
     collection = new_collection(milvus_cluster, ["serving", "wanted", "cold"])
     client.load_partitions(collection, ["serving"], replica_number=2)
     wait_for(lambda: load_states(milvus_cluster, collection)["serving"] == "Loaded", 60, "serving loaded by hand")
