@@ -1,4 +1,4 @@
-"""Every benchmark of docs/performance.md in ONE environment (one control plane, one Milvus, one
+"""Every benchmark of docs/design/performance.md in ONE environment (one control plane, one Milvus, one
 operator restarted once), printing each one-line summary and a markdown table for the docs.
 
     .venv/bin/python -m bench.all [--resources 1000] [--steady-seconds 300] [--profile]

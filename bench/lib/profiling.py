@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-OUT = Path(__file__).parents[1] / "out"  # bench/out/, as before the move (.gitignore, docs/performance.md)
+OUT = Path(__file__).parents[1] / "out"  # bench/out/, as before the move (.gitignore, docs/design/performance.md)
 
 
 class Profiler:

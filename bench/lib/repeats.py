@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-RANGE = "\u2013"  # an en dash between min and max, as docs/performance.md writes ranges
+RANGE = "\u2013"  # an en dash between min and max, as docs/design/performance.md writes ranges
 
 
 def new_seed() -> int:

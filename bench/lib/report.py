@@ -1,4 +1,4 @@
-"""What every benchmark returns, and the markdown that goes into docs/performance.md."""
+"""What every benchmark returns, and the markdown that goes into docs/design/performance.md."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 `python -m bench.scenarios.capacity`: a Milvus 2.3.5 cluster with one query node (in a memory cgroup of 8 GiB,
 so its memory is read both as RSS and as the cgroup's charge); for each case a fresh query node, a
 collection of that index type and size, the operator's own estimate (adapter read + pure model), then
-a load, and the node's growth. Figures go to docs/capacity.md.
+a load, and the node's growth. Figures go to docs/design/capacity.md.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 with `MILVUSOPS_MEMORY_GUARD=off`. It prints a timeline (load state, the resource's reason, the
 cgroup's OOM kills) until Milvus has loaded it, failed, or lost the node, or 90 s have passed.
 A measurement, not a test: the outcome is Milvus's, and the guard exists because of it
-(docs/capacity.md).
+(docs/design/capacity.md).
 """
 
 from __future__ import annotations

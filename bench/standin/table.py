@@ -1,4 +1,4 @@
-"""The measured data and its fit as the markdown table of docs/performance.md ("The Milvus stand-in").
+"""The measured data and its fit as the markdown table of docs/design/performance.md ("The Milvus stand-in").
 
 .venv/bin/python -m bench.standin.table
 """

@@ -23,7 +23,7 @@ CLUSTER_MODULES = frozenset(
 )
 CLUSTER_UNIT = "milvus-clusters"
 # sent first (longest first: a long module last would keep one worker busy alone at the end); the rest
-# follow in collection order. Seconds per module are in docs/development.md
+# follow in collection order. Seconds per module are in docs/design/development.md
 SLOWEST = (
     "tests/e2e/operator/test_faults.py",
     *sorted(CLUSTER_MODULES),

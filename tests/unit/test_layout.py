@@ -1,4 +1,5 @@
-"""The layout stays documented and mirrored: docs/architecture.md names every module, tests/unit follows the package."""
+"""The layout stays documented and mirrored: docs/design/architecture.md names every module, tests/unit
+follows the package."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def modules() -> set[str]:
 
 def documented() -> set[str]:
     """The modules the module map's tables name in their first column."""
-    text = (ROOT / "docs" / "architecture.md").read_text()
+    text = (ROOT / "docs" / "design" / "architecture.md").read_text()
     section = text[text.index("## Module map") : text.index("## Choices, and why")]
     rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
     return {name for row in rows for name in re.findall(r"`([\w/]+\.py)`", row)}

@@ -3,7 +3,7 @@
 Inputs are Milvus's own answers (describe_collection's field types and dimensions, describe_index's
 type and parameters, get_partition_stats' row count); the model is rows x bytes per row, where an
 indexed vector field costs what its index holds in memory. Measured against real query nodes in
-docs/capacity.md.
+docs/design/capacity.md.
 """
 
 from __future__ import annotations

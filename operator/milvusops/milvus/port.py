@@ -365,7 +365,7 @@ class MilvusClientPort:
         return await self._call("list_indexes", ask)
 
     async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape:
-        """Schema, indexes and row counts: what the memory estimate needs (docs/capacity.md).
+        """Schema, indexes and row counts: what the memory estimate needs (docs/design/capacity.md).
 
         `fields`: the schema from this pass's observation; Milvus runs each describe_collection one at a
         time with loads (the proxy's DDL queue), so it is not asked twice.

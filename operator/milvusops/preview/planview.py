@@ -127,7 +127,7 @@ def markdown(report: Report) -> str:
     if report.skipped:
         lines += [f"Skipped: {', '.join(f'`{item.source}` ({_escape(item.reason)})' for item in report.skipped)}", ""]
     lines.append(
-        f"<sub>memory: estimated change of query-node memory, all replicas (docs/capacity.md); {NOT_ESTIMATED} ="
+        f"<sub>memory: estimated change of query-node memory, all replicas (docs/design/capacity.md); {NOT_ESTIMATED} ="
         " not estimated</sub>"
     )
     return "\n".join(lines) + "\n"

@@ -3,7 +3,7 @@
 At startup Kopf 1.45.2 gives each listed object a toggle in `operator_indexed`; each object's task drops
 its own toggle and then waits (`ToggleSet.wait_for`, an `asyncio.Condition`) until all are gone. Every
 drop notifies every waiter, so N listed objects cost about N²/2 wake-ups: a restart over 10,000
-MilvusCollections spent minutes at 100 % CPU before the first pass (docs/performance.md). Here the first
+MilvusCollections spent minutes at 100 % CPU before the first pass (docs/design/performance.md). Here the first
 caller for a state starts Kopf's own wait as a task, and later callers await that task; each caller
 re-checks the state itself before returning, as Kopf's waiters do. `tests/unit/runtime/test_kopf_index_wait.py` pins
 the Kopf pattern this relies on.

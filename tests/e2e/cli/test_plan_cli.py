@@ -121,7 +121,7 @@ def test_changes_exit_2_and_change_nothing_in_milvus(
     assert {p["name"]: p["change"] for p in catalog["partitions"]} == {"cold": "load", "hot": "release"}
     assert catalog["destructive"] == ["releases loaded partition(s) hot"] and fresh["destructive"] == []
     assert (fresh["calls"], fresh["reason"]) == (["load_collection"], "Loading")
-    # 200 rows of an INT64 id and an 8-dim FLAT vector (56 B a row, docs/capacity.md) per partition, if Milvus
+    # 200 rows of an INT64 id and an 8-dim FLAT vector (56 B a row, docs/design/capacity.md) per partition, if Milvus
     # counts them: + for what is loaded, - for what is released, 0 for what stays
     memory = {p["name"]: p["memoryBytes"] for p in catalog["partitions"]}
     assert memory["cold"] == -memory["hot"] >= 0

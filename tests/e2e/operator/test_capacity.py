@@ -3,7 +3,7 @@
 The small cluster (tests/conftest.py, shared with test_guard_servers.py) has one query node of 200 MiB:
 the other cluster's query nodes would offer their (host-sized) memory to every load. The guard refuses
 a load that does not fit. What Milvus itself does with the same load, guard off, is a measurement, not
-a test: `python -m bench.scenarios.guard_off` (docs/capacity.md).
+a test: `python -m bench.scenarios.guard_off` (docs/design/capacity.md).
 """
 
 from __future__ import annotations

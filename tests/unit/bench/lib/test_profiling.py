@@ -1,4 +1,4 @@
-"""bench.lib.profiling's output folder: bench/out/, the one .gitignore and docs/performance.md name."""
+"""bench.lib.profiling's output folder: bench/out/, the one .gitignore and docs/design/performance.md name."""
 
 from pathlib import Path
 
