@@ -66,3 +66,8 @@ def test_every_event_reason_the_code_posts_has_a_row() -> None:
     named = set(re.findall(r"`([A-Za-z]+)`", section))
     assert len(literal) >= 6  # the search itself still finds what it looks for
     assert sorted((literal | {DRIFT_CORRECTED, "Loading", "Releasing"}) - named) == []
+
+
+def test_troubleshooting_has_a_section_for_every_reason() -> None:
+    headings = set(re.findall(r"^### ([A-Za-z]+)$", (DOCS / "troubleshooting.md").read_text(), re.MULTILINE))
+    assert sorted(reason.value for reason in Reason if reason.value not in headings) == []
