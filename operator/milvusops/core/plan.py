@@ -181,3 +181,24 @@ def started(observed: Observed, actions: tuple[Action, ...]) -> Observed | None:
             names = tuple(name for name, report in partitions.items() if not report.state.held)
         partitions.update(dict.fromkeys(names, loading))
     return replace(observed, collection=collection, partitions=partitions, partial=True, confirmed=False)
+
+
+def deletion_release(
+    spec: CollectionSpec, observed: Observed, others: tuple[CollectionSpec, ...] = ()
+) -> tuple[Action | None, tuple[str, ...]]:
+    """deletionPolicy Release: the one release call deleting this resource makes (None: nothing to release),
+    and the partitions handed over to `others` (live resources that declare them Loaded) instead.
+
+    Only what this resource declares Loaded and Milvus holds; a partition-key collection only as a whole,
+    and only if this resource wanted all of it.
+    """
+    if not observed.exists:
+        return None, ()
+    held = {name for name, r in observed.partitions.items() if r.state.held}
+    wanted = {name for name in held if spec.desired_for(name) == Desired.LOADED}
+    handed_over = {name for name in wanted if any(other.desired_for(name) == Desired.LOADED for other in others)}
+    ours = wanted - handed_over
+    if not ours or (observed.partition_key is not None and ours != held):
+        return None, tuple(sorted(handed_over))
+    action: Action = ReleaseCollection() if ours == held else ReleasePartitions(tuple(sorted(ours)))
+    return action, tuple(sorted(handed_over))

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 import kopf
 
 from milvusops.core.failures import Failure, FailureError, Reason
-from milvusops.core.model import CollectionSpec, Desired, ResourceRef
-from milvusops.core.plan import ReleaseCollection, ReleasePartitions
+from milvusops.core.model import CollectionSpec, ResourceRef
+from milvusops.core.plan import deletion_release
 from milvusops.milvus.call_slots import Priority, prioritized
 from milvusops.milvus.port import PortSource
 from milvusops.runtime.apply import apply
@@ -157,17 +157,9 @@ async def release_held(
     port = await ports.port(ref.namespace, spec.connection_name, spec.database)
     with prioritized(Priority.ACT):  # someone is waiting for the deletion
         observed = await observe(port, spec.collection_name)
-    if not observed.exists:
+    action, handed_over = deletion_release(spec, observed, others)
+    if action is None:
         return []
-    held = {name for name, r in observed.partitions.items() if r.state.held}
-    wanted = {name for name in held if spec.desired_for(name) == Desired.LOADED}
-    handed_over = {name for name in wanted if any(other.desired_for(name) == Desired.LOADED for other in others)}
-    ours = wanted - handed_over
-    # a partition-key collection is released only as a whole, and only if this resource wanted all of it
-    if not ours or (observed.partition_key is not None and ours != held):
-        return []
-    action: ReleaseCollection | ReleasePartitions
-    action = ReleaseCollection() if ours == held else ReleasePartitions(tuple(sorted(ours)))
     applied = await apply(port, spec, (action,))
     if applied.failure is not None:
         raise FailureError(applied.failure)

@@ -449,3 +449,33 @@ def test_unset_replicas_keep_what_milvus_has() -> None:
     assert effective(spec, nothing_loaded).load.replicas is None  # a first load: the server decides
     two = make_spec("Loaded").model_copy(update={"load": spec.load.model_copy(update={"replicas": 1})})
     assert effective(two, observed) is two  # set in spec: the operator makes Milvus match it
+
+
+@pytest.mark.parametrize(
+    ("states", "listed", "others", "action", "handed"),
+    [
+        ({"_default": LOADED, "a": LOADED}, None, (), ReleaseCollection(), ()),  # all of it was ours
+        ({"_default": NOT_LOAD, "a": LOADED, "b": LOADED}, {"a": "Loaded"}, (), ReleasePartitions(("a",)), ()),
+        (
+            {"a": LOADED, "b": LOADED},
+            {"a": "Loaded", "b": "Loaded"},
+            ({"b": "Loaded"},),
+            ReleasePartitions(("a",)),
+            ("b",),
+        ),
+        ({"a": NOT_LOAD}, {"a": "Loaded"}, (), None, ()),  # nothing held: nothing to release
+        ({"a": LOADED}, {"a": "Released"}, (), None, ()),  # held, but not declared Loaded: not ours to release
+    ],
+)
+def test_deletion_releases_only_what_the_resource_declared_loaded(
+    states: dict[str, LoadState],
+    listed: dict[str, str] | None,
+    others: tuple[dict[str, str], ...],
+    action: Action | None,
+    handed: tuple[str, ...],
+) -> None:
+    from milvusops.core.plan import deletion_release
+
+    spec = make_spec("Loaded") if listed is None else make_spec("Released", listed)
+    specs = tuple(make_spec("Released", other) for other in others)
+    assert deletion_release(spec, make_observed(states, LOADED), specs) == (action, handed)
