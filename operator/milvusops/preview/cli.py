@@ -17,13 +17,16 @@ from pydantic import SecretStr, ValidationError
 
 from milvusops import GROUP, VERSION, version
 from milvusops.core.conflicts import Claimant, claimant, claims_collection, conflict_key, conflict_winner
-from milvusops.core.model import CollectionSpec, ResourceRef
+from milvusops.core.failures import FailureError
+from milvusops.core.model import CollectionSpec, DeletionPolicy, ResourceRef
+from milvusops.core.plan import deletion_release
 from milvusops.kube import manifests, schema
 from milvusops.kube.api import KubeApi
 from milvusops.preview import planview, rows
 from milvusops.preview.readonly import ReadOnlyPorts, predict
 from milvusops.runtime.capacity_guard import MemoryGuard
 from milvusops.runtime.connections import Connections
+from milvusops.runtime.observe import observe
 from milvusops.runtime.reconcile import assess
 from milvusops.runtime.settings import InvalidSettings, Settings, load, memory_guard
 
@@ -53,6 +56,13 @@ def parser() -> argparse.ArgumentParser:
         " collection, fewer replicas (marked 'destructive' in every output)",
     )
     parse.add_argument("paths", nargs="*", help="manifest files, directories (*.yaml, *.yml, *.json), or - for stdin")
+    parse.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        help="the manifests as they were (e.g. the target branch's folder; repeatable): MilvusCollections found"
+        " there but not in PATHS are planned as deletions, with what their deletionPolicy would release",
+    )
     parse.add_argument("--live", action="store_true", help="the MilvusCollections in the cluster instead of files")
     parse.add_argument("-o", "--output", choices=sorted(planview.RENDERERS), default="table")
     parse.add_argument(
@@ -85,8 +95,8 @@ def main(argv: Sequence[str], stdin: TextIO | None = None, stdout: TextIO | None
         return rows.ERRORS
     except SystemExit as exc:  # --help and --version
         return rows.NOTHING if exc.code in (0, None) else rows.ERRORS
-    if args.live == bool(args.paths):
-        err.write("milvusops plan: give manifest paths (or - for stdin), or --live, not both\n")
+    if args.live == bool(args.paths or args.base) or (args.live and args.base):
+        err.write("milvusops plan: give manifest paths (or - for stdin, or --base), or --live, not both\n")
         return rows.ERRORS
     try:
         # client libraries print warnings to standard output: it holds the report alone (-o json must parse)
@@ -122,7 +132,9 @@ async def _plan(args: argparse.Namespace, stdin: TextIO | None) -> rows.Report:
                 raise _NoCluster(f"cannot list MilvusCollections: {' '.join(str(exc).split())}") from exc
             inputs = Inputs([("cluster", body) for body in listed])
         else:
-            inputs = _from_files(args.paths, args.namespace or "default", stdin)
+            inputs = _from_files(args.paths, args.namespace or "default", stdin) if args.paths else Inputs([])
+            if args.base:
+                inputs.deleted = _deleted(_from_files(args.base, args.namespace or "default", None), inputs)
         with tempfile.TemporaryDirectory(prefix="milvusops-plan-") as tls_dir:
             pool = Connections(settings, kube, Path(tls_dir))
             try:
@@ -130,12 +142,13 @@ async def _plan(args: argparse.Namespace, stdin: TextIO | None) -> rows.Report:
                     settings, args.milvus_uri or "", ReadOnlyPorts(pool, ignore_refs=bool(args.milvus_uri))
                 )
                 previews = await planner.previews(inputs.collections, validate=not args.live)
+                previews += await planner.deletions(inputs.deleted, inputs.collections)
             finally:
                 pool.close()
         return rows.Report(
             inputs.invalid + previews,
             tuple(inputs.skipped),
-            empty=not inputs.collections,
+            empty=not inputs.collections and not inputs.deleted,
             fail_on_destructive=args.fail_on_destructive,
         )
     finally:
@@ -163,6 +176,18 @@ class Inputs:
     collections: list[tuple[str, Mapping[str, Any]]]
     invalid: list[rows.ResourcePreview] = field(default_factory=list)
     skipped: list[rows.Skipped] = field(default_factory=list)
+    deleted: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)  # in --base, not in the paths
+
+
+def _deleted(base: Inputs, now: Inputs) -> list[tuple[str, Mapping[str, Any]]]:
+    """MilvusCollections of the base that the paths no longer have (by namespace and name); valid ones only."""
+    kept = {_key(body) for _, body in now.collections}
+    return [(source, body) for source, body in base.collections if _key(body) not in kept and not _errors(body)]
+
+
+def _key(body: Mapping[str, Any]) -> tuple[str, str]:
+    meta = body.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
 
 
 def _from_files(paths: list[str], namespace: str, stdin: TextIO | None) -> Inputs:
@@ -218,6 +243,32 @@ class _Planner:
         spec, ref = CollectionSpec.from_body(body), ResourceRef.from_body(body)
         outcome, _ = await assess(spec, ref, self.ports, conflict_winner(body, owners), act=predict, memory=self.memory)
         return rows.preview(source, spec, ref, self._connection(spec, ref), outcome)
+
+    async def deletions(
+        self, deleted: list[tuple[str, Mapping[str, Any]]], remaining: list[tuple[str, Mapping[str, Any]]]
+    ) -> list[rows.ResourcePreview]:
+        """What deleting each resource would do in Milvus: its deletionPolicy, and for Release the one call."""
+        claims: dict[tuple[str, str, str], list[CollectionSpec]] = {}
+        for _, body in remaining:  # what the remaining resources declare Loaded is handed over, not released
+            if not _errors(body) and claims_collection(body):
+                claims.setdefault(conflict_key(body), []).append(CollectionSpec.from_body(body))
+        return list(await asyncio.gather(*(self._deletion(source, body, claims) for source, body in deleted)))
+
+    async def _deletion(
+        self, source: str, body: Mapping[str, Any], claims: Mapping[Any, list[CollectionSpec]]
+    ) -> rows.ResourcePreview:
+        spec, ref = CollectionSpec.from_body(body), ResourceRef.from_body(body)
+        connection = self._connection(spec, ref)
+        if spec.deletion_policy != DeletionPolicy.RELEASE:
+            return rows.deletion(source, spec, ref, connection, None, (), None)
+        try:
+            port = await self.ports.port(ref.namespace, spec.connection_name, spec.database)
+            observed = await observe(port, spec.collection_name)
+        except FailureError as exc:
+            return rows.deletion(source, spec, ref, connection, None, (), exc.failure)
+        others = tuple(claims.get(conflict_key(body), ()))
+        action, handed_over = deletion_release(spec, observed, others)
+        return rows.deletion(source, spec, ref, connection, observed, (action,) if action else (), None, handed_over)
 
     def _connection(self, spec: CollectionSpec, ref: ResourceRef) -> str:
         """Which connection is read, in words; never its token."""

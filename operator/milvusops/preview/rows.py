@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from milvusops.core.model import CollectionSpec, Desired, LoadState, ResourceRef
+from milvusops.core.failures import Failure
+from milvusops.core.model import CollectionSpec, DeletionPolicy, Desired, LoadState, ResourceRef
 from milvusops.core.observed import Observed
 from milvusops.core.plan import (
     Action,
@@ -187,3 +188,54 @@ def describe(action: Action) -> str:
             return f"release_partitions({', '.join(partitions)})"
         case ReleaseCollection():
             return "release_collection"
+
+
+def deletion(
+    source: str,
+    spec: CollectionSpec,
+    ref: ResourceRef,
+    connection: str,
+    observed: Observed | None,
+    actions: tuple[Action, ...],
+    failure: Failure | None,
+    handed_over: tuple[str, ...] = (),
+) -> ResourcePreview:
+    """A resource the change deletes: what its finalizer would do in Milvus (`deletion_release`)."""
+    if spec.deletion_policy == DeletionPolicy.RETAIN:
+        message = "deleted; deletionPolicy Retain: Milvus is left as it is"
+    elif failure is not None:
+        message = f"deleted; deletionPolicy Release, but Milvus could not be read: {failure.message}"
+    elif not actions:
+        message = "deleted; deletionPolicy Release: nothing it declares Loaded is loaded"
+    else:
+        message = f"deleted; deletionPolicy Release: {describe(actions[0])}"
+    if handed_over:
+        message += f"; {', '.join(handed_over)} left loaded: another MilvusCollection declares them"
+    held = {n for n, r in observed.partitions.items() if r.state.held} if observed is not None else set()
+    released = set(held) if any(isinstance(a, ReleaseCollection) for a in actions) else set()
+    for action in actions:
+        if isinstance(action, ReleasePartitions):
+            released |= set(action.partitions)
+    partitions = (
+        tuple(
+            PartitionPreview(name, report.state.value, "Deleted", "release" if name in released else "")
+            for name, report in sorted(observed.partitions.items())
+            if name in held
+        )
+        if observed is not None
+        else ()
+    )
+    marks = destructive_marks(Plan({}, (), actions), observed) if actions else ()
+    return ResourcePreview(
+        source=source,
+        namespace=ref.namespace,
+        name=ref.name,
+        collection=f"{spec.database}.{spec.collection_name}",
+        connection=connection,
+        calls=tuple(describe(action) for action in actions),
+        reason=failure.reason.value if failure is not None else "Deleted",
+        message=message,
+        failed=failure is not None,
+        partitions=partitions,
+        destructive=marks,
+    )

@@ -233,3 +233,33 @@ def test_live_reads_the_clusters_collections_and_their_connection(
 def test_no_paths_and_no_live_is_an_error(milvus: MilvusServer, tmp_path: Path) -> None:
     result = plan(milvus, tmp_path)
     assert result.returncode == 1 and "give manifest paths" in result.stderr
+
+
+def test_a_change_that_only_deletes_manifests_plans_the_releases(
+    milvus: MilvusServer, collections: Collections, tmp_path: Path
+) -> None:
+    """--base: a MilvusCollection gone from the manifests is planned as its deletionPolicy would act."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "new").mkdir()
+    kept = collection("catalog-kept", collections.fresh, "state: Loaded")
+    (tmp_path / "base" / "m.yaml").write_text(
+        kept
+        + collection("catalog", collections.loaded, "partitions: [{name: hot, state: Loaded}], deletionPolicy: Release")
+        + collection("whole", collections.whole, "state: Loaded")  # Retain (the default)
+    )
+    (tmp_path / "new" / "m.yaml").write_text(kept)
+    before = collections.states(milvus)
+    result = plan(milvus, tmp_path, "new", "--base", "base", "-o", "json", "--fail-on-destructive")
+    assert collections.states(milvus) == before
+    assert result.returncode == 1, result.stdout + result.stderr  # a release of a serving partition, flagged
+    by_name = {r["name"]: r for r in json.loads(result.stdout)["resources"]}
+    # hot is all Milvus holds of it, and it was the resource's: released as a whole, as the finalizer does
+    assert (by_name["catalog"]["calls"], by_name["catalog"]["destructive"]) == (
+        ["release_collection"],
+        ["releases the whole collection"],
+    )
+    assert [(p["name"], p["change"]) for p in by_name["catalog"]["partitions"]] == [("hot", "release")]
+    assert (by_name["whole"]["calls"], by_name["whole"]["reason"]) == ([], "Deleted")
+    assert by_name["catalog-kept"]["calls"] == ["load_collection"]
+    only_deletions = plan(milvus, tmp_path, "--base", "base", "-o", "json")  # nothing left at all
+    assert only_deletions.returncode == 2, only_deletions.stdout + only_deletions.stderr

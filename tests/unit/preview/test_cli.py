@@ -7,6 +7,7 @@ plans real manifests against a real Milvus).
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,21 @@ def test_version_and_help_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("milvusops ")
     assert cli.main(["--help"]) == 0
     assert "Exit code: 0 nothing to do, 2 changes, 1 every error" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_base_plans_a_deletion_without_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pull request that only deletes manifests: with --base, the deleted resource is planned (Retain: Milvus
+    is left as it is, so nothing to change; nothing is asked of Milvus for it)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for variable in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(variable, raising=False)
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "c.yaml").write_text(COLLECTION)
+    stdout = io.StringIO()
+    assert cli.main(["--base", str(tmp_path / "base"), "-o", "json"], stdout=stdout) == 0
+    [deleted] = json.loads(stdout.getvalue())["resources"]
+    assert (deleted["name"], deleted["reason"], deleted["calls"]) == ("c", "Deleted", [])
+    assert "deletionPolicy Retain: Milvus is left as it is" in deleted["message"]
+    assert capsys.readouterr().err == ""
