@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -263,3 +264,58 @@ def test_a_change_that_only_deletes_manifests_plans_the_releases(
     assert by_name["catalog-kept"]["calls"] == ["load_collection"]
     only_deletions = plan(milvus, tmp_path, "--base", "base", "-o", "json")  # nothing left at all
     assert only_deletions.returncode == 2, only_deletions.stdout + only_deletions.stderr
+
+
+JOB_BASE = "/tmp/base"  # noqa: S108 - where docs/plan.md's job checks out the target branch
+
+
+def _job_script() -> str:
+    """The `run:` block of docs/plan.md's GitHub Actions job, as the docs give it."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "plan.md").read_text()
+    job = text[text.index("name: milvusops plan\non:") :]
+    block = job[job.index("        run: |\n") + len("        run: |\n") :]
+    lines = []
+    for line in block.splitlines():
+        if not line.startswith("          "):
+            break
+        lines.append(line[10:])
+    return "\n".join(lines) + "\n"
+
+
+def test_the_documented_job_runs_as_written(milvus: MilvusServer, collections: Collections, tmp_path: Path) -> None:
+    """docs/plan.md's job in a repository whose pull request deletes a manifest: it passes (exit 0 or 2), and its
+    Markdown plans the deletion; a broken manifest makes it fail."""
+    origin, clone = tmp_path / "origin", tmp_path / "clone"
+    folder = origin / "clusters" / "prod" / "milvus"
+    folder.mkdir(parents=True)
+    (folder / "kept.yaml").write_text(collection("kept", collections.fresh, "state: Released"))
+    (folder / "gone.yaml").write_text(collection("gone", collections.whole, "state: Loaded"))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for argv in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "base"]):
+        subprocess.run([*git, *argv], cwd=origin, check=True)
+    subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
+    (clone / "clusters" / "prod" / "milvus" / "gone.yaml").unlink()
+    script = _job_script().replace("${{ github.base_ref }}", "main")
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MILVUSOPS_", "KUBECONFIG"))},
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # milvusops as `pip install` puts it
+        "HOME": str(tmp_path),
+        "GITHUB_ENV": str(tmp_path / "github_env"),
+        "MILVUSOPS_DEFAULT_URI": milvus.uri,
+        "MILVUSOPS_DEFAULT_TOKEN": milvus.root_token,
+    }
+    shutil.rmtree(JOB_BASE, ignore_errors=True)
+    try:
+        job = subprocess.run(["bash", "-e", "-c", script], cwd=clone, env=environment, capture_output=True, text=True)
+        assert job.returncode == 0, job.stdout + job.stderr
+        report = (clone / "plan.md").read_text()
+        assert "`shop/gone`" in report and "deletionPolicy Retain" in report and "`shop/kept`" in report
+        assert (tmp_path / "github_env").read_text() == "code=0\n"  # nothing to change in Milvus
+
+        subprocess.run(["git", "worktree", "remove", "--force", JOB_BASE], cwd=clone, check=True)
+        (clone / "clusters" / "prod" / "milvus" / "kept.yaml").write_text("kind: [")
+        job = subprocess.run(["bash", "-e", "-c", script], cwd=clone, env=environment, capture_output=True, text=True)
+        assert job.returncode == 1, job.stdout + job.stderr
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", JOB_BASE], cwd=clone, check=False)
+        shutil.rmtree(JOB_BASE, ignore_errors=True)
