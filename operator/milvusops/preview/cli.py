@@ -136,7 +136,7 @@ async def _plan(args: argparse.Namespace, stdin: TextIO | None) -> rows.Report:
             if args.base:
                 inputs.deleted = _deleted(_from_files(args.base, args.namespace or "default", None), inputs)
         with tempfile.TemporaryDirectory(prefix="milvusops-plan-") as tls_dir:
-            pool = Connections(settings, kube, Path(tls_dir))
+            pool = Connections(settings, kube, Path(tls_dir), inputs.connections)
             try:
                 planner = _Planner(
                     settings, args.milvus_uri or "", ReadOnlyPorts(pool, ignore_refs=bool(args.milvus_uri))
@@ -177,6 +177,7 @@ class Inputs:
     invalid: list[rows.ResourcePreview] = field(default_factory=list)
     skipped: list[rows.Skipped] = field(default_factory=list)
     deleted: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)  # in --base, not in the paths
+    connections: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)  # valid ones, by ns/name
 
 
 def _deleted(base: Inputs, now: Inputs) -> list[tuple[str, Mapping[str, Any]]]:
@@ -211,8 +212,9 @@ def _from_files(paths: list[str], namespace: str, stdin: TextIO | None) -> Input
                 inputs.invalid.append(
                     rows.invalid(item.source, metadata["namespace"], metadata.get("name", ""), errors)
                 )
-            else:
-                inputs.skipped.append(rows.Skipped(item.source, f"{manifests.kind_of(body)}: valid, not planned"))
+            else:  # a valid MilvusConnection: the collections that name it are read through it
+                inputs.connections[(metadata["namespace"], metadata.get("name", ""))] = body
+                inputs.skipped.append(rows.Skipped(item.source, f"{manifests.kind_of(body)}: used, not planned"))
     return inputs
 
 

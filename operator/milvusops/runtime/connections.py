@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from milvusops.core.endpoint import Endpoint
 from milvusops.core.loadtimes import Expected, LoadTimes
@@ -18,9 +20,16 @@ from milvusops.runtime.settings import Settings
 class Connections:
     """What the workers ask of a connection: a port to its Milvus, its endpoint, its recent load times."""
 
-    def __init__(self, settings: Settings, kube: KubeApi | None, tls_dir: Path) -> None:
-        """`kube` None: no cluster (`milvusops plan` of files), so only the default connection can be resolved."""
-        self._endpoints = Endpoints(settings, kube, tls_dir)
+    def __init__(
+        self,
+        settings: Settings,
+        kube: KubeApi | None,
+        tls_dir: Path,
+        given: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+    ) -> None:
+        """`kube` None: no cluster (`milvusops plan` of files), so only the default connection can be resolved;
+        `given`: MilvusConnections read from `plan`'s input instead of the cluster (`Endpoints`)."""
+        self._endpoints = Endpoints(settings, kube, tls_dir, given)
         self._clients = ClientPool(settings.max_concurrent_calls, settings.max_queued_calls)
         self._load_times: dict[str, LoadTimes] = {}  # how long loads took lately, per connection
 

@@ -10,7 +10,9 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from milvusops.core.endpoint import Endpoint
 from milvusops.core.failures import Failure, FailureError, Reason
@@ -27,10 +29,20 @@ GONE = frozenset({Reason.SECRET_NOT_FOUND, Reason.CONNECTION_NOT_FOUND})
 class Endpoints:
     """Each connection's endpoint, from the operator's settings (the default connection) or the cluster."""
 
-    def __init__(self, settings: Settings, kube: KubeApi | None, tls_dir: Path) -> None:
-        """`kube` None: no cluster (`milvusops plan` of files), so only the default connection can be resolved."""
+    def __init__(
+        self,
+        settings: Settings,
+        kube: KubeApi | None,
+        tls_dir: Path,
+        given: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+    ) -> None:
+        """`kube` None: no cluster (`milvusops plan` of files), so only the default connection can be resolved.
+
+        `given`: MilvusConnections by (namespace, name) read from elsewhere (`plan`'s input), used instead of
+        the cluster's; their Secrets still come from the cluster."""
         self._settings = settings
         self._kube = kube
+        self._given = dict(given or {})
         self._tls_dir = tls_dir
         self._resolved: dict[str, tuple[float, Endpoint]] = {}
         self._last: dict[str, Endpoint] = {}  # last endpoint resolved per connection, kept until it is deleted
@@ -93,18 +105,26 @@ class Endpoints:
         self._last.pop(connection_key(namespace, connection), None)
 
     async def _resolve(self, namespace: str, name: str) -> Endpoint:
-        if self._kube is None:
-            message = f"no Kubernetes cluster to read MilvusConnection {namespace}/{name} from"
-            raise FailureError(Failure(Reason.CONNECTION_NOT_FOUND, message))
-        spec = ConnectionSpec.from_body(await self._kube.read_connection(namespace, name))
+        body = self._given.get((namespace, name))
+        if self._kube is None and (body is None or _needs_secrets(body)):
+            what = f"MilvusConnection {namespace}/{name}" if body is None else f"the Secrets of {namespace}/{name}"
+            message = f"no Kubernetes cluster to read {what} from"
+            reason = Reason.CONNECTION_NOT_FOUND if body is None else Reason.SECRET_NOT_FOUND
+            raise FailureError(Failure(reason, message))
+        if body is None:
+            assert self._kube is not None
+            body = await self._kube.read_connection(namespace, name)
+        spec = ConnectionSpec.from_body(body)
         token = ""
         if spec.credentials_secret_ref is not None:
+            assert self._kube is not None
             ref = spec.credentials_secret_ref
             token = await self._kube.read_secret_value(namespace, ref.name, ref.key)
         ca_path, server_name = "", ""
         if spec.tls is not None:
             server_name = spec.tls.server_name or ""
             if spec.tls.ca_secret_ref is not None:
+                assert self._kube is not None
                 ref = spec.tls.ca_secret_ref
                 ca_path = self._write_ca(await self._kube.read_secret_value(namespace, ref.name, ref.key))
         return Endpoint(spec.uri, token, spec.timeout_seconds, ca_path, server_name)
@@ -115,3 +135,8 @@ class Endpoints:
         if not path.exists():
             path.write_text(pem + "\n")
         return str(path)
+
+
+def _needs_secrets(body: Mapping[str, Any]) -> bool:
+    spec = body.get("spec") or {}
+    return bool(spec.get("credentialsSecretRef") or (spec.get("tls") or {}).get("caSecretRef"))

@@ -319,3 +319,40 @@ def test_the_documented_job_runs_as_written(milvus: MilvusServer, collections: C
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", JOB_BASE], cwd=clone, check=False)
         shutil.rmtree(JOB_BASE, ignore_errors=True)
+
+
+def test_a_connection_in_the_input_is_used(
+    milvus: MilvusServer,
+    collections: Collections,
+    kube: Kube,
+    control_plane: ControlPlane,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """A MilvusCollection and its MilvusConnection in one change: the connection comes from the input (it is not
+    in the cluster yet), its Secret from the cluster."""
+    kube.create_secret(namespace, "milvus-token", {"token": milvus.root_token})
+    connection = textwrap.dedent(f"""\
+        apiVersion: milvusops.dev/v1alpha1
+        kind: MilvusConnection
+        metadata: {{name: fresh-main, namespace: {namespace}}}
+        spec: {{uri: '{milvus.uri}', credentialsSecretRef: {{name: milvus-token}}}}
+        ---
+        """)
+    spec = "state: Loaded, connectionRef: {name: fresh-main}"
+    (tmp_path / "m.yaml").write_text(connection + collection("fresh", collections.fresh, spec, namespace=namespace))
+    result = plan(
+        milvus,
+        tmp_path,
+        "m.yaml",
+        "--kubeconfig",
+        str(control_plane.kubeconfig),
+        "-o",
+        "json",
+        env={"MILVUSOPS_DEFAULT_TOKEN": "nobody:wrong"},  # not the default connection
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    [fresh] = document["resources"]
+    assert (fresh["calls"], fresh["connection"]) == (["load_collection"], f"MilvusConnection {namespace}/fresh-main")
+    assert document["skipped"][0]["reason"] == "MilvusConnection milvusops.dev/v1alpha1: used, not planned"
