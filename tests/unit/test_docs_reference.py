@@ -71,3 +71,10 @@ def test_every_event_reason_the_code_posts_has_a_row() -> None:
 def test_troubleshooting_has_a_section_for_every_reason() -> None:
     headings = set(re.findall(r"^### ([A-Za-z]+)$", (DOCS / "troubleshooting.md").read_text(), re.MULTILINE))
     assert sorted(reason.value for reason in Reason if reason.value not in headings) == []
+
+
+def test_every_metric_has_a_row_on_the_monitoring_page() -> None:
+    code = "\n".join(p.read_text() for p in (DOCS.parent / "operator" / "milvusops" / "telemetry").glob("*.py"))
+    defined = set(re.findall(r'"(milvusops_[a-z_]+)"', code))
+    rows = set(re.findall(r"^\| `(milvusops_[a-z_]+)`", (DOCS / "monitoring" / "README.md").read_text(), re.MULTILINE))
+    assert len(defined) >= 8 and sorted(defined ^ rows) == []
