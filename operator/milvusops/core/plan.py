@@ -202,3 +202,20 @@ def deletion_release(
         return None, tuple(sorted(handed_over))
     action: Action = ReleaseCollection() if ours == held else ReleasePartitions(tuple(sorted(ours)))
     return action, tuple(sorted(handed_over))
+
+
+def destructive_marks(planned: Plan | None, observed: Observed | None) -> tuple[str, ...]:
+    """What the plan's calls would take away from search: a release of what is loaded, fewer replicas."""
+    if planned is None:
+        return ()
+    held = {name for name, report in observed.partitions.items() if report.state.held} if observed else set()
+    marks: list[str] = []
+    for action in planned.actions:
+        match action:
+            case ReleasePartitions(partitions) if held & set(partitions):
+                marks.append(f"releases loaded partition(s) {', '.join(sorted(held & set(partitions)))}")
+            case ReleaseCollection():
+                marks.append("releases the whole collection")
+    if planned.replica_change is not None and planned.replica_change[1] < planned.replica_change[0]:
+        marks.append(f"replicas {planned.replica_change[0]} -> {planned.replica_change[1]}")
+    return tuple(marks)

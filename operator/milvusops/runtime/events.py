@@ -9,7 +9,7 @@ from typing import Any
 from milvusops.core.failures import Reason
 from milvusops.core.model import ResourceRef
 from milvusops.core.observed import Observed
-from milvusops.core.plan import Action, LoadPartitions, ReleasePartitions, is_load
+from milvusops.core.plan import Action, LoadPartitions, Plan, ReleasePartitions, destructive_marks, is_load
 from milvusops.core.status import Outcome, Verdict
 from milvusops.runtime.apply import Applied
 
@@ -44,7 +44,10 @@ def events(
         )
         releasing = not all(is_load(action) for action in done.actions)
         reason = DRIFT_CORRECTED if drift else ("Releasing" if releasing else "Loading")
-        found.append(Event("Normal", reason, "; ".join(done.lines), _touched(done.actions)))
+        # what the calls took out of search, in the words `milvusops plan` uses
+        marks = destructive_marks(Plan({}, (), done.actions), outcome.observed)
+        lines = (*done.lines, *(f"destructive: {mark}" for mark in marks))
+        found.append(Event("Normal", reason, "; ".join(lines), _touched(done.actions)))
     if outcome.failure is not None:
         found.append(Event("Warning", outcome.failure.reason.value, outcome.failure.message))
     elif result.ready and before.get("reason") != result.reason.value:

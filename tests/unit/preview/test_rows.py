@@ -23,7 +23,6 @@ from milvusops.preview.rows import (
     PartitionPreview,
     Report,
     ResourcePreview,
-    destructive_marks,
     exit_code,
     invalid,
     preview,
@@ -323,7 +322,7 @@ async def test_destructive_changes_are_marked(
 
 def test_fewer_replicas_is_destructive() -> None:
     from milvusops.core.model import Desired
-    from milvusops.core.plan import LoadCollection, Plan
+    from milvusops.core.plan import LoadCollection, Plan, destructive_marks
 
     shrink = Plan({"_default": Desired.LOADED}, (), (LoadCollection(),), replica_change=(3, 1))
     grow = Plan({"_default": Desired.LOADED}, (), (LoadCollection(),), replica_change=(1, 3))

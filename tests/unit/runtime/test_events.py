@@ -54,3 +54,15 @@ def test_becoming_ready_is_an_event_once() -> None:
     outcome = Outcome(SEEN, Plan({}, (), ()))
     assert [e.reason for e in events(make_ref(), {}, outcome, READY, Applied())] == ["InSync"]
     assert events(make_ref(), IN_SYNC, outcome, READY, Applied()) == ()
+
+
+def test_a_release_of_what_serves_is_marked_destructive_in_its_event() -> None:
+    outcome = Outcome(SEEN, Plan({}, (), ()))  # a is Loaded
+    release = Applied((ReleasePartitions(("a",)),), ("released partitions a",))
+    [event] = events(make_ref(generation=4), IN_SYNC, outcome, LOADING, release)
+    assert (event.reason, event.message) == (
+        "Releasing",
+        "released partitions a; destructive: releases loaded partition(s) a",
+    )
+    [loading] = events(make_ref(generation=4), IN_SYNC, outcome, LOADING, LOAD_A)
+    assert "destructive" not in loading.message
