@@ -85,7 +85,8 @@ def plan(spec: CollectionSpec, observed: Observed, caps: Capabilities, retry_fai
         return Plan(desired, missing, ())
     existing = {name: want for name, want in desired.items() if name in observed.partitions}
     state = {name: report.state for name, report in observed.partitions.items()}
-    whole = whole_collection(spec, desired, missing, observed.partition_key)
+    unmanaged = any(name not in desired for name in observed.partitions)
+    whole = whole_collection(spec, desired, missing, observed.partition_key, unmanaged)
     if observed.partition_key is not None:
         if whole is None:  # Milvus refuses partition-level load and release here: call nothing
             return Plan(desired, missing, (), partition_key=observed.partition_key)
@@ -117,7 +118,11 @@ def _releases(actions: tuple[Action, ...]) -> tuple[Action, ...]:
 
 
 def whole_collection(
-    spec: CollectionSpec, desired: dict[str, Desired], missing: tuple[str, ...], partition_key: str | None
+    spec: CollectionSpec,
+    desired: dict[str, Desired],
+    missing: tuple[str, ...],
+    partition_key: str | None,
+    unmanaged: bool = False,
 ) -> Desired | None:
     """The one state the whole collection should have, or None when partitions should differ.
 
@@ -125,7 +130,8 @@ def whole_collection(
     """
     if partition_key is not None:
         wanted = set(desired.values())
-        return wanted.pop() if len(wanted) == 1 else None
+        # partitions the spec leaves alone (no spec.state, not named) would be loaded or released with the rest
+        return wanted.pop() if len(wanted) == 1 and not unmanaged else None
     every_loaded = all(want == Desired.LOADED for want in desired.values()) and spec.state == Desired.LOADED
     return Desired.LOADED if every_loaded and not missing_released(spec, missing) else None
 

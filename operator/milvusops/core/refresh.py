@@ -43,5 +43,8 @@ def decide(
         return RefreshStep(handled=True, note="nothing is loaded, so there was nothing to refresh")
     # a partition-key collection takes no partition-level call, not even a refresh (proxy loadPartitionsTask)
     keyed = observed.partition_key is not None
-    whole = keyed or whole_collection(spec, planned.desired, planned.missing, observed.partition_key) is not None
+    unmanaged = any(name not in planned.desired for name in observed.partitions)
+    whole = (
+        keyed or whole_collection(spec, planned.desired, planned.missing, observed.partition_key, unmanaged) is not None
+    )
     return RefreshStep(Refresh(None if whole else loaded), handled=True)

@@ -225,7 +225,8 @@ def test_apiserver_restart_watches_recover(
     figures: Figures,
 ) -> None:
     collection = new_collection(milvus, ["a", "b"])
-    kube.create(namespace, "survivor", {"collectionName": collection, "partitions": [{"name": "a", "state": "Loaded"}]})
+    listed = [{"name": "a", "state": "Loaded"}]  # state Released: b is the spec's too, so its load is drift
+    kube.create(namespace, "survivor", {"collectionName": collection, "state": "Released", "partitions": listed})
     kube.wait_reason(namespace, "survivor", "InSync", timeout=90)
     control_plane.stop_apiserver()
     stopped = time.monotonic()

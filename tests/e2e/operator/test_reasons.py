@@ -157,7 +157,9 @@ def test_partition_level_load_on_milvus_lite_is_unsupported(
     kube.wait_reason(namespace, "whole", "InSync")  # collection level works on Lite
     kube.delete(namespace, "whole")
     wait_for(lambda: not kube.exists(namespace, "whole"), 30, "first resource gone")
-    spec = {"collectionName": collection, "partitions": [{"name": "p", "state": "Loaded"}], "connectionRef": connection}
+    # _default Released, p Loaded: a partition-level release, which Lite cannot do
+    listed = [{"name": "p", "state": "Loaded"}]
+    spec = {"collectionName": collection, "state": "Released", "partitions": listed, "connectionRef": connection}
     kube.create(namespace, "split", spec)
     ready = kube.wait_reason(namespace, "split", "Unsupported")
     assert "partition-level" in ready["message"] or "does not implement" in ready["message"]

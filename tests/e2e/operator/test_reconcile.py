@@ -124,7 +124,8 @@ def test_drift_is_reverted_and_reported(
     kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
 ) -> None:
     collection = new_collection(milvus, ["a", "b"])
-    kube.create(namespace, "drifty", {"collectionName": collection, "partitions": [{"name": "a", "state": "Loaded"}]})
+    spec = {"collectionName": collection, "state": "Released", "partitions": [{"name": "a", "state": "Loaded"}]}
+    kube.create(namespace, "drifty", spec)  # state Released: b is the spec's too, so its load is drift
     kube.wait_reason(namespace, "drifty", "InSync", timeout=90)
     milvus_client = milvus.client()
     try:

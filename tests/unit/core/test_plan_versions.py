@@ -158,6 +158,18 @@ async def test_partition_key_collection_loads_as_a_whole_when_every_partition_is
     assert milvus.mutating_calls == [("load_collection", "products", None)]
 
 
+async def test_partition_key_collection_with_partitions_the_spec_leaves_alone_is_not_loaded_whole() -> None:
+    """No spec.state and one partition named: loading it would load the others too, which the spec leaves alone."""
+    milvus = FakeMilvus(dict(KEYED))
+    milvus.partition_key = "tenant"
+    spec = CollectionSpec.from_body(
+        {"metadata": {"name": "products"}, "spec": {"partitions": [{"name": "_default_0", "state": "Loaded"}]}}
+    )
+    result = await run(milvus, spec)
+    assert milvus.mutating_calls == []
+    assert result.verdict.reason == Reason.PARTITION_KEY_COLLECTION
+
+
 async def test_failed_load_is_reported_then_retried_once_at_the_next_pass() -> None:
     milvus = FakeMilvus(dict(KEYED))
     milvus.failed_load = CAUSE
