@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 import uuid
+
+# Tests start servers and operators with subprocess.Popen from a process that also talks gRPC (pymilvus). With
+# gRPC's fork support on, its poller thread restarts in the forked child, whose epoll fd close_fds has closed:
+# the child dies before exec ("epoll_wait error: Bad file descriptor", grpc/grpc#43055). Set before grpc loads.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
