@@ -433,11 +433,10 @@ class MilvusClientPort:
 
 def _load_kwargs(options: LoadOptions, refresh: bool = False) -> dict[str, Any]:
     """The keyword arguments of MilvusClient.load_collection / load_partitions (pymilvus 3.0.2's Prepare reads them)."""
-    # return once Milvus accepted the load (pymilvus needs both flags for partitions); progress is observed
-    kwargs: dict[str, Any] = {"_async": True, "sync": False}
-    if options.replicas is not None:  # unset: pymilvus sends 0 and the server decides (its replica properties)
+    kwargs: dict[str, Any] = {"_async": True, "sync": False}  # return once accepted (both flags: partitions too)
+    # only send what was asked for, so older servers accept plain loads; no replica number: the server decides
+    if options.replicas is not None:
         kwargs["replica_number"] = options.replicas
-    # only send what was asked for, so servers without these options still accept plain loads
     if options.resource_groups:
         kwargs["resource_groups"] = list(options.resource_groups)
     if options.load_fields:
