@@ -10,18 +10,23 @@ Then (item 9) the lasting refusal makes no status write and no second Warning ov
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymilvus import DataType, MilvusClient
 
 from tests.conftest import Figures
-from tests.e2e.helpers import Kube, OperatorProcess, big_collection, load_states, new_collection, wait_for
+from tests.e2e.helpers import Kube, OperatorProcess, flat_index, load_states, new_collection, wait_for
 from tests.testenv.memcgroup import available
 from tests.testenv.milvus import MilvusServer
 from tests.testenv.milvus_cluster import MilvusCluster
 
-DIM, BYTES_PER_ROW = 256, 16 + 8 + 256 * 4  # FLAT: system fields, the int64 id, the vector
+# estimated per row (core/memory_estimate): system fields, the int64 id, a dim-8 FLAT vector, and a VARCHAR
+# counted at half its max_length; its values are empty, so the estimate is large and the data inserted small
+DIM, TEXT_LENGTH = 8, 65_535
+BYTES_PER_ROW = 16 + 8 + DIM * 4 + TEXT_LENGTH // 2 + 8
 REPLICAS = 100  # the CRD's maximum: the older load asks for more than the whole host has, with few rows
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs a writable cgroup v1 memory controller")
@@ -42,6 +47,27 @@ def _flushed(server: MilvusServer, collection: str) -> str:
     return collection
 
 
+def _wide_collection(server: MilvusCluster, rows: int) -> str:
+    """A partition `big` whose estimate is large for the few bytes inserted (seconds, not a minute of inserts)."""
+    name = f"c_{uuid.uuid4().hex[:10]}"
+    client = server.client(timeout=120)
+    try:
+        schema = MilvusClient.create_schema(auto_id=True)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_LENGTH)
+        client.create_collection(name, schema=schema)
+        client.create_partition(name, "big")
+        for start in range(0, rows, 10_000):
+            batch = [{"vector": [0.5] * DIM, "text": ""} for _ in range(min(10_000, rows - start))]
+            client.insert(name, batch, partition_name="big")
+        client.flush(name)
+        flat_index(client, name)
+    finally:
+        client.close()
+    return name
+
+
 def _connect(kube: Kube, namespace: str, name: str, server: MilvusServer | MilvusCluster) -> None:
     kube.create_secret(namespace, f"{name}-token", {"token": server.root_token})
     kube.create_connection(namespace, name, {"uri": server.uri, "credentialsSecretRef": {"name": f"{name}-token"}})
@@ -57,7 +83,7 @@ def test_a_load_refused_on_one_server_holds_back_no_load_on_another(
 ) -> None:
     # more rows than the standalone's whole memory could take with 100 replicas: whatever the host is using
     rows = int(_host_memory() * 1.1 / (BYTES_PER_ROW * REPLICAS)) + 1
-    too_big = big_collection(small_cluster, rows, dim=DIM)
+    too_big = _wide_collection(small_cluster, rows)
     fits = _flushed(milvus, new_collection(milvus, ["a"]))
     _connect(kube, namespace, "small", small_cluster)
     _connect(kube, namespace, "standalone", milvus)
@@ -85,7 +111,9 @@ def test_a_load_refused_on_one_server_holds_back_no_load_on_another(
     assert kube.condition(namespace, "older", "Ready")["reason"] == "InsufficientMemory"
     assert load_states(small_cluster, too_big)["big"] == "NotLoad"
     assert operator.metric("milvusops_load_release_calls_total") == 1  # the standalone's load only
-    figures.record("guard servers: rows in the older load's partition (dim 256, 100 replicas)", f"{rows}")
+    figures.record(
+        "guard servers: rows in the older load's partition (dim 8, VARCHAR(65535) empty, 100 replicas)", f"{rows}"
+    )
 
     # item 9: the refusal lasts while the query node's use wobbles: no status write, no second Warning
     version = kube.get(namespace, "older")["metadata"]["resourceVersion"]
