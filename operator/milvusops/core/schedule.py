@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from milvusops.core.failures import Failure, Reason
 from milvusops.core.model import CollectionSpec, Desired, Schedule, Window
 
 # starts and ends looked through for the next change: windows that overlap without a gap have none within it
@@ -150,6 +151,19 @@ def scheduled(spec: CollectionSpec, now: datetime) -> tuple[CollectionSpec, Wind
         return spec, None
     state = state_at(spec.schedule, now)
     return during(spec, state), state
+
+
+def timed(spec: CollectionSpec, now: datetime) -> tuple[CollectionSpec, WindowState | None, Failure | None]:
+    """`scheduled`, with what the API server could not check as the pass's failure (no Milvus call follows)."""
+    try:
+        spec_now, state = scheduled(spec, now)
+    except ScheduleError as exc:
+        return (
+            spec,
+            None,
+            Failure(Reason.INVALID_SCHEDULE, f"{exc}; no Milvus call is made until spec.schedule is fixed"),
+        )
+    return spec_now, state, None
 
 
 def wake_in(delay: float, state: WindowState | None, now: datetime) -> float:

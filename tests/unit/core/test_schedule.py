@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from milvusops.core.failures import Reason
 from milvusops.core.model import CollectionSpec, Desired, PartitionSpec, Schedule, Window
-from milvusops.core.schedule import ScheduleError, WindowState, during, scheduled, state_at, wake_in
+from milvusops.core.schedule import ScheduleError, WindowState, during, scheduled, state_at, timed, wake_in
 
 BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
 
@@ -137,3 +138,11 @@ def test_a_spec_that_leaves_partitions_alone_still_leaves_them_alone_outside() -
 )
 def test_the_loop_wakes_at_the_next_transition(delay: float, transition: datetime | None, expected: float) -> None:
     assert wake_in(delay, WindowState(0, transition), utc(2026, 5, 4, 9, 0)) == expected
+
+
+def test_an_unknown_zone_is_the_passes_failure_and_the_spec_is_kept() -> None:
+    bad = SPEC.model_copy(update={"schedule": windows(("0 9 * * *", 60, "Mars/Olympus"))})
+    spec, state, failure = timed(bad, utc(2026, 5, 4, 8, 0))
+    assert (spec, state) == (bad, None)
+    assert failure is not None and failure.reason == Reason.INVALID_SCHEDULE and failure.stalled
+    assert failure.message.startswith("spec.schedule.windows[0].timeZone: unknown time zone 'Mars/Olympus'")
