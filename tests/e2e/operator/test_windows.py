@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from tests.conftest import Figures
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
+from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 
 WINDOW_SECONDS = 10  # longer than a load of 200 rows takes here, short for the CI's wall time
@@ -40,6 +41,7 @@ def _stamp(moment: datetime) -> str:
 
 
 def test_a_short_window_loads_at_its_start_and_releases_at_its_end(
+    control_plane: ControlPlane,
     kube: Kube,
     namespace: str,
     milvus: MilvusServer,
@@ -57,6 +59,7 @@ def test_a_short_window_loads_at_its_start_and_releases_at_its_end(
         namespace, "windowed", {"collectionName": collection, "state": "Loaded", "schedule": {"windows": [window]}}
     )
 
+    assert kube.get(namespace, "windowed")["spec"]["schedule"]["outsideWindows"] == "Released"  # defaulted
     # before the window: Loaded in spec, Released as the schedule wants it now, and in sync that way
     ready = kube.wait_reason(namespace, "windowed", "InSync", timeout=30)
     assert ready["message"].endswith("(outside every load window)")
@@ -71,6 +74,8 @@ def test_a_short_window_loads_at_its_start_and_releases_at_its_end(
         "status shows window 0 open",
     )
     assert status["schedule"]["nextTransition"] == _stamp(closes)
+    wide = control_plane.kubectl("get", "mcol", "windowed", "-n", namespace, "-o", "wide").stdout.split("\n")
+    assert wide[0].split()[3:6] == ["LOADED", "WINDOW", "READY"] and wide[1].split()[4] == "0"
 
     released_after = _seconds_to_call(operator, "release_collection", closes)
     wait_for(lambda: set(load_states(milvus, collection).values()) == {"NotLoad"}, 30, "released after the window")
