@@ -10,7 +10,7 @@ the wall clock does meanwhile.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,6 +35,16 @@ class WindowState:
 
     active: int | None  # index in spec.schedule.windows; None: outside every window
     next_transition: datetime | None  # UTC; None: no change within HORIZON_STEPS starts and ends
+    # what it was computed for and when: it holds for that schedule until next_transition (`holds`)
+    schedule: Schedule | None = field(default=None, compare=False)
+    since: datetime | None = field(default=None, compare=False)
+
+
+def holds(state: WindowState | None, schedule: Schedule, now: datetime) -> bool:
+    """The earlier `state` still answers for `schedule` at `now`: nothing changes before its next transition."""
+    if state is None or state.since is None or state.next_transition is None:
+        return False
+    return state.schedule == schedule and state.since <= now < state.next_transition
 
 
 def check(schedule: Schedule) -> None:
@@ -65,8 +75,8 @@ def state_at(schedule: Schedule, now: datetime) -> WindowState:
             break
         cursor = min(candidates)
         if active(windows, cursor) != current:
-            return WindowState(current, cursor)
-    return WindowState(current, None)
+            return WindowState(current, cursor, schedule, now)
+    return WindowState(current, None, schedule, now)
 
 
 def active(windows: tuple[Window, ...], at: datetime) -> int | None:
@@ -87,14 +97,25 @@ def opened_at(window: Window, at: datetime) -> datetime | None:
 
 def last_start(window: Window, at: datetime) -> datetime | None:
     """The latest start at or before `at`, in UTC."""
-    # cronsim's reverse iteration steps back one second before it matches: start a second later to include `at`
-    after = at.astimezone(_zone(window)).replace(microsecond=0) + timedelta(seconds=1)
-    return next(_utc(CronSim(window.start, after, reverse=True)), None)
+    # cronsim's reverse iteration steps back one second before it matches: start a second later to include `at`;
+    # added in UTC, since wall-clock arithmetic would drop `fold` (the second 01:50 of a fall-back night)
+    after = (at.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)).astimezone(_zone(window))
+    latest = next(_utc(CronSim(window.start, after, reverse=True)), None)
+    if latest is None:
+        return None
+    # a fixed-time start goes back on the wall clock, which repeats after fall-back: at 01:00 EST it finds
+    # yesterday's 01:30, not tonight's 01:30 EDT an hour ago; the forward starts from there say which came last
+    for later in starts_after(window, latest):
+        if later > at:
+            break
+        latest = later
+    return latest
 
 
 def starts_after(window: Window, at: datetime) -> Iterator[datetime]:
     """The starts strictly after `at`, in UTC."""
-    return _utc(CronSim(window.start, at.astimezone(_zone(window))))
+    # a fixed-time start iterates on the wall clock, which repeats after fall-back: 01:30 of 01:10 EST is behind
+    return (start for start in _utc(CronSim(window.start, at.astimezone(_zone(window)))) if start > at)
 
 
 def run_end(window: Window, at: datetime) -> datetime | None:
@@ -145,18 +166,25 @@ def during(spec: CollectionSpec, state: WindowState | None) -> CollectionSpec:
     return spec.model_copy(update={"state": state_now, "partitions": partitions})
 
 
-def scheduled(spec: CollectionSpec, now: datetime) -> tuple[CollectionSpec, WindowState | None]:
-    """The spec at `now` and the schedule's state then (None without a schedule); raises ScheduleError."""
+def scheduled(
+    spec: CollectionSpec, now: datetime, known: WindowState | None = None
+) -> tuple[CollectionSpec, WindowState | None]:
+    """The spec at `now` and the schedule's state then (None without a schedule); raises ScheduleError.
+
+    `known`: the previous pass's state, reused while it `holds` (the cron search costs a few milliseconds).
+    """
     if spec.schedule is None:
         return spec, None
-    state = state_at(spec.schedule, now)
+    state = known if known is not None and holds(known, spec.schedule, now) else state_at(spec.schedule, now)
     return during(spec, state), state
 
 
-def timed(spec: CollectionSpec, now: datetime) -> tuple[CollectionSpec, WindowState | None, Failure | None]:
+def timed(
+    spec: CollectionSpec, now: datetime, known: WindowState | None = None
+) -> tuple[CollectionSpec, WindowState | None, Failure | None]:
     """`scheduled`, with what the API server could not check as the pass's failure (no Milvus call follows)."""
     try:
-        spec_now, state = scheduled(spec, now)
+        spec_now, state = scheduled(spec, now, known)
     except ScheduleError as exc:
         return (
             spec,

@@ -101,11 +101,14 @@ class CollectionWorker(Worker):
 
     async def _loop(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
         state, this = PassState(), FIRST_PASS  # the first pass goes before timer passes
+        window: WindowState | None = None
         while self.running(stopped):
             failure: Failure | None
             try:
                 # unbound: a sleeping loop holds only what `carried` keeps, not the pass's status and events
-                observed, acted, failure, settled, started, window = carried(await self.sync(body, owners, this))
+                observed, acted, failure, settled, started, window = carried(
+                    await self.sync(body, owners, this, window)
+                )
             except FailureError as exc:  # the API server refused the status patch: nothing to write it with
                 log.warning("%s", exc.failure.message, extra=where(body))
                 metrics.RECONCILES.labels("progressing").inc()
@@ -142,7 +145,9 @@ class CollectionWorker(Worker):
                 log.debug("woken early by a change of the resource: the next pass is a full one", extra=where(body))
             this = this_pass(step.mode, state.observed, woken=woken, settled=settled)
 
-    async def sync(self, body: kopf.Body, owners: Mapping[Any, Any], this: Pass = FIRST_PASS) -> Result:
+    async def sync(
+        self, body: kopf.Body, owners: Mapping[Any, Any], this: Pass = FIRST_PASS, window: WindowState | None = None
+    ) -> Result:
         async with self.lock:
             started = time.perf_counter()
             ref = ResourceRef.from_body(body)
@@ -156,6 +161,7 @@ class CollectionWorker(Worker):
                 this,
                 conflict_with=conflict_winner(body, owners) or await server_conflict(body, owners, self.pool),
                 memory=self.memory,
+                window=window,
             )
             full = result.observed is not None and not result.observed.partial
             await self.write_status(body, result.status, observed_in_full=full)

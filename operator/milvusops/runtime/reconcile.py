@@ -73,12 +73,14 @@ async def reconcile(
     this: Pass = FIRST_PASS,
     conflict_with: str | None = None,
     memory: MemoryGuard | None = None,
+    window: WindowState | None = None,
 ) -> Result:
     """The pass up to status and events; the caller writes the status and sends the events.
 
     The schedule is applied first, at `now`: from there on the spec is the one that holds at this moment.
+    `window`: the previous pass's schedule state, reused while it holds.
     """
-    spec, window, invalid = timed(spec, now)
+    spec, window, invalid = timed(spec, now, window)
     known = FromStatus.of(previous)
     outcome, applied = await assess(spec, ref, ports, conflict_with, this, known, memory=memory, invalid=invalid)
     outcome = replace(outcome, schedule=window)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from milvusops.core.failures import Reason
 from milvusops.core.model import CollectionSpec, Desired, PartitionSpec, Schedule, Window
-from milvusops.core.schedule import ScheduleError, WindowState, during, scheduled, state_at, timed, wake_in
+from milvusops.core.schedule import ScheduleError, WindowState, active, during, scheduled, state_at, timed, wake_in
 
 BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
 
@@ -31,6 +31,7 @@ SPRING_BERLIN = windows(("30 2 * * *", 3600, "Europe/Berlin"))  # 2026-03-29: 02
 SPRING_NEW_YORK = windows(("30 2 * * *", 3600, "America/New_York"))  # 2026-03-08: 02:00 EST -> 03:00 EDT
 FALL_BERLIN = windows(("30 1 * * *", 7200, "Europe/Berlin"))  # 2026-10-25: 03:00 CEST -> 02:00 CET
 FALL_NEW_YORK = windows(("30 1 * * *", 3600, "America/New_York"))  # 2026-11-01: 02:00 EDT -> 01:00 EST
+HOURLY_NEW_YORK = windows(("45 * * * *", 600, "America/New_York"))  # 10 min from every hh:45
 OVERLAPPING = windows(("0 9 * * *", 3 * 3600, "UTC"), ("0 11 * * *", 3 * 3600, "UTC"))
 LONGER_THAN_PERIOD = windows(("0 9,10 * * *", 90 * 60, "UTC"))  # two starts an hour apart, 90 min each
 NEVER_CLOSES = windows(("0 * * * *", 2 * 3600, "UTC"))  # hourly, two hours long
@@ -56,6 +57,12 @@ NEVER_CLOSES = windows(("0 * * * *", 2 * 3600, "UTC"))  # hourly, two hours long
         # 01:30 happens twice in New York that night: the window opens once (the first), 1 real hour long
         (FALL_NEW_YORK, at(NEW_YORK, 2026, 11, 1, 1, 45), WindowState(0, utc(2026, 11, 1, 6, 30))),
         (FALL_NEW_YORK, at(NEW_YORK, 2026, 11, 1, 1, 45, fold=1), WindowState(None, utc(2026, 11, 2, 6, 30))),
+        # 01:10 EST is 40 real minutes after the night's one 01:30 (EDT): still open; the wall clock, which reads
+        # 01:10 < 01:30, must not hide that start (nor offer it as a transition still ahead)
+        (FALL_NEW_YORK, at(NEW_YORK, 2026, 11, 1, 1, 10, fold=1), WindowState(0, utc(2026, 11, 1, 6, 30))),
+        # an hourly start fires in both 01:xx hours of the fall-back night: the second 01:50 is inside the second
+        (HOURLY_NEW_YORK, at(NEW_YORK, 2026, 11, 1, 1, 50, fold=1), WindowState(0, utc(2026, 11, 1, 6, 55))),
+        (HOURLY_NEW_YORK, at(NEW_YORK, 2026, 11, 1, 1, 50), WindowState(0, utc(2026, 11, 1, 5, 55))),
         # overlapping windows: the first open one (in spec order) is the active one; a hand-over is a transition
         (OVERLAPPING, utc(2026, 5, 4, 8, 0), WindowState(None, utc(2026, 5, 4, 9, 0))),
         (OVERLAPPING, utc(2026, 5, 4, 10, 0), WindowState(0, utc(2026, 5, 4, 12, 0))),
@@ -146,3 +153,36 @@ def test_an_unknown_zone_is_the_passes_failure_and_the_spec_is_kept() -> None:
     assert (spec, state) == (bad, None)
     assert failure is not None and failure.reason == Reason.INVALID_SCHEDULE and failure.stalled
     assert failure.message.startswith("spec.schedule.windows[0].timeZone: unknown time zone 'Mars/Olympus'")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "day"),
+    [
+        (SPRING_BERLIN, utc(2026, 3, 28, 12)),
+        (FALL_BERLIN, utc(2026, 10, 24, 12)),
+        (FALL_NEW_YORK, utc(2026, 10, 31, 18)),
+        (HOURLY_NEW_YORK, utc(2026, 10, 31, 18)),
+        (windows(("*/20 1-3 * * *", 1500, "America/New_York"), ("30 2 * * *", 5400, "Europe/Berlin")), utc(2026, 3, 7)),
+    ],
+)
+def test_the_next_transition_is_ahead_and_nothing_changes_before_it(schedule: Schedule, day: datetime) -> None:
+    """Across two days around a DST change, every 20 minutes: the state holds until the transition, which changes it."""
+    for step in range(0, 2 * 24 * 60, 20):
+        now = day + timedelta(minutes=step)
+        state = state_at(schedule, now)
+        assert state.next_transition is not None and state.next_transition > now, now
+        gap = state.next_transition - now
+        for part in (0.25, 0.5, 0.99):
+            assert active(schedule.windows, now + gap * part) == state.active, (now, part)
+        assert active(schedule.windows, state.next_transition) != state.active, now
+
+
+def test_an_earlier_state_is_reused_until_its_transition_and_only_for_its_schedule() -> None:
+    known = state_at(SPEC.schedule or windows(), utc(2026, 5, 4, 8, 0))  # closed until 09:00
+    assert known.since == utc(2026, 5, 4, 8, 0) and known.schedule == SPEC.schedule
+    reused = WindowState(None, utc(2026, 5, 4, 9, 0), SPEC.schedule, utc(2026, 5, 4, 8, 0))
+    assert scheduled(SPEC, utc(2026, 5, 4, 8, 59), reused)[1] is reused
+    assert scheduled(SPEC, utc(2026, 5, 4, 9, 0), reused)[1] == WindowState(0, utc(2026, 5, 4, 10, 0))  # at it
+    assert scheduled(SPEC, utc(2026, 5, 4, 7, 59), reused)[1] is not reused  # before it was computed
+    other = SPEC.model_copy(update={"schedule": windows(("0 8 * * *", 7200, "UTC"))})
+    assert scheduled(other, utc(2026, 5, 4, 8, 30), reused)[1] == WindowState(0, utc(2026, 5, 4, 10, 0))
