@@ -19,6 +19,7 @@ class Reason(StrEnum):
     INSUFFICIENT_MEMORY = "InsufficientMemory"
     DATABASE_NOT_FOUND = "DatabaseNotFound"
     INVALID_LOAD_OPTIONS = "InvalidLoadOptions"
+    INVALID_SCHEDULE = "InvalidSchedule"
     PARTITION_KEY_COLLECTION = "PartitionKeyCollection"
     LOAD_FAILED = "LoadFailed"
     UNSUPPORTED = "Unsupported"
@@ -51,6 +52,7 @@ STALLED_REASONS = frozenset(
         Reason.INSUFFICIENT_MEMORY,
         Reason.DATABASE_NOT_FOUND,
         Reason.INVALID_LOAD_OPTIONS,
+        Reason.INVALID_SCHEDULE,
         Reason.PARTITION_KEY_COLLECTION,
         Reason.LOAD_FAILED,
         Reason.UNSUPPORTED,

@@ -66,6 +66,25 @@ class PartitionSpec(_Model):
     state: Desired
 
 
+class OutsideWindows(StrEnum):
+    """spec.schedule.outsideWindows: the state the spec's Loaded partitions take outside every window."""
+
+    RELEASED = "Released"
+
+
+class Window(_Model):
+    """One load window: opens at each `start` (5-field cron, in `time_zone`), stays open `duration_seconds`."""
+
+    start: str
+    duration_seconds: int = Field(gt=0)
+    time_zone: str
+
+
+class Schedule(_Model):
+    windows: tuple[Window, ...] = ()
+    outside_windows: OutsideWindows = OutsideWindows.RELEASED
+
+
 class CollectionSpec(_Model):
     collection_name: str
     database: str = "default"
@@ -75,6 +94,7 @@ class CollectionSpec(_Model):
     load: LoadOptions = LoadOptions()
     management_policy: ManagementPolicy = ManagementPolicy.MANAGE
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+    schedule: Schedule | None = None  # None: no windows, the spec's states hold at all times
     # name -> state of spec.partitions: a look-up per partition, not a scan (4,096 x 4,096 per pass)
     _listed: tuple[tuple[PartitionSpec, ...], dict[str, Desired]] | None = PrivateAttr(default=None)
 

@@ -13,6 +13,7 @@ from milvusops.core.messages import clipped, listing
 from milvusops.core.model import CollectionSpec, Desired, LoadState, ResourceRef
 from milvusops.core.observed import Observed, Replicas
 from milvusops.core.plan import Plan
+from milvusops.core.schedule import WindowState
 
 TRUE, FALSE = "True", "False"
 
@@ -29,6 +30,7 @@ class Outcome:
     version: str | None = None  # the server version, as Milvus reported it
     last_refresh: str | None = None  # the refresh annotation's value handled in this pass
     memory: Memory | None = None  # estimated bytes per partition, and the capacity guard's verdict
+    schedule: WindowState | None = None  # spec.schedule at the pass's moment; None without a schedule
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,30 @@ def verdict(spec: CollectionSpec, outcome: Outcome) -> Verdict:
         message = f"changing the replica number from {before} to {after}: Milvus re-plans replicas while serving"
         return Verdict(False, Reason.CHANGING_REPLICAS, message, True, False)
     if not mismatched:
-        return Verdict(True, Reason.IN_SYNC, f"{loaded}/{total} partitions loaded, as desired", False, False)
+        message = f"{loaded}/{total} partitions loaded, as desired{window_note(outcome.schedule)}"
+        return Verdict(True, Reason.IN_SYNC, message, False, False)
     releasing = any(plan.desired.get(name) == Desired.RELEASED for name in mismatched)
     reason = Reason.RELEASING if releasing else Reason.LOADING
     return Verdict(False, reason, f"{reason.value.lower()}: {listing(mismatched)}", True, False)
+
+
+def window_note(schedule: WindowState | None) -> str:
+    """Why the desired states are what they are now, when a schedule decides it."""
+    if schedule is None:
+        return ""
+    return " (outside every load window)" if schedule.active is None else f" (load window {schedule.active} open)"
+
+
+def schedule_status(schedule: WindowState | None) -> dict[str, Any] | None:
+    """status.schedule: the open window (absent outside every window) and the next transition (absent: none)."""
+    if schedule is None:
+        return None
+    found: dict[str, Any] = {}
+    if schedule.active is not None:
+        found["activeWindow"] = schedule.active
+    if schedule.next_transition is not None:
+        found["nextTransition"] = _timestamp(schedule.next_transition)
+    return found
 
 
 def _matches(want: Desired, state: LoadState) -> bool:
@@ -95,6 +117,9 @@ def build_status(
     last_refresh = outcome.last_refresh or previous.get("lastRefresh")
     if last_refresh:
         status["lastRefresh"] = last_refresh
+    window = schedule_status(outcome.schedule)
+    if window is not None:
+        status["schedule"] = window
     observed = outcome.observed
     if observed is not None:
         if observed.collection_id is not None:

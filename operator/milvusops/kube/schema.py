@@ -1,7 +1,7 @@
 """Check a manifest against the CRD's openAPIV3Schema and CEL rules, in the API server's own words.
 
 The CRD files in crds/ (shipped in the package) are the only source of the rules. Reproduced: strict
-field validation (unknown fields), types, enums, patterns, lengths, ranges, required fields, maxItems,
+field validation (unknown fields), types, enums, patterns, lengths, ranges, required fields, minItems, maxItems,
 duplicate keys of list-type maps and sets, and the CEL rules that apply on create. Not reproduced:
 transition rules (they need the stored object), metadata.name syntax, and server-side defaults.
 """
@@ -152,6 +152,9 @@ def _number(schema: Mapping[str, Any], value: float, path: str) -> list[str]:
 def _array(schema: Mapping[str, Any], value: list[Any], path: str) -> list[str]:
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         return [f"{path}: Too many: {len(value)}: must have at most {schema['maxItems']} items"]
+    if "minItems" in schema and len(value) < schema["minItems"]:
+        message = f"{path} in body should have at least {schema['minItems']} items"
+        return [f"{path}: Invalid value: {len(value)}: {message}"]
     errors = []
     for index, item in enumerate(value):
         errors += _check(schema.get("items", {}), item, f"{path}[{index}]")

@@ -9,7 +9,8 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -20,6 +21,7 @@ from milvusops.core.conflicts import Claimant, claimant, claims_collection, conf
 from milvusops.core.failures import FailureError
 from milvusops.core.model import CollectionSpec, DeletionPolicy, ResourceRef
 from milvusops.core.plan import deletion_release
+from milvusops.core.schedule import timed
 from milvusops.kube import manifests, schema
 from milvusops.kube.api import KubeApi
 from milvusops.preview import planview, rows
@@ -64,6 +66,12 @@ def parser() -> argparse.ArgumentParser:
         " there but not in PATHS are planned as deletions, with what their deletionPolicy would release",
     )
     parse.add_argument("--live", action="store_true", help="the MilvusCollections in the cluster instead of files")
+    parse.add_argument(
+        "--at",
+        type=_moment,
+        help="plan for this moment (RFC 3339 with a zone, e.g. 2026-12-08T06:00:00Z): spec.schedule's windows"
+        " are applied as they stand then, against Milvus as it is now (default: now)",
+    )
     parse.add_argument("-o", "--output", choices=sorted(planview.RENDERERS), default="table")
     parse.add_argument(
         "-n",
@@ -112,6 +120,16 @@ def main(argv: Sequence[str], stdin: TextIO | None = None, stdout: TextIO | None
     return report.exit_code
 
 
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no zone: add Z or an offset such as +01:00")
+    return moment
+
+
 class _NoCluster(Exception):
     """--live without a cluster to read."""
 
@@ -138,9 +156,8 @@ async def _plan(args: argparse.Namespace, stdin: TextIO | None) -> rows.Report:
         with tempfile.TemporaryDirectory(prefix="milvusops-plan-") as tls_dir:
             pool = Connections(settings, kube, Path(tls_dir), inputs.connections)
             try:
-                planner = _Planner(
-                    settings, args.milvus_uri or "", ReadOnlyPorts(pool, ignore_refs=bool(args.milvus_uri))
-                )
+                ports = ReadOnlyPorts(pool, ignore_refs=bool(args.milvus_uri))
+                planner = _Planner(settings, args.milvus_uri or "", ports, args.at or datetime.now(UTC))
                 previews = await planner.previews(inputs.collections, validate=not args.live)
                 previews += await planner.deletions(inputs.deleted, inputs.collections)
             finally:
@@ -219,8 +236,9 @@ def _from_files(paths: list[str], namespace: str, stdin: TextIO | None) -> Input
 
 
 class _Planner:
-    def __init__(self, settings: Settings, milvus_uri: str, ports: ReadOnlyPorts) -> None:
+    def __init__(self, settings: Settings, milvus_uri: str, ports: ReadOnlyPorts, at: datetime) -> None:
         self.settings = settings
+        self.at = at  # the moment spec.schedule is applied at
         self.memory = MemoryGuard(memory_guard(settings))  # as the operator would decide, with its settings
         self.milvus_uri = milvus_uri
         self.ports = ports
@@ -242,9 +260,13 @@ class _Planner:
         if errors:
             meta = body.get("metadata") or {}
             return rows.invalid(source, meta.get("namespace", ""), meta.get("name", ""), errors)
-        spec, ref = CollectionSpec.from_body(body), ResourceRef.from_body(body)
-        outcome, _ = await assess(spec, ref, self.ports, conflict_winner(body, owners), act=predict, memory=self.memory)
-        return rows.preview(source, spec, ref, self._connection(spec, ref), outcome)
+        ref = ResourceRef.from_body(body)
+        spec, window, invalid = timed(CollectionSpec.from_body(body), self.at)
+        winner = conflict_winner(body, owners)
+        outcome, _ = await assess(spec, ref, self.ports, winner, act=predict, memory=self.memory, invalid=invalid)
+        outcome = replace(outcome, schedule=window)
+        line = rows.window_line(window, self.at)
+        return rows.preview(source, spec, ref, self._connection(spec, ref), outcome, line)
 
     async def deletions(
         self, deleted: list[tuple[str, Mapping[str, Any]]], remaining: list[tuple[str, Mapping[str, Any]]]

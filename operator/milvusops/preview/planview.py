@@ -61,6 +61,8 @@ def table(report: Report) -> str:
             rows = [["PARTITION", "CURRENT", "DESIRED", "CHANGE", "MEMORY"]]
             rows += [[p.name, p.current, p.desired, p.change or "-", _memory(p.memory_bytes)] for p in item.partitions]
             lines += [f"  {line}" for line in _columns(rows)]
+        if item.schedule:
+            lines.append(f"  schedule: {item.schedule}")
         lines.append(f"  calls:  {'; '.join(item.calls) if item.calls else 'none'}")
         if item.destructive:
             lines.append(f"  destructive: {'; '.join(item.destructive)}")
@@ -116,6 +118,8 @@ def markdown(report: Report) -> str:
                 change = f"**{p.change}**" if p.change else "-"
                 lines.append(f"| `{p.name}` | {p.current} | {p.desired} | {change} | {_memory(p.memory_bytes)} |")
             lines.append("")
+        if item.schedule:
+            lines.append(f"Schedule: {_escape(item.schedule)}  ")
         calls = ", ".join(f"`{call}`" for call in item.calls) if item.calls else "none"
         lines.append(f"Calls: {calls}  ")
         if item.destructive:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from milvusops.core.failures import Failure
 from milvusops.core.model import CollectionSpec, DeletionPolicy, Desired, LoadState, ResourceRef
@@ -18,6 +19,7 @@ from milvusops.core.plan import (
     desired_partitions,
     destructive_marks,
 )
+from milvusops.core.schedule import WindowState
 from milvusops.core.status import Outcome, verdict
 
 NOTHING, ERRORS, CHANGES = 0, 1, 2  # exit codes, as `terraform plan -detailed-exitcode`
@@ -47,6 +49,7 @@ class ResourcePreview:
     partitions: tuple[PartitionPreview, ...] = ()
     memory_bytes: int | None = None  # estimated change of the total kept loaded; None: not estimated
     destructive: tuple[str, ...] = ()  # what the calls would take away from search: loaded partitions, replicas
+    schedule: str | None = None  # spec.schedule at the moment planned for (`plan --at`); None: no schedule
 
     @property
     def status(self) -> str:
@@ -59,8 +62,26 @@ def invalid(source: str, namespace: str, name: str, errors: Sequence[str]) -> Re
     return ResourcePreview(source, namespace, name, errors=tuple(errors), reason="Invalid", failed=True)
 
 
-def preview(source: str, spec: CollectionSpec, ref: ResourceRef, connection: str, outcome: Outcome) -> ResourcePreview:
-    """One resource: the partitions (current -> desired, the call touching each), the calls and the reason."""
+def window_line(state: WindowState | None, at: datetime) -> str | None:
+    """What the schedule says at `at`: the open window (or none) and when that changes next."""
+    if state is None:
+        return None
+    now = "outside every load window" if state.active is None else f"load window {state.active} open"
+    then = f"; next change {_utc(state.next_transition)}" if state.next_transition is not None else "; no change ahead"
+    return f"at {_utc(at)}: {now}{then}"
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def preview(
+    source: str, spec: CollectionSpec, ref: ResourceRef, connection: str, outcome: Outcome, schedule: str | None = None
+) -> ResourcePreview:
+    """One resource: the partitions (current -> desired, the call touching each), the calls and the reason.
+
+    `spec` is the one that holds at the moment planned for (`schedule.timed`), `schedule` its `window_line`.
+    """
     result = verdict(spec, outcome)
     acting = outcome.plan is not None and not (outcome.observing or outcome.paused)
     actions = outcome.plan.actions if acting and outcome.plan is not None else ()
@@ -78,6 +99,7 @@ def preview(source: str, spec: CollectionSpec, ref: ResourceRef, connection: str
         partitions=partitions,
         memory_bytes=_total(partitions) if outcome.memory is not None else None,
         destructive=destructive_marks(outcome.plan, outcome.observed) if actions else (),
+        schedule=schedule,
     )
 
 

@@ -19,6 +19,7 @@ from milvusops.core.failures import Failure, FailureError, Reason
 from milvusops.core.model import CollectionSpec, DeletionPolicy, ManagementPolicy, ResourceRef, connection_key
 from milvusops.core.observed import Observed
 from milvusops.core.pass_state import FIRST_PASS, Mode, Pass, PassState, Timing, next_pass, steady, this_pass
+from milvusops.core.schedule import WindowState, wake_in
 from milvusops.kube.api import KubeApi
 from milvusops.runtime.capacity_guard import MemoryGuard
 from milvusops.runtime.connections import Connections
@@ -100,21 +101,24 @@ class CollectionWorker(Worker):
 
     async def _loop(self, body: kopf.Body, owners: kopf.Index[Any, Any], stopped: kopf.DaemonStopped) -> None:
         state, this = PassState(), FIRST_PASS  # the first pass goes before timer passes
+        window: WindowState | None = None
         while self.running(stopped):
             failure: Failure | None
             try:
                 # unbound: a sleeping loop holds only what `carried` keeps, not the pass's status and events
-                observed, acted, failure, settled, started = carried(await self.sync(body, owners, this))
+                observed, acted, failure, settled, started, window = carried(
+                    await self.sync(body, owners, this, window)
+                )
             except FailureError as exc:  # the API server refused the status patch: nothing to write it with
                 log.warning("%s", exc.failure.message, extra=where(body))
                 metrics.RECONCILES.labels("progressing").inc()
-                observed, acted, failure, settled, started = None, False, exc.failure, False, None
+                observed, acted, failure, settled, started, window = None, False, exc.failure, False, None, None
             except Exception as exc:
                 # a bug must not end the loop: log it and back off like any failure
                 log.exception("reconcile of %s/%s failed", body["metadata"]["namespace"], body["metadata"]["name"])
                 metrics.RECONCILES.labels("exception").inc()
                 observed, acted, failure = None, False, Failure(Reason.MILVUS_ERROR, f"{type(exc).__name__}: {exc}")
-                settled, started = False, None
+                settled, started, window = False, None, None
             self.failing = failure is not None
             step = next_pass(
                 state,
@@ -134,12 +138,16 @@ class CollectionWorker(Worker):
             state = step.state
             if log.isEnabledFor(logging.DEBUG):  # the pass schedule: when a load's end was looked for, and why
                 log.debug("%s", schedule_line(this.mode, step.mode, step.delay, failure, acted), extra=where(body))
-            woken = await self.sleep(honour_retry_after(step.delay, failure), stopped)
+            # a window that opens or closes before the next pass is due wakes the loop just after it
+            delay = wake_in(honour_retry_after(step.delay, failure), window, datetime.now(UTC))
+            woken = await self.sleep(delay, stopped)
             if woken and log.isEnabledFor(logging.DEBUG):
                 log.debug("woken early by a change of the resource: the next pass is a full one", extra=where(body))
             this = this_pass(step.mode, state.observed, woken=woken, settled=settled)
 
-    async def sync(self, body: kopf.Body, owners: Mapping[Any, Any], this: Pass = FIRST_PASS) -> Result:
+    async def sync(
+        self, body: kopf.Body, owners: Mapping[Any, Any], this: Pass = FIRST_PASS, window: WindowState | None = None
+    ) -> Result:
         async with self.lock:
             started = time.perf_counter()
             ref = ResourceRef.from_body(body)
@@ -153,6 +161,7 @@ class CollectionWorker(Worker):
                 this,
                 conflict_with=conflict_winner(body, owners) or await server_conflict(body, owners, self.pool),
                 memory=self.memory,
+                window=window,
             )
             full = result.observed is not None and not result.observed.partial
             await self.write_status(body, result.status, observed_in_full=full)
@@ -193,11 +202,13 @@ def where(body: kopf.Body) -> dict[str, str]:
     return {"resource": f"{body['metadata']['namespace']}/{body['metadata']['name']}"}
 
 
-def carried(result: Result) -> tuple[Observed | None, bool, Failure | None, bool, Observed | None]:
+def carried(
+    result: Result,
+) -> tuple[Observed | None, bool, Failure | None, bool, Observed | None, WindowState | None]:
     """What the next pass needs of a pass (settled: in sync or observing, nothing done); not its status and
     events, which each sleeping loop would hold."""
     settled = steady(result.verdict.reason, result.failure, result.acted)
-    return _lean(result.observed), result.acted, result.failure, settled, _lean(result.started)
+    return _lean(result.observed), result.acted, result.failure, settled, _lean(result.started), result.schedule
 
 
 def _lean(observed: Observed | None) -> Observed | None:

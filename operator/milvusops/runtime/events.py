@@ -34,10 +34,14 @@ def events(
     recreated = _recreated(previous, outcome.observed)
     if recreated:
         found.append(Event("Normal", "CollectionRecreated", recreated))
+    window = window_event(previous, outcome)
+    if window is not None:
+        found.append(window)
     if done.actions:
         # an unchanged spec that was in sync and now needs calls means someone changed Milvus behind our back
         drift = (
             not recreated
+            and window is None  # a window opened or closed: the schedule asked for the calls, not drift
             and before.get("status") == "True"
             and before.get("reason") == Reason.IN_SYNC
             and previous.get("observedGeneration") == ref.generation
@@ -53,6 +57,21 @@ def events(
     elif result.ready and before.get("reason") != result.reason.value:
         found.append(Event("Normal", result.reason.value, result.message))
     return tuple(found)
+
+
+def window_event(previous: Mapping[str, Any], outcome: Outcome) -> Event | None:
+    """An event when the open window differs from the one status shows (or status shows none yet): once each."""
+    schedule = outcome.schedule
+    if schedule is None:
+        return None
+    before = previous.get("schedule")
+    if before is not None and before.get("activeWindow") == schedule.active:
+        return None
+    if schedule.active is None:
+        message = "outside every load window: the partitions the spec declares Loaded are Released"
+        return Event("Normal", "WindowClosed", message)
+    message = f"load window {schedule.active} opened: the partitions the spec declares Loaded are loaded"
+    return Event("Normal", "WindowOpened", message)
 
 
 def _recreated(previous: Mapping[str, Any], observed: Observed | None) -> str:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from milvusops.core.observed import Observed
 from milvusops.core.pass_state import FIRST_PASS, Pass, PassKind
 from milvusops.core.plan import Action, Plan, plan, started
 from milvusops.core.refresh import RefreshStep, decide
+from milvusops.core.schedule import WindowState, timed
 from milvusops.core.status import Outcome, Verdict, build_status, verdict
 from milvusops.milvus.call_slots import Priority, for_pass, prioritized
 from milvusops.milvus.port import MilvusPort, PortSource
@@ -41,6 +42,7 @@ class Result:
     acted: bool = False  # load, release or refresh calls were made: what was observed is out of date
     failure: Failure | None = None
     started: Observed | None = None  # only loads were started: the picture they should leave, re-checked next
+    schedule: WindowState | None = None  # spec.schedule at this pass's moment: the loop wakes at its next transition
 
 
 @dataclass(frozen=True)
@@ -71,16 +73,24 @@ async def reconcile(
     this: Pass = FIRST_PASS,
     conflict_with: str | None = None,
     memory: MemoryGuard | None = None,
+    window: WindowState | None = None,
 ) -> Result:
-    """The pass up to status and events; the caller writes the status and sends the events."""
-    outcome, applied = await assess(spec, ref, ports, conflict_with, this, FromStatus.of(previous), memory=memory)
+    """The pass up to status and events; the caller writes the status and sends the events.
+
+    The schedule is applied first, at `now`: from there on the spec is the one that holds at this moment.
+    `window`: the previous pass's schedule state, reused while it holds.
+    """
+    spec, window, invalid = timed(spec, now, window)
+    known = FromStatus.of(previous)
+    outcome, applied = await assess(spec, ref, ports, conflict_with, this, known, memory=memory, invalid=invalid)
+    outcome = replace(outcome, schedule=window)
     status = build_status(spec, ref, outcome, previous, now)
     result = verdict(spec, outcome)
     loading = None
     if applied.actions and not applied.refresh_sent and outcome.failure is None and outcome.observed:
         loading = started(outcome.observed, applied.actions)
     posted = events(ref, previous, outcome, result, applied)
-    return Result(status, result, posted, outcome.observed, applied.acted, outcome.failure, loading)
+    return Result(status, result, posted, outcome.observed, applied.acted, outcome.failure, loading, window)
 
 
 @dataclass(frozen=True)
@@ -102,8 +112,12 @@ async def assess(
     known: FromStatus | None = None,
     act: Act = apply,
     memory: MemoryGuard | None = None,
+    invalid: Failure | None = None,
 ) -> tuple[Outcome, Applied]:
-    """One pass up to status: observe, plan, `act` on the plan; the outcome and what the calls did."""
+    """One pass up to status: observe, plan, `act` on the plan; the outcome and what the calls did.
+
+    `spec` is the one that holds at the pass's moment (`schedule.timed`); `invalid`: its schedule cannot be used.
+    """
     memory = memory or MemoryGuard()
     known = known or FromStatus()
     preview = act is not apply  # `milvusops plan`: sizes every partition, shows a refresh as pending, sends none
@@ -111,6 +125,8 @@ async def assess(
         return Outcome(paused=True), Applied()
     if conflict_with is not None:
         return Outcome(failure=conflict(spec, conflict_with)), Applied()
+    if invalid is not None:
+        return Outcome(failure=invalid), Applied()
     observed, planned, done, version = None, None, Applied(), None
     priority = for_pass(this)
     try:

@@ -36,6 +36,10 @@ class Case:
     extra: str = ""  # YAML merged into the top level of the manifest, for fields outside spec
 
 
+def _window(start: str = "0 8 * * 1-5") -> dict[str, Any]:
+    return {"start": start, "durationSeconds": 3600, "timeZone": "Europe/Berlin"}
+
+
 def _partitions(count: int) -> list[dict[str, str]]:
     return [{"name": f"p{index}", "state": "Loaded"} for index in range(count)]
 
@@ -304,6 +308,78 @@ INVALID: list[Case] = [
         "greater than or equal to 1",
         before="{state: Loaded, load: {replicas: 2}}",
     ),
+    # MilvusCollection: load windows
+    Case("schedule-without-windows", COLLECTION, "{schedule: {}}", "spec.schedule.windows", "Required value"),
+    Case(
+        "schedule-no-window",
+        COLLECTION,
+        "{schedule: {windows: []}}",
+        "spec.schedule.windows",
+        "should have at least 1 items",
+    ),
+    Case(
+        "schedule-17-windows",
+        COLLECTION,
+        {"schedule": {"windows": [_window()] * 17}},
+        "spec.schedule.windows",
+        "must have at most 16 items",
+    ),
+    Case(
+        "window-start-with-seconds",
+        COLLECTION,
+        "{schedule: {windows: [{start: '0 0 8 * * *', durationSeconds: 60, timeZone: UTC}]}}",
+        "spec.schedule.windows[0].start",
+        "should match",
+    ),
+    Case(
+        "window-start-macro",
+        COLLECTION,
+        "{schedule: {windows: [{start: '@daily', durationSeconds: 60, timeZone: UTC}]}}",
+        "spec.schedule.windows[0].start",
+        "should match",
+    ),
+    Case(
+        "window-duration-zero",
+        COLLECTION,
+        "{schedule: {windows: [{start: '0 8 * * *', durationSeconds: 0, timeZone: UTC}]}}",
+        "spec.schedule.windows[0].durationSeconds",
+        "greater than or equal to 1",
+    ),
+    Case(
+        "window-duration-over-31-days",
+        COLLECTION,
+        "{schedule: {windows: [{start: '0 8 * * *', durationSeconds: 2678401, timeZone: UTC}]}}",
+        "spec.schedule.windows[0].durationSeconds",
+        "less than or equal to 2678400",
+    ),
+    Case(
+        "window-duration-as-text",
+        COLLECTION,
+        "{schedule: {windows: [{start: '0 8 * * *', durationSeconds: 2h, timeZone: UTC}]}}",
+        "spec.schedule.windows[0].durationSeconds",
+        "must be of type integer",
+    ),
+    Case(
+        "window-time-zone-offset",
+        COLLECTION,
+        "{schedule: {windows: [{start: '0 8 * * *', durationSeconds: 60, timeZone: '+02:00'}]}}",
+        "spec.schedule.windows[0].timeZone",
+        "should match",
+    ),
+    Case(
+        "window-without-time-zone",
+        COLLECTION,
+        "{schedule: {windows: [{start: '0 8 * * *', durationSeconds: 60}]}}",
+        "spec.schedule.windows[0].timeZone",
+        "Required value",
+    ),
+    Case(
+        "outside-windows-loaded",
+        COLLECTION,
+        "{schedule: {windows: [{start: '0 8 * * *', durationSeconds: 60, timeZone: UTC}], outsideWindows: Loaded}}",
+        "spec.schedule.outsideWindows",
+        'supported values: "Released"',
+    ),
     # MilvusConnection
     Case("uri-missing", CONNECTION, "{timeoutSeconds: 10}", "spec.uri", "Required value", name="main"),
     Case("uri-empty", CONNECTION, "{uri: ''}", "spec.uri", "at least 1 chars long", name="main"),
@@ -475,6 +551,22 @@ VALID: list[Case] = [
         "",
         before="{collectionName: products, database: analytics, state: Released,"
         " partitions: [{name: p1, state: Loaded}]}",
+    ),
+    Case(
+        "schedule-at-its-limits",
+        COLLECTION,
+        {
+            "state": "Loaded",
+            "schedule": {
+                "windows": [
+                    {"start": "*/5 9-17 * JAN-DEC MON-FRI", "durationSeconds": 1, "timeZone": "UTC"},
+                    {"start": "30 2 L * *", "durationSeconds": 2678400, "timeZone": "America/Argentina/Buenos_Aires"},
+                    *[_window()] * 14,
+                ]
+            },
+        },
+        "",
+        "",
     ),
     Case(
         "full-connection",

@@ -97,8 +97,14 @@ def test_kubectl_explain_documents_the_fields(control_plane: ControlPlane) -> No
         "resourceGroups",
         "loadFields",
         "skipLoadDynamicField",
+        "schedule",
+        "durationSeconds",
+        "timeZone",
+        "outsideWindows",
     ):
         assert field in fields
+    start = control_plane.kubectl("explain", "milvuscollection.spec.schedule.windows.start").stdout
+    assert "5-field cron" in start and "daylight-saving" in start
     connection = control_plane.kubectl("explain", "milvusconnection.spec.credentialsSecretRef").stdout
     assert "same namespace" in connection.lower()
 

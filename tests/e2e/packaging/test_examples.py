@@ -17,7 +17,7 @@ def test_examples_reach_the_right_milvus_state(
     finally:
         milvus_client.close()
     control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=example_manifests(milvus.uri))
-    names = ["products", "catalog", "documents", "articles-observer"]
+    names = ["products", "catalog", "documents", "articles-observer", "reports"]
     control_plane.kubectl(
         "wait", "--for=condition=Ready", "--timeout=120s", "-n", namespace, *[f"mcol/{n}" for n in names]
     )
@@ -27,6 +27,10 @@ def test_examples_reach_the_right_milvus_state(
     assert set(load_states(milvus, "documents").values()) == {"Loaded"}
     assert set(load_states(milvus, "articles").values()) == {"NotLoad"}  # observed, never loaded
     assert kube.condition(namespace, "articles-observer")["reason"] == "Observing"
+    # the window example: loaded inside a window, released outside, whenever the test runs
+    window = kube.get(namespace, "reports")["status"]["schedule"]
+    expected = "Loaded" if "activeWindow" in window else "NotLoad"
+    assert set(load_states(milvus, "reports").values()) == {expected}
     table = control_plane.kubectl("get", "mcol", "-n", namespace).stdout
     assert table.split("\n")[0].split() == ["NAME", "COLLECTION", "DESIRED", "LOADED", "READY", "REASON", "AGE"]
     rows = {line.split()[0]: line.split()[1:6] for line in table.strip().split("\n")[1:]}

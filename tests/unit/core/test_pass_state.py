@@ -330,7 +330,7 @@ def test_an_observer_with_nothing_loading_gets_the_cheap_confirm_pass_like_an_in
 ) -> None:
     """Item 11 of issue 29: Observe-mode resources were observed in full every resync (P + 4 calls)."""
     result = Result({}, Verdict(ready, reason, "", False, False), (), SETTLED, False, None)
-    observed, acted, failure, in_sync, began = carried(result)
+    observed, acted, failure, in_sync, began, _ = carried(result)
     after = next_pass(PassState(), observed=observed, acted=acted, failure=failure, timing=TIMING, draw=0.5,
                       now=100.0, settled=in_sync, started=began)  # fmt: skip
     assert after.mode == Mode.CONFIRM and after.state.observed == SETTLED

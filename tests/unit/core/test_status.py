@@ -137,6 +137,7 @@ def test_stalled_reasons_are_those_of_the_spec() -> None:
         "LoadFailed",  # Milvus keeps refusing until memory or nodes change; retried once per resync
         "DatabaseNotFound",
         "InvalidLoadOptions",
+        "InvalidSchedule",  # a time zone or cron start the API server cannot check: the spec must change
         "Unsupported",
         "UnsupportedByServer",
         "Unauthenticated",

@@ -82,6 +82,8 @@ CASES = [
         1,
         "cannot list MilvusCollections",
     ),
+    ("--at not a time", ["--at", "tomorrow", "m"], {}, {}, 1, "argument --at: not an RFC 3339 time: 'tomorrow'"),
+    ("--at without zone", ["--at", "2026-12-08T07:00:00", "m"], {}, {}, 1, "has no zone: add Z or an offset"),
     ("namespaces not JSON", ["m"], {"m/c.yaml": COLLECTION}, {"MILVUSOPS_NAMESPACES": "a,b"}, 1, "not valid JSON"),
     ("bad number", ["m"], {"m/c.yaml": COLLECTION}, {"MILVUSOPS_RESYNC_SECONDS": "x"}, 1, "MILVUSOPS_RESYNC_SECONDS"),
 ]

@@ -230,9 +230,16 @@ def test_a_sleeping_loop_carries_only_what_the_next_pass_needs() -> None:
     failure = Failure(Reason.MILVUS_ERROR, "down")
     verdict = Verdict(False, Reason.MILVUS_ERROR, "down", False, False)
     result = Result({"conditions": [{"type": "Ready"}]}, verdict, (), None, True, failure)
-    assert carried(result) == (None, True, failure, False, None)  # the status and events are not kept between passes
+    assert carried(result) == (
+        None,
+        True,
+        failure,
+        False,
+        None,
+        None,
+    )  # the status and events are not kept between passes
     in_sync = Result({}, Verdict(True, Reason.IN_SYNC, "in sync", False, False), (), None, False, None)
-    assert carried(in_sync) == (None, False, None, True, None)  # settled: the next pass only confirms
+    assert carried(in_sync) == (None, False, None, True, None, None)  # settled: the next pass only confirms
 
 
 async def test_a_load_watched_to_its_end_lists_and_describes_the_collection_only_before_it(
