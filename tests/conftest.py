@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 # Tests start servers and operators with subprocess.Popen from a process that also talks gRPC (pymilvus). With
@@ -98,9 +99,21 @@ def control_plane(binaries: gobins.Binaries, workdir: Path) -> Iterator[ControlP
         plane.start()
         plane.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+        _wait_for_published_schemas(plane)
         yield plane
     finally:
         plane.stop()
+
+
+def _wait_for_published_schemas(plane: ControlPlane, timeout: float = 60) -> None:
+    """Established is not published: the API server serves a new CRD's OpenAPI schema (kubectl explain,
+    server-side apply's field types) a little later, and a test run first on a worker would see none."""
+    deadline = time.monotonic() + timeout
+    for kind in ("milvuscollection.spec", "milvusconnection.spec"):
+        while plane.kubectl("explain", kind, check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"kubectl explain {kind}: no schema published after {timeout:.0f} s")
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")
