@@ -36,9 +36,9 @@ def rules(group: str, resources: str, verbs: str) -> set[Rule]:
 
 # what the operator may do in a namespace it serves: the table of docs/security.md, nothing more
 SERVED_NAMESPACE = (
-    rules("milvusops.dev", "milvuscollections", "list watch patch")
+    rules("milvusops.dev", "milvuscollections milvusaliases", "list watch patch")
     | rules("milvusops.dev", "milvusconnections", "get list watch patch")
-    | rules("milvusops.dev", "milvuscollections/status milvusconnections/status", "patch")
+    | rules("milvusops.dev", "milvuscollections/status milvusconnections/status milvusaliases/status", "patch")
     | rules("", "secrets", "get")
     | rules("", "events", "create")
 )
@@ -55,6 +55,7 @@ NEVER: list[tuple[str, str, str]] = [
     *[(verb, "", "secrets") for verb in ("list", "watch", "create", "update", "patch", "delete")],
     *[(verb, "milvusops.dev", "milvuscollections") for verb in ("get", "create", "update", "delete")],
     *[(verb, "milvusops.dev", "milvusconnections") for verb in ("create", "update", "delete")],
+    *[(verb, "milvusops.dev", "milvusaliases") for verb in ("get", "create", "update", "delete")],
     ("update", "milvusops.dev", "milvuscollections/status"),
     ("get", "milvusops.dev", "milvuscollections/status"),
     ("delete", "", "events"),
