@@ -23,6 +23,7 @@ EXAMPLE_COLLECTIONS: dict[str, list[str]] = {
     "catalog": ["recent", "archive"],
     "documents": [],
     "articles": ["drafts"],
+    "products_v2": [],  # the blue-green example's new collection
 }
 
 

@@ -74,7 +74,7 @@ class CollectionView:
     collection: str
     database: str
     connection: str  # connection key
-    ready: bool  # Ready=True for the current generation, and not Degraded
+    ready: bool  # Ready=True for the current generation, Milvus says Loaded, and not Degraded
     reason: str  # its Ready reason ("" before the operator wrote any)
     message: str
     wants_loaded: bool  # managed, with something desired Loaded: releasing it would fight that resource
@@ -87,15 +87,19 @@ class CollectionView:
         ready, degraded = conditions.get("Ready") or {}, conditions.get("Degraded") or {}
         current = status.get("observedGeneration") == meta.get("generation")
         wanted = spec.state == Desired.LOADED or any(p.state == Desired.LOADED for p in spec.partitions)
+        loaded = (status.get("collection") or {}).get("state") == "Loaded"  # Ready with nothing loaded serves nothing
+        reason, message = _reason(ready, degraded, current), str(degraded.get("message") or ready.get("message") or "")
+        if ready.get("status") == "True" and current and not loaded:
+            reason, message = "NotLoaded", "the MilvusCollection is Ready with nothing loaded: set its state Loaded"
         return cls(
             namespace=meta["namespace"],
             name=meta["name"],
             collection=spec.collection_name,
             database=spec.database,
             connection=connection_key(meta["namespace"], spec.connection_name),
-            ready=ready.get("status") == "True" and current and degraded.get("status") != "True",
-            reason=_reason(ready, degraded, current),
-            message=str(degraded.get("message") or ready.get("message") or ""),
+            ready=ready.get("status") == "True" and current and loaded and degraded.get("status") != "True",
+            reason=reason,
+            message=message,
             wants_loaded=wanted and spec.management_policy == ManagementPolicy.MANAGE,
         )
 

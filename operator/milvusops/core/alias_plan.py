@@ -64,7 +64,11 @@ def plan_alias(seen: AliasObservation) -> AliasPlan:
     if seen.current != seen.target:
         if not seen.readiness.ready:
             return AliasPlan(AliasAction.NONE, wait=waiting(seen))
-        return AliasPlan(AliasAction.CREATE if seen.current is None else AliasAction.ALTER)
+        if seen.current is None:
+            return AliasPlan(AliasAction.CREATE)
+        # the drain window starts now: the pass that ends it is due then, not at the next resync
+        drain = float(seen.release_after) if seen.release_after is not None else None
+        return AliasPlan(AliasAction.ALTER, recheck_in=drain)
     return _release_step(seen)
 
 

@@ -29,6 +29,7 @@ def main(args: list[str]) -> None:
     registry = kopf.get_default_registry()
     if settings.serve_connections:
         handlers.serve_connections(registry)
+        handlers.serve_aliases(registry)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None

@@ -27,6 +27,8 @@ def test_examples_reach_the_right_milvus_state(
     assert set(load_states(milvus, "documents").values()) == {"Loaded"}
     assert set(load_states(milvus, "articles").values()) == {"NotLoad"}  # observed, never loaded
     assert kube.condition(namespace, "articles-observer")["reason"] == "Observing"
+    alias = kube.wait_reason(namespace, "products-live", "InSync", plural="milvusaliases")
+    assert alias["message"] == "alias products_live points at products_v2"
     table = control_plane.kubectl("get", "mcol", "-n", namespace).stdout
     assert table.split("\n")[0].split() == ["NAME", "COLLECTION", "DESIRED", "LOADED", "READY", "REASON", "AGE"]
     rows = {line.split()[0]: line.split()[1:6] for line in table.strip().split("\n")[1:]}

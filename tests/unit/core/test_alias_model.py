@@ -28,7 +28,11 @@ def _collection(generation: int = 2, observed: int = 2, **status: Any) -> dict[s
     return {
         "metadata": {"namespace": "team", "name": "green", "generation": generation},
         "spec": {"collectionName": "green_v2", "state": status.pop("state", "Loaded")},
-        "status": {"observedGeneration": observed, "conditions": [ready | {"message": "m"}, degraded]},
+        "status": {
+            "observedGeneration": observed,
+            "collection": {"state": status.pop("loaded", "Loaded")},
+            "conditions": [ready | {"message": "m"}, degraded],
+        },
     }
 
 
@@ -58,6 +62,7 @@ def test_the_oldest_alias_resource_wins() -> None:
         (_collection(ready="False", reason="Loading"), False, "Loading"),
         (_collection(ready="False", reason="IndexNotFound"), False, "IndexNotFound"),
         (_collection(degraded="True"), False, "ReplicasAvailable"),
+        (_collection(state="Released", loaded="NotLoad"), False, "NotLoaded"),  # in sync, serving nothing
     ],
 )
 def test_a_collection_is_a_ready_target_only_when_ready_for_its_generation_and_not_degraded(
