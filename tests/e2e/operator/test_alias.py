@@ -10,6 +10,7 @@ from typing import Any
 from pymilvus import MilvusException
 
 from tests.conftest import Figures
+from tests.e2e.health import gitops_verdicts
 from tests.e2e.helpers import GROUP, VERSION, Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusServer
 
@@ -169,3 +170,30 @@ def test_a_target_that_cannot_load_never_gets_the_alias(
     assert alias_target(milvus, alias) == blue
     assert set(load_states(milvus, blue).values()) == {"Loaded"}
     assert kube.get(namespace, "search", ALIASES)["status"]["target"] == blue
+
+
+def test_an_existing_alias_is_adopted_the_younger_claimant_stalls_and_drop_drops_it(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    blue = new_collection(milvus, ["p"])
+    alias = f"search_{blue[2:]}"
+    client = milvus.client()
+    client.load_collection(blue)
+    client.create_alias(blue, alias)  # made by hand before the operator: adopted as it is
+    client.close()
+    spec = {"alias": alias, "target": {"collectionName": blue}, "deletionPolicy": "Drop"}
+    create_alias(kube, namespace, "first", spec)
+    kube.wait_reason(namespace, "first", "InSync", plural=ALIASES)
+    create_alias(kube, namespace, "second", spec)
+    stalled = kube.wait_reason(namespace, "second", "Conflict", plural=ALIASES)
+    assert f"{namespace}/first" in stalled["message"]
+    assert gitops_verdicts(kube, namespace, "second", ALIASES) == ("Failed", "Degraded")
+    assert gitops_verdicts(kube, namespace, "first", ALIASES) == ("Current", "Healthy")
+    assert "AliasCreated" not in {e.reason for e in kube.events(namespace, "first")}  # adopted: no call
+    kube.delete(namespace, "second", ALIASES)  # the loser never acted, so it drops nothing either
+    wait_for(lambda: not kube.exists(namespace, "second", ALIASES), 30, "second gone")
+    assert alias_target(milvus, alias) == blue
+    kube.delete(namespace, "first", ALIASES)
+    wait_for(lambda: not kube.exists(namespace, "first", ALIASES), 30, "first gone")
+    assert alias_target(milvus, alias) is None
+    assert set(load_states(milvus, blue).values()) == {"Loaded"}  # the collection stays as it was
