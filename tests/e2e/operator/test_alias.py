@@ -11,16 +11,11 @@ from pymilvus import MilvusException
 
 from tests.conftest import Figures
 from tests.e2e.health import gitops_verdicts
-from tests.e2e.helpers import GROUP, VERSION, Kube, OperatorProcess, load_states, new_collection, wait_for
+from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusServer
 
 ALIASES = "milvusaliases"
 SEARCH_RATE = 30.0  # searches per second asked of the loop; the issue wants at least 20
-
-
-def create_alias(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> None:
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MilvusAlias", "metadata": {"name": name}, "spec": spec}
-    kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, ALIASES, body)
 
 
 def alias_target(milvus: MilvusServer, alias: str) -> str | None:
@@ -103,7 +98,7 @@ def test_cutover_switches_only_to_a_loaded_target_without_a_failed_search(
     client.load_collection(blue)
     client.close()
     alias = f"search_{blue[2:]}"
-    create_alias(kube, namespace, "search", {"alias": alias, "target": {"collectionName": blue}})
+    kube.create_alias(namespace, "search", {"alias": alias, "target": {"collectionName": blue}})
     kube.wait_reason(namespace, "search", "InSync", plural=ALIASES)
     assert alias_target(milvus, alias) == blue
     searches = SearchLoop(milvus, alias)
@@ -152,7 +147,7 @@ def test_a_target_that_cannot_load_never_gets_the_alias(
     client.load_collection(blue)
     client.close()
     alias = f"search_{blue[2:]}"
-    create_alias(kube, namespace, "search", {"alias": alias, "target": {"collectionName": blue}})
+    kube.create_alias(namespace, "search", {"alias": alias, "target": {"collectionName": blue}})
     kube.wait_reason(namespace, "search", "InSync", plural=ALIASES)
     kube.create(namespace, "green", {"collectionName": green, "state": "Loaded"})
     kube.wait_reason(namespace, "green", "IndexNotFound")
@@ -182,9 +177,9 @@ def test_an_existing_alias_is_adopted_the_younger_claimant_stalls_and_drop_drops
     client.create_alias(blue, alias)  # made by hand before the operator: adopted as it is
     client.close()
     spec = {"alias": alias, "target": {"collectionName": blue}, "deletionPolicy": "Drop"}
-    create_alias(kube, namespace, "first", spec)
+    kube.create_alias(namespace, "first", spec)
     kube.wait_reason(namespace, "first", "InSync", plural=ALIASES)
-    create_alias(kube, namespace, "second", spec)
+    kube.create_alias(namespace, "second", spec)
     stalled = kube.wait_reason(namespace, "second", "Conflict", plural=ALIASES)
     assert f"{namespace}/first" in stalled["message"]
     assert gitops_verdicts(kube, namespace, "second", ALIASES) == ("Failed", "Degraded")

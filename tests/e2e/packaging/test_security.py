@@ -305,6 +305,14 @@ def test_the_operator_works_with_only_the_chart_rbac(
     assert load_states(milvus, collection) == {"_default": "NotLoad", "a": "Loaded", "b": "NotLoad"}
     kube.wait_reason(namespace, "secured", "Connected", plural="milvusconnections")
     assert {"Loading", "InSync"} <= {e.reason for e in kube.events(namespace, "guarded")}
+    # a MilvusAlias reads its target from the watch and writes its status with the same rules
+    alias = {
+        "alias": f"a_{collection}",
+        "target": {"collectionRef": {"name": "guarded"}},
+        "connectionRef": {"name": "secured"},
+    }
+    kube.create_alias(namespace, "guarded-alias", alias)
+    kube.wait_reason(namespace, "guarded-alias", "InSync", plural="milvusaliases")
     # Kopf's keep-alive patches the peering object: the peers see this operator
     assert wait_for(lambda: peering_status(kube, installed.peering), 30, "operator listed in the peering object")
 
