@@ -159,6 +159,7 @@ def test_a_target_that_cannot_load_never_gets_the_alias(
     ready = kube.wait_reason(namespace, "search", "IndexNotFound", plural=ALIASES)
     assert ready["observedGeneration"] == generation and green in ready["message"] and blue in ready["message"]
     assert kube.condition(namespace, "search", "Stalled", ALIASES)["status"] == "True"
+    assert gitops_verdicts(kube, namespace, "search", ALIASES) == ("Failed", "Degraded")
     # two more passes of the alias (resync 5 s), each logging why it waits: still on blue, which stays loaded
     passes = operator.log().count("the alias stays on")
     wait_for(lambda: operator.log().count("the alias stays on") >= passes + 2, 30, "two more passes")
