@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from milvusops.core.model import CollectionSpec, Desired, ManagementPolicy, connection_key
+from milvusops.core.model import Desired, LoadState, ManagementPolicy, connection_key
 
 Claimant = tuple[str, str, str]  # (creationTimestamp, namespace, name): sorts oldest first, then by name
 AliasKey = tuple[str, str, str]  # (connection key, database, alias): one alias on one Milvus
@@ -81,26 +81,29 @@ class CollectionView:
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> CollectionView:
-        meta, spec = body["metadata"], CollectionSpec.from_body(body)
+        """From the raw body, without the spec model: this runs for every MilvusCollection event (a Kopf index)."""
+        meta, spec = body["metadata"], body.get("spec") or {}
         status = body.get("status") or {}
         conditions = {c.get("type"): c for c in status.get("conditions") or []}
         ready, degraded = conditions.get("Ready") or {}, conditions.get("Degraded") or {}
         current = status.get("observedGeneration") == meta.get("generation")
-        wanted = spec.state == Desired.LOADED or any(p.state == Desired.LOADED for p in spec.partitions)
-        loaded = (status.get("collection") or {}).get("state") == "Loaded"  # Ready with nothing loaded serves nothing
+        loaded = (status.get("collection") or {}).get("state") == LoadState.LOADED  # Ready with nothing loaded
         reason, message = _reason(ready, degraded, current), str(degraded.get("message") or ready.get("message") or "")
         if ready.get("status") == "True" and current and not loaded:
             reason, message = "NotLoaded", "the MilvusCollection is Ready with nothing loaded: set its state Loaded"
+        partitions = spec.get("partitions") or ()
+        wanted = spec.get("state") == Desired.LOADED or any(p.get("state") == Desired.LOADED for p in partitions)
+        managed = spec.get("managementPolicy", ManagementPolicy.MANAGE) == ManagementPolicy.MANAGE
         return cls(
             namespace=meta["namespace"],
             name=meta["name"],
-            collection=spec.collection_name,
-            database=spec.database,
-            connection=connection_key(meta["namespace"], spec.connection_name),
+            collection=str(spec.get("collectionName") or meta["name"]),
+            database=str(spec.get("database") or "default"),
+            connection=connection_key(meta["namespace"], (spec.get("connectionRef") or {}).get("name")),
             ready=ready.get("status") == "True" and current and loaded and degraded.get("status") != "True",
             reason=reason,
             message=message,
-            wants_loaded=wanted and spec.management_policy == ManagementPolicy.MANAGE,
+            wants_loaded=wanted and managed,
         )
 
 

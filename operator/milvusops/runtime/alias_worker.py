@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterable, Mapping, MutableSet
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -11,8 +12,9 @@ import kopf
 
 from milvusops import ALIASES
 from milvusops.core.alias_model import AliasDeletionPolicy, AliasSpec, CollectionView, alias_winner
-from milvusops.core.failures import FailureError
+from milvusops.core.failures import FailureError, Reason
 from milvusops.core.model import ResourceRef
+from milvusops.core.pass_state import Timing, backoff
 from milvusops.kube.api import KubeApi
 from milvusops.milvus.aliases import MilvusAliases
 from milvusops.runtime.alias_reconcile import AliasResult, reconcile_alias
@@ -35,6 +37,8 @@ class AliasWorker(Worker):
         self.pool = pool
         self.target: tuple[str, str] | None = None  # (namespace, MilvusCollection name) of a collectionRef
         self.target_seen: CollectionView | None = None  # as last handed to a pass: a change wakes the alias
+        self.failures = 0  # passes failed in a row, for the backoff
+        self.timing = Timing(settings.resync_seconds, settings.loading_recheck_seconds)
 
     def notice(self, body: kopf.Body) -> None:
         ref = AliasSpec.from_body(body).target_ref
@@ -56,9 +60,13 @@ class AliasWorker(Worker):
             self.by_target.setdefault(target, set()).add(self)
 
     @classmethod
-    def wake_followers(cls, view: CollectionView) -> None:
-        for worker in list(cls.by_target.get((view.namespace, view.name), ())):
-            worker.target_changed(view)
+    def wake_followers(cls, body: kopf.Body) -> None:
+        """Called for every MilvusCollection event: the view is built only for a collection some alias follows."""
+        followers = cls.by_target.get((body["metadata"]["namespace"], body["metadata"]["name"]))
+        if followers:
+            view = CollectionView.of(body)
+            for worker in list(followers):
+                worker.target_changed(view)
 
     def target_changed(self, view: CollectionView | None) -> None:
         """Its MilvusCollection changed: a pass now, not at the next resync, if what the alias reads of it did."""
@@ -83,15 +91,25 @@ class AliasWorker(Worker):
             result = await self.sync(body, owners, views)
         except FailureError as exc:  # the API server refused the status patch
             log.warning("%s", exc.failure.message, extra=_where(body))
-            return settings.loading_recheck_seconds
+            return self._retry()
         except Exception:
-            # a bug must not end the loop: log it and try again later
+            # a bug must not end the loop: log it and back off like any failure
             log.exception("alias pass of %s failed", _where(body)["resource"])
-            return settings.resync_seconds
+            return self._retry()
+        verdict = result.verdict
+        if not verdict.reconciling or verdict.reason == Reason.TARGET_NOT_READY:
+            self.failures = 0  # waiting for a target is no failure
         if result.recheck_in is not None:
             return min(settings.resync_seconds, max(result.recheck_in, 0.1))
-        # a bare collection that is loading is not watched: look again soon; failures back off to the resync
-        return settings.loading_recheck_seconds if result.verdict.reconciling else settings.resync_seconds
+        if verdict.reason == Reason.TARGET_NOT_READY:
+            # a MilvusCollection target wakes the alias itself; a bare collection is looked at again soon
+            return settings.resync_seconds if self.target is not None else settings.loading_recheck_seconds
+        return self._retry() if verdict.reconciling else settings.resync_seconds
+
+    def _retry(self) -> float:
+        """Jittered backoff from loading_recheck up to the resync interval, as the collections' loop."""
+        self.failures += 1
+        return backoff(self.failures, self.timing, random.random())  # noqa: S311 - jitter
 
     async def sync(self, body: kopf.Body, owners: Index, views: Index) -> AliasResult:
         async with self.lock:

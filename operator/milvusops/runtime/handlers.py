@@ -107,8 +107,7 @@ async def collection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEv
         return
     _register(memo, body, worker)
     worker.notice(body)
-    if AliasWorker.by_target:  # an alias waiting for it switches at once, not at its next resync
-        AliasWorker.wake_followers(CollectionView.of(body))
+    AliasWorker.wake_followers(body)  # an alias waiting for it switches at once, not at its next resync
 
 
 @kopf.index(GROUP, VERSION, COLLECTIONS)
