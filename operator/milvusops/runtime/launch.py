@@ -42,7 +42,7 @@ def main(args: list[str]) -> None:
             settings.peering_lifetime_seconds,
         )
     logging.getLogger(__name__).info(
-        "serving MilvusCollections %s; MilvusConnections %s",
+        "serving MilvusCollections %s; MilvusConnections and MilvusAliases %s",
         f"matching {settings.watch_label_selector!r}" if settings.watch_label_selector else "with any labels",
         "here" if settings.serve_connections else "in another shard (MILVUSOPS_SERVE_CONNECTIONS=false)",
     )
