@@ -134,6 +134,9 @@ def test_cutover_switches_only_to_a_loaded_target_without_a_failed_search(
     assert set(load_states(milvus, green).values()) == {"Loaded"}
     reasons = {e.reason for e in kube.events(namespace, "search")}
     assert {"AliasCreated", "AliasSwitched", "PreviousReleased"} <= reasons
+    kube.delete(namespace, "search", ALIASES)  # deletionPolicy Retain (the default): the alias stays in Milvus
+    wait_for(lambda: not kube.exists(namespace, "search", ALIASES), 30, "search gone")
+    assert alias_target(milvus, alias) == green
     figures.record("cutover: searches sent / failed", f"{searches.sent} / {searches.failed} ({rate:.1f} per s)")
     figures.record("cutover: Milvus Loaded -> alias switched", f"{watcher.switched_at - watcher.loaded_at:.2f} s")
     figures.record("cutover: switch -> previous released (afterSeconds 3)", f"{drain:.2f} s")
