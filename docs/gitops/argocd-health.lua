@@ -1,4 +1,4 @@
--- Argo CD health for milvusops.dev MilvusCollection and MilvusConnection.
+-- Argo CD health for milvusops.dev MilvusCollection, MilvusConnection and MilvusAlias.
 -- Healthy: Ready=True. Suspended: paused. Progressing: not yet observed, or work (or a retry) under way.
 -- Degraded: Stalled=True, i.e. retrying cannot help until someone changes something; or Degraded=True,
 -- Milvus reports a replica without a query node (still loaded and serving from the other replicas).

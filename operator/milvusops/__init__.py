@@ -4,6 +4,7 @@ GROUP = "milvusops.dev"
 VERSION = "v1alpha1"
 COLLECTIONS = "milvuscollections"
 CONNECTIONS = "milvusconnections"
+ALIASES = "milvusaliases"
 PAUSED_ANNOTATION = f"{GROUP}/paused"
 # like `kubectl rollout restart`: a new value asks for one refresh of what is loaded
 REFRESH_ANNOTATION = f"{GROUP}/refresh-requested-at"

@@ -179,6 +179,10 @@ class Kube:
             dict[str, Any], self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
         )
 
+    def create_alias(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MilvusAlias", "metadata": {"name": name}, "spec": spec}
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "milvusaliases", body)
+
     def create_connection(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",

@@ -24,6 +24,7 @@ EXAMPLE_COLLECTIONS: dict[str, list[str]] = {
     "documents": [],
     "articles": ["drafts"],
     "reports": [],
+    "products_v2": [],  # the blue-green example's new collection
 }
 
 

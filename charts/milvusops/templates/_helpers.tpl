@@ -129,13 +129,13 @@ never patches an Event, nor uses events.k8s.io).
 */}}
 {{- define "milvusops.namespacedRules" -}}
 - apiGroups: ["milvusops.dev"]
-  resources: ["milvuscollections"]
+  resources: ["milvuscollections", "milvusaliases"]
   verbs: ["list", "watch", "patch"]
 - apiGroups: ["milvusops.dev"]
   resources: ["milvusconnections"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["milvusops.dev"]
-  resources: ["milvuscollections/status", "milvusconnections/status"]
+  resources: ["milvuscollections/status", "milvusconnections/status", "milvusaliases/status"]
   verbs: ["patch"]
 - apiGroups: [""]
   resources: ["secrets"]

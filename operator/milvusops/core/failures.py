@@ -38,6 +38,8 @@ class Reason(StrEnum):
     CONNECTION_NOT_FOUND = "ConnectionNotFound"
     FORBIDDEN = "Forbidden"
     CONFLICT = "Conflict"
+    TARGET_NOT_READY = "TargetNotReady"  # MilvusAlias: its target cannot serve yet
+    TARGET_NOT_FOUND = "TargetNotFound"  # MilvusAlias: no such MilvusCollection, or on another connection
     PAUSED = "Paused"
     OBSERVING = "Observing"
 
@@ -64,6 +66,7 @@ STALLED_REASONS = frozenset(
         Reason.CONNECTION_NOT_FOUND,
         Reason.FORBIDDEN,
         Reason.CONFLICT,
+        Reason.TARGET_NOT_FOUND,
     }
 )
 

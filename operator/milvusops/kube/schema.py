@@ -23,6 +23,7 @@ from milvusops.kube.cel import evaluate
 CRD_FILES = {
     "MilvusCollection": "milvuscollections.milvusops.dev.yaml",
     "MilvusConnection": "milvusconnections.milvusops.dev.yaml",
+    "MilvusAlias": "milvusaliases.milvusops.dev.yaml",
 }
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),

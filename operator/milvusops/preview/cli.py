@@ -229,6 +229,8 @@ def _from_files(paths: list[str], namespace: str, stdin: TextIO | None) -> Input
                 inputs.invalid.append(
                     rows.invalid(item.source, metadata["namespace"], metadata.get("name", ""), errors)
                 )
+            elif body.get("kind") == "MilvusAlias":  # checked as the API server would; its switch is not previewed
+                inputs.skipped.append(rows.Skipped(item.source, f"{manifests.kind_of(body)}: checked, not planned"))
             else:  # a valid MilvusConnection: the collections that name it are read through it
                 inputs.connections[(metadata["namespace"], metadata.get("name", ""))] = body
                 inputs.skipped.append(rows.Skipped(item.source, f"{manifests.kind_of(body)}: used, not planned"))

@@ -14,11 +14,14 @@ from typing import Any
 
 import kopf
 
-from milvusops import COLLECTIONS, CONNECTIONS, FINALIZER, GROUP, VERSION
+from milvusops import ALIASES, COLLECTIONS, CONNECTIONS, FINALIZER, GROUP, VERSION
+from milvusops.core.alias_model import CollectionView, alias_key
+from milvusops.core.alias_model import claimant as alias_claimant
 from milvusops.core.conflicts import SERVER_CLAIMS, claimant, claims_collection, conflict_key
 from milvusops.kube import session as kube_session
 from milvusops.kube.api import KubeApi
 from milvusops.kube.slim_bodies import slim_body
+from milvusops.runtime.alias_worker import AliasWorker, finalize_alias
 from milvusops.runtime.capacity_guard import MemoryGuard
 from milvusops.runtime.collection_worker import CollectionWorker, finalize_collection
 from milvusops.runtime.connection_worker import ConnectionWorker, Wake, wake_delays
@@ -104,6 +107,13 @@ async def collection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEv
         return
     _register(memo, body, worker)
     worker.notice(body)
+    AliasWorker.wake_followers(body)  # an alias waiting for it switches at once, not at its next resync
+
+
+@kopf.index(GROUP, VERSION, COLLECTIONS)
+def collection_views(body: kopf.Body, **_: Any) -> dict[tuple[str, str], CollectionView]:
+    """What MilvusAliases read of MilvusCollections (their targets, and who wants a previous target Loaded)."""
+    return {(body["metadata"]["namespace"], body["metadata"]["name"]): CollectionView.of(body)}
 
 
 @kopf.daemon(GROUP, VERSION, COLLECTIONS, cancellation_timeout=5.0)
@@ -118,6 +128,41 @@ async def collection_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelt
     owners = kwargs["collection_owners"]
     await finalize_collection(body, worker, owners, runtime.total_seconds(), reported, retry)
     SERVER_CLAIMS.forget(body["metadata"]["uid"])
+
+
+def serve_aliases(registry: kopf.OperatorRegistry) -> None:
+    """MilvusAlias handlers, for the one shard that serves connections (aliases are few and not sharded)."""
+    kopf.index(GROUP, VERSION, ALIASES, registry=registry)(alias_owners)
+    kopf.on.event(GROUP, VERSION, ALIASES, registry=registry)(alias_changed)
+    kopf.on.delete(GROUP, VERSION, ALIASES, registry=registry)(alias_deleted)
+    kopf.daemon(GROUP, VERSION, ALIASES, cancellation_timeout=5.0, registry=registry)(alias_daemon)
+
+
+def alias_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+    """Who manages which alias, for the oldest-wins conflict rule."""
+    return {alias_key(body): alias_claimant(body)}
+
+
+async def alias_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
+    slim_body(event["object"])
+    worker = _worker(memo, AliasWorker)
+    if event.get("type") == "DELETED":
+        memo.workers.pop(body["metadata"]["uid"], None)
+        worker.retire(body)
+        return
+    _register(memo, body, worker)
+    worker.notice(body)
+
+
+async def alias_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
+    await _worker(memo, AliasWorker).run(body, kwargs["alias_owners"], kwargs["collection_views"], stopped)
+
+
+async def alias_deleted(body: kopf.Body, memo: kopf.Memo, runtime: timedelta, retry: int, **kwargs: Any) -> None:
+    reported = memo.setdefault("deletion_reported", set())
+    await finalize_alias(
+        body, _worker(memo, AliasWorker), kwargs["alias_owners"], runtime.total_seconds(), reported, retry
+    )
 
 
 def serve_connections(registry: kopf.OperatorRegistry) -> None:

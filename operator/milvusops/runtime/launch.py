@@ -29,6 +29,7 @@ def main(args: list[str]) -> None:
     registry = kopf.get_default_registry()
     if settings.serve_connections:
         handlers.serve_connections(registry)
+        handlers.serve_aliases(registry)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
@@ -41,7 +42,7 @@ def main(args: list[str]) -> None:
             settings.peering_lifetime_seconds,
         )
     logging.getLogger(__name__).info(
-        "serving MilvusCollections %s; MilvusConnections %s",
+        "serving MilvusCollections %s; MilvusConnections and MilvusAliases %s",
         f"matching {settings.watch_label_selector!r}" if settings.watch_label_selector else "with any labels",
         "here" if settings.serve_connections else "in another shard (MILVUSOPS_SERVE_CONNECTIONS=false)",
     )

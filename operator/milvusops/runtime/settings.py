@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     )
     # a connection's finalizer has one owner: with several shards, exactly one of them serves MilvusConnections
     serve_connections: bool = Field(
-        True, description="serve MilvusConnections (status, finalizer); false on every shard but one"
+        True, description="serve MilvusConnections (status, finalizer) and MilvusAliases; false on every shard but one"
     )
     default_uri: str = Field("http://127.0.0.1:19530", description="Milvus URI of the default connection")
     default_token: SecretStr = Field(

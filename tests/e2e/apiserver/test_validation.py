@@ -17,7 +17,7 @@ import yaml
 from tests.testenv.kube import ControlPlane
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "validation.md"
-COLLECTION, CONNECTION = "MilvusCollection", "MilvusConnection"
+COLLECTION, CONNECTION, ALIAS = "MilvusCollection", "MilvusConnection", "MilvusAlias"
 URI = "http://milvus:19530"
 LONG_NAME = "a" * 255
 
@@ -516,6 +516,76 @@ INVALID: list[Case] = [
     Case(
         "tls-as-string", CONNECTION, f"{{uri: '{URI}', tls: 'on'}}", "spec.tls", "must be of type object", name="main"
     ),
+    # MilvusAlias
+    Case("alias-missing", ALIAS, "{target: {collectionName: blue}}", "spec.alias", "Required value", name="search"),
+    Case("alias-with-dash", ALIAS, "{alias: my-search, target: {collectionName: blue}}", "spec.alias", "should match"),
+    Case("alias-target-missing", ALIAS, "{alias: search}", "spec.target", "Required value", name="search"),
+    Case(
+        "alias-target-both",
+        ALIAS,
+        "{alias: search, target: {collectionName: blue, collectionRef: {name: green}}}",
+        "spec.target",
+        "set exactly one of target.collectionRef and target.collectionName",
+        name="search",
+    ),
+    Case(
+        "alias-target-neither",
+        ALIAS,
+        "{alias: search, target: {}}",
+        "spec.target",
+        "set exactly one of target.collectionRef and target.collectionName",
+        name="search",
+    ),
+    Case(
+        "alias-target-ref-uppercase",
+        ALIAS,
+        "{alias: search, target: {collectionRef: {name: Green}}}",
+        "spec.target.collectionRef.name",
+        "should match",
+        name="search",
+    ),
+    Case(
+        "alias-deletion-policy-release",
+        ALIAS,
+        "{alias: search, target: {collectionName: blue}, deletionPolicy: Release}",
+        "spec.deletionPolicy",
+        'supported values: "Retain", "Drop"',
+        name="search",
+    ),
+    Case(
+        "alias-release-negative",
+        ALIAS,
+        "{alias: search, target: {collectionName: blue}, releasePrevious: {afterSeconds: -1}}",
+        "spec.releasePrevious.afterSeconds",
+        "should be greater than or equal to 0",
+        name="search",
+    ),
+    Case(
+        "alias-release-without-seconds",
+        ALIAS,
+        "{alias: search, target: {collectionName: blue}, releasePrevious: {}}",
+        "spec.releasePrevious.afterSeconds",
+        "Required value",
+        name="search",
+    ),
+    Case(
+        "alias-renamed",
+        ALIAS,
+        "{alias: search2, target: {collectionName: blue}}",
+        "spec.alias",
+        "alias is immutable",
+        name="search",
+        before="{alias: search, target: {collectionName: blue}}",
+    ),
+    Case(
+        "alias-database-changed",
+        ALIAS,
+        "{alias: search, database: other, target: {collectionName: blue}}",
+        "spec.database",
+        "database is immutable",
+        name="search",
+        before="{alias: search, target: {collectionName: blue}}",
+    ),
 ]
 
 VALID: list[Case] = [
@@ -579,6 +649,16 @@ VALID: list[Case] = [
     ),
     Case("unix-socket-connection", CONNECTION, "{uri: 'unix:///var/run/milvus.sock', timeoutSeconds: 1}", "", ""),
     Case("at-sign-after-the-host", CONNECTION, "{uri: 'http://milvus:19530/?tag=a@b'}", "", ""),
+    Case(
+        "alias-target-switched",
+        ALIAS,
+        "{alias: search, target: {collectionRef: {name: green}}, deletionPolicy: Drop,"
+        " releasePrevious: {afterSeconds: 0}, connectionRef: {name: main}}",
+        "",
+        "",
+        name="search",
+        before="{alias: search, target: {collectionName: blue}, connectionRef: {name: main}}",
+    ),
 ]
 
 

@@ -222,5 +222,5 @@ def test_plain_manifests_are_up_to_date_and_accepted(control_plane: ControlPlane
     control_plane.kubectl("delete", "-f", str(manifests.OPERATOR_YAML), "--wait=false")
     assert control_plane.kubectl("get", "-n", namespace, "mcol", "kept", "-o", "name").stdout.strip()
     crds = control_plane.kubectl("get", "-f", str(manifests.CRDS_YAML), "-o", "name").stdout.split()
-    assert len(crds) == 2
+    assert len(crds) == 3  # MilvusCollection, MilvusConnection, MilvusAlias
     control_plane.kubectl("delete", "-n", namespace, "mcol", "kept")  # no operator: nothing holds it

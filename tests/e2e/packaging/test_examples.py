@@ -31,6 +31,8 @@ def test_examples_reach_the_right_milvus_state(
     window = kube.get(namespace, "reports")["status"]["schedule"]
     expected = "Loaded" if "activeWindow" in window else "NotLoad"
     assert set(load_states(milvus, "reports").values()) == {expected}
+    alias = kube.wait_reason(namespace, "products-live", "InSync", plural="milvusaliases")
+    assert alias["message"] == "alias products_live points at products_v2"
     table = control_plane.kubectl("get", "mcol", "-n", namespace).stdout
     assert table.split("\n")[0].split() == ["NAME", "COLLECTION", "DESIRED", "LOADED", "READY", "REASON", "AGE"]
     rows = {line.split()[0]: line.split()[1:6] for line in table.strip().split("\n")[1:]}

@@ -36,9 +36,9 @@ def rules(group: str, resources: str, verbs: str) -> set[Rule]:
 
 # what the operator may do in a namespace it serves: the table of docs/security.md, nothing more
 SERVED_NAMESPACE = (
-    rules("milvusops.dev", "milvuscollections", "list watch patch")
+    rules("milvusops.dev", "milvuscollections milvusaliases", "list watch patch")
     | rules("milvusops.dev", "milvusconnections", "get list watch patch")
-    | rules("milvusops.dev", "milvuscollections/status milvusconnections/status", "patch")
+    | rules("milvusops.dev", "milvuscollections/status milvusconnections/status milvusaliases/status", "patch")
     | rules("", "secrets", "get")
     | rules("", "events", "create")
 )
@@ -55,6 +55,7 @@ NEVER: list[tuple[str, str, str]] = [
     *[(verb, "", "secrets") for verb in ("list", "watch", "create", "update", "patch", "delete")],
     *[(verb, "milvusops.dev", "milvuscollections") for verb in ("get", "create", "update", "delete")],
     *[(verb, "milvusops.dev", "milvusconnections") for verb in ("create", "update", "delete")],
+    *[(verb, "milvusops.dev", "milvusaliases") for verb in ("get", "create", "update", "delete")],
     ("update", "milvusops.dev", "milvuscollections/status"),
     ("get", "milvusops.dev", "milvuscollections/status"),
     ("delete", "", "events"),
@@ -304,6 +305,14 @@ def test_the_operator_works_with_only_the_chart_rbac(
     assert load_states(milvus, collection) == {"_default": "NotLoad", "a": "Loaded", "b": "NotLoad"}
     kube.wait_reason(namespace, "secured", "Connected", plural="milvusconnections")
     assert {"Loading", "InSync"} <= {e.reason for e in kube.events(namespace, "guarded")}
+    # a MilvusAlias reads its target from the watch and writes its status with the same rules
+    alias = {
+        "alias": f"a_{collection}",
+        "target": {"collectionRef": {"name": "guarded"}},
+        "connectionRef": {"name": "secured"},
+    }
+    kube.create_alias(namespace, "guarded-alias", alias)
+    kube.wait_reason(namespace, "guarded-alias", "InSync", plural="milvusaliases")
     # Kopf's keep-alive patches the peering object: the peers see this operator
     assert wait_for(lambda: peering_status(kube, installed.peering), 30, "operator listed in the peering object")
 

@@ -147,9 +147,11 @@ def test_stalled_reasons_are_those_of_the_spec() -> None:
         "ConnectionNotFound",
         "Forbidden",
         "Conflict",
+        "TargetNotFound",  # MilvusAlias: a collectionRef to a missing MilvusCollection, like ConnectionNotFound
     }
     assert Reason.MILVUS_UNAVAILABLE not in STALLED_REASONS
     assert Reason.RATE_LIMITED not in STALLED_REASONS
+    assert Reason.TARGET_NOT_READY not in STALLED_REASONS
 
 
 def test_paused_wins_over_everything() -> None:

@@ -21,6 +21,10 @@ CONNECTION = (
     "apiVersion: milvusops.dev/v1alpha1\nkind: MilvusConnection\nmetadata: {name: m}\n"
     "spec: {uri: 'http://root:Milvus@milvus:19530', timeoutSeconds: 0}\n"
 )
+ALIAS = (
+    "apiVersion: milvusops.dev/v1alpha1\nkind: MilvusAlias\nmetadata: {name: m}\n"
+    "spec: {alias: live, target: {collectionName: c}}\n"
+)
 KUBECONFIG_UNREACHABLE = """apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
@@ -70,6 +74,8 @@ CASES = [
         "no kind 'MilvusCollection' in 'milvusops.dev/v1'",
     ),
     ("invalid connection", ["m"], {"m/c.yaml": CONNECTION}, {}, 1, "spec.timeoutSeconds"),
+    ("invalid alias", ["m"], {"m/a.yaml": ALIAS.replace("{collectionName: c}", "{}")}, {}, 1, "set exactly one of"),
+    ("an alias alone", ["m"], {"m/a.yaml": ALIAS}, {}, 1, "no MilvusCollection"),  # checked, never a connection
     ("duplicate key", ["m"], {"m/c.yaml": COLLECTION + "spec: {collectionName: d}\n"}, {}, 1, "duplicate key 'spec'"),
     ("helm template", ["m"], {"m/c.yaml": "kind: {{ .Values.kind }}\n"}, {}, 1, "a template? render it first"),
     ("missing kubeconfig", ["--live", "--kubeconfig", "k"], {}, {}, 1, "cannot use --kubeconfig k"),

@@ -1,0 +1,89 @@
+"""Pure status builder for MilvusAlias: (spec, outcome of one pass, previous status) -> the new status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from milvusops.core.alias_model import AliasSpec
+from milvusops.core.alias_plan import Previous
+from milvusops.core.failures import Failure, Reason
+from milvusops.core.model import ResourceRef
+from milvusops.core.status import Verdict, conditions
+
+UNKNOWN = object()  # the alias's target in Milvus was not observed this pass: status keeps the last one
+
+
+@dataclass(frozen=True)
+class AliasOutcome:
+    """Everything one pass learned; `failure` (a refusal, or why the alias waits) wins over the rest."""
+
+    target: str | None = None  # the collection the spec asks for, resolved
+    current: object = UNKNOWN  # str: what the alias points at after this pass; None: it does not exist
+    previous: Previous | None = None
+    kept: str = ""  # why the previous target stays loaded
+    failure: Failure | None = None
+    paused: bool = False
+
+
+def alias_verdict(spec: AliasSpec, outcome: AliasOutcome) -> Verdict:
+    if outcome.paused:
+        return Verdict(False, Reason.PAUSED, "paused by annotation: no Milvus calls are made", False, False)
+    if outcome.failure is not None:
+        failure = outcome.failure
+        return Verdict(False, failure.reason, failure.message, not failure.stalled, failure.stalled)
+    return Verdict(True, Reason.IN_SYNC, f"alias {spec.alias} points at {outcome.current}", False, False)
+
+
+def build_alias_status(
+    spec: AliasSpec, ref: ResourceRef, outcome: AliasOutcome, previous: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The whole status except lastSyncTime (`core.status.stamp` sets it, as for MilvusCollection)."""
+    status: dict[str, Any] = {"observedGeneration": ref.generation, "alias": spec.alias}
+    target = outcome.target or previous.get("desiredTarget")
+    if target:
+        status["desiredTarget"] = target
+    current = previous.get("target") if outcome.current is UNKNOWN else outcome.current
+    if current:
+        status["target"] = current
+    if outcome.previous is not None:
+        status["previous"] = previous_status(outcome.previous, outcome.kept)
+    elif previous.get("previous"):
+        status["previous"] = dict(previous["previous"])
+    old = previous.get("conditions") or []
+    status["conditions"] = conditions(alias_verdict(spec, outcome), ref.generation, old, now)
+    return status
+
+
+def previous_status(previous: Previous, kept: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"collection": previous.collection, "switchedAt": timestamp(previous.switched_at)}
+    if previous.released_at is not None:
+        out["releasedAt"] = timestamp(previous.released_at)
+    elif kept:
+        out["kept"] = kept
+    return out
+
+
+def previous_of(status: Mapping[str, Any]) -> Previous | None:
+    """status.previous as a value; None when absent or unreadable (hand-edited)."""
+    raw = status.get("previous") or {}
+    try:
+        released = raw.get("releasedAt")
+        return Previous(
+            str(raw["collection"]),
+            parse_time(str(raw["switchedAt"])),
+            parse_time(str(released)) if released else None,
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def timestamp(moment: datetime) -> str:
+    """With milliseconds: the drain window is counted from it, and may be a few seconds long."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
