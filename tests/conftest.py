@@ -109,7 +109,7 @@ def _wait_for_published_schemas(plane: ControlPlane, timeout: float = 60) -> Non
     """Established is not published: the API server serves a new CRD's OpenAPI schema (kubectl explain,
     server-side apply's field types) a little later, and a test run first on a worker would see none."""
     deadline = time.monotonic() + timeout
-    for kind in ("milvuscollection.spec", "milvusconnection.spec"):
+    for kind in ("milvuscollection.spec", "milvusconnection.spec", "milvusalias.spec"):
         while plane.kubectl("explain", kind, check=False).returncode != 0:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"kubectl explain {kind}: no schema published after {timeout:.0f} s")
