@@ -9,8 +9,10 @@ MYPY_CACHE_DIR ?= $(HOME)/.cache/milvusops/mypy
 
 .PHONY: test lint unit e2e testenv demo manifests lock release bench clean
 
-# `make release REGISTRY=host:port` also pushes there; no registry is named by default (dist/ only)
+# `make release REGISTRY=host:port` also pushes there; no registry is named by default (dist/ only).
+# RELEASE_PUSH=chart pushes only the chart (the public CI pushes a multi-arch image with buildx itself)
 REGISTRY ?=
+RELEASE_PUSH ?= image chart
 
 test: lint testenv  ## the CI gate: lint, types, unit and e2e tests against a real API server and Milvus
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
@@ -41,7 +43,7 @@ lock: $(VENV)/.installed  ## pin the image's dependencies with hashes (requireme
 	$(BIN)/python -m tests.testenv lock
 
 release: $(VENV)/.installed  ## dist/: the image as an OCI archive, its CycloneDX SBOM, the packaged chart; pushed with REGISTRY
-	$(BIN)/python -m tests.testenv release $(if $(REGISTRY),--registry $(REGISTRY))
+	$(BIN)/python -m tests.testenv release $(if $(REGISTRY),--registry $(REGISTRY) --push "$(RELEASE_PUSH)")
 
 testenv: $(VENV)/.installed  ## build (or reuse) kube-apiserver, kube-controller-manager, etcd, kubectl, helm, kstatus
 	$(BIN)/python -m tests.testenv build

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import subprocess
@@ -106,8 +107,11 @@ def ulimits() -> list[str]:
 
 
 def ensure_base_image() -> str:
-    """A Debian bookworm minbase made with debootstrap and imported, trusting what the host trusts."""
+    """A Debian bookworm minbase made with debootstrap and imported, trusting what the host trusts; or the image
+    MILVUSOPS_BASE_IMAGE names, already pulled (a public CI pulls debian:bookworm-slim instead of debootstrapping)."""
     ensure_podman()
+    if os.environ.get("MILVUSOPS_BASE_IMAGE"):
+        return os.environ["MILVUSOPS_BASE_IMAGE"]
     if subprocess.run(["podman", "image", "exists", BASE_IMAGE], check=False).returncode == 0:
         return BASE_IMAGE
     rootfs = cache_root() / "rootfs-bookworm"

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "dist"
 CHART = ROOT / "charts" / "milvusops"
 NAME = "milvusops"
+PUSHABLE = ("image", "chart")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 # runs inside the image with its own interpreter; cyclonedx-py asks that interpreter (without /sbom-tool) for its path
 SBOM_LAUNCHER = (
@@ -189,9 +190,20 @@ def build(dist: Path = DIST, tag: str | None = None) -> Release:
     return Release(version, chart_version, archive, manifest_digest, sbom, chart, seconds)
 
 
-def push(release: Release, registry: str) -> None:
-    """The archive with crane (bytes unchanged), the chart with `helm push`; plain HTTP only on loopback."""
+def push(release: Release, registry: str, what: tuple[str, ...] = PUSHABLE) -> None:
+    """The archive with crane (bytes unchanged), the chart with `helm push`; plain HTTP only on loopback.
+    what: both, or only the chart where a multi-arch image is pushed by buildx (the public CI)."""
     insecure = is_loopback(registry)
+    if "image" in what:
+        _push_image(release, registry, insecure)
+    if "chart" in what:
+        started = time.monotonic()
+        helm = [str(gobins.build("helm")), "push", str(release.chart), f"oci://{registry}/charts"]
+        subprocess.run([*helm, *(["--plain-http"] if insecure else [])], check=True, capture_output=True)
+        release.seconds["chart push"] = time.monotonic() - started
+
+
+def _push_image(release: Release, registry: str, insecure: bool) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="milvusops-release-") as layout:
         with tarfile.open(release.archive) as tar:
@@ -199,18 +211,18 @@ def push(release: Release, registry: str) -> None:
         crane = [str(gobins.build("crane")), "push", layout, release.image_ref(registry)]
         subprocess.run([*crane, *(["--insecure"] if insecure else [])], check=True, capture_output=True)
     release.seconds["image push"] = time.monotonic() - started
-    started = time.monotonic()
-    helm = [str(gobins.build("helm")), "push", str(release.chart), f"oci://{registry}/charts"]
-    subprocess.run([*helm, *(["--plain-http"] if insecure else [])], check=True, capture_output=True)
-    release.seconds["chart push"] = time.monotonic() - started
 
 
 def main(argv: list[str]) -> int:
     registry = argv[argv.index("--registry") + 1] if "--registry" in argv else ""
+    what = tuple(argv[argv.index("--push") + 1].split()) if "--push" in argv else PUSHABLE
+    if not set(what) <= set(PUSHABLE):
+        print(f"release: --push takes {' and/or '.join(PUSHABLE)}, not {what}", file=sys.stderr)
+        return 2
     try:
         release = build()
         if registry:
-            push(release, registry)
+            push(release, registry, what)
     except (ReleaseError, subprocess.CalledProcessError) as error:
         stderr = getattr(error, "stderr", None) or b""
         detail = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
@@ -220,6 +232,8 @@ def main(argv: list[str]) -> int:
         print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {path.stat().st_size} bytes")
     print(f"image digest: {release.digest}")
     if registry:
-        print(f"pushed {release.image_ref(registry)} and {release.chart_ref(registry)} {release.chart_version}")
+        chart = f"{release.chart_ref(registry)}:{release.chart_version}"
+        pushed = {"image": release.image_ref(registry), "chart": chart}
+        print("pushed " + ", ".join(pushed[name] for name in what))
     print(", ".join(f"{step} {s:.1f} s" for step, s in release.seconds.items()))
     return 0

@@ -79,3 +79,8 @@ def test_the_chart_carries_its_crds_as_files_not_links() -> None:
     crds = release.CHART / "crds"
     assert not crds.is_symlink() and all(not p.is_symlink() for p in crds.iterdir())
     assert {p.name for p in crds.glob("*.yaml")} >= {p.name for p in (release.ROOT / "crds").glob("*.yaml")}
+
+
+def test_an_unknown_push_selection_is_refused_before_building(capsys: pytest.CaptureFixture[str]) -> None:
+    assert release.main(["--registry", "127.0.0.1:5000", "--push", "image sbom"]) == 2
+    assert "--push takes image and/or chart" in capsys.readouterr().err
