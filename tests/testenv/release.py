@@ -53,6 +53,7 @@ class Release:
     archive: Path
     digest: str  # the image manifest's digest, as in the archive's index.json
     sbom: Path
+    components: int  # in the SBOM
     chart: Path
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -182,12 +183,12 @@ def build(dist: Path = DIST, tag: str | None = None) -> Release:
     seconds["OCI archive"] = time.monotonic() - started
     sbom = dist / f"{NAME}-{version}.cdx.json"
     started = time.monotonic()
-    write_sbom(tag, sbom)
+    components = write_sbom(tag, sbom)
     seconds["SBOM"] = time.monotonic() - started
     started = time.monotonic()
     chart = package_chart(chart_version, dist)
     seconds["chart package"] = time.monotonic() - started
-    return Release(version, chart_version, archive, manifest_digest, sbom, chart, seconds)
+    return Release(version, chart_version, archive, manifest_digest, sbom, components, chart, seconds)
 
 
 def push(release: Release, registry: str, what: tuple[str, ...] = PUSHABLE) -> None:
@@ -230,7 +231,7 @@ def main(argv: list[str]) -> int:
         return 1
     for path in (release.archive, release.sbom, release.chart):
         print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {path.stat().st_size} bytes")
-    print(f"image digest: {release.digest}")
+    print(f"image digest: {release.digest}; SBOM components: {release.components}")
     if registry:
         chart = f"{release.chart_ref(registry)}:{release.chart_version}"
         pushed = {"image": release.image_ref(registry), "chart": chart}

@@ -51,6 +51,7 @@ def test_the_sbom_lists_every_locked_package(released: release.Release) -> None:
     bom = json.loads(released.sbom.read_text())
     assert bom["bomFormat"] == "CycloneDX"
     listed = {(canonicalize_name(c["name"]), c["version"]) for c in bom["components"]}
+    assert len(bom["components"]) == len(listed) == released.components
     locked = set()
     for line in lock.LOCK.read_text().splitlines():
         if line and not line.startswith("#"):
