@@ -7,7 +7,12 @@ TEST_WORKERS ?= 2
 # mypy's cache outside the checkout, so a fresh clone (CI) checks only what changed: 18 s cold, 1 s warm
 MYPY_CACHE_DIR ?= $(HOME)/.cache/milvusops/mypy
 
-.PHONY: test lint unit e2e testenv demo manifests lock bench clean
+.PHONY: test lint unit e2e testenv demo manifests lock release bench clean
+
+# `make release REGISTRY=host:port` also pushes there; no registry is named by default (dist/ only).
+# RELEASE_PUSH=chart pushes only the chart (the public CI pushes a multi-arch image with buildx itself)
+REGISTRY ?=
+RELEASE_PUSH ?= image chart
 
 test: lint testenv  ## the CI gate: lint, types, unit and e2e tests against a real API server and Milvus
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
@@ -36,6 +41,9 @@ manifests: $(VENV)/.installed  ## copy crds/ into the chart; regenerate deploy/c
 
 lock: $(VENV)/.installed  ## pin the image's dependencies with hashes (requirements.lock) after a change to pyproject.toml
 	$(BIN)/python -m tests.testenv lock
+
+release: $(VENV)/.installed  ## dist/: the image as an OCI archive, its CycloneDX SBOM, the packaged chart; pushed with REGISTRY
+	$(BIN)/python -m tests.testenv release $(if $(REGISTRY),--registry $(REGISTRY) --push "$(RELEASE_PUSH)")
 
 testenv: $(VENV)/.installed  ## build (or reuse) kube-apiserver, kube-controller-manager, etcd, kubectl, helm, kstatus
 	$(BIN)/python -m tests.testenv build

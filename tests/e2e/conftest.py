@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from tests.e2e.helpers import Kube, OperatorProcess
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusLiteServer, MilvusServer
 from tests.testenv.milvus_cluster import MilvusCluster
+from tests.testenv.registry import Registry
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +85,17 @@ def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
 @pytest.fixture(scope="session")
 def milvus_lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusLiteServer]:
     server = MilvusLiteServer(tmp_path_factory.mktemp("milvus-lite"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(workdir: Path) -> Iterator[Registry]:
+    """A local OCI registry (crane), started only by the tests that ask for it."""
+    server = Registry(workdir / "registry")
     try:
         server.start()
         yield server

@@ -1,6 +1,6 @@
 """`python -m tests.testenv build|demo|cluster|manifests`: build (or reuse) the Go binaries, run the local demo
 (`demo --control-plane-only`: etcd + kube-apiserver with the CRDs, no Milvus, no operator), run a Milvus cluster
-until Ctrl+C (`cluster --query-nodes N`), or write deploy/."""
+until Ctrl+C (`cluster --query-nodes N`), write deploy/, or build the release artifacts (`release`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ def main(argv: list[str]) -> int:
 
         print(f"wrote {lock.write()}")
         return 0
+    if argv[:1] == ["release"]:
+        from . import release
+
+        return release.main(argv[1:])
     if argv[:1] == ["manifests"]:
         from . import manifests
 
@@ -30,7 +34,7 @@ def main(argv: list[str]) -> int:
         nodes = int(argv[argv.index("--query-nodes") + 1]) if "--query-nodes" in argv else 2
         return cluster.main(nodes)
     if argv[:1] != ["build"]:
-        commands = "build|demo [--control-plane-only]|cluster [--query-nodes N]|manifests|lock"
+        commands = "build|demo [--control-plane-only]|cluster [--query-nodes N]|manifests|lock|release [--registry R]"
         usage = f"usage: python -m tests.testenv {commands}"
         print(usage, file=sys.stderr)
         return 2

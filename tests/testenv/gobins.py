@@ -1,4 +1,4 @@
-"""Build the control plane (etcd, kube-apiserver, kube-controller-manager), kubectl and helm, cached by inputs."""
+"""Build the control plane (etcd, kube-apiserver, kube-controller-manager), kubectl, helm, crane; cached by inputs."""
 
 from __future__ import annotations
 
@@ -22,12 +22,13 @@ TARGETS: dict[str, tuple[str, str]] = {
     "kubectl": ("kube", "k8s.io/kubernetes/cmd/kubectl"),
     "helm": ("helm", "helm.sh/helm/v3/cmd/helm"),
     "kstatus": ("kstatus", "milvus-operator.testenv/kstatus"),
+    "crane": ("crane", "github.com/google/go-containerregistry/cmd/crane"),
 }
 
 
 @dataclass(frozen=True)
 class Binaries:
-    """What a control plane runs; helm and kstatus are built when a test first asks for them (`build`)."""
+    """What a control plane runs; helm, kstatus and crane are built when a test first asks for them (`build`)."""
 
     etcd: Path
     kube_apiserver: Path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import subprocess
@@ -106,7 +107,10 @@ def ulimits() -> list[str]:
 
 
 def ensure_base_image() -> str:
-    """A Debian bookworm minbase made with debootstrap and imported, trusting what the host trusts."""
+    """A Debian bookworm minbase made with debootstrap and imported, trusting what the host trusts; or the image
+    MILVUSOPS_BASE_IMAGE names, already pulled (a public CI pulls debian:bookworm-slim instead of debootstrapping)."""
+    if os.environ.get("MILVUSOPS_BASE_IMAGE"):  # before ensure_podman: a CI runner has podman but no debootstrap
+        return os.environ["MILVUSOPS_BASE_IMAGE"]
     ensure_podman()
     if subprocess.run(["podman", "image", "exists", BASE_IMAGE], check=False).returncode == 0:
         return BASE_IMAGE

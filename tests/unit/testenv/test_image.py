@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.testenv import image
 from tests.testenv.image import apt_source_uris, debian_mirror
 
 DEB822 = """\
@@ -49,3 +50,11 @@ def test_debian_mirror_reads_sources_list_d_and_skips_disabled_files(tmp_path: P
 def test_debian_mirror_names_no_fallback_host(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="no apt source for Debian bookworm"):
         debian_mirror("bookworm", tmp_path)
+
+
+def test_a_named_base_image_needs_no_debootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A public CI runner has podman but no debootstrap (and no root for apt-get): the pulled base is used."""
+    monkeypatch.setenv("MILVUSOPS_BASE_IMAGE", "docker.io/library/debian:bookworm-slim")
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setattr(image, "_run", lambda *a, **k: pytest.fail(f"ran {a}"))
+    assert image.ensure_base_image() == "docker.io/library/debian:bookworm-slim"

@@ -14,15 +14,15 @@ from packaging.utils import canonicalize_name
 from tests.testenv.lock import LOCK, ROOT
 
 
-def _pins() -> dict[str, tuple[str, str]]:
-    pins: dict[str, tuple[str, str]] = {}
+def _pins() -> dict[str, tuple[str, list[str]]]:
+    pins: dict[str, tuple[str, list[str]]] = {}
     for line in LOCK.read_text().splitlines():
         if not line or line.startswith("#"):
             continue
-        requirement, _, digest = line.partition(" --hash=")
+        requirement, *hashes = line.split(" --hash=")
         name, _, version = requirement.partition("==")
         assert canonicalize_name(name) not in pins, f"{name} pinned twice"
-        pins[canonicalize_name(name)] = (version, digest)
+        pins[canonicalize_name(name)] = (version, hashes)
     return pins
 
 
@@ -32,5 +32,9 @@ def test_every_dependency_is_pinned_within_its_range_with_a_hash() -> None:
     for dependency in map(Requirement, dependencies):
         version, _ = pins[canonicalize_name(dependency.name)]
         assert dependency.specifier.contains(version), f"{dependency}: locked {version}; run `make lock`"
-    assert all(digest.startswith("sha256:") and len(digest) == 7 + 64 for _, digest in pins.values())
+    digests = [digest for _, hashes in pins.values() for digest in hashes]
+    assert all(digest.startswith("sha256:") and len(digest) == 7 + 64 for digest in digests)
+    # one file for both platforms (pure Python) or one per platform (x86_64, aarch64): the arm64 image installs too
+    assert all(len(hashes) in (1, 2) for _, hashes in pins.values())
+    assert any(len(hashes) == 2 for _, hashes in pins.values())
     assert len(pins) > len(dependencies)  # transitive ones too
