@@ -7,7 +7,7 @@ be InSync with nothing to do; a bare collectionName when Milvus says it is Loade
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 from milvusops.core.alias_model import AliasSpec, CollectionView, holders_of
 from milvusops.core.alias_plan import AliasAction, AliasObservation, AliasPlan, Readiness, plan_alias
 from milvusops.core.alias_status import draining_of, previous_of
-from milvusops.core.failures import FailureError, Reason
+from milvusops.core.failures import Failure, FailureError, Reason
 from milvusops.core.model import ResourceRef, connection_key
 from milvusops.core.observed import StateReport
 from milvusops.core.plan import Plan, ReleaseCollection, destructive_marks
@@ -67,21 +67,10 @@ async def preview_alias(
         previous, draining = previous_of(status), draining_of(status)
         seen = AliasObservation(current, target.collection, ready, previous, spec.release_after_seconds, now, draining)
         planned = plan_alias(seen)
-        release, marks = await _release(spec, ref, seen, planned, port, aliases, views.values())
+        release, later, marks = await _release(spec, ref, seen, planned, port, aliases, views.values())
     except FailureError as exc:
-        failure = exc.failure
-        return ResourcePreview(
-            source,
-            ref.namespace,
-            ref.name,
-            where,
-            connection,
-            reason=failure.reason.value,
-            message=failure.message,
-            failed=True,
-            kind="MilvusAlias",
-        )
-    calls = _calls(planned, target, spec.alias) + ((release,) if marks else ())
+        return failed(source, body, connection, exc.failure)
+    calls = _calls(planned, target, spec.alias) + later
     switch = "none" if planned.action == AliasAction.NONE and planned.wait is None else "now"
     if planned.wait is not None:
         switch = f"waits ({planned.wait.reason.value})"
@@ -119,27 +108,44 @@ async def _release(
     planned: AliasPlan,
     port: MilvusPort,
     aliases: AliasPort,
-    views: Sequence[CollectionView] | Any,
-) -> tuple[str, tuple[str, ...]]:
-    """The release of the collection a switch now leaves, due after the drain window; (words, destructive marks)."""
-    if planned.releases:  # a drain window already over (--live, with status): released by this pass
-        marks = _marks(", ".join(planned.releases), "now")
-        return "", marks
+    views: Iterable[CollectionView],
+) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """What releasePrevious would do: (in words, the call due after the drain window, destructive marks)."""
+    if planned.releases:  # a drain window already over (a manifest with status): released by this pass
+        return "", (), _marks(", ".join(planned.releases), "now")
     if planned.action != AliasAction.ALTER or seen.current is None:
-        return "", ()
+        return "", (), ()
     if spec.release_after_seconds is None:
-        return f"{seen.current} stays loaded (no releasePrevious)", ()
+        return f"{seen.current} stays loaded (no releasePrevious)", (), ()
     others = [f"alias {a}" for a in await aliases.aliases_of(seen.current) if a != spec.alias]
     connection = connection_key(ref.namespace, spec.connection_name)
     wanting = holders_of(seen.current, spec.database, connection, views)
     holders = (*others, *(f"MilvusCollection {who} (wants it Loaded)" for who in wanting))
     if holders:
-        return f"{seen.current} kept after the drain window: still wanted by {', '.join(holders)}", ()
+        return f"{seen.current} kept after the drain window: still wanted by {', '.join(holders)}", (), ()
     state: StateReport = await port.load_state(seen.current)
     if not state.state.held:
-        return f"{seen.current} is not loaded: nothing to release", ()
+        return f"{seen.current} is not loaded: nothing to release", (), ()
     when = f"after the {spec.release_after_seconds} s drain window"
-    return f"release_collection({seen.current}) {when}", _marks(seen.current, when)
+    call = f"release_collection({seen.current}) {when}"
+    return call, (call,), _marks(seen.current, when)
+
+
+def failed(source: str, body: Mapping[str, Any], connection: str, failure: Failure) -> ResourcePreview:
+    """An alias that cannot be previewed: its target unknown or Milvus not readable."""
+    spec, ref = AliasSpec.from_body(body), ResourceRef.from_body(body)
+    where = f"{spec.database}.{spec.alias}"
+    return ResourcePreview(
+        source,
+        ref.namespace,
+        ref.name,
+        where,
+        connection,
+        reason=failure.reason.value,
+        message=failure.message,
+        failed=True,
+        kind="MilvusAlias",
+    )
 
 
 def _marks(collections: str, when: str) -> tuple[str, ...]:

@@ -233,8 +233,9 @@ def _from_files(paths: list[str], namespace: str, stdin: TextIO | None) -> Input
         else:  # a MilvusConnection is checked as the API server would; a wrong group, kind or version is an error
             errors = schema.validate(body)
             if errors:
+                kind = str(body.get("kind") or "")
                 inputs.invalid.append(
-                    rows.invalid(item.source, metadata["namespace"], metadata.get("name", ""), errors)
+                    rows.invalid(item.source, metadata["namespace"], metadata.get("name", ""), errors, kind)
                 )
             elif body.get("kind") == "MilvusAlias":  # checked as the API server would, then previewed
                 inputs.aliases.append((item.source, body))
@@ -319,19 +320,7 @@ class _Planner:
             port = await self.ports.port(ref.namespace, spec.connection_name, spec.database)
             reads = await self.ports.aliases(ref.namespace, spec.connection_name, spec.database)
         except FailureError as exc:
-            where = f"{spec.database}.{spec.alias}"
-            failure = exc.failure
-            return rows.ResourcePreview(
-                source,
-                ref.namespace,
-                ref.name,
-                where,
-                connection,
-                reason=failure.reason.value,
-                message=failure.message,
-                failed=True,
-                kind="MilvusAlias",
-            )
+            return alias_preview.failed(source, body, connection, exc.failure)
         return await alias_preview.preview_alias(source, body, views, port, reads, connection, self.at)
 
     def _connection(self, name: str | None, ref: ResourceRef) -> str:

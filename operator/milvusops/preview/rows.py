@@ -71,8 +71,10 @@ class ResourcePreview:
         return "change" if self.calls else "no change"
 
 
-def invalid(source: str, namespace: str, name: str, errors: Sequence[str]) -> ResourcePreview:
-    return ResourcePreview(source, namespace, name, errors=tuple(errors), reason="Invalid", failed=True)
+def invalid(
+    source: str, namespace: str, name: str, errors: Sequence[str], kind: str = "MilvusCollection"
+) -> ResourcePreview:
+    return ResourcePreview(source, namespace, name, errors=tuple(errors), reason="Invalid", failed=True, kind=kind)
 
 
 def window_line(state: WindowState | None, at: datetime) -> str | None:

@@ -64,11 +64,17 @@ def _collection(name: str, calls: tuple[str, ...] = (), reason: str = "InSync", 
     return (("shop", name), (body, item))
 
 
-def _alias(milvus: Milvus, target: dict[str, Any], planned: tuple[Any, ...] = (), after: int | None = 300) -> Any:
+def _alias(
+    milvus: Milvus,
+    target: dict[str, Any],
+    planned: tuple[Any, ...] = (),
+    after: int | None = 300,
+    status: dict[str, Any] | None = None,
+) -> Any:
     spec: dict[str, Any] = {"alias": "live", "target": target}
     if after is not None:
         spec["releasePrevious"] = {"afterSeconds": after}
-    body = {"metadata": {"namespace": "shop", "name": "search"}, "spec": spec}
+    body = {"metadata": {"namespace": "shop", "name": "search"}, "spec": spec, "status": status or {}}
     views = views_of(dict(planned))
     port: Any = milvus
     return asyncio.run(preview_alias("a.yaml", body, views, port, ReadOnlyAliases(milvus), "the default", NOW))
@@ -134,6 +140,14 @@ def test_a_previous_target_still_wanted_is_shown_kept_not_released() -> None:
     )
     unreleased = _alias(milvus, {"collectionRef": {"name": "green"}}, (_collection("green"),), after=None)
     assert unreleased.alias is not None and unreleased.alias.release == "blue stays loaded (no releasePrevious)"
+
+
+def test_a_manifest_with_status_past_its_drain_window_shows_the_release_due_now() -> None:
+    milvus = Milvus({"blue": LoadState.LOADED, "green": LoadState.LOADED}, {"live": "green"})
+    status = {"previous": {"collection": "blue", "switchedAt": "2026-12-07T14:00:00Z"}}  # an hour before NOW
+    item = _alias(milvus, {"collectionName": "green"}, status=status)
+    assert item.calls == ("release_collection(blue)",) and item.alias is not None and item.alias.switch == "none"
+    assert item.destructive == ("releases the whole collection blue (now)",) and milvus.changes == []
 
 
 def test_every_output_shows_the_alias() -> None:

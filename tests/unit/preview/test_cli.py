@@ -127,6 +127,19 @@ def test_input_exit_code_and_message(
         assert len(captured.err.splitlines()) == 1, captured.err
 
 
+def test_an_invalid_alias_is_reported_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for variable in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(variable, raising=False)
+    (tmp_path / "a.yaml").write_text(ALIAS.replace("{collectionName: c}", "{}"))
+    stdout = io.StringIO()
+    assert cli.main([str(tmp_path / "a.yaml"), "-o", "json"], stdout=stdout) == 1
+    [row] = json.loads(stdout.getvalue())["resources"]
+    assert (row["kind"], row["reason"]) == ("MilvusAlias", "Invalid")
+
+
 def test_version_and_help_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("milvusops ")
