@@ -1,16 +1,20 @@
 """The pure decision for one MilvusAlias pass: switch the alias, release the previous target, or wait, and why.
 
 Inputs are what was observed in Milvus this pass and read from the API server's cache; nothing carried over
-from the last pass except what status holds (the previous target and when the alias left it).
+from the last pass except what status holds (the previous target, the older ones still draining, and when the
+alias left each).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
 from milvusops.core.failures import STALLED_REASONS, Failure, Reason
+
+MAX_DRAINING = 8  # status.draining's bound: older previous targets beyond it are forgotten, never released
 
 
 class AliasAction(StrEnum):
@@ -30,11 +34,12 @@ class Readiness:
 
 @dataclass(frozen=True)
 class Previous:
-    """status.previous: the collection the alias pointed at before the operator's last switch."""
+    """status.previous (or an entry of status.draining): a collection the alias left, and when."""
 
     collection: str
     switched_at: datetime
     released_at: datetime | None = None
+    kept: str = ""  # why it is not released although releasePrevious is set
 
 
 @dataclass(frozen=True)
@@ -45,31 +50,48 @@ class AliasObservation:
     previous: Previous | None
     release_after: int | None  # spec.releasePrevious.afterSeconds
     now: datetime
-    holders: tuple[str, ...] = ()  # who still wants the previous target (other aliases, MilvusCollections)
-    previous_loaded: bool = True  # whether the previous target holds memory (Loaded or Loading)
+    draining: tuple[Previous, ...] = ()  # older previous targets left before `previous`, not released yet
+    # by collection, for those whose drain window is over: who still wants it (other aliases, MilvusCollections)
+    holders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    loaded: Mapping[str, bool] = field(default_factory=dict)  # whether it holds memory; absent: it does
 
 
 @dataclass(frozen=True)
 class AliasPlan:
     action: AliasAction
-    release: str | None = None  # the previous target to release now
+    releases: tuple[str, ...] = ()  # previous targets to release now
     wait: Failure | None = None  # why the alias is not switched (yet)
-    kept: str = ""  # why the previous target is not released although releasePrevious is set
-    recheck_in: float | None = None  # seconds until the drain window ends
-    drained: bool = False  # the previous target holds no memory already: nothing left to release
+    recheck_in: float | None = None  # seconds until the next drain window ends
+    previous: Previous | None = None  # status.previous once the calls succeed
+    draining: tuple[Previous, ...] = ()  # status.draining once the calls succeed
 
 
 def plan_alias(seen: AliasObservation) -> AliasPlan:
-    """Switch only to a serviceable target; release the previous one once drained and wanted by no one."""
+    """Switch only to a serviceable target; release each previous one once drained and wanted by no one."""
     if seen.current != seen.target:
         if not seen.readiness.ready:
-            return AliasPlan(AliasAction.NONE, wait=waiting(seen))
+            return AliasPlan(AliasAction.NONE, wait=waiting(seen), previous=seen.previous, draining=seen.draining)
         if seen.current is None:
-            return AliasPlan(AliasAction.CREATE)
+            return AliasPlan(AliasAction.CREATE, previous=seen.previous, draining=seen.draining)
         # the drain window starts now: the pass that ends it is due then, not at the next resync
         drain = float(seen.release_after) if seen.release_after is not None else None
-        return AliasPlan(AliasAction.ALTER, recheck_in=drain)
+        previous = Previous(seen.current, seen.now)
+        return AliasPlan(AliasAction.ALTER, recheck_in=drain, previous=previous, draining=_still_draining(seen))
     return _release_step(seen)
+
+
+def _still_draining(seen: AliasObservation) -> tuple[Previous, ...]:
+    """At a switch: what the alias left before and is not released yet stays to be released, newest first."""
+    if seen.release_after is None:
+        return ()  # nothing is ever released: nothing to remember
+    older = (seen.previous,) if seen.previous is not None else ()
+    left = {seen.target, str(seen.current)}  # the target serves again; the one just left is status.previous
+    kept: list[Previous] = []
+    for entry in (*older, *seen.draining):
+        if entry.released_at is None and entry.collection not in left:
+            left.add(entry.collection)
+            kept.append(replace(entry, kept=""))
+    return tuple(kept[:MAX_DRAINING])
 
 
 def waiting(seen: AliasObservation) -> Failure:
@@ -83,20 +105,38 @@ def waiting(seen: AliasObservation) -> Failure:
 
 
 def _release_step(seen: AliasObservation) -> AliasPlan:
-    previous = seen.previous
-    if previous is None or seen.release_after is None or previous.released_at is not None:
-        return AliasPlan(AliasAction.NONE)
-    if previous.collection == seen.target:
-        return AliasPlan(AliasAction.NONE)  # switched back: the old target is the target again
-    left = seen.release_after - (seen.now - previous.switched_at).total_seconds()
-    if left > 0:
-        return AliasPlan(AliasAction.NONE, recheck_in=left)
-    if seen.holders:
-        kept = f"not released: still wanted by {', '.join(seen.holders)}"
-        return AliasPlan(AliasAction.NONE, kept=kept)
-    if not seen.previous_loaded:
-        return AliasPlan(AliasAction.NONE, drained=True)
-    return AliasPlan(AliasAction.NONE, release=previous.collection)
+    if seen.release_after is None:
+        return AliasPlan(AliasAction.NONE, previous=seen.previous, draining=seen.draining)
+    releases: list[str] = []
+    waits: list[float] = []
+
+    def step(entry: Previous) -> Previous | None:
+        """The entry after this pass; None once it is released (or found released) or serves again."""
+        if entry.released_at is not None or entry.collection == seen.target:
+            return entry if entry is seen.previous else None  # switched back: the old target is the target again
+        left = float(seen.release_after or 0) - (seen.now - entry.switched_at).total_seconds()
+        if left > 0:
+            waits.append(left)
+            return entry
+        holders = seen.holders.get(entry.collection, ())
+        if holders:
+            return replace(entry, kept=f"not released: still wanted by {', '.join(holders)}")
+        if seen.loaded.get(entry.collection, True):
+            releases.append(entry.collection)
+        return replace(entry, released_at=seen.now, kept="") if entry is seen.previous else None
+
+    previous = step(seen.previous) if seen.previous is not None else None
+    draining = tuple(e for e in (step(entry) for entry in seen.draining) if e is not None)
+    recheck = min(waits) if waits else None
+    return AliasPlan(AliasAction.NONE, tuple(releases), recheck_in=recheck, previous=previous, draining=draining)
+
+
+def due(
+    seen_previous: Previous | None, draining: tuple[Previous, ...], release_after: int | None, now: datetime
+) -> tuple[str, ...]:
+    """The previous targets whose drain window is over: a pass must find out who still wants them."""
+    entries = (seen_previous,) if seen_previous is not None else ()
+    return tuple(e.collection for e in (*entries, *draining) if drain_over(e, release_after, now))
 
 
 def drain_over(previous: Previous | None, release_after: int | None, now: datetime) -> bool:

@@ -23,7 +23,7 @@ class AliasOutcome:
     target: str | None = None  # the collection the spec asks for, resolved
     current: object = UNKNOWN  # str: what the alias points at after this pass; None: it does not exist
     previous: Previous | None = None
-    kept: str = ""  # why the previous target stays loaded
+    draining: tuple[Previous, ...] | None = None  # None: not worked out this pass, status keeps the last ones
     failure: Failure | None = None
     paused: bool = False
 
@@ -49,32 +49,47 @@ def build_alias_status(
     if current:
         status["target"] = current
     if outcome.previous is not None:
-        status["previous"] = previous_status(outcome.previous, outcome.kept)
+        status["previous"] = previous_status(outcome.previous)
     elif previous.get("previous"):
         status["previous"] = dict(previous["previous"])
+    draining = [previous_status(e) for e in outcome.draining] if outcome.draining is not None else None
+    if draining is None:
+        draining = [dict(e) for e in previous.get("draining") or ()]
+    if draining:
+        status["draining"] = draining
     old = previous.get("conditions") or []
     status["conditions"] = conditions(alias_verdict(spec, outcome), ref.generation, old, now)
     return status
 
 
-def previous_status(previous: Previous, kept: str = "") -> dict[str, Any]:
+def previous_status(previous: Previous) -> dict[str, Any]:
     out: dict[str, Any] = {"collection": previous.collection, "switchedAt": timestamp(previous.switched_at)}
     if previous.released_at is not None:
         out["releasedAt"] = timestamp(previous.released_at)
-    elif kept:
-        out["kept"] = kept
+    elif previous.kept:
+        out["kept"] = previous.kept
     return out
 
 
 def previous_of(status: Mapping[str, Any]) -> Previous | None:
     """status.previous as a value; None when absent or unreadable (hand-edited)."""
-    raw = status.get("previous") or {}
+    return _entry(status.get("previous") or {})
+
+
+def draining_of(status: Mapping[str, Any]) -> tuple[Previous, ...]:
+    """status.draining as values, skipping unreadable (hand-edited) entries."""
+    entries = (_entry(raw) for raw in status.get("draining") or () if isinstance(raw, Mapping))
+    return tuple(entry for entry in entries if entry is not None)
+
+
+def _entry(raw: Mapping[str, Any]) -> Previous | None:
     try:
         released = raw.get("releasedAt")
         return Previous(
             str(raw["collection"]),
             parse_time(str(raw["switchedAt"])),
             parse_time(str(released)) if released else None,
+            str(raw.get("kept") or ""),
         )
     except (KeyError, ValueError):
         return None

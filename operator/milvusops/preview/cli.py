@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TextIO
 from pydantic import SecretStr, ValidationError
 
 from milvusops import GROUP, VERSION, version
+from milvusops.core.alias_model import AliasSpec, CollectionView
 from milvusops.core.conflicts import Claimant, claimant, claims_collection, conflict_key, conflict_winner
 from milvusops.core.failures import FailureError
 from milvusops.core.model import CollectionSpec, DeletionPolicy, ResourceRef
@@ -24,6 +25,7 @@ from milvusops.core.plan import deletion_release
 from milvusops.core.schedule import timed
 from milvusops.kube import manifests, schema
 from milvusops.kube.api import KubeApi
+from milvusops.preview import aliases as alias_preview
 from milvusops.preview import planview, rows
 from milvusops.preview.readonly import ReadOnlyPorts, predict
 from milvusops.runtime.capacity_guard import MemoryGuard
@@ -159,13 +161,17 @@ async def _plan(args: argparse.Namespace, stdin: TextIO | None) -> rows.Report:
                 ports = ReadOnlyPorts(pool, ignore_refs=bool(args.milvus_uri))
                 planner = _Planner(settings, args.milvus_uri or "", ports, args.at or datetime.now(UTC))
                 previews = await planner.previews(inputs.collections, validate=not args.live)
+                planned = {
+                    _key(body): (body, item) for (_, body), item in zip(inputs.collections, previews, strict=True)
+                }
                 previews += await planner.deletions(inputs.deleted, inputs.collections)
+                previews += await planner.aliases(inputs.aliases, planned)
             finally:
                 pool.close()
         return rows.Report(
             inputs.invalid + previews,
             tuple(inputs.skipped),
-            empty=not inputs.collections and not inputs.deleted,
+            empty=not inputs.collections and not inputs.deleted and not inputs.aliases,
             fail_on_destructive=args.fail_on_destructive,
         )
     finally:
@@ -195,6 +201,7 @@ class Inputs:
     skipped: list[rows.Skipped] = field(default_factory=list)
     deleted: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)  # in --base, not in the paths
     connections: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)  # valid ones, by ns/name
+    aliases: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)  # valid MilvusAliases
 
 
 def _deleted(base: Inputs, now: Inputs) -> list[tuple[str, Mapping[str, Any]]]:
@@ -226,11 +233,12 @@ def _from_files(paths: list[str], namespace: str, stdin: TextIO | None) -> Input
         else:  # a MilvusConnection is checked as the API server would; a wrong group, kind or version is an error
             errors = schema.validate(body)
             if errors:
+                kind = str(body.get("kind") or "")
                 inputs.invalid.append(
-                    rows.invalid(item.source, metadata["namespace"], metadata.get("name", ""), errors)
+                    rows.invalid(item.source, metadata["namespace"], metadata.get("name", ""), errors, kind)
                 )
-            elif body.get("kind") == "MilvusAlias":  # checked as the API server would; its switch is not previewed
-                inputs.skipped.append(rows.Skipped(item.source, f"{manifests.kind_of(body)}: checked, not planned"))
+            elif body.get("kind") == "MilvusAlias":  # checked as the API server would, then previewed
+                inputs.aliases.append((item.source, body))
             else:  # a valid MilvusConnection: the collections that name it are read through it
                 inputs.connections[(metadata["namespace"], metadata.get("name", ""))] = body
                 inputs.skipped.append(rows.Skipped(item.source, f"{manifests.kind_of(body)}: used, not planned"))
@@ -268,7 +276,7 @@ class _Planner:
         outcome, _ = await assess(spec, ref, self.ports, winner, act=predict, memory=self.memory, invalid=invalid)
         outcome = replace(outcome, schedule=window)
         line = rows.window_line(window, self.at)
-        return rows.preview(source, spec, ref, self._connection(spec, ref), outcome, line)
+        return rows.preview(source, spec, ref, self._connection(spec.connection_name, ref), outcome, line)
 
     async def deletions(
         self, deleted: list[tuple[str, Mapping[str, Any]]], remaining: list[tuple[str, Mapping[str, Any]]]
@@ -284,7 +292,7 @@ class _Planner:
         self, source: str, body: Mapping[str, Any], claims: Mapping[Any, list[CollectionSpec]]
     ) -> rows.ResourcePreview:
         spec, ref = CollectionSpec.from_body(body), ResourceRef.from_body(body)
-        connection = self._connection(spec, ref)
+        connection = self._connection(spec.connection_name, ref)
         if spec.deletion_policy != DeletionPolicy.RELEASE:
             return rows.deletion(source, spec, ref, connection, None, (), None)
         try:
@@ -296,13 +304,32 @@ class _Planner:
         action, handed_over = deletion_release(spec, observed, others)
         return rows.deletion(source, spec, ref, connection, observed, (action,) if action else (), None, handed_over)
 
-    def _connection(self, spec: CollectionSpec, ref: ResourceRef) -> str:
+    async def aliases(
+        self, found: list[tuple[str, Mapping[str, Any]]], planned: alias_preview.Planned
+    ) -> list[rows.ResourcePreview]:
+        """Each MilvusAlias against Milvus as it is and the input's MilvusCollections as they would be."""
+        views = alias_preview.views_of(planned)
+        return list(await asyncio.gather(*(self._alias(source, body, views) for source, body in found)))
+
+    async def _alias(
+        self, source: str, body: Mapping[str, Any], views: Mapping[tuple[str, str], CollectionView]
+    ) -> rows.ResourcePreview:
+        spec, ref = AliasSpec.from_body(body), ResourceRef.from_body(body)
+        connection = self._connection(spec.connection_name, ref)
+        try:
+            port = await self.ports.port(ref.namespace, spec.connection_name, spec.database)
+            reads = await self.ports.aliases(ref.namespace, spec.connection_name, spec.database)
+        except FailureError as exc:
+            return alias_preview.failed(source, body, connection, exc.failure)
+        return await alias_preview.preview_alias(source, body, views, port, reads, connection, self.at)
+
+    def _connection(self, name: str | None, ref: ResourceRef) -> str:
         """Which connection is read, in words; never its token."""
         if self.milvus_uri:
             return f"--milvus-uri {self.milvus_uri}"
-        if spec.connection_name is None:
+        if name is None:
             return f"the default connection {self.settings.default_uri}"
-        return f"MilvusConnection {ref.namespace}/{spec.connection_name}"
+        return f"MilvusConnection {ref.namespace}/{name}"
 
 
 def _errors(body: Mapping[str, Any]) -> list[str]:

@@ -25,10 +25,12 @@ def summary(report: Report) -> dict[str, int]:
 def _headline(report: Report) -> str:
     counts = summary(report)
     if report.empty and not report.previews:
-        return "no MilvusCollection in the input: nothing was planned"
+        return "no MilvusCollection or MilvusAlias in the input: nothing was planned"
     skipped = f"; {counts['skipped']} other document(s) skipped" if counts["skipped"] else ""
+    kinds = {item.kind for item in report.previews} or {"MilvusCollection"}
+    kind = kinds.pop() if len(kinds) == 1 else "resource"
     return (
-        f"{counts['resources']} MilvusCollection(s): {counts['change']} to change, {counts['error']} with errors,"
+        f"{counts['resources']} {kind}(s): {counts['change']} to change, {counts['error']} with errors,"
         f" {counts['noChange']} unchanged{skipped}"
     )
 
@@ -56,7 +58,10 @@ def table(report: Report) -> str:
             lines += [f"  invalid: {error}" for error in item.errors]
             lines.append("")
             continue
-        lines.append(f"  collection {item.collection} via {item.connection}")
+        if item.kind == "MilvusAlias":
+            lines += [f"  {line}" for line in _alias_lines(item)]
+        else:
+            lines.append(f"  collection {item.collection} via {item.connection}")
         if item.partitions:
             rows = [["PARTITION", "CURRENT", "DESIRED", "CHANGE", "MEMORY"]]
             rows += [[p.name, p.current, p.desired, p.change or "-", _memory(p.memory_bytes)] for p in item.partitions]
@@ -67,7 +72,8 @@ def table(report: Report) -> str:
         if item.destructive:
             lines.append(f"  destructive: {'; '.join(item.destructive)}")
         lines.append(f"  reason: {_reason(item)}")
-        lines.append(f"  memory: {_memory(item.memory_bytes)}")
+        if item.kind != "MilvusAlias":  # an alias holds no memory; its release is in calls and destructive
+            lines.append(f"  memory: {_memory(item.memory_bytes)}")
         lines.append("")
     lines += [f"skipped {item.source}: {item.reason}" for item in report.skipped]
     lines.append(_headline(report))
@@ -89,8 +95,21 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+def _alias_lines(item: ResourcePreview) -> list[str]:
+    """Where the alias points, where the spec wants it, whether it would switch now, and the release after."""
+    lines = [f"alias {item.collection} via {item.connection}"]
+    if item.alias is not None:
+        line = item.alias
+        lines.append(f"points at {line.current or '(no such alias)'}; spec wants {line.desired}; switch: {line.switch}")
+        if line.release:
+            lines.append(f"after the switch: {line.release}")
+    return lines
+
+
 def _json_resource(item: ResourcePreview) -> dict[str, Any]:
-    fields = {_camel(key): value for key, value in asdict(item).items() if key != "partitions"}
+    fields = {_camel(key): value for key, value in asdict(item).items() if key not in ("partitions", "alias")}
+    if item.alias is not None:  # added in schemaVersion 2 without changing its other fields
+        fields["alias"] = {_camel(k): v for k, v in asdict(item.alias).items()}
     fields["status"] = item.status
     fields["partitions"] = [{_camel(k): v for k, v in asdict(p).items()} for p in item.partitions]
     return fields
@@ -110,8 +129,11 @@ def markdown(report: Report) -> str:
             lines += [f"- `{error}`" for error in item.errors]
             lines.append("")
             continue
-        lines.append(f"Collection `{item.collection}` via {item.connection}, source `{item.source}`")
-        lines.append("")
+        if item.kind == "MilvusAlias":
+            lines += [f"{_escape(line)}  " for line in _alias_lines(item)] + [f"Source `{item.source}`", ""]
+        else:
+            lines.append(f"Collection `{item.collection}` via {item.connection}, source `{item.source}`")
+            lines.append("")
         if item.partitions:
             lines += ["| partition | current | desired | change | memory |", "|---|---|---|---|---|"]
             for p in item.partitions:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from milvusops.core.failures import Failure, Reason
 from milvusops.core.memory_estimate import Field, NodeMemory, Shape
 from milvusops.core.model import CollectionSpec, LoadOptions, LoadState
 from milvusops.core.observed import CollectionInfo, Replicas, StateReport
 from milvusops.core.plan import Action, loads
+from milvusops.milvus.aliases import AliasPort, MilvusAliases
 from milvusops.milvus.port import MilvusPort, PortSource
 from milvusops.runtime.apply import Applied
 
@@ -70,6 +73,28 @@ class ReadOnlyPort:
         raise ReadOnlyViolation(f"release_partitions({collection}, {partitions}) on a read-only port")
 
 
+class ReadOnlyAliases:
+    """The alias reads a preview needs, through the one adapter; create, alter and drop raise before any call."""
+
+    def __init__(self, aliases: AliasPort) -> None:
+        self._aliases = aliases
+
+    async def target_of(self, alias: str) -> str | None:
+        return await self._aliases.target_of(alias)
+
+    async def aliases_of(self, collection: str) -> list[str]:
+        return await self._aliases.aliases_of(collection)
+
+    async def create(self, collection: str, alias: str) -> None:
+        raise ReadOnlyViolation(f"create_alias({collection}, {alias}) on a read-only port")
+
+    async def alter(self, collection: str, alias: str) -> None:
+        raise ReadOnlyViolation(f"alter_alias({collection}, {alias}) on a read-only port")
+
+    async def drop(self, alias: str) -> None:
+        raise ReadOnlyViolation(f"drop_alias({alias}) on a read-only port")
+
+
 class ReadOnlyPorts:
     """Every port handed out is read-only; `ignore_refs`: one Milvus for all (`--milvus-uri`), whatever the ref."""
 
@@ -78,7 +103,13 @@ class ReadOnlyPorts:
         self._ignore_refs = ignore_refs
 
     async def port(self, namespace: str, connection: str | None, database: str) -> MilvusPort:
-        return ReadOnlyPort(await self._source.port(namespace, None if self._ignore_refs else connection, database))
+        return ReadOnlyPort(await self._raw(namespace, connection, database))
+
+    async def aliases(self, namespace: str, connection: str | None, database: str) -> ReadOnlyAliases:
+        return ReadOnlyAliases(MilvusAliases(await self._raw(namespace, connection, database)))
+
+    async def _raw(self, namespace: str, connection: str | None, database: str) -> Any:
+        return await self._source.port(namespace, None if self._ignore_refs else connection, database)
 
 
 async def predict(port: MilvusPort, spec: CollectionSpec, actions: tuple[Action, ...]) -> Applied:

@@ -35,6 +35,17 @@ class PartitionPreview:
 
 
 @dataclass(frozen=True)
+class AliasLine:
+    """One MilvusAlias as `plan` shows it; `switch` is now, none (already there) or waits (reason)."""
+
+    alias: str
+    current: str | None  # where it points in Milvus now; None: no such alias
+    desired: str  # the collection the spec asks for
+    switch: str
+    release: str = ""  # what releasePrevious would do after the drain window, in words
+
+
+@dataclass(frozen=True)
 class ResourcePreview:
     source: str
     namespace: str
@@ -50,6 +61,8 @@ class ResourcePreview:
     memory_bytes: int | None = None  # estimated change of the total kept loaded; None: not estimated
     destructive: tuple[str, ...] = ()  # what the calls would take away from search: loaded partitions, replicas
     schedule: str | None = None  # spec.schedule at the moment planned for (`plan --at`); None: no schedule
+    kind: str = "MilvusCollection"  # or MilvusAlias: then `collection` is database.alias
+    alias: AliasLine | None = None  # for a MilvusAlias
 
     @property
     def status(self) -> str:
@@ -58,8 +71,10 @@ class ResourcePreview:
         return "change" if self.calls else "no change"
 
 
-def invalid(source: str, namespace: str, name: str, errors: Sequence[str]) -> ResourcePreview:
-    return ResourcePreview(source, namespace, name, errors=tuple(errors), reason="Invalid", failed=True)
+def invalid(
+    source: str, namespace: str, name: str, errors: Sequence[str], kind: str = "MilvusCollection"
+) -> ResourcePreview:
+    return ResourcePreview(source, namespace, name, errors=tuple(errors), reason="Invalid", failed=True, kind=kind)
 
 
 def window_line(state: WindowState | None, at: datetime) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,12 +12,18 @@ from milvusops.core.alias_plan import (
     AliasAction,
     AliasObservation,
     AliasPlan,
-    Previous,
     Readiness,
-    drain_over,
+    due,
     plan_alias,
 )
-from milvusops.core.alias_status import UNKNOWN, AliasOutcome, alias_verdict, build_alias_status, previous_of
+from milvusops.core.alias_status import (
+    UNKNOWN,
+    AliasOutcome,
+    alias_verdict,
+    build_alias_status,
+    draining_of,
+    previous_of,
+)
 from milvusops.core.failures import Failure, FailureError, Reason
 from milvusops.core.model import LoadState, ResourceRef, connection_key
 from milvusops.core.status import Verdict
@@ -107,10 +113,10 @@ async def reconcile_alias(
             observed = True
             seen = await _observe(spec, ref, port, aliases, target, current, previous, all_views, now)
             planned = plan_alias(seen)
-            outcome, events = await _apply(spec, port, aliases, seen, planned, now)
+            outcome, events = await _apply(spec, port, aliases, seen, planned)
         except FailureError as exc:
             collection = target.collection if target is not None else None
-            outcome = AliasOutcome(collection, current, previous_of(previous), failure=exc.failure)
+            outcome = AliasOutcome(collection, current, previous_of(previous), failure=exc.failure)  # status kept
     status = build_alias_status(spec, ref, outcome, previous, now)
     verdict = alias_verdict(spec, outcome)
     if outcome.failure is not None and outcome.failure.reason != Reason.TARGET_NOT_READY:  # waiting is no error
@@ -131,26 +137,27 @@ async def _observe(
     now: datetime,
 ) -> AliasObservation:
     """Only what this pass's decision needs: the target's readiness before a switch, holders once drained."""
-    previous = previous_of(status)
+    previous, draining = previous_of(status), draining_of(status)
     ready = Readiness(True) if current == target.collection else await readiness(port, target)
-    holders: tuple[str, ...] = ()
-    loaded = True
-    if current == target.collection and previous is not None and drain_over(previous, spec.release_after_seconds, now):
-        others = [f"alias {a}" for a in await aliases.aliases_of(previous.collection) if a != spec.alias]
+    holders: dict[str, tuple[str, ...]] = {}
+    loaded: dict[str, bool] = {}
+    if current == target.collection:
         connection = connection_key(ref.namespace, spec.connection_name)
-        wanting = holders_of(previous.collection, spec.database, connection, all_views())
-        holders = (*others, *(f"MilvusCollection {who} (wants it Loaded)" for who in wanting))
-        loaded = (await port.load_state(previous.collection)).state.held
+        for collection in set(due(previous, draining, spec.release_after_seconds, now)) - {target.collection}:
+            others = [f"alias {a}" for a in await aliases.aliases_of(collection) if a != spec.alias]
+            wanting = holders_of(collection, spec.database, connection, all_views())
+            holders[collection] = (*others, *(f"MilvusCollection {who} (wants it Loaded)" for who in wanting))
+            loaded[collection] = (await port.load_state(collection)).state.held
     return AliasObservation(
-        current, target.collection, ready, previous, spec.release_after_seconds, now, holders, loaded
+        current, target.collection, ready, previous, spec.release_after_seconds, now, draining, holders, loaded
     )
 
 
 async def _apply(
-    spec: AliasSpec, port: MilvusPort, aliases: AliasPort, seen: AliasObservation, planned: AliasPlan, now: datetime
+    spec: AliasSpec, port: MilvusPort, aliases: AliasPort, seen: AliasObservation, planned: AliasPlan
 ) -> tuple[AliasOutcome, list[tuple[str, str, str]]]:
     events: list[tuple[str, str, str]] = []
-    current, previous = seen.current, seen.previous
+    current = seen.current
     if planned.action == AliasAction.CREATE:
         await aliases.create(seen.target, spec.alias)
         events.append(("Normal", "AliasCreated", f"alias {spec.alias} created, pointing at {seen.target}"))
@@ -158,12 +165,10 @@ async def _apply(
     elif planned.action == AliasAction.ALTER:
         await aliases.alter(seen.target, spec.alias)
         events.append(("Normal", "AliasSwitched", f"alias {spec.alias} switched from {current} to {seen.target}"))
-        previous, current = Previous(str(current), now), seen.target
-    if planned.release is not None and previous is not None:
-        await port.release_collection(planned.release)
-        message = f"previous target {planned.release} released after the drain window"
+        current = seen.target
+    for collection in planned.releases:
+        await port.release_collection(collection)
+        message = f"previous target {collection} released after the drain window"
         events.append(("Normal", "PreviousReleased", message))
-        previous = replace(previous, released_at=now)
-    elif planned.drained and previous is not None:
-        previous = replace(previous, released_at=now)  # released by someone else: nothing left to do
-    return AliasOutcome(seen.target, current, previous, planned.kept, failure=planned.wait), events
+    outcome = AliasOutcome(seen.target, current, planned.previous, planned.draining, failure=planned.wait)
+    return outcome, events

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,6 +128,52 @@ def test_changes_exit_2_and_change_nothing_in_milvus(
     memory = {p["name"]: p["memoryBytes"] for p in catalog["partitions"]}
     assert memory["cold"] == -memory["hot"] >= 0
     assert catalog["memoryBytes"] == 0 and fresh["memoryBytes"] == sum(p["memoryBytes"] for p in fresh["partitions"])
+
+
+def alias(name: str, alias_name: str, target: str, namespace: str = "shop") -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: milvusops.dev/v1alpha1
+        kind: MilvusAlias
+        metadata: {{name: {name}, namespace: {namespace}}}
+        spec: {{alias: {alias_name}, target: {target}, releasePrevious: {{afterSeconds: 60}}}}
+        ---
+        """)
+
+
+def test_alias_switches_are_previewed_and_nothing_moves(
+    milvus: MilvusServer, collections: Collections, tmp_path: Path
+) -> None:
+    """One alias would switch now (its target InSync and Loaded) and release what it leaves; one waits for a load."""
+    ready, waiting = f"a_{uuid.uuid4().hex[:8]}", f"a_{uuid.uuid4().hex[:8]}"
+    client = milvus.client()
+    try:
+        client.create_alias(collections.loaded, ready)
+        client.create_alias(collections.whole, waiting)  # not on `loaded`: it would keep it from release
+        (tmp_path / "m.yaml").write_text(
+            collection("whole", collections.whole, "state: Loaded")
+            + collection("fresh", collections.fresh, "state: Loaded")
+            + alias("ready", ready, "{collectionRef: {name: whole}}")
+            + alias("waiting", waiting, "{collectionRef: {name: fresh}}")
+        )
+        before = collections.states(milvus)
+        result = plan(milvus, tmp_path, "m.yaml", "-o", "json")
+        assert result.returncode == 2, result.stdout + result.stderr
+        _, _, switch, wait = json.loads(result.stdout)["resources"]
+        assert switch["alias"]["switch"] == "now" and switch["calls"][0] == f"alter_alias({collections.whole}, {ready})"
+        assert switch["destructive"] == [
+            f"releases the whole collection {collections.loaded} (after the 60 s drain window)"
+        ]
+        assert (wait["alias"]["switch"], wait["calls"]) == ("waits (TargetNotReady)", [])
+        assert "planned load_collection" in wait["message"]
+        gate = plan(milvus, tmp_path, "m.yaml", "--fail-on-destructive")
+        assert gate.returncode == 1 and "destructive: releases the whole collection" in gate.stdout
+        assert collections.states(milvus) == before  # nothing loaded or released
+        pointing = [client.describe_alias(a)["collection_name"] for a in (ready, waiting)]
+        assert pointing == [collections.loaded, collections.whole]
+    finally:
+        for name in (ready, waiting):
+            client.drop_alias(name)
+        client.close()
 
 
 def test_errors_exit_1_with_the_api_servers_messages(

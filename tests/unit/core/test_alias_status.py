@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 from milvusops.core.alias_model import AliasSpec
 from milvusops.core.alias_plan import Previous
-from milvusops.core.alias_status import UNKNOWN, AliasOutcome, build_alias_status, previous_of, previous_status
+from milvusops.core.alias_status import (
+    UNKNOWN,
+    AliasOutcome,
+    build_alias_status,
+    draining_of,
+    previous_of,
+    previous_status,
+)
 from milvusops.core.failures import Failure, Reason
 from milvusops.core.model import ResourceRef
 
@@ -62,9 +69,21 @@ def test_previous_round_trips_through_status_with_milliseconds() -> None:
         "releasedAt": "2026-12-07T14:00:00.250Z",
     }
     assert previous_of({"previous": written}) == previous
-    assert previous_status(Previous("blue", NOW), kept="not released: still wanted by team/blue")["kept"]
+    kept = Previous("blue", NOW, kept="not released: still wanted by team/blue")
+    assert previous_of({"previous": previous_status(kept)}) == kept
     assert previous_of({"previous": {"collection": "blue", "switchedAt": "yesterday"}}) is None
     assert previous_of({}) is None
+
+
+def test_draining_round_trips_and_is_kept_when_not_worked_out() -> None:
+    red = Previous("red", NOW - timedelta(seconds=9), kept="not released: still wanted by alias x")
+    status = build_alias_status(SPEC, REF, AliasOutcome("green", "green", draining=(red,)), {}, NOW)
+    assert draining_of(status) == (red,)
+    hand_edited = {**status, "draining": [*status["draining"], {"collection": "x"}, "junk"]}
+    assert draining_of(hand_edited) == (red,)  # unreadable entries are skipped
+    unreachable = AliasOutcome(current=UNKNOWN, failure=Failure(Reason.MILVUS_UNAVAILABLE, "down"))
+    assert build_alias_status(SPEC, REF, unreachable, status, NOW)["draining"] == status["draining"]
+    assert "draining" not in build_alias_status(SPEC, REF, AliasOutcome("green", "green", draining=()), status, NOW)
 
 
 def test_paused() -> None:

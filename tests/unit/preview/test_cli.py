@@ -39,7 +39,7 @@ CASES = [
     ("unknown output", ["-o", "yaml", "m"], {}, {}, 1, "argument -o/--output: invalid choice: 'yaml'"),
     ("nothing given", [], {}, {}, 1, "give manifest paths"),
     ("missing path", ["nowhere"], {}, {}, 1, "nowhere: no such file or directory"),
-    ("empty folder", ["m"], {"m/README.md": "no manifests"}, {}, 1, "no MilvusCollection in the input"),
+    ("empty folder", ["m"], {"m/README.md": "no manifests"}, {}, 1, "no MilvusCollection or MilvusAlias in the input"),
     ("other kinds only", ["m"], {"m/cm.yaml": "apiVersion: v1\nkind: ConfigMap\n"}, {}, 1, "no MilvusCollection"),
     (
         "a JSON patch only",
@@ -75,7 +75,7 @@ CASES = [
     ),
     ("invalid connection", ["m"], {"m/c.yaml": CONNECTION}, {}, 1, "spec.timeoutSeconds"),
     ("invalid alias", ["m"], {"m/a.yaml": ALIAS.replace("{collectionName: c}", "{}")}, {}, 1, "set exactly one of"),
-    ("an alias alone", ["m"], {"m/a.yaml": ALIAS}, {}, 1, "no MilvusCollection"),  # checked, never a connection
+    ("an alias alone", ["m"], {"m/a.yaml": ALIAS}, {"MILVUSOPS_DEFAULT_URI": "http://127.0.0.1:1"}, 1, "cannot reach"),
     ("duplicate key", ["m"], {"m/c.yaml": COLLECTION + "spec: {collectionName: d}\n"}, {}, 1, "duplicate key 'spec'"),
     ("helm template", ["m"], {"m/c.yaml": "kind: {{ .Values.kind }}\n"}, {}, 1, "a template? render it first"),
     ("missing kubeconfig", ["--live", "--kubeconfig", "k"], {}, {}, 1, "cannot use --kubeconfig k"),
@@ -125,6 +125,19 @@ def test_input_exit_code_and_message(
     assert says in where, where
     if not stdout.getvalue():
         assert len(captured.err.splitlines()) == 1, captured.err
+
+
+def test_an_invalid_alias_is_reported_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for variable in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(variable, raising=False)
+    (tmp_path / "a.yaml").write_text(ALIAS.replace("{collectionName: c}", "{}"))
+    stdout = io.StringIO()
+    assert cli.main([str(tmp_path / "a.yaml"), "-o", "json"], stdout=stdout) == 1
+    [row] = json.loads(stdout.getvalue())["resources"]
+    assert (row["kind"], row["reason"]) == ("MilvusAlias", "Invalid")
 
 
 def test_version_and_help_exit_0(capsys: pytest.CaptureFixture[str]) -> None:

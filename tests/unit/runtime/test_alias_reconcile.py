@@ -182,3 +182,19 @@ def test_milvus_down_keeps_what_status_knew() -> None:
     result = _run(Down({}, {}), {"target": {"collectionName": "blue"}}, status)
     assert _reason(result) == "MilvusUnavailable" and not result.observed
     assert result.status["target"] == "blue" and result.status["previous"]["collection"] == "red"
+
+
+def test_a_second_switch_within_the_drain_window_still_releases_the_first_previous_target() -> None:
+    """blue -> green, then green -> red 2 s later: once their windows end, both blue and green are released."""
+    states = {"blue": LoadState.LOADED, "green": LoadState.LOADED, "red": LoadState.LOADED}
+    server = Server(states, {"live": "blue"})
+    release = {"releasePrevious": {"afterSeconds": 10}}
+    views = (_view("green", "green", wants=False), _view("red", "red"))
+    first = _run(server, {"target": {"collectionRef": {"name": "green"}}, **release}, views=views)
+    spec = {"target": {"collectionRef": {"name": "red"}}, **release}
+    second = _run(server, spec, first.status, views, NOW + timedelta(seconds=2))
+    assert server.aliases == {"live": "red"}
+    later = _run(server, spec, second.status, views, NOW + timedelta(seconds=12))
+    assert sorted(server.calls[2:]) == [("release_collection", "blue"), ("release_collection", "green")]
+    assert later.status["previous"]["collection"] == "green" and "releasedAt" in later.status["previous"]
+    assert "draining" not in later.status  # nothing left to release
