@@ -279,9 +279,11 @@ class Kube:
         return list(items)
 
 
-def new_collection(milvus: Server, partitions: list[str], index: bool = True, rows: int = 200) -> str:
+def new_collection(
+    milvus: Server, partitions: list[str], index: bool = True, rows: int = 200, name: str | None = None
+) -> str:
     """A real collection with partitions, a vector index and some rows in each partition."""
-    name = f"c_{uuid.uuid4().hex[:10]}"
+    name = name or f"c_{uuid.uuid4().hex[:10]}"
     milvus_client = milvus.client()
     try:
         schema = MilvusClient.create_schema(auto_id=True)

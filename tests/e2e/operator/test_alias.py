@@ -196,3 +196,26 @@ def test_an_existing_alias_is_adopted_the_younger_claimant_stalls_and_drop_drops
     wait_for(lambda: not kube.exists(namespace, "first", ALIASES), 30, "first gone")
     assert alias_target(milvus, alias) is None
     assert set(load_states(milvus, blue).values()) == {"Loaded"}  # the collection stays as it was
+
+
+def test_an_alias_left_by_a_dropped_collection_is_taken_over_for_its_rebuild(
+    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+) -> None:
+    # a pipeline that drops and re-creates a collection under the same name: Milvus 2.3.5 keeps the alias,
+    # describe_alias answers "alias not found" (1600) and create_alias "alias already exist" (1602)
+    rebuilt = new_collection(milvus, ["p"])
+    alias = f"search_{rebuilt[2:]}"
+    client = milvus.client()
+    try:
+        client.create_alias(rebuilt, alias)
+        client.drop_collection(rebuilt)
+    finally:
+        client.close()
+    assert alias_target(milvus, alias) is None
+    new_collection(milvus, ["p"], name=rebuilt)
+    kube.create(namespace, "rebuilt", {"collectionName": rebuilt, "state": "Loaded"})
+    spec = {"alias": alias, "target": {"collectionRef": {"name": "rebuilt"}}}
+    kube.create_alias(namespace, "live", spec)
+    ready = kube.wait_reason(namespace, "live", "InSync", plural=ALIASES, timeout=60)
+    assert ready["message"] == f"alias {alias} points at {rebuilt}"
+    assert alias_target(milvus, alias) == rebuilt
