@@ -3,7 +3,8 @@
 Kept apart from `port.py` (at the module size limit); `MilvusClientPort._call` stays the one place that runs
 pymilvus. Codes as Milvus 2.3.5 answers them (pymilvus 3.0.2): describe_alias of a missing alias 1600,
 create_alias of an alias that points elsewhere 1602, an alias named like a collection 1601; create_alias of
-an alias that already points at that collection and drop_alias of a missing alias succeed.
+an alias that already points at that collection and drop_alias of a missing alias succeed. An alias whose
+collection was dropped stays: describe_alias says 1600, create_alias 1602, and alter_alias takes it over.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from milvusops.milvus.port import MilvusClientPort
 
 ALIAS_NOT_FOUND = 1600
 ALIAS_NAME_TAKEN = 1601  # a collection has that name
+ALIAS_EXISTS = 1602  # on create: the alias points at another collection, or at one that was dropped
 
 
 class AliasPort(Protocol):
@@ -54,8 +56,14 @@ class MilvusAliases:
         return [str(alias) for alias in listed.get("aliases", ())]
 
     async def create(self, collection: str, alias: str) -> None:
+        """Create the alias; one that exists unseen (its collection dropped and rebuilt) is altered instead."""
         timeout = self._port._timeout
-        await self._named(alias, "create_alias", lambda c: c.create_alias(collection, alias, timeout=timeout))
+        try:
+            await self._named(alias, "create_alias", lambda c: c.create_alias(collection, alias, timeout=timeout))
+        except FailureError as exc:
+            if _code(exc) != ALIAS_EXISTS:
+                raise
+            await self.alter(collection, alias)
 
     async def alter(self, collection: str, alias: str) -> None:
         timeout = self._port._timeout

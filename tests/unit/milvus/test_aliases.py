@@ -19,12 +19,13 @@ class FakeClient:
 
     collections = {"blue", "green"}
     aliases: dict[str, str] = {}
+    dangling: set[str] = set()  # aliases of a dropped collection: Milvus hides them from describe only
 
     def __init__(self, **_: Any) -> None:
         pass
 
     def describe_alias(self, alias: str, timeout: float | None = None) -> dict[str, str]:
-        if alias not in self.aliases:
+        if alias not in self.aliases or alias in self.dangling:
             raise MilvusException(1600, f"alias not found[database=default][alias={alias}]")
         return {"alias": alias, "collection_name": self.aliases[alias]}
 
@@ -34,7 +35,7 @@ class FakeClient:
     def create_alias(self, collection: str, alias: str, timeout: float | None = None) -> None:
         if alias in self.collections:
             raise MilvusException(1601, f"alias and collection name conflict[database=default][alias={alias}]")
-        if self.aliases.get(alias, collection) != collection:
+        if self.aliases.get(alias, collection) != collection or alias in self.dangling:
             raise MilvusException(1602, f"{alias} is alias to another collection: {self.aliases[alias]}")
         self.aliases[alias] = collection
 
@@ -42,6 +43,7 @@ class FakeClient:
         if collection not in self.collections:
             raise MilvusException(100, f"collection not found[collection={collection}]")
         self.aliases[alias] = collection
+        self.dangling.discard(alias)
 
     def drop_alias(self, alias: str, timeout: float | None = None) -> None:
         self.aliases.pop(alias, None)  # a missing alias is no error
@@ -53,6 +55,7 @@ class FakeClient:
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> type[FakeClient]:
     FakeClient.aliases = {}
+    FakeClient.dangling = set()
     monkeypatch.setattr(milvus_port, "MilvusClient", FakeClient)
     return FakeClient
 
@@ -83,3 +86,17 @@ def test_refusals_are_classified(server: type[FakeClient], port: MilvusClientPor
     with pytest.raises(FailureError) as gone:
         asyncio.run(aliases.alter("nope", "live"))
     assert gone.value.failure.reason == Reason.COLLECTION_NOT_FOUND
+
+
+def test_an_alias_of_a_dropped_collection_is_taken_over_by_create(
+    server: type[FakeClient], port: MilvusClientPort
+) -> None:
+    server.aliases, server.dangling = {"live": "blue"}, {"live"}  # blue dropped and created again
+    aliases = MilvusAliases(port)
+
+    async def scenario() -> tuple[str | None, str | None]:
+        unseen = await aliases.target_of("live")
+        await aliases.create("blue", "live")
+        return unseen, await aliases.target_of("live")
+
+    assert asyncio.run(scenario()) == (None, "blue")
