@@ -11,7 +11,7 @@ from milvusops.core.alias_model import AliasSpec
 from milvusops.core.alias_plan import Previous
 from milvusops.core.failures import Failure, Reason
 from milvusops.core.model import ResourceRef
-from milvusops.core.status import Verdict, conditions
+from milvusops.core.status import Verdict, blocked, conditions
 
 UNKNOWN = object()  # the alias's target in Milvus was not observed this pass: status keeps the last one
 
@@ -29,11 +29,9 @@ class AliasOutcome:
 
 
 def alias_verdict(spec: AliasSpec, outcome: AliasOutcome) -> Verdict:
-    if outcome.paused:
-        return Verdict(False, Reason.PAUSED, "paused by annotation: no Milvus calls are made", False, False)
-    if outcome.failure is not None:
-        failure = outcome.failure
-        return Verdict(False, failure.reason, failure.message, not failure.stalled, failure.stalled)
+    stopped = blocked(outcome.paused, outcome.failure)
+    if stopped is not None:
+        return stopped
     return Verdict(True, Reason.IN_SYNC, f"alias {spec.alias} points at {outcome.current}", False, False)
 
 

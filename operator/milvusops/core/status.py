@@ -42,12 +42,19 @@ class Verdict:
     stalled: bool
 
 
-def verdict(spec: CollectionSpec, outcome: Outcome) -> Verdict:
-    if outcome.paused:
+def blocked(paused: bool, failure: Failure | None) -> Verdict | None:
+    """The verdict of a pass that made no progress (paused, or failed), for every kind; None otherwise."""
+    if paused:
         return Verdict(False, Reason.PAUSED, "paused by annotation: no Milvus calls are made", False, False)
-    if outcome.failure is not None:
-        failure = outcome.failure
+    if failure is not None:
         return Verdict(False, failure.reason, failure.message, not failure.stalled, failure.stalled)
+    return None
+
+
+def verdict(spec: CollectionSpec, outcome: Outcome) -> Verdict:
+    stopped = blocked(outcome.paused, outcome.failure)
+    if stopped is not None:
+        return stopped
     observed, plan = outcome.observed, outcome.plan
     assert observed is not None and plan is not None
     loaded, total = counts(observed)

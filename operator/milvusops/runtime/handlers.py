@@ -99,15 +99,9 @@ def connection_users(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
 
 @kopf.on.event(GROUP, VERSION, COLLECTIONS)
 async def collection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
-    slim_body(event["object"])  # on.event runs before Kopf hands this same dict to the daemon
-    worker = _worker(memo, CollectionWorker)
-    if event.get("type") == "DELETED":
-        memo.workers.pop(body["metadata"]["uid"], None)
-        worker.retire(body)
-        return
-    _register(memo, body, worker)
-    worker.notice(body)
-    AliasWorker.wake_followers(body)  # an alias waiting for it switches at once, not at its next resync
+    _follow(memo, body, event, CollectionWorker)
+    if event.get("type") != "DELETED":
+        AliasWorker.wake_followers(body)  # an alias waiting for it switches at once, not at its next resync
 
 
 @kopf.index(GROUP, VERSION, COLLECTIONS)
@@ -144,14 +138,7 @@ def alias_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], tuple[
 
 
 async def alias_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEvent, **_: Any) -> None:
-    slim_body(event["object"])
-    worker = _worker(memo, AliasWorker)
-    if event.get("type") == "DELETED":
-        memo.workers.pop(body["metadata"]["uid"], None)
-        worker.retire(body)
-        return
-    _register(memo, body, worker)
-    worker.notice(body)
+    _follow(memo, body, event, AliasWorker)
 
 
 async def alias_daemon(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
@@ -226,5 +213,13 @@ def _worker(memo: kopf.Memo, kind: Any) -> Any:
     return memo.worker
 
 
-def _register(memo: kopf.Memo, body: kopf.Body, worker: Any) -> None:
+def _follow(memo: kopf.Memo, body: kopf.Body, event: kopf.RawEvent, kind: Any) -> None:
+    """An object's watch event reaches its worker: noticed, or retired when the object is gone."""
+    slim_body(event["object"])  # on.event runs before Kopf hands this same dict to the daemon
+    worker = _worker(memo, kind)
+    if event.get("type") == "DELETED":
+        memo.workers.pop(body["metadata"]["uid"], None)
+        worker.retire(body)
+        return
     memo.workers[body["metadata"]["uid"]] = worker
+    worker.notice(body)
