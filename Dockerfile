@@ -29,14 +29,17 @@ FROM ${BASE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 ca-certificates \
  && apt-get clean \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/* \
+ && groupadd --system --gid 65532 milvusops \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin milvusops
 COPY --from=build /opt/milvusops /opt/milvusops
 ENV PATH=/opt/milvusops/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MILVUSOPS_LIVENESS_PORT=8081 \
     MILVUSOPS_METRICS_PORT=8080
-# numeric, so runAsNonRoot can verify it without a passwd lookup
+# numeric, so runAsNonRoot can verify it without a passwd lookup; the passwd entry above is for
+# getpwuid callers (Kopf's peering identity without POD_ID), which a container runtime does not fake
 USER 65532:65532
 EXPOSE 8080 8081
 ENTRYPOINT ["milvusops"]

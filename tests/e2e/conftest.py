@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Figures
 from tests.e2e.helpers import Kube, OperatorProcess
+from tests.testenv import image, release
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusLiteServer, MilvusServer
 from tests.testenv.milvus_cluster import MilvusCluster
@@ -101,3 +103,14 @@ def registry(workdir: Path) -> Iterator[Registry]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def released(registry: Registry, tmp_path_factory: pytest.TempPathFactory, figures: Figures) -> release.Release:
+    """The same build and push as `make release REGISTRY=...`, from the session's image (podman's cache)."""
+    built = release.build(tmp_path_factory.mktemp("dist"), tag=image.build_image())
+    release.push(built, registry.address)
+    for path in (built.archive, built.sbom, built.chart):
+        figures.record(f"release artifact {path.name}", f"{path.stat().st_size} bytes")
+    figures.record("release steps", ", ".join(f"{step} {s:.1f} s" for step, s in built.seconds.items()))
+    return built

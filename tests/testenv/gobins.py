@@ -1,4 +1,5 @@
-"""Build the control plane (etcd, kube-apiserver, kube-controller-manager), kubectl, helm, crane; cached by inputs."""
+"""Build the control plane (etcd, kube-apiserver, kube-controller-manager), kubectl, helm, crane and a node's
+parts (kubelet, kube-scheduler, kube-proxy, containerd, runc, CNI plugins, a pause program); cached by inputs."""
 
 from __future__ import annotations
 
@@ -23,7 +24,22 @@ TARGETS: dict[str, tuple[str, str]] = {
     "helm": ("helm", "helm.sh/helm/v3/cmd/helm"),
     "kstatus": ("kstatus", "milvus-operator.testenv/kstatus"),
     "crane": ("crane", "github.com/google/go-containerregistry/cmd/crane"),
+    # a node: the same pinned Kubernetes as the control plane, in a module of its own (its cache stays apart)
+    "kubelet": ("kubenode", "k8s.io/kubernetes/cmd/kubelet"),
+    "kube-scheduler": ("kubenode", "k8s.io/kubernetes/cmd/kube-scheduler"),
+    "kube-proxy": ("kubenode", "k8s.io/kubernetes/cmd/kube-proxy"),
+    "containerd": ("noderuntime", "github.com/containerd/containerd/v2/cmd/containerd"),
+    "containerd-shim-runc-v2": ("noderuntime", "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"),
+    "ctr": ("noderuntime", "github.com/containerd/containerd/v2/cmd/ctr"),
+    "runc": ("noderuntime", "github.com/opencontainers/runc"),
+    "bridge": ("noderuntime", "github.com/containernetworking/plugins/plugins/main/bridge"),
+    "host-local": ("noderuntime", "github.com/containernetworking/plugins/plugins/ipam/host-local"),
+    "loopback": ("noderuntime", "github.com/containernetworking/plugins/plugins/main/loopback"),
+    "portmap": ("noderuntime", "github.com/containernetworking/plugins/plugins/meta/portmap"),
+    "pause": ("pause", "milvus-operator.testenv/pause"),
 }
+# runc's nsexec is C, and a pod under the restricted Pod Security level asks for the RuntimeDefault seccomp profile
+CGO_TAGS: dict[str, str] = {"runc": "seccomp"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,7 @@ def required_version(module: str, path: str) -> str:
 def _ldflags(name: str) -> str:
     """Stamp the real version into the binary, as release builds do (kubectl refuses v0.0.0-master)."""
     flags = ["-s", "-w"]
-    if name in ("kube-apiserver", "kube-controller-manager", "kubectl"):
+    if name in ("kube-apiserver", "kube-controller-manager", "kubectl", "kubelet", "kube-scheduler", "kube-proxy"):
         version = required_version("kube", "k8s.io/kubernetes")
         major, minor = version.lstrip("v").split(".")[:2]
         for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
@@ -77,7 +93,7 @@ def _module_dir(module: str) -> Path:
     folder = cache_root() / "bin" / module
     folder_inputs = sorted((GOTOOLS / module).glob("*.go")) + [GOTOOLS / module / n for n in ("go.mod", "go.sum")]
     inputs = [path.read_bytes() for path in folder_inputs]
-    recipe = "".join(_ldflags(name) for name, (m, _) in sorted(TARGETS.items()) if m == module).encode()
+    recipe = "".join(_ldflags(n) + CGO_TAGS.get(n, "") for n, (m, _) in sorted(TARGETS.items()) if m == module).encode()
     return folder / digest(_go_version(), recipe, *inputs)
 
 
@@ -89,12 +105,13 @@ def build(name: str) -> Path:
     if binary.exists():
         return binary
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, CGO_ENABLED="0")
+    env = dict(os.environ, CGO_ENABLED="1" if name in CGO_TAGS else "0")
+    tags = [f"-tags={CGO_TAGS[name]}"] if name in CGO_TAGS else []
     started = time.monotonic()
     print(f"testenv: building {name} from {package} (cold builds take minutes)", file=sys.stderr)
     tmp = out_dir / f".{name}.tmp"
     subprocess.run(
-        ["go", "build", "-buildvcs=false", "-trimpath", f"-ldflags={_ldflags(name)}", "-o", str(tmp), package],
+        ["go", "build", "-buildvcs=false", "-trimpath", *tags, f"-ldflags={_ldflags(name)}", "-o", str(tmp), package],
         cwd=GOTOOLS / module,
         env=env,
         check=True,
@@ -120,6 +137,12 @@ def ensure_all() -> Binaries:
         kube_controller_manager=build("kube-controller-manager"),
         kubectl=build("kubectl"),
     )
+
+
+NODE = (
+    "kubelet", "kube-scheduler", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr", "runc",
+    "bridge", "host-local", "loopback", "portmap", "pause",
+)  # fmt: skip
 
 
 def build_every() -> dict[str, Path]:

@@ -2,6 +2,8 @@
 
 RBAC on, static admin token. The controller-manager runs the namespace and garbage-collector controllers only,
 so namespaces really finish deleting and ownerReferences are collected; no pod ever runs (no scheduler, no kubelet).
+With `pods=True` it is the control plane of a real node (node.py): the API server listens on the machine's own
+address (a pod cannot reach loopback), admits service accounts, and the controller-manager runs every controller.
 """
 
 from __future__ import annotations
@@ -19,15 +21,20 @@ from .gobins import Binaries
 from .processes import Process, free_port, wait_until
 
 ADMIN_USER = "admin"
+NODE_NAME = "node-1"
+SERVICE_RANGE = "10.96.0.0/24"
 
 
 class ControlPlane:
-    def __init__(self, binaries: Binaries, workdir: Path) -> None:
+    def __init__(self, binaries: Binaries, workdir: Path, address: str = "127.0.0.1", pods: bool = False) -> None:
         self.binaries = binaries
         self.workdir = workdir
+        self.address = address
+        self.pods = pods
         self.token = secrets.token_hex(16)
+        self.node_token = secrets.token_hex(16)
         self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
+        self.url = f"https://{address}:{self.port}"
         self.kubeconfig = workdir / "kubeconfig"
         self.etcd: Process | None = None
         self.apiserver: Process | None = None
@@ -48,7 +55,18 @@ class ControlPlane:
         if not sa_key.exists():
             subprocess.run(["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True, capture_output=True)
         tokens = self.workdir / "tokens.csv"
-        tokens.write_text(f'{self.token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
+        lines = [f'{self.token},{ADMIN_USER},{ADMIN_USER},"system:masters"']
+        # the kubelet's identity: the Node authorizer and NodeRestriction admission scope it to its own node
+        lines.append(f'{self.node_token},system:node:{NODE_NAME},{NODE_NAME},"system:nodes"')
+        tokens.write_text("\n".join(lines) + "\n")
+        if self.pods:
+            node_flags = [
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                "--kubelet-preferred-address-types=InternalIP",  # no DNS name for the node here
+            ]
+        else:
+            node_flags = ["--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount"]
         self.apiserver = Process(
             "kube-apiserver",
             [
@@ -56,15 +74,14 @@ class ControlPlane:
                 f"--etcd-servers={self.etcd_url}",
                 f"--cert-dir={self.workdir / 'pki'}",
                 f"--secure-port={self.port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
+                f"--service-cluster-ip-range={SERVICE_RANGE if self.pods else '10.0.0.0/24'}",
                 f"--service-account-issuer={self.url}",
                 f"--service-account-key-file={sa_key}",
                 f"--service-account-signing-key-file={sa_key}",
-                "--authorization-mode=RBAC",
-                "--disable-admission-plugins=ServiceAccount",
                 f"--token-auth-file={tokens}",
+                *node_flags,
             ],
             self.workdir / "kube-apiserver.log",
         )
@@ -73,13 +90,22 @@ class ControlPlane:
 
     def start_controller_manager(self, timeout: float = 60) -> None:
         port = free_port()
+        if self.pods:
+            # Deployments, ReplicaSets, EndpointSlices, node taints, service accounts and their root CA; no pod CIDRs
+            controllers = [
+                "--controllers=*,-nodeipam",
+                f"--service-account-private-key-file={self.workdir / 'sa.key'}",
+                f"--root-ca-file={self._ca_file()}",
+            ]
+        else:
+            # what a deleted namespace needs to go away, and ownerReferences collected; nothing needs nodes
+            controllers = ["--controllers=namespace,garbagecollector"]
         self.controller_manager = Process(
             "kube-controller-manager",
             [
                 str(self.binaries.kube_controller_manager),
                 f"--kubeconfig={self.kubeconfig}",
-                # what a deleted namespace needs to go away, and ownerReferences collected; nothing needs nodes
-                "--controllers=namespace,garbagecollector",
+                *controllers,
                 "--leader-elect=false",
                 "--use-service-account-credentials=false",
                 f"--secure-port={port}",
@@ -111,16 +137,19 @@ class ControlPlane:
             return bool(response.read().decode() == "ok")
 
     def _write_kubeconfig(self) -> None:
+        self.kubeconfig.write_text(self.kubeconfig_for(ADMIN_USER, self.token))
+
+    def kubeconfig_for(self, user: str, token: str) -> str:
         ca_data = base64.b64encode(self._ca_file().read_bytes()).decode()
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "testenv", "cluster": {"server": self.url, "certificate-authority-data": ca_data}}],
-            "users": [{"name": ADMIN_USER, "user": {"token": self.token}}],
-            "contexts": [{"name": "testenv", "context": {"cluster": "testenv", "user": ADMIN_USER}}],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": "testenv", "context": {"cluster": "testenv", "user": user}}],
             "current-context": "testenv",
         }
-        self.kubeconfig.write_text(yaml.safe_dump(config))
+        return str(yaml.safe_dump(config))
 
     def stop_apiserver(self) -> None:
         if self.apiserver is not None:

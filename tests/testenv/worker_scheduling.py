@@ -22,11 +22,17 @@ CLUSTER_MODULES = frozenset(
     }
 )
 CLUSTER_UNIT = "milvus-clusters"
+# the real node's tests install what the release test pushed: one worker builds the release and starts the node
+NODE_FOLDER = "tests/e2e/node/"
+NODE_MODULES = frozenset({"tests/e2e/packaging/test_release.py"})
+NODE_UNIT = "release-and-node"
 # sent first (longest first: a long module last would keep one worker busy alone at the end); the rest
 # follow in collection order. Seconds per module are in docs/design/development.md
 SLOWEST = (
     "tests/e2e/operator/test_faults.py",
     *sorted(CLUSTER_MODULES),
+    "tests/e2e/packaging/test_release.py",
+    "tests/e2e/node/test_install.py",
     "tests/e2e/packaging/test_image.py",
     "tests/e2e/operator/test_reconcile.py",
     "tests/e2e/operator/test_prune.py",
@@ -38,7 +44,9 @@ SLOWEST = (
 
 def unit_of(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
-    return CLUSTER_UNIT if module in CLUSTER_MODULES else module
+    if module in CLUSTER_MODULES:
+        return CLUSTER_UNIT
+    return NODE_UNIT if module in NODE_MODULES or module.startswith(NODE_FOLDER) else module
 
 
 def _rank(item: pytest.Item) -> int:

@@ -1,8 +1,7 @@
 """`make release`'s code pushes to a local OCI registry; the chart is installed from there with `helm install oci://`.
 
-No pod runs: this environment has no node (kubelet, container runtime) yet, so the test proves what the API
-server stores (the release deployed, its CRDs, the Deployment naming the pushed image) and what the registry
-serves (the archive's digest), not that the image starts from the registry.
+Here the API server stores the release (its CRDs, the Deployment naming the pushed image) and the registry serves
+the archive's digest; tests/e2e/node/ pulls that image onto a real node and runs it.
 """
 
 from __future__ import annotations
@@ -12,26 +11,13 @@ import re
 import uuid
 from typing import Any
 
-import pytest
 import yaml
 from packaging.utils import canonicalize_name
 
-from tests.conftest import Figures
 from tests.e2e.packaging.test_chart import PEERING_CRDS, helm
-from tests.testenv import image, lock, release
+from tests.testenv import lock, release
 from tests.testenv.kube import ControlPlane
 from tests.testenv.registry import Registry
-
-
-@pytest.fixture(scope="module")
-def released(registry: Registry, tmp_path_factory: pytest.TempPathFactory, figures: Figures) -> release.Release:
-    """The same build and push as `make release REGISTRY=...`, from the session's image (podman's cache)."""
-    built = release.build(tmp_path_factory.mktemp("dist"), tag=image.build_image())
-    release.push(built, registry.address)
-    for path in (built.archive, built.sbom, built.chart):
-        figures.record(f"release artifact {path.name}", f"{path.stat().st_size} bytes")
-    figures.record("release steps", ", ".join(f"{step} {s:.1f} s" for step, s in built.seconds.items()))
-    return built
 
 
 def test_the_registry_serves_the_archives_image(released: release.Release, registry: Registry) -> None:

@@ -1,0 +1,3 @@
+module milvus-operator.testenv/pause
+
+go 1.26.0
