@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import Figures
 from tests.e2e.helpers import Kube, load_states, new_collection, wait_for
@@ -180,3 +184,101 @@ def test_a_deleted_pod_is_replaced_and_the_new_one_calls_nothing(
     metrics = wait_for(lambda: _after_a_pass(plane), 60, "a pass by the new pod")
     assert _calls(metrics) == 0, metrics
     assert load_states(milvus, installation.collection) == before
+
+
+def _new_version(tmp: Path, registry: Registry, version: str) -> Path:
+    """The chart of the next release: its version, and a CRD that changed (a printer column more)."""
+    chart = tmp / "milvusops"
+    shutil.copytree(documented.ROOT / "charts" / "milvusops", chart)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    meta["version"] = meta["appVersion"] = version
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    crd_path = chart / "crds" / "milvuscollections.milvusops.dev.yaml"
+    crd = yaml.safe_load(crd_path.read_text())
+    column = {"name": "Policy", "type": "string", "jsonPath": ".spec.deletionPolicy", "priority": 1}
+    crd["spec"]["versions"][0]["additionalPrinterColumns"].append(column)
+    crd_path.write_text(yaml.safe_dump(crd))
+    # the image of the new version: this checkout's, under the new tag
+    registry.crane("copy", f"{registry.address}/milvusops:0.1.0", f"{registry.address}/milvusops:{version}")
+    return chart
+
+
+def _peering_uid(plane: ControlPlane) -> str:
+    return str(plane.kubectl("get", "clusterkopfpeering", "default", "-o", "jsonpath={.metadata.uid}").stdout)
+
+
+class ReadySampler(threading.Thread):
+    """The collection's Ready condition every 0.5 s, as a dashboard or `kubectl wait` would see it."""
+
+    def __init__(self, kube: Kube, name: str) -> None:
+        super().__init__(daemon=True)
+        self.kube, self.name = kube, name
+        self.samples: list[str] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            self.samples.append(str(self.kube.condition(APPS, self.name).get("status")))
+
+
+def test_an_upgrade_as_documented_keeps_ready_and_calls_nothing(
+    installation: Installation,
+    registry: Registry,
+    milvus: MilvusServer,
+    tmp_path: Path,
+    figures: Figures,
+) -> None:
+    plane = installation.plane
+    chart = _new_version(tmp_path, registry, "0.1.1")
+    before, peering = load_states(milvus, installation.collection), _peering_uid(plane)
+    guide = (documented.ROOT / "docs" / "install.md").read_text()
+    sampler = ReadySampler(installation.kube, installation.name)
+    sampler.start()
+    started = time.monotonic()
+    try:
+        for command in documented.commands(documented.sh_blocks(guide, "## Upgrade")[0]):
+            documented.run(command, plane, {"charts/milvusops": str(chart), "image.tag=NEW": "image.tag=0.1.1"})
+        pod = _wait_pod(plane, "the upgraded operator pod Ready", other_than=installation.pod)
+        assert pod["spec"]["containers"][0]["image"].endswith(":0.1.1")
+        metrics = wait_for(lambda: _after_a_pass(plane), 60, "a pass by the upgraded pod")
+    finally:
+        sampler.done.set()
+        sampler.join()
+    figures.record(
+        "node: upgrade 0.1.0 -> 0.1.1 (CRDs, helm upgrade) until the new pod's first pass",
+        f"{time.monotonic() - started:.1f} s, Ready sampled {len(sampler.samples)} times: "
+        f"{sorted(set(sampler.samples))}",
+    )
+    installation.pod = pod["metadata"]["name"]
+    assert sampler.samples and set(sampler.samples) == {"True"}, sampler.samples
+    assert _calls(metrics) == 0, metrics
+    assert load_states(milvus, installation.collection) == before
+    assert _peering_uid(plane) == peering  # the peering object is kept, not re-created
+    columns = plane.kubectl("get", "crd", "milvuscollections.milvusops.dev", "-o", "json").stdout
+    assert '"name": "Policy"' in columns  # the changed CRD is in effect
+
+
+def test_an_uninstall_as_documented_leaves_milvus_as_it_was(
+    installation: Installation, milvus: MilvusServer, figures: Figures
+) -> None:
+    plane = installation.plane
+    before = load_states(milvus, installation.collection)
+    started = time.monotonic()
+    guide = (documented.ROOT / "docs" / "install.md").read_text()
+    for command in documented.commands(documented.sh_blocks(guide, "## Uninstall")[0]):
+        documented.run(command, plane)
+    assert load_states(milvus, installation.collection) == before  # deletionPolicy Retain, the default
+    crds = plane.kubectl("get", "crd", "-o", "name").stdout.split()
+    assert not [c for c in crds if c.endswith(".milvusops.dev")], crds
+    for namespace in (APPS, NAMESPACE):
+        plane.kubectl("delete", "namespace", namespace, "--wait=false")
+    for namespace in (APPS, NAMESPACE):
+        wait_for(
+            lambda ns=namespace: plane.kubectl("get", "namespace", ns, check=False).returncode != 0,
+            90,
+            f"{namespace} gone",
+        )
+    figures.record(
+        "node: uninstall as documented, both namespaces gone",
+        f"{time.monotonic() - started:.1f} s; load states of {len(before)} partitions equal before and after",
+    )
