@@ -41,6 +41,7 @@ class Installation:
     collection: str = ""
     name: str = "catalog"
     pod: str = ""
+    chart: Path = documented.ROOT / "charts" / "milvusops"
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -101,6 +102,15 @@ def _passes(metrics: str) -> float:
     return sum(float(v) for v in lines)
 
 
+def _readme_install() -> tuple[str, str, str]:
+    """The README's install block in its three parts: namespace and Secret, the Helm path, the plain manifests."""
+    block = documented.sh_blocks((documented.ROOT / "README.md").read_text(), "## Install")[0]
+    lines = block.splitlines(keepends=True)
+    helm_at = next(i for i, line in enumerate(lines) if line.startswith("# Helm:"))
+    plain_at = next(i for i, line in enumerate(lines) if line.startswith("# or plain manifests"))
+    return "".join(lines[:helm_at]), "".join(lines[helm_at:plain_at]), "".join(lines[plain_at:])
+
+
 @pytest.fixture(scope="module")
 def installation(pod_plane: ControlPlane, cluster_node: Node) -> Installation:
     return Installation(pod_plane, Kube(pod_plane))
@@ -117,15 +127,14 @@ def test_the_readme_install_runs_as_written_and_the_pod_gets_ready(
 ) -> None:
     plane = installation.plane
     cluster_node.trust_registry(registry.address)
-    readme = (documented.ROOT / "README.md").read_text()
-    helm_path = documented.sh_blocks(readme, "## Install")[0].split("# or plain manifests")[0]
+    first, helm_path, _ = _readme_install()
     replace = {
         "registry.example.com/milvusops": f"{registry.address}/milvusops",
         "http://milvus.milvus.svc:19530": milvus_for_pods,
         "token=user:password": f"token={milvus.root_token}",
     }
     started = time.monotonic()
-    for command in documented.commands(helm_path):
+    for command in documented.commands(first) + documented.commands(helm_path):
         documented.run(command, plane, replace)
     installed = time.monotonic()
     pod = _wait_pod(plane, "the operator pod Ready")
@@ -229,7 +238,7 @@ def test_an_upgrade_as_documented_keeps_ready_and_calls_nothing(
     figures: Figures,
 ) -> None:
     plane = installation.plane
-    chart = _new_version(tmp_path, registry, "0.1.1")
+    chart = installation.chart = _new_version(tmp_path, registry, "0.1.1")
     before, peering = load_states(milvus, installation.collection), _peering_uid(plane)
     guide = (documented.ROOT / "docs" / "install.md").read_text()
     sampler = ReadySampler(installation.kube, installation.name)
@@ -258,6 +267,43 @@ def test_an_upgrade_as_documented_keeps_ready_and_calls_nothing(
     assert '"name": "Policy"' in columns  # the changed CRD is in effect
 
 
+def _active_peer(plane: ControlPlane) -> str:
+    """The pod whose Kopf identity (POD_ID: its name) has the highest priority among the live peers."""
+    peering = json.loads(plane.kubectl("get", "clusterkopfpeering", "default", "-o", "json").stdout)
+    peers = {name: peer["priority"] for name, peer in peering.get("status", {}).items() if isinstance(peer, dict)}
+    return max(peers, key=lambda name: peers[name]) if peers else ""
+
+
+def test_two_replicas_survive_the_active_pods_deletion(
+    installation: Installation, milvus: MilvusServer, figures: Figures
+) -> None:
+    plane, kube = installation.plane, installation.kube
+    upgrade = f"helm upgrade milvusops {installation.chart} -n milvusops --reuse-values --set replicaCount=2"
+    documented.run(upgrade, plane)
+
+    def both_ready() -> list[dict[str, Any]] | None:
+        pods = _pods(plane)
+        return pods if len(pods) == 2 and all(map(_ready, pods)) else None
+
+    names = {p["metadata"]["name"] for p in wait_for(both_ready, 150, "2 pods Ready")}
+
+    def active_one() -> str | None:
+        active = _active_peer(plane)
+        return active if active in names else None
+
+    active = wait_for(active_one, 60, "the active peer among the two pods")
+    deleted = time.monotonic()
+    plane.kubectl("delete", "pod", "-n", NAMESPACE, active, "--wait=false")
+    generation = kube.patch(APPS, installation.name, {"spec": {"state": "Released"}})["metadata"]["generation"]
+    kube.wait_in_sync(APPS, installation.name, generation, timeout=120)
+    figures.record(
+        "node: two replicas, active pod deleted with a spec change made then",
+        f"change in effect after {time.monotonic() - deleted:.1f} s (peering lifetime 30 s)",
+    )
+    assert set(load_states(milvus, installation.collection).values()) == {"NotLoad"}
+    assert _active_peer(plane) != active
+
+
 def test_an_uninstall_as_documented_leaves_milvus_as_it_was(
     installation: Installation, milvus: MilvusServer, figures: Figures
 ) -> None:
@@ -282,3 +328,37 @@ def test_an_uninstall_as_documented_leaves_milvus_as_it_was(
         "node: uninstall as documented, both namespaces gone",
         f"{time.monotonic() - started:.1f} s; load states of {len(before)} partitions equal before and after",
     )
+
+
+def test_the_readme_plain_manifests_run_as_written_with_the_kustomize_example(
+    pod_plane: ControlPlane,
+    registry: Registry,
+    milvus: MilvusServer,
+    milvus_for_pods: str,
+    tmp_path: Path,
+    figures: Figures,
+) -> None:
+    """After the uninstall above: the README's other path, deploy/ through examples/kustomize/."""
+    shutil.copytree(documented.ROOT / "deploy", tmp_path / "deploy")
+    shutil.copytree(documented.ROOT / "examples" / "kustomize", tmp_path / "examples" / "kustomize")
+    overlay = tmp_path / "examples" / "kustomize" / "kustomization.yaml"
+    text = overlay.read_text().replace("registry.example.com/milvusops", f"{registry.address}/milvusops")
+    overlay.write_text(text.replace("http://milvus.milvus.svc:19530", milvus_for_pods))
+    first, _, plain = _readme_install()
+    replace = {
+        "token=user:password": f"token={milvus.root_token}",
+        " deploy/": f" {tmp_path}/deploy/",
+        " examples/kustomize/": f" {tmp_path}/examples/kustomize/",
+    }
+    started = time.monotonic()
+    for command in documented.commands(first) + documented.commands(plain):
+        documented.run(command, pod_plane, replace)
+    pod = _wait_pod(pod_plane, "the operator pod of the plain manifests Ready")
+    figures.record("node: plain manifests + kustomize example -> pod Ready", f"{time.monotonic() - started:.1f} s")
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == f"{registry.address}/milvusops:0.1.0"
+    kube, collection = Kube(pod_plane), new_collection(milvus, ["a"])
+    pod_plane.kubectl("create", "namespace", "plain")
+    created = kube.create("plain", "plain", {"collectionName": collection, "state": "Loaded"})
+    kube.wait_in_sync("plain", "plain", created["metadata"]["generation"], timeout=90)
+    assert load_states(milvus, collection) == {"_default": "Loaded", "a": "Loaded"}
