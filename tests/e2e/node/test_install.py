@@ -318,12 +318,11 @@ def test_an_uninstall_as_documented_leaves_milvus_as_it_was(
     assert not [c for c in crds if c.endswith(".milvusops.dev")], crds
     for namespace in (APPS, NAMESPACE):
         plane.kubectl("delete", "namespace", namespace, "--wait=false")
-    for namespace in (APPS, NAMESPACE):
-        wait_for(
-            lambda ns=namespace: plane.kubectl("get", "namespace", ns, check=False).returncode != 0,
-            90,
-            f"{namespace} gone",
-        )
+
+    def gone() -> bool:
+        return all(plane.kubectl("get", "namespace", ns, check=False).returncode != 0 for ns in (APPS, NAMESPACE))
+
+    wait_for(gone, 90, "both namespaces gone: none stuck on a finalizer")
     figures.record(
         "node: uninstall as documented, both namespaces gone",
         f"{time.monotonic() - started:.1f} s; load states of {len(before)} partitions equal before and after",
