@@ -129,6 +129,8 @@ def test_the_readme_install_runs_as_written_and_the_pod_gets_ready(
     cluster_node.trust_registry(registry.address)
     first, helm_path, _ = _readme_install()
     replace = {
+        # the chart as `make release` pushed it; plain HTTP because the test's registry is on loopback
+        "oci://registry.example.com/charts/milvusops": f"{released.chart_ref(registry.address)} --plain-http",
         "registry.example.com/milvusops": f"{registry.address}/milvusops",
         "http://milvus.milvus.svc:19530": milvus_for_pods,
         "token=user:password": f"token={milvus.root_token}",
