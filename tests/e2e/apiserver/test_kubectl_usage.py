@@ -84,8 +84,9 @@ def test_desired_column_counts_partitions_desired_loaded(control_plane: ControlP
     assert loaded == "0/3"
 
 
-# the names of the Milvus Operator's CRD (zilliztech/milvus-operator at 018d757, config/crd/bases/milvus.io_milvuses.yaml:
-# kind Milvus, plural milvuses, singular milvus, short name mi, no category); its 350 KB schema left out
+# the names of the Milvus Operator's CRD (zilliztech/milvus-operator at 018d757,
+# config/crd/bases/milvus.io_milvuses.yaml: kind Milvus, plural milvuses, singular milvus, short name mi,
+# no category); its 350 KB schema left out
 MILVUS_OPERATOR_CRD = """apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: milvuses.milvus.io}
