@@ -313,8 +313,11 @@ def test_an_uninstall_as_documented_leaves_milvus_as_it_was(
     before = load_states(milvus, installation.collection)
     started = time.monotonic()
     guide = (documented.ROOT / "docs" / "install.md").read_text()
+    steps = []
     for command in documented.commands(documented.sh_blocks(guide, "## Uninstall")[0]):
+        step = time.monotonic()
         documented.run(command, plane)
+        steps.append(f"{' '.join(command.split()[:3])} {time.monotonic() - step:.1f} s")
     assert load_states(milvus, installation.collection) == before  # deletionPolicy Retain, the default
     crds = plane.kubectl("get", "crd", "-o", "name").stdout.split()
     assert not [c for c in crds if c.endswith(".milvusops.dev")], crds
@@ -327,7 +330,8 @@ def test_an_uninstall_as_documented_leaves_milvus_as_it_was(
     wait_for(gone, 90, "both namespaces gone: none stuck on a finalizer")
     figures.record(
         "node: uninstall as documented, both namespaces gone",
-        f"{time.monotonic() - started:.1f} s; load states of {len(before)} partitions equal before and after",
+        f"{time.monotonic() - started:.1f} s ({', '.join(steps)}, then the namespaces); "
+        f"load states of {len(before)} partitions equal before and after",
     )
 
 
