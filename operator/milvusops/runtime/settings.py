@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     api_timeout_seconds: float = Field(
         10.0, gt=0, description="connect and read timeout of each API server call the operator makes itself"
     )
+    # Kopf's own requests (watch streams, finalizer patches) retry without end; the pause between tries grows to this
+    api_retry_max_seconds: float = Field(
+        10.0, gt=0, description="longest pause between Kopf's retries of a failed API server request (never gives up)"
+    )
     max_concurrent_calls: int = Field(8, ge=1, description="concurrent Milvus calls per connection")
     # Milvus before 2.5 runs describe, list, index, statistics, load and release requests one at a time: more
     # in flight only wait in its queue, holding slots that get_load_state re-checks need (1,000 burst: 0 Ready)
