@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -80,6 +81,23 @@ def start_small_operator(
 @pytest.fixture
 def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
     return start_operator()
+
+
+@pytest.fixture(scope="module")
+def shared_prefix() -> str:
+    """The namespaces of a module's tests that share `module_operator` start with this."""
+    return f"m-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def module_operator(
+    control_plane: ControlPlane, milvus: MilvusServer, shared_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator (default settings) for a module's tests that take it, each still in a fresh namespace:
+    it watches them all through a namespace pattern, and saves each test an operator start and stop."""
+    operator = OperatorProcess(control_plane, milvus, f"{shared_prefix}-*", tmp_path_factory.mktemp("operator"))
+    yield operator.start()
+    operator.stop()
 
 
 @pytest.fixture(scope="session")
