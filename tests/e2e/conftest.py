@@ -100,6 +100,14 @@ def module_operator(
     operator.stop()
 
 
+@pytest.fixture
+def shared_operator(request: pytest.FixtureRequest, module_operator: OperatorProcess) -> OperatorProcess:
+    """`module_operator` for one test; its log goes into the report of a failed test. A module opts in by
+    overriding `operator` with it; tests that count the operator's calls or log lines start their own."""
+    request.node.operators = [module_operator]
+    return module_operator
+
+
 @pytest.fixture(scope="session")
 def milvus_lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusLiteServer]:
     server = MilvusLiteServer(tmp_path_factory.mktemp("milvus-lite"))

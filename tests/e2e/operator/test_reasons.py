@@ -15,10 +15,9 @@ from tests.testenv.milvus import MilvusLiteServer, MilvusServer
 
 
 @pytest.fixture
-def operator(request: pytest.FixtureRequest, module_operator: OperatorProcess) -> OperatorProcess:
-    """One operator for this module's tests (each in its own namespace); tests that count its calls start their own."""
-    request.node.operators = [module_operator]  # its log in a failed test's report
-    return module_operator
+def operator(shared_operator: OperatorProcess) -> OperatorProcess:
+    """One operator for this module's tests, each in its own namespace; the ones that count calls start their own."""
+    return shared_operator
 
 
 def _assert_stalled(kube: Kube, namespace: str, name: str) -> None:
