@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+
+import pytest
 
 from tests.e2e.health import gitops_verdicts
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusServer
 from tests.testenv.processes import free_port
+
+
+@pytest.fixture
+def operator(shared_operator: OperatorProcess) -> OperatorProcess:
+    """One operator for this module's tests, each in its own namespace; the ones that count calls start their own."""
+    return shared_operator
 
 
 def test_retain_leaves_milvus_loaded(
@@ -54,7 +63,7 @@ def test_release_with_milvus_unreachable_gives_up_after_the_timeout(
 
 
 def test_deleted_before_the_finalizer_leaves_nothing_acting(
-    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess]
 ) -> None:
     """Deleted between Kopf's first look and its finalizer patch, a resource must take its worker with it.
 
@@ -62,6 +71,7 @@ def test_deleted_before_the_finalizer_leaves_nothing_acting(
     object goes at once and Kopf never stops that daemon. Left running, it would keep enforcing a spec
     nobody holds any more, against the resource that replaced it.
     """
+    operator = start_operator()  # its own: no other test's calls in its metrics
     collections = {f"flash{i}": new_collection(milvus, ["a"]) for i in range(6)}
     for step in range(8):  # deletion delays across Kopf's 0.1 s batch window and its finalizer patch
         for name, collection in collections.items():
