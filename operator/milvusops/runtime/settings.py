@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         10.0, gt=0, description="longest pause between Kopf's retries of a failed API server request (never gives up)"
     )
     max_concurrent_calls: int = Field(8, ge=1, description="concurrent Milvus calls per connection")
+    # the call threads are shared by every connection (8 connections' worth); a burst's threads do not stay for good
+    call_thread_linger_seconds: float = Field(
+        30.0, gt=0, description="a thread for Milvus calls that had no work for this long ends"
+    )
     # Milvus before 2.5 runs describe, list, index, statistics, load and release requests one at a time: more
     # in flight only wait in its queue, holding slots that get_load_state re-checks need (1,000 burst: 0 Ready)
     max_queued_calls: int | None = Field(
