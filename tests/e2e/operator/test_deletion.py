@@ -12,6 +12,8 @@ from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection
 from tests.testenv.milvus import MilvusServer
 from tests.testenv.processes import free_port
 
+SHORT_DELETION_TIMEOUT = 6  # seconds: a first release attempt and two retries (1 s connect timeout each) fit in it
+
 
 @pytest.fixture
 def operator(shared_operator: OperatorProcess) -> OperatorProcess:
@@ -48,15 +50,15 @@ def test_release_releases_only_what_this_resource_loaded(
 
 
 def test_release_with_milvus_unreachable_gives_up_after_the_timeout(
-    kube: Kube, namespace: str, operator: OperatorProcess
+    kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
 ) -> None:
+    start_operator(MILVUSOPS_DELETION_TIMEOUT_SECONDS=str(SHORT_DELETION_TIMEOUT))  # the wait is the timeout itself
     kube.create_connection(namespace, "gone", {"uri": f"http://127.0.0.1:{free_port()}", "timeoutSeconds": 1})
     spec = {"collectionName": "c", "state": "Loaded", "deletionPolicy": "Release", "connectionRef": {"name": "gone"}}
     kube.create(namespace, "orphan", spec)
     kube.wait_reason(namespace, "orphan", "MilvusUnavailable")
     kube.delete(namespace, "orphan")
     assert gitops_verdicts(kube, namespace, "orphan") == ("Terminating", "Progressing")
-    # the test operator's deletion timeout is 20 s
     wait_for(lambda: not kube.exists(namespace, "orphan"), 60, "finalizer removed")
     warnings = [e for e in kube.events(namespace, "orphan") if e.reason == "ReleaseSkipped"]
     assert len(warnings) == 1 and "cannot reach Milvus" in warnings[0].message
