@@ -157,8 +157,8 @@ def small_cluster(binaries: gobins.Binaries, workdir: Path) -> Iterator[MilvusCl
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, control_plane: ControlPlane) -> str:
     # fresh per test, never deleted: namespaces do go now, but only after finalizers of an operator stopped by then;
-    # inside the pattern of tests/e2e's module_operator when the test uses it, outside otherwise
-    if "module_operator" in request.fixturenames:
+    # inside the pattern of tests/e2e's module operators when the test uses one, outside otherwise
+    if "shared_prefix" in request.fixturenames:
         name = f"{request.getfixturevalue('shared_prefix')}-{uuid.uuid4().hex[:6]}"
     else:
         name = f"t-{uuid.uuid4().hex[:10]}"

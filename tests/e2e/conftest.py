@@ -100,6 +100,20 @@ def module_operator(
     operator.stop()
 
 
+@pytest.fixture(scope="module")
+def module_cluster_operator(
+    control_plane: ControlPlane,
+    milvus_cluster: MilvusCluster,
+    shared_prefix: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """`module_operator` against the Milvus cluster (a module uses one of the two: both would watch its pattern)."""
+    plane, logdir = control_plane, tmp_path_factory.mktemp("operator")
+    operator = OperatorProcess(plane, milvus_cluster, f"{shared_prefix}-*", logdir)
+    yield operator.start()
+    operator.stop()
+
+
 @pytest.fixture
 def shared_operator(request: pytest.FixtureRequest, module_operator: OperatorProcess) -> OperatorProcess:
     """`module_operator` for one test; its log goes into the report of a failed test. A module opts in by
