@@ -155,9 +155,13 @@ def small_cluster(binaries: gobins.Binaries, workdir: Path) -> Iterator[MilvusCl
 
 
 @pytest.fixture
-def namespace(control_plane: ControlPlane) -> str:
-    # fresh per test, never deleted: namespaces do go now, but only after finalizers of an operator stopped by then
-    name = f"t-{uuid.uuid4().hex[:10]}"
+def namespace(request: pytest.FixtureRequest, control_plane: ControlPlane) -> str:
+    # fresh per test, never deleted: namespaces do go now, but only after finalizers of an operator stopped by then;
+    # inside the pattern of tests/e2e's module operators when the test uses one, outside otherwise
+    if "shared_prefix" in request.fixturenames:
+        name = f"{request.getfixturevalue('shared_prefix')}-{uuid.uuid4().hex[:6]}"
+    else:
+        name = f"t-{uuid.uuid4().hex[:10]}"
     control_plane.kubectl("create", "namespace", name)
     return name
 

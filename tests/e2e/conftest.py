@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -82,6 +83,45 @@ def start_small_operator(
 @pytest.fixture
 def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
     return start_operator()
+
+
+@pytest.fixture(scope="module")
+def shared_prefix() -> str:
+    """The namespaces of a module's tests that share `module_operator` start with this."""
+    return f"m-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def module_operator(
+    control_plane: ControlPlane, milvus: MilvusServer, shared_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator (default settings) for a module's tests that take it, each still in a fresh namespace:
+    it watches them all through a namespace pattern, and saves each test an operator start and stop."""
+    operator = OperatorProcess(control_plane, milvus, f"{shared_prefix}-*", tmp_path_factory.mktemp("operator"))
+    yield operator.start()
+    operator.stop()
+
+
+@pytest.fixture(scope="module")
+def module_cluster_operator(
+    control_plane: ControlPlane,
+    milvus_cluster: MilvusCluster,
+    shared_prefix: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """`module_operator` against the Milvus cluster (a module uses one of the two: both would watch its pattern)."""
+    plane, logdir = control_plane, tmp_path_factory.mktemp("operator")
+    operator = OperatorProcess(plane, milvus_cluster, f"{shared_prefix}-*", logdir)
+    yield operator.start()
+    operator.stop()
+
+
+@pytest.fixture
+def shared_operator(request: pytest.FixtureRequest, module_operator: OperatorProcess) -> OperatorProcess:
+    """`module_operator` for one test; its log goes into the report of a failed test. A module opts in by
+    overriding `operator` with it; tests that count the operator's calls or log lines start their own."""
+    request.node.operators = [module_operator]
+    return module_operator
 
 
 @pytest.fixture(scope="session")

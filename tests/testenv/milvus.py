@@ -13,6 +13,9 @@ from .cache import cache_root, locked
 from .processes import Process, free_port, wait_until
 
 MILVUS_VERSION = "2.3.5"
+# the standalone's etcd session TTL (Milvus's default 30 s), as the cluster's: after a SIGKILL the restarted
+# query coordinator waits for the killed sessions to expire before it reloads, so each kill cost ~30 s of it
+SESSION_TTL_SECONDS = 10
 
 
 MILVUS_LITE_VERSION = "3.2.2"
@@ -107,7 +110,9 @@ class MilvusServer(Server):
         argv += ["--proxy-port", str(self.port), "--etcd-port", str(self.etcd_port)]
         if self.authorization:
             argv += ["--authorization-enabled", "true"]
+        # Milvus reads a variable named like a config key: COMMON_SESSION_TTL is common.session.ttl
         env = {**os.environ, "ETCD_CONFIG_PATH": str(self._embed_etcd_config())}
+        env.setdefault("COMMON_SESSION_TTL", str(SESSION_TTL_SECONDS))
         # the wrapper picks its components' ports by probing from fixed defaults: one start at a time
         with locked("milvus-standalone-start"):
             self._launch(argv, timeout, env=env)

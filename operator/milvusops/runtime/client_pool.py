@@ -130,12 +130,14 @@ class ClientPool:
     closed.
     """
 
-    def __init__(self, max_concurrent_calls: int, max_queued_calls: int | None) -> None:
+    def __init__(
+        self, max_concurrent_calls: int, max_queued_calls: int | None, linger: float = THREAD_LINGER_SECONDS
+    ) -> None:
         self._max_concurrent_calls = max_concurrent_calls
         self._max_queued_calls = max_queued_calls
         self._pooled: dict[str, _Pooled] = {}
         size = max_concurrent_calls * THREAD_BUDGET_CONNECTIONS
-        self._executor = ElasticExecutor(size, THREAD_LINGER_SECONDS)
+        self._executor = ElasticExecutor(size, linger)
 
     def port(self, key: str, endpoint: Endpoint, database: str) -> MilvusClientPort:
         """The client of connection `key` for `database`, made anew when the endpoint changed."""

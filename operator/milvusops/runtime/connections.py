@@ -30,7 +30,9 @@ class Connections:
         """`kube` None: no cluster (`milvusops plan` of files), so only the default connection can be resolved;
         `given`: MilvusConnections read from `plan`'s input instead of the cluster (`Endpoints`)."""
         self._endpoints = Endpoints(settings, kube, tls_dir, given)
-        self._clients = ClientPool(settings.max_concurrent_calls, settings.max_queued_calls)
+        self._clients = ClientPool(
+            settings.max_concurrent_calls, settings.max_queued_calls, settings.call_thread_linger_seconds
+        )
         self._load_times: dict[str, LoadTimes] = {}  # how long loads took lately, per connection
 
     def expected_load(self, namespace: str, connection: str | None) -> Expected | None:

@@ -32,10 +32,16 @@ from milvusops.runtime.settings import Settings, memory_guard
 
 
 class RetryForever:
-    """Kopf's first backoffs, then every 10 s without end (as client-go does); unsized, so Kopf never escalates."""
+    """Kopf's first backoffs capped at `ceiling`, then every `ceiling` s without end (as client-go does).
+
+    Unsized, so Kopf never counts the retries down and escalates.
+    """
+
+    def __init__(self, ceiling: float = 10.0) -> None:
+        self.ceiling = ceiling
 
     def __iter__(self) -> Iterator[float]:
-        return itertools.chain((1, 1, 2, 3, 5, 8), itertools.repeat(10))
+        return itertools.chain((min(s, self.ceiling) for s in (1, 1, 2, 3, 5, 8)), itertools.repeat(self.ceiling))
 
 
 @kopf.on.startup()
@@ -50,7 +56,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "milvusops"
     # an API server away for longer than Kopf's ~54 s of retries would end the watch streams for good
-    settings.networking.error_backoffs = RetryForever()
+    settings.networking.error_backoffs = RetryForever(config.api_retry_max_seconds)
     # how long a crashed replica blocks the others; set before Kopf's peering starts (it waits for startup)
     settings.peering.lifetime = config.peering_lifetime_seconds
     if config.watch_label_selector:

@@ -59,7 +59,15 @@ class Settings(BaseSettings):
     api_timeout_seconds: float = Field(
         10.0, gt=0, description="connect and read timeout of each API server call the operator makes itself"
     )
+    # Kopf's own requests (watch streams, finalizer patches) retry without end; the pause between tries grows to this
+    api_retry_max_seconds: float = Field(
+        10.0, gt=0, description="longest pause between Kopf's retries of a failed API server request (never gives up)"
+    )
     max_concurrent_calls: int = Field(8, ge=1, description="concurrent Milvus calls per connection")
+    # the call threads are shared by every connection (8 connections' worth); a burst's threads do not stay for good
+    call_thread_linger_seconds: float = Field(
+        30.0, gt=0, description="a thread for Milvus calls that had no work for this long ends"
+    )
     # Milvus before 2.5 runs describe, list, index, statistics, load and release requests one at a time: more
     # in flight only wait in its queue, holding slots that get_load_state re-checks need (1,000 burst: 0 Ready)
     max_queued_calls: int | None = Field(

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from tests.e2e.health import gitops_verdicts
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusServer
 from tests.testenv.processes import free_port
+
+
+@pytest.fixture
+def operator(shared_operator: OperatorProcess) -> OperatorProcess:
+    """One operator for this module's tests, each in its own namespace; the ones that count calls start their own."""
+    return shared_operator
+
 
 CONNECTIONS = "milvusconnections"
 
@@ -94,7 +103,10 @@ def test_missing_secret_and_missing_connection(kube: Kube, namespace: str, opera
         assert gitops_verdicts(kube, namespace, name) == ("Failed", "Degraded")
 
 
-def test_a_lasting_failure_is_reported_once(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
+def test_a_lasting_failure_is_reported_once(
+    kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    operator = start_operator()  # its own: no other test's calls in its metrics
     kube.create(namespace, "repeat", {"collectionName": "never_there"})
     kube.wait_reason(namespace, "repeat", "CollectionNotFound")
     # three resync intervals (5 s each in tests) of the same failure

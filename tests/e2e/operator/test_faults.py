@@ -18,8 +18,15 @@ from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 
 RESYNC = 5.0  # the test operator's resync interval (MILVUSOPS_RESYNC_SECONDS in OperatorProcess)
-FAST_FAILING = {"MILVUSOPS_DEFAULT_TIMEOUT_SECONDS": "2"}  # a dead Milvus is noticed within one call timeout
+# a dead Milvus is noticed within one call timeout; a Release deletion gives up after 12 s (past two resyncs), so
+# Milvus restarts sooner: its recovery waits for the killed sessions to expire (TTL 10 s in tests, from the kill)
+FAST_FAILING = {"MILVUSOPS_DEFAULT_TIMEOUT_SECONDS": "2", "MILVUSOPS_DELETION_TIMEOUT_SECONDS": "12"}
 CHURN_EDITS = 50  # bounded by a count, not a clock: about 20 s of edits, several per resource and pass
+# Kopf's retries of a failed API request, paused at most 1 s here: 20 s away is past the 8 retries (9 attempts)
+# of Kopf's own sized sequence, after which it escalates and its watch streams end for good
+RETRY_CEILING = {"MILVUSOPS_API_RETRY_MAX_SECONDS": "1"}
+APISERVER_AWAY_SECONDS = 20.0
+KOPF_ATTEMPTS = 9
 
 
 @contextmanager
@@ -83,7 +90,7 @@ def test_one_milvus_outage_every_resource_recovers_and_no_deletion_wedges(
     figures: Figures,
 ) -> None:
     """One SIGKILL of Milvus seen from every side: loads under way, a resource in sync, deletions under both
-    policies, and an operator that starts while Milvus is down (one outage: each costs ~30 s of recovery)."""
+    policies, and an operator that starts while Milvus is down (one outage: each costs seconds of recovery)."""
     operator = start_operator(**FAST_FAILING)
     partitions = ["a", "b"]
     steady, kept, released = (new_collection(milvus, ["a"]) for _ in range(3))
@@ -130,7 +137,7 @@ def test_one_milvus_outage_every_resource_recovers_and_no_deletion_wedges(
             assert operator.liveness() == 200 and second.liveness() == 200
             return not kube.exists(namespace, "released")
 
-        # the test operator's deletion timeout is 20 s
+        # FAST_FAILING's deletion timeout, 12 s
         wait_for(released_gone, 90, "Release: finalizer removed after the timeout", interval=0.5)
         figures.record("deletion with Milvus down, Release: gone after", f"{time.monotonic() - deleted:.1f} s")
         assert time.monotonic() - killed > 2 * RESYNC
@@ -216,14 +223,21 @@ def test_operator_sigkilled_ten_times_converges_without_duplicate_loads(
     ) >= len(names)  # deletionPolicy Release did release what each kept loaded
 
 
+def kopf_retries(log: str) -> tuple[int, list[str]]:
+    """The highest attempt number of Kopf's "will retry" lines, and its "escalating" lines (it gave up)."""
+    attempts = [int(n) for n in re.findall(r"Request attempt #(\d+) failed; will retry", log)]
+    return max(attempts, default=0), [line for line in log.splitlines() if "failed; escalating" in line]
+
+
 def test_apiserver_restart_watches_recover(
     kube: Kube,
     namespace: str,
     control_plane: ControlPlane,
     milvus: MilvusServer,
-    operator: OperatorProcess,
+    start_operator: Callable[..., OperatorProcess],
     figures: Figures,
 ) -> None:
+    operator = start_operator(**RETRY_CEILING)
     collection = new_collection(milvus, ["a", "b"])
     listed = [{"name": "a", "state": "Loaded"}]  # state Released: b is the spec's too, so its load is drift
     kube.create(namespace, "survivor", {"collectionName": collection, "state": "Released", "partitions": listed})
@@ -238,19 +252,21 @@ def test_apiserver_restart_watches_recover(
         wait_for(
             lambda: load_states(milvus, collection)["b"] == "NotLoad", 3 * RESYNC, "drift reverted with no API server"
         )
-        # away for longer than Kopf's default retries (about 54 s), after which its watch streams would give up
-        while time.monotonic() - stopped < 65:
+        # away for longer than Kopf's own retries would last, after which its watch streams would give up
+        while time.monotonic() - stopped < APISERVER_AWAY_SECONDS:
             assert operator.process is not None and operator.process.alive()
             time.sleep(1)
     finally:
         control_plane.start_apiserver()
     restarted = time.monotonic()
+    highest, escalated = kopf_retries(operator.log())
+    assert highest > KOPF_ATTEMPTS and not escalated, (highest, escalated)  # unnumbered: a sequence without end
     # a spec change made after the restart reaches the operator only through a recovered watch
     loaded = [{"name": "a", "state": "Loaded"}, {"name": "b", "state": "Loaded"}]
     kube.patch(namespace, "survivor", {"spec": {"partitions": loaded}})
     wait_for(in_sync(kube, namespace, ["survivor"]), 120, "new generation InSync after the API server restart")
     figures.record(
-        "kube-apiserver down 65 s, then back: a spec change made after it InSync in",
+        f"kube-apiserver down {APISERVER_AWAY_SECONDS:.0f} s, then back: a spec change made after it InSync in",
         f"{time.monotonic() - restarted:.1f} s",
     )
     assert load_states(milvus, collection) == {"_default": "NotLoad", "a": "Loaded", "b": "Loaded"}

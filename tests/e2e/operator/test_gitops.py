@@ -7,10 +7,18 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.e2e.health import argocd_health, gitops_verdicts, kstatus_of
 from tests.e2e.helpers import Kube, OperatorProcess, new_collection, wait_for
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
+
+
+@pytest.fixture
+def operator(shared_operator: OperatorProcess) -> OperatorProcess:
+    """One operator for this module's tests, each in its own namespace; the ones that count calls start their own."""
+    return shared_operator
 
 
 def _ready_reason(obj: dict[str, Any]) -> str:
@@ -110,8 +118,9 @@ def test_kubectl_explain_documents_the_fields(control_plane: ControlPlane) -> No
 
 
 def test_metrics_move_when_a_load_happens(
-    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess]
 ) -> None:
+    operator = start_operator()  # its own: no other test's calls in its metrics
     before = {
         "reconciles": operator.metric("milvusops_reconciles_total"),
         "load_ok": operator.metric(

@@ -16,6 +16,8 @@ from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 
 EXAMPLES = ["products", "catalog", "documents", "articles-observer"]
+# seconds: the restarted operator's first release attempt (ReleasePending) and its retries at 1, 3 s come first
+SHORT_DELETION_TIMEOUT = 6
 
 
 def _example_documents(milvus: MilvusServer) -> list[str]:
@@ -152,6 +154,7 @@ def _restart_with_the_secret_gone(
     milvus: MilvusServer,
     start_operator: Callable[..., OperatorProcess],
     collection: str,
+    **env: str,
 ) -> float:
     """A collection deleted while its Secret is gone and the operator, restarted, has nothing cached; restart time."""
     spec = _released_through_connection(kube, namespace, milvus, collection)
@@ -161,7 +164,7 @@ def _restart_with_the_secret_gone(
     operator.stop()
     kube.core.delete_namespaced_secret("creds", namespace)
     kube.delete(namespace, "orphan")
-    operator = start_operator()
+    operator = start_operator(**env)
     restarted = time.monotonic()
     wait_for(
         lambda: [e for e in kube.events(namespace, "orphan") if e.reason == "ReleasePending"], 30, "ReleasePending"
@@ -187,10 +190,10 @@ def test_a_secret_missing_past_the_deletion_timeout_never_wedges(
     kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess], figures: Figures
 ) -> None:
     collection = new_collection(milvus, ["a"])
-    restarted = _restart_with_the_secret_gone(kube, namespace, milvus, start_operator, collection)
-    # the test operator's deletion timeout is 20 s
+    timeout = {"MILVUSOPS_DELETION_TIMEOUT_SECONDS": str(SHORT_DELETION_TIMEOUT)}
+    restarted = _restart_with_the_secret_gone(kube, namespace, milvus, start_operator, collection, **timeout)
     wait_for(lambda: not kube.exists(namespace, "orphan"), 60, "finalizer removed")
-    figure = f"{time.monotonic() - restarted:.1f} s (deletion timeout 20 s)"
+    figure = f"{time.monotonic() - restarted:.1f} s (deletion timeout {SHORT_DELETION_TIMEOUT} s)"
     figures.record("Secret missing at deletion, nothing cached: finalizer removed after the restart in", figure)
     events = kube.events(namespace, "orphan")
     assert [e.reason for e in events if e.type == "Warning"].count("ReleasePending") == 1

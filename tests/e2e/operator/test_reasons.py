@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
+import pytest
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from milvusops.core.capabilities import capabilities
 from tests.e2e.health import gitops_verdicts
 from tests.e2e.helpers import Kube, OperatorProcess, load_states, new_collection, wait_for
 from tests.testenv.milvus import MilvusLiteServer, MilvusServer
+
+
+@pytest.fixture
+def operator(shared_operator: OperatorProcess) -> OperatorProcess:
+    """One operator for this module's tests, each in its own namespace; the ones that count calls start their own."""
+    return shared_operator
 
 
 def _assert_stalled(kube: Kube, namespace: str, name: str) -> None:
@@ -106,8 +114,9 @@ def test_conflict_oldest_wins_and_the_next_takes_over(
 
 
 def test_paused_makes_no_calls_until_resumed(
-    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess]
 ) -> None:
+    operator = start_operator()  # its own: no other test's calls in its metrics
     collection = new_collection(milvus, ["a"])
     kube.create(
         namespace,
@@ -129,8 +138,9 @@ def test_paused_makes_no_calls_until_resumed(
 
 
 def test_observe_reports_without_acting(
-    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess]
 ) -> None:
+    operator = start_operator()  # its own: no other test's calls in its metrics
     collection = new_collection(milvus, ["a", "b"])
     kube.create(namespace, "watcher", {"collectionName": collection, "state": "Loaded", "managementPolicy": "Observe"})
     ready = kube.wait_reason(namespace, "watcher", "Observing")

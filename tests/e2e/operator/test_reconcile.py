@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import textwrap
 import time
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from tests.conftest import Figures
 from tests.e2e.helpers import Kube, OperatorProcess, big_collection, load_states, new_collection, wait_for
@@ -20,10 +23,18 @@ def _calls(operator: OperatorProcess, method: str) -> float:
     return operator.metric("milvusops_load_release_calls_total", method=method)
 
 
+@pytest.fixture
+def operator(shared_operator: OperatorProcess) -> OperatorProcess:
+    """One operator for this module's tests, each in its own namespace: they count calls from their own start (the
+    earlier tests' resources stay in sync and call nothing); the ones counting every Milvus call start their own."""
+    return shared_operator
+
+
 def test_kubectl_apply_and_wait_ready(
     control_plane: ControlPlane, kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
 ) -> None:
     collection = new_collection(milvus, ["hot", "cold"])
+    loads = _calls(operator, "load_partitions")
     manifest = textwrap.dedent(f"""\
         apiVersion: milvusops.dev/v1alpha1
         kind: MilvusCollection
@@ -48,7 +59,7 @@ def test_kubectl_apply_and_wait_ready(
     }
     row = control_plane.kubectl("get", "mcol", "-n", namespace, "--no-headers").stdout.split()
     assert row[:6] == ["catalog", collection, "1/3", "1/3", "True", "InSync"]
-    assert _calls(operator, "load_partitions") == 1
+    assert _calls(operator, "load_partitions") == loads + 1
 
 
 def test_flip_partitions_both_ways(kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess) -> None:
@@ -102,11 +113,12 @@ def test_all_loaded_uses_collection_load_and_covers_new_partitions(
     kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
 ) -> None:
     collection = new_collection(milvus, ["a", "b"])
+    before = {method: _calls(operator, method) for method in ("load_collection", "load_partitions")}
     kube.create(namespace, "everything", {"collectionName": collection, "state": "Loaded"})
     kube.wait_reason(namespace, "everything", "InSync", timeout=90)
     assert set(load_states(milvus, collection).values()) == {"Loaded"}
-    assert _calls(operator, "load_collection") == 1
-    assert _calls(operator, "load_partitions") == 0
+    assert _calls(operator, "load_collection") == before["load_collection"] + 1
+    assert _calls(operator, "load_partitions") == before["load_partitions"]
 
     milvus_client = milvus.client()
     try:
@@ -116,8 +128,8 @@ def test_all_loaded_uses_collection_load_and_covers_new_partitions(
     # collection-level load makes Milvus load partitions created afterwards by itself
     wait_for(lambda: load_states(milvus, collection).get("later") == "Loaded", 30, "new partition loaded")
     wait_for(lambda: kube.get(namespace, "everything")["status"].get("loaded") == "4/4", 30, "status shows 4/4")
-    assert _calls(operator, "load_collection") == 1
-    assert _calls(operator, "load_partitions") == 0
+    assert _calls(operator, "load_collection") == before["load_collection"] + 1
+    assert _calls(operator, "load_partitions") == before["load_partitions"]
 
 
 def test_drift_is_reverted_and_reported(
@@ -127,6 +139,7 @@ def test_drift_is_reverted_and_reported(
     spec = {"collectionName": collection, "state": "Released", "partitions": [{"name": "a", "state": "Loaded"}]}
     kube.create(namespace, "drifty", spec)  # state Released: b is the spec's too, so its load is drift
     kube.wait_reason(namespace, "drifty", "InSync", timeout=90)
+    corrections = operator.metric("milvusops_drift_corrections_total")
     milvus_client = milvus.client()
     try:
         milvus_client.release_partitions(collection, ["a"])  # behind the operator's back
@@ -142,7 +155,7 @@ def test_drift_is_reverted_and_reported(
     kube.wait_reason(namespace, "drifty", "InSync", timeout=30)
     drift = [e for e in kube.events(namespace, "drifty") if e.reason == "DriftCorrected"]
     assert len(drift) == 1 and "released partitions b" in drift[0].message
-    assert operator.metric("milvusops_drift_corrections_total") == 1
+    assert operator.metric("milvusops_drift_corrections_total") == corrections + 1
 
 
 def _milvus_calls(operator: OperatorProcess, method: str) -> float:
@@ -150,8 +163,9 @@ def _milvus_calls(operator: OperatorProcess, method: str) -> float:
 
 
 def test_steady_passes_only_confirm_yet_see_one_of_several_loaded_partitions_released(
-    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess
+    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess]
 ) -> None:
+    operator = start_operator()  # its own: it counts every get_load_state and list_partitions call
     collection = new_collection(milvus, ["a", "b", "c"])
     spec = {"collectionName": collection, "partitions": [{"name": n, "state": "Loaded"} for n in ("a", "b")]}
     kube.create(namespace, "steady", spec)
@@ -220,7 +234,7 @@ def _overlap(
 
 
 def test_a_partition_added_while_another_loads_is_loaded_once(
-    kube: Kube, namespace: str, milvus: MilvusServer, operator: OperatorProcess, figures: Figures
+    kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess], figures: Figures
 ) -> None:
     """Re-checks of a running load must not re-plan from the picture taken before the last call.
 
@@ -228,6 +242,7 @@ def test_a_partition_added_while_another_loads_is_loaded_once(
     load finishes in 1.5-2 s whatever its size, and a release waits for the running load job, so no partition stays
     Loading long after a release. tests/unit/test_loop.py covers releases against the in-memory Milvus.
     """
+    operator = start_operator()  # its own: its re-checks' timing is the point, and it counts from zero
     collection = big_collection(milvus, rows=BIG_ROWS)
     kube.create(namespace, "slow", _spec(collection, big="Loaded"))
     wait_for(lambda: load_states(milvus, collection)["big"] == "Loading", 60, "big loading", interval=0.1)

@@ -18,6 +18,13 @@ from tests.e2e.helpers import Kube, OperatorProcess, new_collection, wait_for
 from tests.testenv.kube import ControlPlane
 from tests.testenv.milvus import MilvusServer
 
+
+@pytest.fixture
+def operator(shared_operator: OperatorProcess) -> OperatorProcess:
+    """One operator for this module's tests, each in its own namespace; the ones that count calls start their own."""
+    return shared_operator
+
+
 CONNECTIONS = "milvusconnections"
 
 

@@ -180,6 +180,9 @@ def tenants(kube: Kube, namespace: str, milvus: MilvusServer, prefix: str, opera
     return peak
 
 
+# idle call threads end after this here (30 s by default): the wait for the threads to go is the thread linger, not
+# the leak the test looks for (a deleted connection's client and channel, which no linger ends)
+LINGER = {"MILVUSOPS_CALL_THREAD_LINGER_SECONDS": "3"}
 # threads the operator may hold above the warm-up's count: asyncio's and Kopf's executors grow lazily, so
 # that count ranged 17-38 between runs; a leak of even one thread per deleted connection adds TENANTS
 THREADS_LEFT = 10
@@ -192,7 +195,7 @@ def test_deleted_connections_leave_no_threads_or_sockets(
     start_operator: Callable[..., OperatorProcess],
     figures: Figures,
 ) -> None:
-    operator = start_operator(**SLOW)
+    operator = start_operator(**SLOW, **LINGER)
     home = new_collection(milvus, ["a"])
     kube.create(namespace, "home", {"collectionName": home, "state": "Loaded"})
     kube.wait_reason(namespace, "home", "InSync", timeout=90)

@@ -1,4 +1,4 @@
-"""Operator settings from MILVUSOPS_* variables and flags: the peering settings of several replicas."""
+"""Operator settings from MILVUSOPS_* variables and flags: peering, and the pauses and lingers tests shorten."""
 
 from __future__ import annotations
 
@@ -76,3 +76,21 @@ def test_a_bad_value_is_one_line_naming_the_variable(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("MILVUSOPS_RESYNC_SECONDS", "soon")
     with pytest.raises(InvalidSettings, match=r"^MILVUSOPS_RESYNC_SECONDS: Input should be a valid number"):
         load([])
+
+
+def test_call_threads_linger_30_s_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _settings().call_thread_linger_seconds == 30
+    monkeypatch.setenv("MILVUSOPS_CALL_THREAD_LINGER_SECONDS", "2.5")
+    assert _settings().call_thread_linger_seconds == 2.5
+    monkeypatch.setenv("MILVUSOPS_CALL_THREAD_LINGER_SECONDS", "0")  # a thread per call: never what is meant
+    with pytest.raises(ValidationError):
+        _settings()
+
+
+def test_api_retries_pause_at_most_10_s_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _settings().api_retry_max_seconds == 10
+    monkeypatch.setenv("MILVUSOPS_API_RETRY_MAX_SECONDS", "1")
+    assert _settings().api_retry_max_seconds == 1
+    monkeypatch.setenv("MILVUSOPS_API_RETRY_MAX_SECONDS", "0")  # Kopf would hammer a missing API server
+    with pytest.raises(ValidationError):
+        _settings()
