@@ -11,7 +11,7 @@ from milvusops.core.failures import Failure, FailureError, Reason
 from milvusops.core.loadtimes import Expected, LoadTimes
 from milvusops.core.memory_estimate import Field, Index, NodeMemory, Shape
 from milvusops.core.model import LoadOptions, LoadState
-from milvusops.core.observed import CollectionInfo, Replicas, StateReport
+from milvusops.core.observed import CollectionInfo, QueryNodes, Replicas, StateReport
 from milvusops.milvus.call_slots import Priority, current
 from milvusops.milvus.port import MilvusPort
 
@@ -47,6 +47,9 @@ class FakeMilvus:
         self.sized: list[str] = []  # partitions whose row count `shape` read: one get_partition_stats each
         self.nodes: tuple[NodeMemory, ...] = (NodeMemory(1, 8 * 2**30, 2**30),)  # what GetMetrics reports
         self.server = "fake:19530"  # which Milvus server this is: two fakes with the same one share its memory
+        self.query_node_set: QueryNodes | None = (
+            None  # what `query_nodes` answers: None, unknown (as without GetMetrics)
+        )
 
     @property
     def states(self) -> dict[str, LoadState]:
@@ -134,6 +137,9 @@ class FakeMilvus:
     async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]:
         self._call("query_node_memory")
         return self.nodes, "all query nodes"
+
+    async def query_nodes(self) -> QueryNodes | None:
+        return self.query_node_set  # a per-server read made every few seconds: not one of the resource's calls
 
     def _check_replicas(self, states: dict[str, LoadState], options: LoadOptions, in_place: bool = False) -> None:
         held = any(state in (LOADED, LOADING) for state in states.values())

@@ -45,6 +45,15 @@ _REPLICA_ID = re.compile(r"replica=(\d+)")
 
 
 @dataclass(frozen=True)
+class QueryNodes:
+    """The server's query nodes as GetMetrics lists them, and since when (monotonic seconds) that set stands."""
+
+    ids: frozenset[int]
+    since: float
+    settle: float = 0.0  # how long after a change GetReplicas may still lag it (`replicas_settle_seconds`)
+
+
+@dataclass(frozen=True)
 class Observed:
     """What Milvus reports now; `partitions` holds every partition that exists in Milvus."""
 
@@ -57,6 +66,7 @@ class Observed:
     failed_load: Failure | None = None  # get_load_state answered with the cause of a failed load (reads as NotLoad)
     confirmed: bool = False  # a steady pass found an earlier full picture unchanged (`confirm`)
     fields: tuple[Field, ...] = ()  # the schema this pass described, for its own memory estimate; not carried on
+    replicas_at: float | None = None  # monotonic seconds just before `replicas` was asked
 
     @property
     def exists(self) -> bool:
@@ -66,3 +76,15 @@ class Observed:
     def loading(self) -> bool:
         reports = (self.collection, *self.partitions.values())
         return any(report.state == LoadState.LOADING for report in reports)
+
+
+def replicas_stand(before: Observed, nodes: QueryNodes | None) -> bool:
+    """Whether `before`'s replicas can be taken as they were without asking Milvus again.
+
+    Only when every replica was served, the server's query nodes are known, and the replicas were read
+    at least `nodes.settle` seconds after that set last changed: a node lost or added since is news for them.
+    """
+    replicas, read_at = before.replicas, before.replicas_at
+    if replicas is None or replicas.count is None or replicas.lost_ids or nodes is None or read_at is None:
+        return False
+    return read_at >= nodes.since + nodes.settle

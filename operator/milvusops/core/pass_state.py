@@ -201,7 +201,8 @@ def calls(observed: Observed) -> tuple[int, int]:
         return 3, 1  # get_load_state, list_partitions, describe; a confirmation asks the collection alone
     # get_load_state of the collection and each partition, list_partitions, describe, describe_replica
     full = len(states) + 4
-    return full, 2 + states.count(LoadState.NOT_LOAD)  # loaded ones together, each released one, replicas
+    # loaded ones together, each released one; the replicas only after the server's query nodes changed
+    return full, 1 + states.count(LoadState.NOT_LOAD)
 
 
 def _loaded_in(state: PassState, observed: Observed | None, now: float) -> float | None:

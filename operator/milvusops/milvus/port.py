@@ -9,9 +9,9 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
-import grpc
 from pymilvus import DataType, MilvusException
 from pymilvus.client.types import LoadState as MilvusLoadState
 from pymilvus.grpc_gen import milvus_pb2
@@ -21,19 +21,19 @@ from milvusops.core.endpoint import Endpoint
 from milvusops.core.failures import Failure, FailureError, Reason
 from milvusops.core.memory_estimate import Field, NodeMemory, Shape
 from milvusops.core.model import LoadOptions, LoadState
-from milvusops.core.observed import CollectionInfo, Replicas, StateReport
+from milvusops.core.observed import CollectionInfo, QueryNodes, Replicas, StateReport
 from milvusops.milvus.call_slots import Slots, current
 from milvusops.milvus.client import MilvusClient, close_quietly
 from milvusops.milvus.default_partition import DefaultPartition
-from milvusops.milvus.errors import FAILED_LOAD, REPLICA_LOST, classify, failed_load
+from milvusops.milvus.errors import FAILED_LOAD, classify, failed_load
 from milvusops.milvus.parsers import (
     fields_of,
     indexes_of,
     query_nodes_of,
-    replicas_listed,
-    replicas_of,
     tolerant_fields_of,
 )
+from milvusops.milvus.query_nodes import QueryNodesSeen
+from milvusops.milvus.replica_calls import replicas_by_id, replicas_described
 from milvusops.telemetry import metrics
 
 T = TypeVar("T")
@@ -65,6 +65,7 @@ class MilvusPort(Protocol):
     async def unindexed_vector_fields(self, collection: str) -> list[str]: ...
     async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape: ...
     async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]: ...
+    async def query_nodes(self) -> QueryNodes | None: ...
     async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None: ...
     async def load_partitions(
         self, collection: str, partitions: list[str], options: LoadOptions, refresh: bool = False
@@ -119,7 +120,9 @@ class MilvusClientPort:
     Secret changed) hands later calls to it.
     """
 
-    def __init__(self, endpoint: Endpoint, database: str, executor: Executor, slots: Slots) -> None:
+    def __init__(
+        self, endpoint: Endpoint, database: str, executor: Executor, slots: Slots, settle: float = 60.0
+    ) -> None:
         self._endpoint = endpoint
         self._database = database
         self._executor = executor
@@ -127,6 +130,7 @@ class MilvusClientPort:
         self._client: MilvusClient | None = None
         self._version: tuple[MilvusClient, str] | None = None  # the server version, as read through that client
         self._default_partition = DefaultPartition()  # its name, learnt once per client
+        self._query_nodes = QueryNodesSeen(settle)  # `settle`: Settings.replicas_settle_seconds
         self._connecting: asyncio.Future[MilvusClient] | None = None
         self._in_flight = 0  # calls between their slot and the end of their thread
         self._closing = False
@@ -320,28 +324,9 @@ class MilvusClientPort:
         again by name.
         """
 
-        def describe(client: MilvusClient) -> list[Any] | str:
-            try:
-                return list(client.describe_replica(collection, timeout=self._timeout))
-            except MilvusException as exc:
-                if exc.code in REPLICA_LOST:
-                    return str(exc.message)  # an answer about the replicas, not a failure of the call
-                raise
-
-        def by_id(client: MilvusClient) -> Replicas | None:
-            request = milvus_pb2.GetReplicasRequest(collectionID=int(collection_id or 0))
-            try:
-                response = client._get_connection()._stub.GetReplicas(request, timeout=self._timeout)
-            except grpc.RpcError:
-                return None  # by name: pymilvus's retries, reconnect and errors, as for every other call
-            if response.status.code in REPLICA_LOST:
-                return Replicas(None, unavailable=str(response.status.reason))
-            if response.status.code or response.status.error_code:
-                return None
-            return replicas_listed(
-                [(str(r.replicaID), str(r.resource_group_name), bool(r.node_ids)) for r in response.replicas]
-            )
-
+        timeout = self._timeout
+        by_id = partial(replicas_by_id, collection_id=int(collection_id or 0), timeout=timeout)
+        describe = partial(replicas_described, collection=collection, timeout=timeout)
         try:
             if collection_id and (known := await self._call("get_replicas", by_id)) is not None:
                 return known
@@ -350,9 +335,7 @@ class MilvusClientPort:
             if exc.failure.reason == Reason.UNSUPPORTED:
                 return None
             raise
-        if isinstance(described, str):
-            return Replicas(None, unavailable=described)
-        return replicas_of(described)
+        return described
 
     async def unindexed_vector_fields(self, collection: str) -> list[str]:
         """Vector fields without an index: Milvus refuses to load the collection while there is one (code 700)."""
@@ -408,6 +391,13 @@ class MilvusClientPort:
             return tuple(n for n in nodes if n.node_id in members), f"the query nodes of {', '.join(resource_groups)}"
 
         return await self._call("get_metrics", ask)
+
+    async def query_nodes(self) -> QueryNodes | None:
+        """The server's query nodes (GetMetrics), read at most every few seconds for all callers; None if unknown."""
+        return await self._query_nodes.current(self._query_node_ids)
+
+    async def _query_node_ids(self) -> frozenset[int]:
+        return frozenset(node.node_id for node in (await self.query_node_memory())[0])
 
     async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None:
         kwargs = _load_kwargs(options, refresh)

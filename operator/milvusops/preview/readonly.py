@@ -7,7 +7,7 @@ from typing import Any
 from milvusops.core.failures import Failure, Reason
 from milvusops.core.memory_estimate import Field, NodeMemory, Shape
 from milvusops.core.model import CollectionSpec, LoadOptions, LoadState
-from milvusops.core.observed import CollectionInfo, Replicas, StateReport
+from milvusops.core.observed import CollectionInfo, QueryNodes, Replicas, StateReport
 from milvusops.core.plan import Action, loads
 from milvusops.milvus.aliases import AliasPort, MilvusAliases
 from milvusops.milvus.port import MilvusPort, PortSource
@@ -57,6 +57,9 @@ class ReadOnlyPort:
 
     async def query_node_memory(self, resource_groups: tuple[str, ...] = ()) -> tuple[tuple[NodeMemory, ...], str]:
         return await self._port.query_node_memory(resource_groups)
+
+    async def query_nodes(self) -> QueryNodes | None:
+        return await self._port.query_nodes()
 
     async def load_collection(self, collection: str, options: LoadOptions, refresh: bool = False) -> None:
         raise ReadOnlyViolation(f"load_collection({collection}) on a read-only port")

@@ -131,10 +131,15 @@ class ClientPool:
     """
 
     def __init__(
-        self, max_concurrent_calls: int, max_queued_calls: int | None, linger: float = THREAD_LINGER_SECONDS
+        self,
+        max_concurrent_calls: int,
+        max_queued_calls: int | None,
+        linger: float = THREAD_LINGER_SECONDS,
+        replicas_settle: float = 60.0,
     ) -> None:
         self._max_concurrent_calls = max_concurrent_calls
         self._max_queued_calls = max_queued_calls
+        self._settle = replicas_settle
         self._pooled: dict[str, _Pooled] = {}
         size = max_concurrent_calls * THREAD_BUDGET_CONNECTIONS
         self._executor = ElasticExecutor(size, linger)
@@ -149,14 +154,18 @@ class ClientPool:
             pooled = self._pooled[key] = self._replace(pooled, endpoint)  # the connection or its Secret changed
         port = pooled.ports.get(database)
         if port is None:
-            port = pooled.ports[database] = MilvusClientPort(endpoint, database, self._executor, pooled.slots)
+            port = pooled.ports[database] = MilvusClientPort(
+                endpoint, database, self._executor, pooled.slots, self._settle
+            )
         return port
 
     def _replace(self, old: _Pooled, endpoint: Endpoint) -> _Pooled:
         """New clients for the new settings; calls in flight finish on the old ones, calls queued go to the new."""
         new = _Pooled(endpoint, old.slots)  # the same slots: the connection's limit holds across the change
         for database, port in old.ports.items():
-            successor = new.ports[database] = MilvusClientPort(endpoint, database, self._executor, old.slots)
+            successor = new.ports[database] = MilvusClientPort(
+                endpoint, database, self._executor, old.slots, self._settle
+            )
             port.close(successor)
         return new
 

@@ -31,7 +31,10 @@ class Connections:
         `given`: MilvusConnections read from `plan`'s input instead of the cluster (`Endpoints`)."""
         self._endpoints = Endpoints(settings, kube, tls_dir, given)
         self._clients = ClientPool(
-            settings.max_concurrent_calls, settings.max_queued_calls, settings.call_thread_linger_seconds
+            settings.max_concurrent_calls,
+            settings.max_queued_calls,
+            settings.call_thread_linger_seconds,
+            settings.replicas_settle_seconds,
         )
         self._load_times: dict[str, LoadTimes] = {}  # how long loads took lately, per connection
 

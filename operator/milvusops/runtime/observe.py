@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 from milvusops.core.failures import Failure, FailureError, Reason
 from milvusops.core.model import LoadState
-from milvusops.core.observed import CollectionInfo, Observed, Replicas, StateReport
+from milvusops.core.observed import CollectionInfo, Observed, Replicas, StateReport, replicas_stand
 from milvusops.milvus.port import MilvusPort
 
 
@@ -24,10 +25,10 @@ async def observe(port: MilvusPort, collection: str) -> Observed:
         partitions = {name: StateReport(LoadState.NOT_LOAD) for name in names}
         return _observed(whole, partitions, None, info, failed_load)
     partitions = await _partition_states(port, collection, names)
-    replicas = None
+    replicas, asked = None, time.monotonic()
     if any(report.state == LoadState.LOADED for report in partitions.values()):
         replicas = await port.replicas(collection, info.id)
-    return _observed(whole, partitions, replicas, info, None)
+    return replace(_observed(whole, partitions, replicas, info, None), replicas_at=asked if replicas else None)
 
 
 def _observed(
@@ -87,6 +88,7 @@ async def _loaded(port: MilvusPort, collection: str, before: Observed, whole: St
     others = [name for name, report in before.partitions.items() if not report.state.held]
     if before.failed_load is not None or any(before.partitions[name].state != LoadState.NOT_LOAD for name in others):
         return await observe(port, collection)
+    asked = time.monotonic()
     try:
         together, reports, replicas, (whole, failed_load) = await asyncio.gather(
             port.load_state_together(collection, held),
@@ -102,7 +104,8 @@ async def _loaded(port: MilvusPort, collection: str, before: Observed, whole: St
     if together != LoadState.LOADED or not unchanged or failed_load is not None or whole.state != LoadState.LOADED:
         return await observe(port, collection)
     partitions = {**before.partitions, **dict.fromkeys(held, StateReport(LoadState.LOADED)), **reports}
-    return replace(before, collection=whole, partitions=partitions, replicas=replicas, partial=False, confirmed=True)
+    picture = replace(before, collection=whole, partitions=partitions, replicas=replicas, replicas_at=asked)
+    return replace(picture, partial=False, confirmed=True)
 
 
 async def _known(whole: StateReport) -> tuple[StateReport, Failure | None]:
@@ -113,9 +116,11 @@ async def confirm(port: MilvusPort, collection: str, before: Observed) -> Observ
     """A steady pass over an in-sync picture: ask only whether it still holds, and observe in full if not.
 
     One get_load_state for the partitions Loaded in it, together (NotLoad as soon as one is released),
-    one for each partition NotLoad in it, and describe_replica; a collection with nothing loaded takes
-    one call (Milvus answers NotLoad for it only when nothing of it is loaded or loading). Partitions
-    created or dropped and a recreated collection wait for the next full observation.
+    one for each partition NotLoad in it, and GetReplicas only when the server's query nodes changed
+    since the replicas were read (`replicas_stand`; the set is one GetMetrics per server every few
+    seconds); a collection with nothing loaded takes one call (Milvus answers NotLoad for it only when
+    nothing of it is loaded or loading). Partitions created or dropped and a recreated collection wait
+    for the next full observation.
     """
     loaded = sorted(name for name, report in before.partitions.items() if report.state == LoadState.LOADED)
     released = [name for name, report in before.partitions.items() if report.state == LoadState.NOT_LOAD]
@@ -126,11 +131,13 @@ async def confirm(port: MilvusPort, collection: str, before: Observed) -> Observ
         if whole.state == LoadState.NOT_LOAD and failed_load is None:
             return replace(before, collection=whole, confirmed=True)
         return await observe(port, collection)
+    stand = replicas_stand(before, await port.query_nodes())
+    asked = time.monotonic()
     try:
         together, reports, replicas = await asyncio.gather(
             port.load_state_together(collection, loaded),
             _partition_states(port, collection, released),
-            port.replicas(collection, before.collection_id),
+            _kept(before.replicas) if stand else port.replicas(collection, before.collection_id),
         )
     except FailureError as exc:
         if exc.failure.reason in (Reason.PARTITION_NOT_FOUND, Reason.COLLECTION_NOT_FOUND):
@@ -144,7 +151,11 @@ async def confirm(port: MilvusPort, collection: str, before: Observed) -> Observ
     )
     if not unchanged:
         return await observe(port, collection)
-    return replace(before, replicas=replicas, confirmed=True)
+    return replace(before, replicas=replicas, confirmed=True, replicas_at=before.replicas_at if stand else asked)
+
+
+async def _kept(replicas: Replicas | None) -> Replicas | None:
+    return replicas
 
 
 def _same_placement(before: Replicas | None, now: Replicas | None) -> bool:

@@ -287,6 +287,7 @@ def test_query_node_killed_under_a_loaded_two_replica_collection(
     collection = new_collection(milvus_cluster, ["a"])
     _create(kube, namespace, "survivor", {"collectionName": collection, "state": "Loaded", "load": {"replicas": 2}})
     kube.wait_reason(namespace, "survivor", "InSync", timeout=60)
+    _confirming_without_replicas(cluster_operator, timeout=45)  # the loss must show all the same
     calls = _calls(cluster_operator)
     victim = milvus_cluster.query_nodes()[0]
     milvus_cluster.kill_role(victim)
@@ -306,6 +307,23 @@ def test_query_node_killed_under_a_loaded_two_replica_collection(
     assert load_states(milvus_cluster, collection) == {"_default": "Loaded", "a": "Loaded"}
     assert gitops_verdicts(kube, namespace, "survivor") == ("Current", "Healthy")
     _remove(kube, namespace, "survivor")
+
+
+def _confirming_without_replicas(operator: OperatorProcess, timeout: float) -> None:
+    """Until a steady pass asks get_load_state but not the replicas, and the next second asks no replicas either
+    (the query nodes stood for the settle time): from then on only a change of them makes passes ask again."""
+    metric = partial(operator.metric, "milvusops_milvus_call_duration_seconds_count")
+    samples = [(metric(method="get_load_state"), metric(method="get_replicas"))]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1)  # one sample a second: a full observation's replicas follow its states within milliseconds
+        samples.append((metric(method="get_load_state"), metric(method="get_replicas")))
+        if len(samples) < 3:
+            continue
+        (states, replicas), (asked, then), (_, now) = samples[-3:]
+        if asked > states and then == replicas and now == then:
+            return
+    raise AssertionError(f"every steady pass still asked the replicas after {timeout} s: {samples}")
 
 
 def _degraded(kube: Kube, namespace: str) -> bool:

@@ -165,15 +165,20 @@ def _milvus_calls(operator: OperatorProcess, method: str) -> float:
 def test_steady_passes_only_confirm_yet_see_one_of_several_loaded_partitions_released(
     kube: Kube, namespace: str, milvus: MilvusServer, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    operator = start_operator()  # its own: it counts every get_load_state and list_partitions call
+    # its own: it counts every call; replicas trusted as soon as read after the query nodes were first seen
+    operator = start_operator(MILVUSOPS_REPLICAS_SETTLE_SECONDS="0")
     collection = new_collection(milvus, ["a", "b", "c"])
     spec = {"collectionName": collection, "partitions": [{"name": n, "state": "Loaded"} for n in ("a", "b")]}
     kube.create(namespace, "steady", spec)
     kube.wait_reason(namespace, "steady", "InSync", timeout=90)
     states, listed = _milvus_calls(operator, "get_load_state"), _milvus_calls(operator, "list_partitions")
+    replicas = _milvus_calls(operator, "get_replicas")
     # resync 5 s, full observation every 15 s: two confirming passes (a and b together, _default, c) come first
     wait_for(lambda: _milvus_calls(operator, "get_load_state") >= states + 6, 30, "two steady passes")
-    assert _milvus_calls(operator, "list_partitions") <= listed + 1  # a full pass would list partitions each time
+    full = _milvus_calls(operator, "list_partitions") - listed
+    assert full <= 1  # a full pass would list partitions each time
+    # the replicas: by each full observation, and by the first confirmation after the query nodes were read
+    assert _milvus_calls(operator, "get_replicas") - replicas <= full + 1
 
     milvus_client = milvus.client()
     try:

@@ -359,9 +359,10 @@ TWO_LOADED = Observed(
     ("resources", "calls_per_second", "ceiling", "every"),
     [
         pytest.param(4, 50.0, 300.0, 30.0, id="a-handful-every-resync"),
-        pytest.param(250, 50.0, 300.0, 30.0, id="250-just-every-resync"),  # 500 confirm + 1,000 full calls = 1,500
-        pytest.param(500, 50.0, 300.0, 120.0, id="500-every-4-resyncs"),  # 500 calls left for 2,000 extra
-        pytest.param(1_000, 50.0, 300.0, 300.0, id="1000-the-ceiling"),  # confirmations alone take 2,000 of 1,500
+        pytest.param(250, 50.0, 300.0, 30.0, id="250-just-every-resync"),  # 250 confirm + 1,250 full calls = 1,500
+        pytest.param(500, 50.0, 300.0, 75.0, id="500-every-2.5-resyncs"),  # 1,000 calls left for 2,500 extra
+        pytest.param(1_000, 50.0, 300.0, 300.0, id="1000-the-ceiling"),  # 500 calls left for 5,000 extra: 300 s
+        pytest.param(2_000, 50.0, 300.0, 300.0, id="2000-the-ceiling"),  # confirmations alone take 2,000 of 1,500
         pytest.param(10_000, 50.0, 300.0, 300.0, id="10000-the-ceiling"),
         pytest.param(4, 0.0, 300.0, 300.0, id="no-budget-the-ceiling"),
         pytest.param(4, 50.0, 0.0, 0.0, id="ceiling-0-every-pass"),
@@ -372,7 +373,7 @@ def test_full_observations_come_as_often_as_the_connection_call_budget_allows(
 ) -> None:
     timing = replace(TIMING, full_observation_seconds=ceiling, calls_per_second=calls_per_second)
     full, confirming = calls(TWO_LOADED)
-    assert (full, confirming) == (6, 2)  # get_load_state x3, list_partitions, describe, describe_replica; 2 together
+    assert (full, confirming) == (6, 1)  # get_load_state x3, list_partitions, describe, describe_replica; 2 together
     assert full_every(resources, timing, full, confirming) == every
 
 

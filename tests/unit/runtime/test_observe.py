@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from milvusops.core.failures import Reason
-from milvusops.core.observed import Replicas, StateReport
+from milvusops.core.observed import QueryNodes, Replicas, StateReport
 from milvusops.runtime.observe import confirm, observe, recheck
 from tests.unit.fake_milvus import LOADED, LOADING, NOT_LOAD, FakeMilvus
 
@@ -199,3 +201,36 @@ async def test_replicas_are_asked_with_the_collection_id_the_observation_describ
     await confirm(milvus, "docs", ended)
     await observe(milvus, "docs")
     assert milvus.replica_ids == [milvus.id] * 3
+
+
+async def test_confirming_asks_no_replicas_while_the_servers_query_nodes_stand() -> None:
+    """One GetMetrics per server every few seconds replaces one GetReplicas per collection every resync."""
+    milvus = FakeMilvus({"_default": LOADED, "a": LOADED})
+    milvus.query_node_set = QueryNodes(frozenset({1, 2}), since=time.monotonic() - 61, settle=60)
+    before = await observe(milvus, "docs")
+    milvus.calls.clear()
+    after = await confirm(milvus, "docs", before)
+    assert milvus.calls == [("load_state_together", "docs", ("_default", "a"))]
+    assert after.confirmed and after.replicas == before.replicas and after.replicas_at == before.replicas_at
+
+
+async def test_confirming_asks_the_replicas_when_the_query_nodes_changed_lately_or_are_unknown() -> None:
+    milvus = FakeMilvus({"_default": LOADED})
+    before = await observe(milvus, "docs")
+    for nodes in (QueryNodes(frozenset({1}), since=time.monotonic(), settle=60), None):
+        milvus.query_node_set = nodes
+        milvus.calls.clear()
+        after = await confirm(milvus, "docs", before)
+        assert ("replicas", "docs") in milvus.calls and after.confirmed
+        assert after.replicas_at is not None and before.replicas_at is not None
+        assert after.replicas_at > before.replicas_at
+
+
+async def test_a_replica_without_its_node_is_asked_again_every_confirmation_however_long_the_nodes_stand() -> None:
+    milvus = FakeMilvus({"_default": LOADED})
+    milvus.replica_unavailable = "no available nodes in replica"
+    before = await observe(milvus, "docs")
+    milvus.query_node_set = QueryNodes(frozenset({1}), since=time.monotonic() - 3600, settle=60)
+    milvus.replica_unavailable = ""
+    after = await confirm(milvus, "docs", before)
+    assert after.replicas == Replicas(1, ("__default_resource_group",))  # Degraded clears at once
