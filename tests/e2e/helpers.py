@@ -65,7 +65,7 @@ class OperatorProcess:
             "MILVUSOPS_FULL_OBSERVATION_SECONDS": "15",  # two confirming passes, then a full one
             "MILVUSOPS_STEADY_CALLS_PER_SECOND": "0",  # always that 15 s, not as often as the call budget allows
             "MILVUSOPS_LOADING_RECHECK_SECONDS": "1",
-            "MILVUSOPS_REPLICAS_SETTLE_SECONDS": "20",  # twice the test Milvus's session TTL (10 s), as 60 is 30's
+            "MILVUSOPS_REPLICAS_SETTLE_SECONDS": "20",  # the test Milvus's session TTL (10 s) + two resyncs
             "MILVUSOPS_METRICS_PORT": str(self.metrics_port),
             "MILVUSOPS_LIVENESS_PORT": str(self.liveness_port),
             "MILVUSOPS_DELETION_TIMEOUT_SECONDS": "20",

@@ -121,7 +121,7 @@ class MilvusClientPort:
     """
 
     def __init__(
-        self, endpoint: Endpoint, database: str, executor: Executor, slots: Slots, settle: float = 60.0
+        self, endpoint: Endpoint, database: str, executor: Executor, slots: Slots, settle: float = 120.0
     ) -> None:
         self._endpoint = endpoint
         self._database = database

@@ -135,7 +135,7 @@ class ClientPool:
         max_concurrent_calls: int,
         max_queued_calls: int | None,
         linger: float = THREAD_LINGER_SECONDS,
-        replicas_settle: float = 60.0,
+        replicas_settle: float = 120.0,
     ) -> None:
         self._max_concurrent_calls = max_concurrent_calls
         self._max_queued_calls = max_queued_calls

@@ -63,11 +63,12 @@ class Settings(BaseSettings):
     api_retry_max_seconds: float = Field(
         10.0, gt=0, description="longest pause between Kopf's retries of a failed API server request (never gives up)"
     )
-    # Milvus 2.3.5's GetReplicas reports a lost node's replica as served until the node's session expires (30 s)
+    # a lost node's replica reads as served until its session expires (TTL, 30 s): a pass must come after that
     replicas_settle_seconds: float = Field(
-        60.0,
+        120.0,
         ge=0,
-        description="after a server's query nodes change, confirmations ask their replicas again for this long",
+        description="after a server's query nodes change, confirmations ask their replicas again for this long "
+        "(at least Milvus's session TTL plus two resync intervals)",
     )
     max_concurrent_calls: int = Field(8, ge=1, description="concurrent Milvus calls per connection")
     # the call threads are shared by every connection (8 connections' worth); a burst's threads do not stay for good

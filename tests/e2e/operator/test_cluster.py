@@ -287,7 +287,9 @@ def test_query_node_killed_under_a_loaded_two_replica_collection(
     collection = new_collection(milvus_cluster, ["a"])
     _create(kube, namespace, "survivor", {"collectionName": collection, "state": "Loaded", "load": {"replicas": 2}})
     kube.wait_reason(namespace, "survivor", "InSync", timeout=60)
+    began = time.monotonic()
     _confirming_without_replicas(cluster_operator, timeout=45)  # the loss must show all the same
+    figures.record("node killed: waited for passes without replicas", f"{time.monotonic() - began:.1f} s")
     calls = _calls(cluster_operator)
     victim = milvus_cluster.query_nodes()[0]
     milvus_cluster.kill_role(victim)

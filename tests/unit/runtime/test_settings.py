@@ -87,8 +87,8 @@ def test_call_threads_linger_30_s_unless_set(monkeypatch: pytest.MonkeyPatch) ->
         _settings()
 
 
-def test_replicas_settle_60_s_after_a_query_node_change_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _settings().replicas_settle_seconds == 60
+def test_replicas_settle_120_s_after_a_query_node_change_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _settings().replicas_settle_seconds == 120
     monkeypatch.setenv("MILVUSOPS_REPLICAS_SETTLE_SECONDS", "0")  # every confirmation after any change only
     assert _settings().replicas_settle_seconds == 0
     monkeypatch.setenv("MILVUSOPS_REPLICAS_SETTLE_SECONDS", "-1")
