@@ -52,6 +52,8 @@ class Environment:
         # the production defaults, not the test harness's (which observes in full every 15 s)
         production = {"MILVUSOPS_RESYNC_SECONDS": "30", "MILVUSOPS_LOADING_RECHECK_SECONDS": "2"}
         production["MILVUSOPS_FULL_OBSERVATION_SECONDS"] = "300"
+        production["MILVUSOPS_STEADY_CALLS_PER_SECOND"] = "50"  # the harness turns the call budget off
+        production["MILVUSOPS_REPLICAS_SETTLE_SECONDS"] = "120"  # the harness's is for its 10 s session TTL
         settings = {**production, **env}
         operator = OperatorProcess(self.plane, self.milvus, self.namespace, self.workdir, **settings).start()
         self.stack.callback(operator.stop)
