@@ -40,6 +40,7 @@ TARGETS: dict[str, tuple[str, str]] = {
 }
 # runc's nsexec is C, and a pod under the restricted Pod Security level asks for the RuntimeDefault seccomp profile
 CGO_TAGS: dict[str, str] = {"runc": "seccomp"}
+HEADERS = Path("/usr/include/seccomp.h")  # libseccomp-dev's, which the seccomp tag compiles against
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,17 @@ def _module_dir(module: str) -> Path:
     return folder / digest(_go_version(), recipe, *inputs)
 
 
+def ensure_build_packages() -> None:
+    """libseccomp's headers for runc's seccomp support; installed by the suite itself when missing (needs root)."""
+    if HEADERS.exists():
+        return
+    print("testenv: installing libseccomp-dev from Debian packages", file=sys.stderr)
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    argv = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "libseccomp-dev", "pkg-config"]
+    subprocess.run(argv, check=True, env=env)
+
+
 def build(name: str) -> Path:
     """Return the cached binary, building it first when its module inputs changed."""
     module, package = TARGETS[name]
@@ -105,6 +117,8 @@ def build(name: str) -> Path:
     if binary.exists():
         return binary
     out_dir.mkdir(parents=True, exist_ok=True)
+    if name in CGO_TAGS:
+        ensure_build_packages()
     env = dict(os.environ, CGO_ENABLED="1" if name in CGO_TAGS else "0")
     tags = [f"-tags={CGO_TAGS[name]}"] if name in CGO_TAGS else []
     started = time.monotonic()

@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,20 +46,8 @@ def host_address() -> str:
     return words[words.index("src") + 1]
 
 
-def ensure_build_packages() -> None:
-    """libseccomp's headers for runc's seccomp support; installed by the suite itself when missing (needs root)."""
-    if Path("/usr/include/seccomp.h").exists():
-        return
-    print("testenv: installing libseccomp-dev from Debian packages", file=sys.stderr)
-    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    argv = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "libseccomp-dev", "pkg-config"]
-    subprocess.run(argv, check=True, env=env)
-
-
 def build() -> dict[str, Path]:
     """Every binary the node runs, from the pinned modules (cached like the control plane's)."""
-    ensure_build_packages()
     return {name: gobins.build(name) for name in gobins.NODE}
 
 

@@ -30,3 +30,24 @@ def test_missing_names_what_a_cold_cache_must_build(monkeypatch: pytest.MonkeyPa
     (tmp_path / "kube").mkdir()
     (tmp_path / "kube" / "etcd").write_text("")
     assert gobins.missing() == ["kube-apiserver", "kube-controller-manager", "kubectl"]
+
+
+def test_a_cgo_build_installs_its_headers_first_whoever_asks_for_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`make testenv` on a fresh machine built runc without libseccomp's headers: only a node's build installed them."""
+    ran: list[str] = []
+    monkeypatch.setattr(gobins, "_module_dir", lambda module: tmp_path / module)
+    monkeypatch.setattr(gobins, "HEADERS", tmp_path / "seccomp.h")
+
+    def run(argv: list[str], **_: object) -> None:
+        ran.append(" ".join(argv[:2]))
+        if argv[0] == "go":
+            Path(argv[argv.index("-o") + 1]).write_text("")
+
+    monkeypatch.setattr(gobins.subprocess, "run", run)
+    gobins.build("etcd")
+    assert ran == ["go build"]  # a pure-Go binary needs no system package
+    ran.clear()
+    gobins.build("runc")
+    assert ran == ["apt-get update", "apt-get install", "go build"]
