@@ -2,7 +2,7 @@
 issuing the same loads with the same concurrency limit, in the same run.
 
     .venv/bin/python -m bench.scenarios.burst [--resources 100] [--partitions 1] [--concurrency 8]
-        [--repeats 3] [--seed N] [--baselines asyncio,floor]
+        [--repeats 3] [--seed N] [--baselines asyncio,floor] [--setting KEY=VALUE ...]
 
 --partitions 1: each collection has one partition (plus `_default`) and its resource says
 `state: Loaded`, so the operator and the scripts make one load_collection each. --partitions 5:
@@ -155,13 +155,15 @@ def main() -> int:
     parser.add_argument(
         "--connection", action="store_true", help="the resources go through a MilvusConnection and its Secret"
     )
+    parser.add_argument("--setting", action="append", default=[], help="KEY=VALUE for the operator's environment")
     args = parser.parse_args()
     sides = ("operator", *(side for side in args.baselines.split(",") if side))
     unknown = set(sides) - set(SIDES)
     if unknown or len(sides) < 2:
         parser.error(f"--baselines: one or more of {', '.join(BASELINES)}, not {args.baselines!r}")
     with environment("burst") as env:
-        env.start_operator(MILVUSOPS_MAX_CONCURRENT_CALLS=str(args.concurrency))
+        settings = dict(item.split("=", 1) for item in args.setting)
+        env.start_operator(**{"MILVUSOPS_MAX_CONCURRENT_CALLS": str(args.concurrency), **settings})
         shape = Shape(args.resources, args.partitions)
         connection = create_connection(env.kube, env.namespace, env.milvus) if args.connection else None
         result, _ = run(

@@ -106,6 +106,9 @@ class FakeMilvus:
                 return StateReport(whole)
         return StateReport(NOT_LOAD)
 
+    async def loading(self, collection: str) -> StateReport:
+        return await self.load_state(collection)  # the real port's one-call form answers as get_load_state
+
     async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState:
         if self.partitions is None:  # as get_load_state: an answer, not an error
             self.calls.append(("load_state_together", collection, tuple(partitions)))

@@ -61,6 +61,7 @@ class MilvusPort(Protocol):
     async def describe(self, collection: str) -> CollectionInfo: ...
     async def load_state(self, collection: str, partition: str | None = None) -> StateReport: ...
     async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState: ...
+    async def loading(self, collection: str) -> StateReport: ...
     async def replicas(self, collection: str, collection_id: str | None = None) -> Replicas | None: ...
     async def unindexed_vector_fields(self, collection: str) -> list[str]: ...
     async def shape(self, collection: str, partitions: list[str], fields: tuple[Field, ...] = ()) -> Shape: ...
@@ -305,6 +306,24 @@ class MilvusClientPort:
         state = _LOAD_STATES.get(report["state"], LoadState.UNKNOWN)
         progress = report.get("progress")
         return StateReport(state, int(progress) if progress is not None else None)
+
+    async def loading(self, collection: str) -> StateReport:
+        """A collection believed Loading: GetLoadingProgress alone, 100 being Loaded; get_load_state if it fails.
+
+        MilvusClient.get_load_state makes two RPCs while a load runs (the state, then the progress); Milvus
+        derives the state from the same percentage, so one call per re-check of a burst's loads is enough.
+        A collection not loaded (released, or its load failed) is an error here: get_load_state says which.
+        """
+        try:
+            progress = await self._call(
+                "get_loading_progress",
+                lambda c: c._get_connection().get_loading_progress(collection, None, timeout=self._timeout),
+            )
+        except FailureError:
+            return await self.load_state(collection)
+        if int(progress) >= 100:
+            return StateReport(LoadState.LOADED, 100)
+        return StateReport(LoadState.LOADING, int(progress))
 
     async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState:
         """One get_load_state for several partitions: Loaded only when every one is, NotLoad once any is released."""

@@ -46,6 +46,9 @@ class ReadOnlyPort:
     async def load_state_together(self, collection: str, partitions: list[str]) -> LoadState:
         return await self._port.load_state_together(collection, partitions)
 
+    async def loading(self, collection: str) -> StateReport:
+        return await self._port.loading(collection)
+
     async def replicas(self, collection: str, collection_id: str | None = None) -> Replicas | None:
         return await self._port.replicas(collection, collection_id)
 

@@ -42,10 +42,15 @@ def _observed(
     return Observed(whole, partitions, replicas, info.id, partition_key=key, failed_load=failed_load, fields=fields)
 
 
-async def _collection_state(port: MilvusPort, collection: str) -> tuple[StateReport, Failure | None]:
-    """Before 2.6.16 Milvus raises a failed load's cause instead of NotLoad: nothing is loaded then."""
+async def _collection_state(
+    port: MilvusPort, collection: str, loading: bool = False
+) -> tuple[StateReport, Failure | None]:
+    """Before 2.6.16 Milvus raises a failed load's cause instead of NotLoad: nothing is loaded then.
+
+    `loading`: the collection was Loading, so its progress alone is asked first (one call, not two).
+    """
     try:
-        return await port.load_state(collection), None
+        return await (port.loading(collection) if loading else port.load_state(collection)), None
     except FailureError as exc:
         if exc.failure.reason == Reason.LOAD_FAILED:
             return StateReport(LoadState.NOT_LOAD), exc.failure
@@ -59,7 +64,7 @@ async def recheck(port: MilvusPort, collection: str, before: Observed) -> Observ
     the partitions that were. What was not asked keeps its last report, so the result is `partial`.
     """
     if before.collection.state == LoadState.LOADING:
-        whole, failed_load = await _collection_state(port, collection)
+        whole, failed_load = await _collection_state(port, collection, loading=True)
         if whole.state == LoadState.LOADING:
             return replace(before, collection=whole, partial=True)
         if whole.state != LoadState.LOADED or failed_load is not None:

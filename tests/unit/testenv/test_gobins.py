@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def test_a_cgo_build_installs_its_headers_first_whoever_asks_for_it(
         if argv[0] == "go":
             Path(argv[argv.index("-o") + 1]).write_text("")
 
-    monkeypatch.setattr(gobins.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)
     gobins.build("etcd")
     assert ran == ["go build"]  # a pure-Go binary needs no system package
     ran.clear()
