@@ -330,6 +330,23 @@ def needs_patch(previous: Mapping[str, Any], new: Mapping[str, Any], now: dateti
     return _age_seconds(str(last), now) >= heartbeat_seconds
 
 
+def progress_waits(previous: Mapping[str, Any], new: Mapping[str, Any], since_write: float, interval: float) -> bool:
+    """Only loading percentages moved, sooner than `interval` after the last write: the next re-check writes them.
+
+    In a burst every re-check of every load moves a percentage; states, conditions and all else still go at once.
+    """
+    if not previous or since_write >= interval:
+        return False
+    return _without_progress(previous) == _without_progress(new)
+
+
+def _without_progress(status: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in status.items() if k not in ("lastSyncTime", "collection", "partitions")}
+    out["collection"] = {k: v for k, v in (status.get("collection") or {}).items() if k != "progress"}
+    out["partitions"] = [{k: v for k, v in p.items() if k != "progress"} for p in status.get("partitions") or ()]
+    return out
+
+
 def _age_seconds(timestamp: str, now: datetime) -> float:
     return (now - datetime.fromisoformat(timestamp.replace("Z", "+00:00"))).total_seconds()
 

@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 
 from milvusops import FINALIZER, PAUSED_ANNOTATION, REFRESH_ANNOTATION
-from milvusops.core.status import merge_patch, needs_patch, stamp
+from milvusops.core.status import merge_patch, needs_patch, progress_waits, stamp
 from milvusops.kube.api import KubeApi
 from milvusops.runtime.settings import Settings
 
@@ -30,12 +30,14 @@ class Worker:
         self.seen: Hashable = None
         self.gone = False
         self.written: tuple[str, dict[str, Any]] | None = None
+        self.written_at: datetime | None = None  # when we last patched status (`progress_waits`)
         self.posted: frozenset[tuple[str, ...]] = frozenset()  # keys of the previous pass's events (`event_key`)
         self.stop_watch: tuple[kopf.DaemonStopped, asyncio.Future[None]] | None = None
 
     def reset(self) -> None:
         """A daemon (re)starts, e.g. after a peering pause: what it remembered may no longer be true."""
         self.written = None  # (resourceVersion the object had when we patched it, the status we wrote)
+        self.written_at = None
         self.posted = frozenset()
 
     def notice(self, body: kopf.Body) -> None:
@@ -103,6 +105,9 @@ class Worker:
         now = datetime.now(UTC)
         if not needs_patch(previous, new, now, self.settings.status_heartbeat_seconds):
             return
+        since = (now - self.written_at).total_seconds() if self.written_at is not None else float("inf")
+        if progress_waits(previous, new, since, self.settings.loading_recheck_seconds):
+            return
         stamped = stamp(new, previous, now, observed_in_full, self.settings.resync_seconds)
         patch = merge_patch(previous, stamped)
         if not patch:
@@ -110,7 +115,7 @@ class Worker:
         meta = body["metadata"]
         version = meta.get("resourceVersion")
         await self.kube.patch_status(self.plural, meta["namespace"], meta["name"], patch)
-        self.written = (version, stamped)
+        self.written, self.written_at = (version, stamped), now
 
     def post(self, body: kopf.Body, events: list[tuple[str, str, str]]) -> None:
         """Post events the previous pass did not report, so a lasting condition is reported once.

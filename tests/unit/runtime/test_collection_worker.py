@@ -144,6 +144,33 @@ async def test_last_sync_time_does_not_move_with_progress_rechecks(monkeypatch: 
     assert times == [times[0]] * 6  # but within one resync interval (30 s) lastSyncTime stays
 
 
+async def test_progress_alone_is_written_at_most_once_per_recheck_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst's re-checks move percentages every half second: status carries them every loading_recheck (2 s)."""
+    clock = Clock()
+    for module in ("milvusops.runtime.worker", "milvusops.runtime.collection_worker"):
+        monkeypatch.setattr(f"{module}.datetime", clock)
+    milvus = FakeMilvus({"_default": NOT_LOAD, "big": LOADING})
+    progress = iter(range(10, 100, 10))
+    real_state = milvus.load_state
+
+    async def advancing(collection: str, partition: str | None = None) -> StateReport:
+        report = await real_state(collection, partition)
+        return StateReport(report.state, next(progress)) if report.state == LOADING else report
+
+    milvus.load_state = advancing  # type: ignore[method-assign]
+    loop = Loop(milvus, {"partitions": [{"name": "big", "state": "Loaded"}]}, monkeypatch)
+
+    def tick(_: int) -> None:
+        clock.moment += timedelta(seconds=0.5)
+
+    await loop.run(8, between=tick)  # 8 passes over 3.5 s, each with a new percentage
+    assert len(loop.kube.patches) == 2  # the first status, then the percentage of the pass 2 s later
+    milvus.partitions = {"_default": NOT_LOAD, "big": LOADED}
+    await loop.run(1)
+    assert len(loop.kube.patches) == 3  # the end of the load goes at once
+    assert loop.body["status"]["partitions"][-1]["state"] == "Loaded"
+
+
 async def test_a_recreated_collection_gets_its_new_id_and_an_event(monkeypatch: pytest.MonkeyPatch) -> None:
     milvus = FakeMilvus({"_default": NOT_LOAD, "hot": LOADED})
     loop = Loop(milvus, {"partitions": [{"name": "hot", "state": "Loaded"}]}, monkeypatch)
