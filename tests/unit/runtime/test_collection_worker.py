@@ -119,7 +119,8 @@ class Clock:
         return self.moment
 
 
-async def test_last_sync_time_does_not_move_with_progress_rechecks(monkeypatch: pytest.MonkeyPatch) -> None:
+def loading_big(monkeypatch: pytest.MonkeyPatch) -> tuple[Clock, FakeMilvus, Loop]:
+    """Partition `big` loading, each re-check with a percentage 10 points higher; time is the returned clock."""
     clock = Clock()
     for module in ("milvusops.runtime.worker", "milvusops.runtime.collection_worker"):
         monkeypatch.setattr(f"{module}.datetime", clock)
@@ -132,7 +133,11 @@ async def test_last_sync_time_does_not_move_with_progress_rechecks(monkeypatch: 
         return StateReport(report.state, next(progress)) if report.state == LOADING else report
 
     milvus.load_state = advancing  # type: ignore[method-assign]
-    loop = Loop(milvus, {"partitions": [{"name": "big", "state": "Loaded"}]}, monkeypatch)
+    return clock, milvus, Loop(milvus, {"partitions": [{"name": "big", "state": "Loaded"}]}, monkeypatch)
+
+
+async def test_last_sync_time_does_not_move_with_progress_rechecks(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, _, loop = loading_big(monkeypatch)
     times: list[str] = []
 
     def tick(_: int) -> None:
@@ -146,19 +151,7 @@ async def test_last_sync_time_does_not_move_with_progress_rechecks(monkeypatch: 
 
 async def test_progress_alone_is_written_at_most_once_per_recheck_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     """A burst's re-checks move percentages every half second: status carries them every loading_recheck (2 s)."""
-    clock = Clock()
-    for module in ("milvusops.runtime.worker", "milvusops.runtime.collection_worker"):
-        monkeypatch.setattr(f"{module}.datetime", clock)
-    milvus = FakeMilvus({"_default": NOT_LOAD, "big": LOADING})
-    progress = iter(range(10, 100, 10))
-    real_state = milvus.load_state
-
-    async def advancing(collection: str, partition: str | None = None) -> StateReport:
-        report = await real_state(collection, partition)
-        return StateReport(report.state, next(progress)) if report.state == LOADING else report
-
-    milvus.load_state = advancing  # type: ignore[method-assign]
-    loop = Loop(milvus, {"partitions": [{"name": "big", "state": "Loaded"}]}, monkeypatch)
+    clock, milvus, loop = loading_big(monkeypatch)
 
     def tick(_: int) -> None:
         clock.moment += timedelta(seconds=0.5)
