@@ -84,11 +84,13 @@ async def reconcile(
     known = FromStatus.of(previous)
     outcome, applied = await assess(spec, ref, ports, conflict_with, this, known, memory=memory, invalid=invalid)
     outcome = replace(outcome, schedule=window)
-    status = build_status(spec, ref, outcome, previous, now)
-    result = verdict(spec, outcome)
     loading = None
     if applied.actions and not applied.refresh_sent and outcome.failure is None and outcome.observed:
         loading = started(outcome.observed, applied.actions)
+    # loads Milvus accepted show as Loading at once: the first re-check then moves only a percentage
+    shown = replace(outcome, observed=replace(loading, partial=False)) if loading is not None else outcome
+    status = build_status(spec, ref, shown, previous, now)
+    result = verdict(spec, outcome)
     posted = events(ref, previous, outcome, result, applied)
     return Result(status, result, posted, outcome.observed, applied.acted, outcome.failure, loading, window)
 

@@ -164,6 +164,27 @@ async def test_progress_alone_is_written_at_most_once_per_recheck_interval(monke
     assert loop.body["status"]["partitions"][-1]["state"] == "Loaded"
 
 
+async def test_a_short_load_is_two_status_writes_loading_then_in_sync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 200-burst wrote 3.1 statuses per resource: NotLoad with a Loading condition, then Loading 0 %, then InSync."""
+    clock = Clock()
+    for module in ("milvusops.runtime.worker", "milvusops.runtime.collection_worker"):
+        monkeypatch.setattr(f"{module}.datetime", clock)
+    milvus = FakeMilvus({"_default": NOT_LOAD, "p": NOT_LOAD})
+    loop = Loop(milvus, {"state": "Loaded"}, monkeypatch)
+
+    def tick(_: int) -> None:
+        clock.moment += timedelta(seconds=0.5)
+
+    await loop.run(2, between=tick)  # the pass that loads, then a re-check half a second later: still Loading
+    assert loop.mutating() == ["load_collection"]
+    assert [p["state"] for p in loop.body["status"]["partitions"]] == ["Loading", "Loading"]
+    assert len(loop.kube.patches) == 1  # the load's own pass already said Loading
+    milvus.partitions = {"_default": LOADED, "p": LOADED}
+    await loop.run(1)
+    assert len(loop.kube.patches) == 2
+    assert [c["reason"] for c in loop.body["status"]["conditions"] if c["type"] == "Ready"] == ["InSync"]
+
+
 async def test_a_recreated_collection_gets_its_new_id_and_an_event(monkeypatch: pytest.MonkeyPatch) -> None:
     milvus = FakeMilvus({"_default": NOT_LOAD, "hot": LOADED})
     loop = Loop(milvus, {"partitions": [{"name": "hot", "state": "Loaded"}]}, monkeypatch)
