@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -14,7 +13,6 @@ from typing import Any, Protocol, TypeVar
 
 from pymilvus import DataType, MilvusException
 from pymilvus.client.types import LoadState as MilvusLoadState
-from pymilvus.grpc_gen import milvus_pb2
 
 from milvusops.core.capabilities import capabilities
 from milvusops.core.endpoint import Endpoint
@@ -26,10 +24,10 @@ from milvusops.milvus.call_slots import Slots, current
 from milvusops.milvus.client import MilvusClient, close_quietly
 from milvusops.milvus.default_partition import DefaultPartition
 from milvusops.milvus.errors import FAILED_LOAD, classify, failed_load
+from milvusops.milvus.node_memory import read_node_memory
 from milvusops.milvus.parsers import (
     fields_of,
     indexes_of,
-    query_nodes_of,
     tolerant_fields_of,
 )
 from milvusops.milvus.query_nodes import QueryNodesSeen
@@ -392,24 +390,9 @@ class MilvusClientPort:
         Milvus 2.3.5 does not, and then every query node counts.
         """
 
-        def ask(client: MilvusClient) -> tuple[tuple[NodeMemory, ...], str]:
-            request = milvus_pb2.GetMetricsRequest(request=json.dumps({"metric_type": "system_info"}))
-            # pymilvus 3.0.2 has no GetMetrics wrapper: the stub is called directly
-            response = client._get_connection()._stub.GetMetrics(request, timeout=self._timeout)
-            if response.status.code != 0 or response.status.error_code != 0:
-                raise MilvusException(response.status.code, response.status.reason)
-            nodes = query_nodes_of(json.loads(response.response or "{}"))
-            if not resource_groups:
-                return nodes, "all query nodes"
-            members: set[int] = set()
-            for group in resource_groups:
-                listed = getattr(client.describe_resource_group(group, timeout=self._timeout), "nodes", None)
-                if not listed:
-                    return nodes, "all query nodes (Milvus does not say which are in the resource groups)"
-                members |= {int(getattr(node, "node_id", node)) for node in listed}
-            return tuple(n for n in nodes if n.node_id in members), f"the query nodes of {', '.join(resource_groups)}"
-
-        return await self._call("get_metrics", ask)
+        return await self._call(
+            "get_metrics", partial(read_node_memory, resource_groups=resource_groups, timeout=self._timeout)
+        )
 
     async def query_nodes(self) -> QueryNodes | None:
         """The server's query nodes (GetMetrics), read at most every few seconds for all callers; None if unknown."""
