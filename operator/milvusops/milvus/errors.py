@@ -11,6 +11,11 @@ from milvusops.core.capabilities import Capabilities
 from milvusops.core.failure_messages import PARTITION_KEY_HINT
 from milvusops.core.failures import Failure, FailureError, Reason
 
+# failures of the server or the credentials, not of what was asked about: asking again another way cannot help
+SERVER_FAILURES = frozenset(
+    {Reason.MILVUS_UNAVAILABLE, Reason.RATE_LIMITED, Reason.UNAUTHENTICATED, Reason.PERMISSION_DENIED}
+)
+
 
 def classify(exc: BaseException, *, credentials: bool = False) -> Failure:
     """Milvus error code / gRPC status -> reason, in one place (as seen on Milvus 2.3.5 with pymilvus 3.0.2,

@@ -23,7 +23,7 @@ from milvusops.core.observed import CollectionInfo, QueryNodes, Replicas, StateR
 from milvusops.milvus.call_slots import Slots, current
 from milvusops.milvus.client import MilvusClient, close_quietly
 from milvusops.milvus.default_partition import DefaultPartition
-from milvusops.milvus.errors import FAILED_LOAD, classify, failed_load
+from milvusops.milvus.errors import FAILED_LOAD, SERVER_FAILURES, classify, failed_load
 from milvusops.milvus.node_memory import read_node_memory
 from milvusops.milvus.parsers import (
     fields_of,
@@ -310,14 +310,17 @@ class MilvusClientPort:
 
         MilvusClient.get_load_state makes two RPCs while a load runs (the state, then the progress); Milvus
         derives the state from the same percentage, so one call per re-check of a burst's loads is enough.
-        A collection not loaded (released, or its load failed) is an error here: get_load_state says which.
+        A collection not loaded (released, or its load failed) is an error here: get_load_state says which;
+        an unreachable server is not asked twice.
         """
         try:
             progress = await self._call(
                 "get_loading_progress",
                 lambda c: c._get_connection().get_loading_progress(collection, None, timeout=self._timeout),
             )
-        except FailureError:
+        except FailureError as exc:
+            if exc.failure.reason in SERVER_FAILURES:
+                raise  # get_load_state would fail the same way, after its own timeout
             return await self.load_state(collection)
         if int(progress) >= 100:
             return StateReport(LoadState.LOADED, 100)

@@ -11,6 +11,7 @@ from pymilvus import MilvusException
 from pymilvus.client.types import LoadState as MilvusLoadState
 
 from milvusops.core.endpoint import Endpoint
+from milvusops.core.failures import FailureError, Reason
 from milvusops.core.model import LoadState
 from milvusops.milvus import port as milvus_port
 from milvusops.milvus.call_slots import Slots
@@ -21,6 +22,7 @@ class Client:
     """Milvus 2.3.5's answers: the state is derived from the loading percentage; not loaded is an error."""
 
     progress: int | None = 40  # None: the collection is not loaded (released, or its load failed)
+    down = False  # the server cannot be reached
     asked: list[str] = []
 
     def __init__(self, **_: Any) -> None:
@@ -31,6 +33,8 @@ class Client:
 
     def get_loading_progress(self, collection: str, partitions: Any, timeout: float) -> int:
         Client.asked.append("GetLoadingProgress")
+        if Client.down:
+            raise MilvusException(2, "Fail connecting to server on milvus:19530")
         if Client.progress is None:
             raise MilvusException(101, f"collection not loaded[collection={collection}]")
         return Client.progress
@@ -45,7 +49,7 @@ class Client:
 @pytest.fixture
 def target(monkeypatch: pytest.MonkeyPatch) -> Iterator[MilvusClientPort]:
     monkeypatch.setattr(milvus_port, "MilvusClient", Client)
-    Client.asked = []
+    Client.asked, Client.down = [], False
     pool = ThreadPoolExecutor(2)
     yield MilvusClientPort(Endpoint("http://milvus:19530", "", 10.0), "default", pool, Slots(2))
     pool.shutdown(wait=True)
@@ -71,3 +75,12 @@ async def test_a_collection_no_longer_loading_is_asked_its_state(target: MilvusC
     report = await target.loading("c")
     assert report.state == LoadState.NOT_LOAD
     assert Client.asked == ["GetLoadingProgress", "GetLoadState"]
+
+
+async def test_an_unreachable_server_is_asked_once_per_recheck(target: MilvusClientPort) -> None:
+    """get_load_state would fail the same way, after its own timeout: the re-check reports the first failure."""
+    Client.down = True
+    with pytest.raises(FailureError) as raised:
+        await target.loading("c")
+    assert raised.value.failure.reason == Reason.MILVUS_UNAVAILABLE
+    assert Client.asked == ["GetLoadingProgress"]
