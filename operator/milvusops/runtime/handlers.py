@@ -89,8 +89,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await asyncio.to_thread(memo.kube.close)  # joins the client's thread pool
 
 
+# the indexes are async though they never wait: Kopf runs a sync handler on a thread, per watch event each
 @kopf.index(GROUP, VERSION, COLLECTIONS)
-def collection_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+async def collection_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], tuple[str, str, str]]:
     """Who manages which collection, for the oldest-wins conflict rule."""
     if not claims_collection(body):
         return {}
@@ -98,7 +99,7 @@ def collection_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], t
 
 
 @kopf.index(GROUP, VERSION, COLLECTIONS)
-def connection_users(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+async def connection_users(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
     """Which MilvusCollections refer to which MilvusConnection, so a deleted connection waits for them."""
     return connection_use(body)
 
@@ -111,7 +112,7 @@ async def collection_changed(body: kopf.Body, memo: kopf.Memo, event: kopf.RawEv
 
 
 @kopf.index(GROUP, VERSION, COLLECTIONS)
-def collection_views(body: kopf.Body, **_: Any) -> dict[tuple[str, str], CollectionView]:
+async def collection_views(body: kopf.Body, **_: Any) -> dict[tuple[str, str], CollectionView]:
     """What MilvusAliases read of MilvusCollections (their targets, and who wants a previous target Loaded)."""
     return {(body["metadata"]["namespace"], body["metadata"]["name"]): CollectionView.of(body)}
 
@@ -138,7 +139,7 @@ def serve_aliases(registry: kopf.OperatorRegistry) -> None:
     kopf.daemon(GROUP, VERSION, ALIASES, cancellation_timeout=5.0, registry=registry)(alias_daemon)
 
 
-def alias_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+async def alias_owners(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], tuple[str, str, str]]:
     """Who manages which alias, for the oldest-wins conflict rule."""
     return {alias_key(body): alias_claimant(body)}
 
