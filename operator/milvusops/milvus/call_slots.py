@@ -50,6 +50,9 @@ ONE_AT_A_TIME = 2  # queued calls in flight where Milvus runs them one by one: o
 class Slots:
     """A semaphore whose waiters are served by priority, then in arrival order.
 
+    A call waits while a call of a higher priority waits, even when only a slot of the other kind is
+    free: a burst's re-checks (answered by Milvus at once) then do not slow its loads waiting for the share.
+
     At most `queued` of the slots go to requests that Milvus queues (its proxy's DDL queue: describe,
     list, index, statistics, load, release), so those never hold every slot while Milvus makes them
     wait, and the operator's priorities, not Milvus's queue, decide their order. `queued` None: the
@@ -97,7 +100,7 @@ class Slots:
         self._queued_free -= queued
 
     async def _acquire(self, priority: Priority, queued: bool) -> None:
-        if self._runnable(queued):  # then nobody who could run waits: _release hands slots to waiters first
+        if self._runnable(queued) and not self._outranked(priority):  # _release hands slots to waiters first
             self._grant(queued)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -114,9 +117,17 @@ class Slots:
         self._queued_free += queued
         self._dispatch()
 
+    def _outranked(self, priority: Priority) -> bool:
+        """A call of a higher priority waits, even for a slot of the other kind: this one waits behind it."""
+        return any(head[0] < priority for kind in (False, True) if (head := self._head(kind)) is not None)
+
     def _dispatch(self) -> None:
         while True:
-            heads = [kind for kind in (False, True) if self._runnable(kind) and self._head(kind) is not None]
+            waiting = {kind: head for kind in (False, True) if (head := self._head(kind)) is not None}
+            if not waiting:
+                return
+            best = min(head[0] for head in waiting.values())
+            heads = [kind for kind, head in waiting.items() if self._runnable(kind) and head[0] <= best]
             if not heads:
                 return
             kind = min(heads, key=lambda k: self._waiting[k][0][:2])  # the first by priority, then arrival
